@@ -1,0 +1,43 @@
+//! Command-line interface: one file per subcommand, each thin: parse, wire the
+//! pipeline, print.
+mod funcs;
+mod inspect;
+mod target;
+
+use clap::{Parser, Subcommand};
+
+pub use target::TargetArgs;
+
+#[derive(Parser)]
+#[command(name = "tracer", version, about = "Zero-instrumentation eBPF tracer for Go programs")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show what the tracer knows about a Go binary: version, goroutine-id offset,
+    /// functions, and where probes would go.
+    Inspect(inspect::InspectArgs),
+    /// Trace every call of the Go functions whose full name matches a regex.
+    Funcs(funcs::FuncsArgs),
+}
+
+/// Compiles a user's function-name pattern, anchored at both ends.
+fn anchored_regex(pattern: &str) -> anyhow::Result<regex::Regex> {
+    regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+        // The regex crate explains over several lines; its last line says what is wrong.
+        let text = e.to_string();
+        let why = text.lines().last().unwrap_or("").trim_start_matches("error: ");
+        anyhow::anyhow!("`{pattern}` is not a valid regex: {why}")
+    })
+}
+
+/// Runs a subcommand; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+        Command::Funcs(args) => funcs::run(args),
+    }
+}

@@ -1,0 +1,139 @@
+//! Where to put uprobes in one Go function: after the stack-growth check for entry (cheap to
+//! probe, and fires once per call even when the stack grows), and on every RET for returns
+//! (uretprobes break Go's stack walker).
+//!
+//! The prologue the Go compiler emits on amd64 (R14 holds `g`; `g.stackguard0` is at 0x10):
+//!   small frame:  cmp rsp,[r14+10h]                      ; jbe morestack
+//!   big frame:    lea r12,[rsp-N] ; cmp r12,[r14+10h]    ; jbe morestack
+//!   huge frame:   mov r12,rsp ; sub r12,N ; jb morestack ; cmp r12,[r14+10h] ; jbe morestack
+//! Assembly functions (ABI0) load `g` from TLS first (`mov rcx,fs:[-8]`), then compare the
+//! same way. We accept any base register, require the 0x10 displacement, and stop looking at
+//! the first other control-flow instruction.
+
+use iced_x86::{
+    Decoder, DecoderOptions, FlowControl, Formatter, Instruction, IntelFormatter, Mnemonic, OpKind,
+    Register,
+};
+
+/// Offset of `g.stackguard0`: stable since Go 1.x began (stack: lo, hi).
+const STACKGUARD0: u64 = 0x10;
+/// The check is within the first few instructions; looking further only risks false hits.
+const PROLOGUE_WINDOW: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// The first instruction after the stack-growth check's conditional jump.
+    AfterStackCheck,
+    /// No stack check (nosplit or frameless leaf): the function's first instruction.
+    NoStackCheck,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbePlan {
+    /// Virtual address for the entry probe.
+    pub entry: u64,
+    pub entry_kind: EntryKind,
+    /// The instruction at `entry`, Intel syntax, for display (e.g. `push rbp`).
+    pub entry_insn: String,
+    /// Every RET in `[entry, end)`.
+    pub rets: Vec<u64>,
+    /// Direct JMP/Jcc whose target is outside the function: the call leaves without a RET.
+    pub tail_jumps: Vec<u64>,
+    /// Indirect JMPs (`jmp reg` / `jmp [mem]`). In compiled Go these are `switch` jump
+    /// tables that stay inside the function; in assembly (e.g. runtime.gogo) they may leave.
+    pub indirect_jumps: Vec<u64>,
+}
+
+/// Plans probes for the function whose machine code is `code`, loaded at `start`.
+pub(crate) fn plan(code: &[u8], start: u64) -> Result<ProbePlan, String> {
+    let end = start.saturating_add(code.len() as u64);
+    let insns: Vec<Instruction> = Decoder::with_ip(64, code, start, DecoderOptions::NONE)
+        .into_iter()
+        .collect();
+    let first = insns
+        .first()
+        .filter(|i| !i.is_invalid())
+        .ok_or("the function's first instruction does not decode")?;
+
+    let (entry_ins, entry_kind) = match stack_check_end(&insns) {
+        Some(i) => (
+            insns
+                .get(i)
+                .ok_or("the function ends right after its stack check")?,
+            EntryKind::AfterStackCheck,
+        ),
+        None => (first, EntryKind::NoStackCheck),
+    };
+    let entry = entry_ins.ip();
+
+    let mut plan = ProbePlan {
+        entry,
+        entry_kind,
+        entry_insn: format_insn(entry_ins),
+        rets: Vec::new(),
+        tail_jumps: Vec::new(),
+        indirect_jumps: Vec::new(),
+    };
+    for ins in insns.iter().filter(|i| i.ip() >= entry) {
+        match ins.flow_control() {
+            FlowControl::Return => plan.rets.push(ins.ip()),
+            FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch
+                if is_near_branch(ins) =>
+            {
+                let target = ins.near_branch_target();
+                if target < start || target >= end {
+                    plan.tail_jumps.push(ins.ip());
+                }
+            }
+            FlowControl::IndirectBranch => plan.indirect_jumps.push(ins.ip()),
+            _ => {}
+        }
+    }
+    Ok(plan)
+}
+
+/// Index of the instruction after the stack check's JBE, if the prologue has one.
+fn stack_check_end(insns: &[Instruction]) -> Option<usize> {
+    for (i, ins) in insns.iter().take(PROLOGUE_WINDOW).enumerate() {
+        if is_stackguard_cmp(ins) {
+            let jump = insns.get(i + 1)?;
+            // JNA is the same instruction as JBE; iced names it Jbe.
+            return (jump.mnemonic() == Mnemonic::Jbe).then_some(i + 2);
+        }
+        // Only the huge-frame `jb` (wraparound check) may branch before the compare.
+        let allowed = ins.flow_control() == FlowControl::Next || ins.mnemonic() == Mnemonic::Jb;
+        if !allowed || ins.is_invalid() {
+            return None;
+        }
+    }
+    None
+}
+
+/// `cmp rsp|r12, [reg+10h]` (either operand order).
+fn is_stackguard_cmp(ins: &Instruction) -> bool {
+    if ins.mnemonic() != Mnemonic::Cmp {
+        return false;
+    }
+    let guard_mem = ins.memory_displacement64() == STACKGUARD0
+        && ins.memory_index() == Register::None
+        && ins.memory_base().is_gpr64();
+    let sp_like = |r: Register| matches!(r, Register::RSP | Register::R12);
+    match (ins.op0_kind(), ins.op1_kind()) {
+        (OpKind::Register, OpKind::Memory) => guard_mem && sp_like(ins.op0_register()),
+        (OpKind::Memory, OpKind::Register) => guard_mem && sp_like(ins.op1_register()),
+        _ => false,
+    }
+}
+
+fn is_near_branch(ins: &Instruction) -> bool {
+    matches!(
+        ins.op0_kind(),
+        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+    )
+}
+
+fn format_insn(ins: &Instruction) -> String {
+    let mut out = String::new();
+    IntelFormatter::new().format(ins, &mut out);
+    out
+}

@@ -1,0 +1,102 @@
+//! Runtime struct offsets from DWARF, for unstripped binaries: the authoritative source,
+//! and what the per-version table in `versions.rs` is checked against.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use object::read::elf::ElfFile64;
+use object::{Endianness, Object, ObjectSection};
+
+use super::versions::GOffsets;
+
+/// Struct types whose members we need, as Go names them in DWARF.
+const STRUCTS: [&str; 4] = ["runtime.g", "runtime.m", "runtime.gobuf", "runtime.stack"];
+
+/// Member offsets of the [`STRUCTS`], keyed by struct then member name.
+type Members = HashMap<&'static str, HashMap<String, u64>>;
+
+/// Reads the offsets; `Ok(None)` when a struct or field is missing from the DWARF.
+pub(crate) fn g_offsets(file: &ElfFile64<'_, Endianness>) -> Result<Option<GOffsets>, String> {
+    let members = struct_members(file)?;
+    let get = |s: &str, m: &str| members.get(s).and_then(|f| f.get(m)).copied();
+    let g = |m: &str| get("runtime.g", m);
+    let offsets = (|| {
+        let sched = g("sched")?;
+        let stack = g("stack")?;
+        Some(GOffsets {
+            goid: g("goid")?,
+            stack_lo: stack + get("runtime.stack", "lo")?,
+            stack_hi: stack + get("runtime.stack", "hi")?,
+            m: g("m")?,
+            sched_sp: sched + get("runtime.gobuf", "sp")?,
+            sched_pc: sched + get("runtime.gobuf", "pc")?,
+            sched_bp: sched + get("runtime.gobuf", "bp")?,
+            atomicstatus: g("atomicstatus")?,
+            waitreason: g("waitreason")?,
+            gopc: g("gopc")?,
+            startpc: g("startpc")?,
+            parent_goid: g("parentGoid"),
+            m_curg: get("runtime.m", "curg")?,
+        })
+    })();
+    Ok(offsets)
+}
+
+fn struct_members(file: &ElfFile64<'_, Endianness>) -> Result<Members, String> {
+    // Go compresses DWARF (SHF_COMPRESSED, zlib); object inflates it.
+    let sections = gimli::DwarfSections::load(|id| -> Result<Cow<'_, [u8]>, String> {
+        match file.section_by_name(id.name()) {
+            Some(s) => s
+                .uncompressed_data()
+                .map_err(|e| format!("cannot read {}: {e}", id.name())),
+            None => Ok(Cow::Borrowed(&[])),
+        }
+    })?;
+    let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, gimli::LittleEndian));
+    let err = |e: gimli::Error| format!("DWARF: {e}");
+
+    let mut found = Members::new();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next().map_err(err)? {
+        let unit = dwarf.unit(header).map_err(err)?;
+        let mut cursor = unit.entries();
+        // The struct whose members we are reading, and its depth in the DIE tree.
+        let mut current: Option<(&'static str, isize)> = None;
+        while let Some(entry) = cursor.next_dfs().map_err(err)? {
+            let depth = entry.depth();
+            if current.is_some_and(|(_, d)| depth <= d) {
+                current = None;
+            }
+            let name = || -> Option<String> {
+                let v = entry.attr_value(gimli::DW_AT_name)?;
+                let s = dwarf.attr_string(&unit, v).ok()?;
+                Some(String::from_utf8_lossy(s.slice()).into_owned())
+            };
+            match entry.tag() {
+                gimli::DW_TAG_structure_type if current.is_none() => {
+                    let Some(n) = name() else { continue };
+                    if let Some(&s) = STRUCTS.iter().find(|&&s| s == n)
+                        && !found.contains_key(s)
+                    {
+                        found.insert(s, HashMap::new());
+                        current = Some((s, depth));
+                    }
+                }
+                gimli::DW_TAG_member => {
+                    let Some((s, d)) = current else { continue };
+                    let loc = entry
+                        .attr(gimli::DW_AT_data_member_location)
+                        .and_then(|a| a.udata_value());
+                    if let (true, Some(n), Some(loc)) = (depth == d + 1, name(), loc) {
+                        found.entry(s).or_default().insert(n, loc);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if found.len() == STRUCTS.len() {
+            break;
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,395 @@
+//! Reading Go executables (linux/amd64, usually stripped) for uprobe placement: functions and
+//! line tables from `.gopclntab`, the Go version and module info from `.go.buildinfo`,
+//! probe addresses from disassembly, and runtime struct offsets from DWARF or a
+//! per-version table. Nothing here relies on `.symtab`, which `-ldflags "-s -w"` removes.
+
+mod buildinfo;
+mod bytes;
+mod disasm;
+mod dwarf;
+mod elf;
+mod pclntab;
+mod versions;
+
+#[cfg(test)]
+mod tests;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use buildinfo::{BuildInfo, Module};
+pub use disasm::{EntryKind, ProbePlan};
+pub use versions::{GOffsets, SUPPORTED_GO, parse_go_version};
+
+use bytes::to_usize;
+use elf::{ElfInfo, ElfProblem};
+
+/// One function of `.gopclntab`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    /// Full Go name, e.g. `main.(*T).M`, `net/http.(*Server).Serve`, `main.main.func1`.
+    pub name: String,
+    /// Virtual address of the first instruction.
+    pub entry: u64,
+    /// Virtual address just past the function (the next function's entry; includes padding).
+    pub end: u64,
+    /// Position in [`GoBinary::functions`] (and in the functab).
+    pub index: usize,
+    /// Offset of the function's `_func` record inside the pclntab.
+    record: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLine {
+    pub file: String,
+    pub line: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSource {
+    /// Read from the binary's own DWARF.
+    Dwarf,
+    /// From the built-in per-Go-version table (stripped binaries).
+    Table,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoidOffset {
+    /// Offset of `goid` in the runtime's `g` struct (read it at `R14 + offset`).
+    pub offset: u64,
+    pub source: OffsetSource,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GoBinError {
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not an ELF executable; only Linux Go binaries can be traced", path.display())]
+    NotElf { path: PathBuf },
+    #[error("{} is not a linux/amd64 binary ({found}); only amd64 is supported", path.display())]
+    NotAmd64 { path: PathBuf, found: String },
+    #[error("{} is not a Go binary (no .gopclntab / .go.buildinfo section)", path.display())]
+    NotGo { path: PathBuf },
+    #[error(
+        "{} has no Go build information (.go.buildinfo), so it predates go1.13; supported: go1.{} through go1.{}",
+        path.display(), SUPPORTED_GO.0, SUPPORTED_GO.1
+    )]
+    NoBuildInfo { path: PathBuf },
+    #[error(
+        "{} was built with {version}; supported: go1.{} through go1.{}",
+        path.display(), SUPPORTED_GO.0, SUPPORTED_GO.1
+    )]
+    UnsupportedGoVersion { path: PathBuf, version: String },
+    #[error(
+        "{} has a function table of an unknown format (.gopclntab magic {magic:#010x}); supported: go1.{} through go1.{}",
+        path.display(), SUPPORTED_GO.0, SUPPORTED_GO.1
+    )]
+    UnsupportedPclntab { path: PathBuf, magic: u32 },
+    #[error("{} looks like a damaged or unusual Go binary ({what}); check that the file is complete", path.display())]
+    Corrupt { path: PathBuf, what: String },
+}
+
+/// A Go executable, read into memory and indexed.
+pub struct GoBinary {
+    path: PathBuf,
+    data: Vec<u8>,
+    elf: ElfInfo,
+    build_info: BuildInfo,
+    /// File range of the pclntab.
+    pclntab: Range<usize>,
+    header: pclntab::Header,
+    functions: Vec<Function>,
+    g_offsets: GOffsets,
+    offsets_source: OffsetSource,
+    dwarf_problem: Option<String>,
+}
+
+impl GoBinary {
+    pub fn open(path: &Path) -> Result<GoBinary, GoBinError> {
+        let data = std::fs::read(path).map_err(|source| GoBinError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_bytes(path, data)
+    }
+
+    /// Parses a binary already in memory; `path` is used in error messages only.
+    pub fn from_bytes(path: &Path, data: Vec<u8>) -> Result<GoBinary, GoBinError> {
+        let path = path.to_owned();
+        let corrupt = |what: String| GoBinError::Corrupt {
+            path: path.clone(),
+            what,
+        };
+        let (file, elf) = elf::parse(&data).map_err(|p| match p {
+            ElfProblem::NotElf => GoBinError::NotElf { path: path.clone() },
+            ElfProblem::NotAmd64(found) => GoBinError::NotAmd64 {
+                path: path.clone(),
+                found,
+            },
+            ElfProblem::Malformed(what) => corrupt(what),
+        })?;
+
+        let buildinfo_bytes = elf
+            .section_data(&data, ".go.buildinfo")
+            .map(|(_, b)| b)
+            .or_else(|| scan_buildinfo(&data));
+        let pcln_location = locate_pclntab(&data, &elf);
+        let Some(buildinfo_bytes) = buildinfo_bytes else {
+            return Err(match pcln_location {
+                Some(_) => GoBinError::NoBuildInfo { path },
+                None => GoBinError::NotGo { path },
+            });
+        };
+        let read_vaddr = |addr: u64, len: u64| elf.read_vaddr(&data, addr, len).map(<[u8]>::to_vec);
+        let build_info = buildinfo::parse(buildinfo_bytes, &read_vaddr).map_err(corrupt)?;
+        let unsupported = || GoBinError::UnsupportedGoVersion {
+            path: path.clone(),
+            version: build_info.go_version.clone(),
+        };
+        let version = parse_go_version(&build_info.go_version).ok_or_else(unsupported)?;
+        if !versions::is_supported(version) {
+            return Err(unsupported());
+        }
+
+        let pclntab = match pcln_location {
+            Some(PclnLocation::Found(range)) => range,
+            Some(PclnLocation::BadMagic(magic)) => {
+                return Err(GoBinError::UnsupportedPclntab { path, magic });
+            }
+            None => {
+                return Err(corrupt(
+                    "no .gopclntab section and no function table found in the file".into(),
+                ));
+            }
+        };
+        let tab = &data[pclntab.clone()];
+        let header = match pclntab::parse_header(tab) {
+            Ok(h) => h,
+            Err(pclntab::HeaderError::Magic(magic)) => {
+                return Err(GoBinError::UnsupportedPclntab { path, magic });
+            }
+            Err(pclntab::HeaderError::Bad(what)) => return Err(corrupt(what)),
+        };
+        let text_start = text_start(&data, &elf, &header, tab, pclntab.start);
+        let mut functions = header.functions(tab, text_start).map_err(corrupt)?;
+        if !functions.is_sorted_by_key(|f| f.entry) {
+            functions.sort_by_key(|f| f.entry);
+            for (i, f) in functions.iter_mut().enumerate() {
+                f.index = i;
+            }
+        }
+
+        // DWARF is authoritative when present; the table covers stripped binaries.
+        let from_dwarf = if elf.has_dwarf {
+            dwarf::g_offsets(&file)
+        } else {
+            Ok(None)
+        };
+        let (g_offsets, offsets_source, dwarf_problem) = match from_dwarf {
+            Ok(Some(o)) => (o, OffsetSource::Dwarf, None),
+            other => {
+                let problem = match other {
+                    Err(e) => Some(e),
+                    _ if elf.has_dwarf => Some("runtime.g not found in DWARF".to_owned()),
+                    _ => None,
+                };
+                let table = versions::g_offsets_for(version.1).ok_or_else(unsupported)?;
+                (table, OffsetSource::Table, problem)
+            }
+        };
+        drop(file);
+
+        Ok(GoBinary {
+            path,
+            data,
+            elf,
+            build_info,
+            pclntab,
+            header,
+            functions,
+            g_offsets,
+            offsets_source,
+            dwarf_problem,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The Go version that built the binary, e.g. `go1.26.6`.
+    pub fn go_version(&self) -> &str {
+        &self.build_info.go_version
+    }
+
+    pub fn build_info(&self) -> &BuildInfo {
+        &self.build_info
+    }
+
+    /// True when the binary has neither a symbol table nor DWARF (`-ldflags "-s -w"`).
+    pub fn stripped(&self) -> bool {
+        !self.elf.has_symtab && !self.elf.has_dwarf
+    }
+
+    pub fn has_dwarf(&self) -> bool {
+        self.elf.has_dwarf
+    }
+
+    /// Why DWARF was present but not used for the runtime offsets, if it was not.
+    pub fn dwarf_problem(&self) -> Option<&str> {
+        self.dwarf_problem.as_deref()
+    }
+
+    pub fn goid_offset(&self) -> GoidOffset {
+        GoidOffset {
+            offset: self.g_offsets.goid,
+            source: self.offsets_source,
+        }
+    }
+
+    /// Offsets of `g` / `m` fields (for goroutine walkers), and where they came from.
+    pub fn g_offsets(&self) -> (&GOffsets, OffsetSource) {
+        (&self.g_offsets, self.offsets_source)
+    }
+
+    /// Every function of `.gopclntab`, sorted by entry address.
+    pub fn functions(&self) -> &[Function] {
+        &self.functions
+    }
+
+    /// Functions whose full name matches `re` (unanchored unless the pattern anchors).
+    pub fn find_functions(&self, re: &regex::Regex) -> Vec<&Function> {
+        self.functions
+            .iter()
+            .filter(|f| re.is_match(&f.name))
+            .collect()
+    }
+
+    /// The function containing `pc`.
+    pub fn function_at(&self, pc: u64) -> Option<&Function> {
+        let i = self.functions.partition_point(|f| f.entry <= pc);
+        let f = self.functions.get(i.checked_sub(1)?)?;
+        (pc < f.end).then_some(f)
+    }
+
+    /// Source file and line of `pc` in `f` (the outermost function; inlining is ignored).
+    pub fn source_line(&self, f: &Function, pc: u64) -> Option<SourceLine> {
+        if !self.owns(f) || pc < f.entry || pc >= f.end {
+            return None;
+        }
+        let (file, line) = self
+            .header
+            .source_line(&self.data[self.pclntab.clone()], f, pc)?;
+        Some(SourceLine { file, line })
+    }
+
+    /// File offset of a virtual address (what uprobes attach by).
+    pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
+        self.elf.file_offset(vaddr)
+    }
+
+    /// Entry and return probe addresses for `f`, from disassembling its body.
+    pub fn probe_plan(&self, f: &Function) -> Result<ProbePlan, GoBinError> {
+        let corrupt = |what: String| GoBinError::Corrupt {
+            path: self.path.clone(),
+            what: format!("function {}: {what}", f.name),
+        };
+        if !self.owns(f) {
+            return Err(corrupt("not a function of this binary".into()));
+        }
+        let code = self
+            .elf
+            .read_vaddr(&self.data, f.entry, f.end - f.entry)
+            .ok_or_else(|| corrupt("its code is not in the file".into()))?;
+        disasm::plan(code, f.entry).map_err(|e| corrupt(e.to_owned()))
+    }
+
+    fn owns(&self, f: &Function) -> bool {
+        self.functions.get(f.index) == Some(f)
+    }
+}
+
+enum PclnLocation {
+    Found(Range<usize>),
+    BadMagic(u32),
+}
+
+/// The `.gopclntab` section, or (for links that merged it into another section, e.g.
+/// .data.rel.ro) the first place in the file holding a valid pcHeader.
+fn locate_pclntab(data: &[u8], elf: &ElfInfo) -> Option<PclnLocation> {
+    if let Some((s, bytes)) = elf.section_data(data, ".gopclntab") {
+        let start = to_usize(s.file?.0)?;
+        return Some(match pclntab::parse_header(bytes) {
+            Err(pclntab::HeaderError::Magic(m)) => PclnLocation::BadMagic(m),
+            _ => PclnLocation::Found(start..start + bytes.len()),
+        });
+    }
+    for magic in [pclntab::MAGIC_120, pclntab::MAGIC_118] {
+        let mut pattern = magic.to_le_bytes().to_vec();
+        pattern.extend_from_slice(&[0, 0, 1, 8]); // pads, quantum 1, pointer size 8
+        let mut from = 0;
+        while let Some(pos) = find(&data[from..], &pattern) {
+            let start = from + pos;
+            if pclntab::parse_header(&data[start..]).is_ok() {
+                return Some(PclnLocation::Found(start..data.len()));
+            }
+            from = start + 1;
+        }
+    }
+    None
+}
+
+/// Go's linker aligns .go.buildinfo to 16; look for its magic there when the section
+/// header is gone.
+fn scan_buildinfo(data: &[u8]) -> Option<&[u8]> {
+    (0..data.len())
+        .step_by(16)
+        .find(|&i| data[i..].starts_with(buildinfo::MAGIC))
+        .map(|i| &data[i..])
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Offsets of `minpc` and `text` in runtime.moduledata (after the pcHeader pointer, six
+/// slices and findfunctab): unchanged from Go 1.16 through 1.27.
+const MODULEDATA_MINPC: u64 = 160;
+const MODULEDATA_TEXT: u64 = 176;
+
+/// Address functab entry offsets are relative to. PIE binaries store 0 in the header; the
+/// real value is the addend of the dynamic relocation of `runtime.firstmoduledata.text`,
+/// found via the relocation that points `firstmoduledata.pcHeader` at the table.
+fn text_start(
+    data: &[u8],
+    elf: &ElfInfo,
+    header: &pclntab::Header,
+    tab: &[u8],
+    tab_offset: usize,
+) -> u64 {
+    let text_section = || elf.section(".text").map_or(0, |s| s.addr);
+    if header.text_start != 0 {
+        return header.text_start;
+    }
+    let (Some(tab_vaddr), Some(first)) = (
+        elf.vaddr_of_offset(tab_offset as u64),
+        header.first_entry_off(tab),
+    ) else {
+        return text_section();
+    };
+    let relocs = elf.relative_relocs(data);
+    let addend_at: std::collections::HashMap<u64, u64> = relocs.iter().copied().collect();
+    relocs
+        .iter()
+        .filter(|&&(_, addend)| addend == tab_vaddr)
+        .find_map(|&(moduledata, _)| {
+            let text = *addend_at.get(&moduledata.checked_add(MODULEDATA_TEXT)?)?;
+            let minpc = *addend_at.get(&moduledata.checked_add(MODULEDATA_MINPC)?)?;
+            (text.checked_add(u64::from(first))? == minpc).then_some(text)
+        })
+        .unwrap_or_else(text_section)
+}

@@ -1,0 +1,12 @@
+//! A zero-instrumentation eBPF tracer for Go programs.
+//!
+//! The data path, one module per step: a Go binary is analysed ([`gobin`]) and a
+//! process found ([`target`]) -> uprobes are attached and their raw events read
+//! ([`probes`]) -> models rebuild calls from events ([`model`]) -> outputs render
+//! them ([`output`]). [`cli`] wires one pipeline per subcommand.
+pub mod cli;
+pub mod gobin;
+pub mod model;
+pub mod output;
+pub mod probes;
+pub mod target;

@@ -1,0 +1,5 @@
+//! Reconstruction: turning raw probe hits into meaning. Pure functions over event
+//! streams, so they are tested without a kernel.
+pub mod calls;
+pub mod latency;
+pub mod summary;

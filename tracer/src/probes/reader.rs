@@ -1,0 +1,47 @@
+use aya::maps::{MapData, RingBuf};
+use tokio::io::unix::AsyncFd;
+use tracer_common::GoCallEvent;
+
+/// Reads probe events from the ring buffer as they arrive.
+pub struct EventReader {
+    ring: AsyncFd<RingBuf<MapData>>,
+    /// Records shorter than an event: should never happen, counted rather than hidden.
+    pub malformed: u64,
+}
+
+impl EventReader {
+    /// Must be called inside a tokio runtime.
+    pub fn new(ring: RingBuf<MapData>) -> std::io::Result<EventReader> {
+        // SAFETY: the RingBuf owns its map fd and keeps it open, unchanged, for as long
+        // as it lives, and the AsyncFd owns the RingBuf.
+        let ring = unsafe { AsyncFd::register(ring) }.map_err(std::io::Error::from)?;
+        Ok(EventReader { ring, malformed: 0 })
+    }
+
+    /// Waits until events are available, then appends every queued one to `batch`.
+    pub async fn next_batch(&mut self, batch: &mut Vec<GoCallEvent>) -> std::io::Result<usize> {
+        let mut guard = self.ring.readable_mut().await?;
+        let n = drain(guard.get_inner_mut(), &mut self.malformed, &mut |ev| batch.push(ev));
+        guard.clear_ready();
+        Ok(n)
+    }
+
+    /// Hands every event queued right now to `sink`, without waiting.
+    pub fn drain_now(&mut self, sink: &mut impl FnMut(GoCallEvent)) -> usize {
+        drain(self.ring.get_mut(), &mut self.malformed, sink)
+    }
+}
+
+fn drain(ring: &mut RingBuf<MapData>, malformed: &mut u64, sink: &mut impl FnMut(GoCallEvent)) -> usize {
+    let mut n = 0;
+    while let Some(item) = ring.next() {
+        match GoCallEvent::from_bytes(&item) {
+            Some(event) => {
+                n += 1;
+                sink(event);
+            }
+            None => *malformed += 1,
+        }
+    }
+    n
+}

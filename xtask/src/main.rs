@@ -1,0 +1,179 @@
+//! Orchestration: machine setup, builds, tests, the demo and benchmarks.
+//!
+//! `cargo xtask demo` and `cargo xtask test` are the README's two commands; both
+//! provision what is missing first, idempotently, saying what they install.
+mod bench;
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Build, setup, test and bench orchestration for the tracer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what the build and the tests need (idempotent).
+    Setup {
+        /// Only what the demo needs (one Go toolchain).
+        #[arg(long)]
+        minimal: bool,
+    },
+    /// Set up, build, and trace the bundled demo program.
+    Demo,
+    /// Set up, build, lint, and run every test (unit and real-eBPF integration).
+    Test {
+        /// Extra arguments passed to `cargo test` (e.g. a test name filter).
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
+    /// rustfmt --check and clippy -D warnings on userspace and eBPF crates.
+    Lint,
+    /// Measure probe overhead per hit against an untraced run of the same program.
+    Bench {
+        /// Calls per run.
+        #[arg(long, default_value_t = 200_000)]
+        calls: u64,
+        /// Runs per configuration (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+}
+
+fn main() {
+    if let Err(err) = run(Cli::parse()) {
+        eprintln!("xtask: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Cmd::Setup { minimal } => setup::run(minimal),
+        Cmd::Demo => demo(),
+        Cmd::Test { cargo_args } => test(&cargo_args),
+        Cmd::Lint => lint(),
+        Cmd::Bench { calls, runs } => {
+            setup::run(true)?;
+            build_release()?;
+            bench::run(calls, runs)
+        }
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").to_path_buf()
+}
+
+pub fn tracer_binary() -> PathBuf {
+    workspace_root().join("target/release/tracer")
+}
+
+/// Runs a command, echoing it, and fails if it fails.
+pub fn run_cmd(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: $ {}", shown(cmd));
+    let status = cmd.status().with_context(|| format!("cannot run {}", shown(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed with {status}", shown(cmd));
+    }
+    Ok(())
+}
+
+fn shown(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root()).env("PATH", setup::path_with_tools());
+    cmd
+}
+
+fn build_release() -> anyhow::Result<()> {
+    run_cmd(cargo().args(["build", "--release", "--package", "tracer"]))
+}
+
+/// Builds a Go program under tests/go with the default (1.26) toolchain.
+pub fn build_go_program(name: &str, stripped: bool) -> anyhow::Result<PathBuf> {
+    let go = setup::go_binary(setup::DEFAULT_GO)?;
+    let root = workspace_root();
+    let out = root.join(format!("target/go-programs/{name}-go{}-{}", setup::DEFAULT_GO, if stripped { "stripped" } else { "debug" }));
+    let mut cmd = Command::new(go);
+    cmd.current_dir(root.join("tests/go").join(name))
+        .env("CGO_ENABLED", "0")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOCACHE", root.join(format!("target/go-cache/{}", setup::DEFAULT_GO)))
+        .args(["build", "-o"])
+        .arg(&out);
+    if stripped {
+        cmd.arg("-ldflags=-s -w");
+    }
+    run_cmd(cmd.arg("."))?;
+    Ok(out)
+}
+
+fn demo() -> anyhow::Result<()> {
+    setup::run(true)?;
+    build_release()?;
+    let program = build_go_program("funcs", true)?;
+    eprintln!("\nxtask: demo: tracing main.add9 and main.leaf in a stripped Go 1.26 program\n");
+    run_cmd(
+        Command::new(tracer_binary())
+            .args(["funcs", "--match", r"main\.(add9|leaf)", "--"])
+            .arg(program)
+            .args(["-mode", "basic", "-goroutines", "2", "-calls", "5"]),
+    )
+}
+
+fn lint() -> anyhow::Result<()> {
+    run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
+    // The eBPF crate is linted on its own: together with tracer-common's `user`
+    // feature it would pull std into a no_std build.
+    run_cmd(cargo().env("AYA_BUILD_SKIP", "1").args([
+        "clippy", "--workspace", "--exclude", "tracer-ebpf", "--all-targets", "--", "-D", "warnings",
+    ]))?;
+    run_cmd(
+        cargo()
+            .current_dir(workspace_root().join("tracer-ebpf"))
+            .args([
+                "+nightly", "clippy", "--target", "bpfel-unknown-none", "-Z", "build-std=core", "--", "-D",
+                "warnings",
+            ]),
+    )
+}
+
+fn test(cargo_args: &[String]) -> anyhow::Result<()> {
+    setup::run(false)?;
+    lint()?;
+    build_release()?;
+    // Integration tests load eBPF and trace real processes: they need root.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } != 0 {
+        bail!("the tests load eBPF programs and need root (hint: sudo -E cargo xtask test)");
+    }
+    run_cmd(
+        cargo()
+            .args(["test", "--release", "--workspace", "--exclude", "tracer-ebpf"])
+            .args(cargo_args)
+            .env("TRACER_BIN", tracer_binary())
+            .env("TRACER_GO_DIR", setup::go_dir()),
+    )
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}

