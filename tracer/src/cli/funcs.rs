@@ -1,6 +1,5 @@
 //! `tracer funcs`: every call of the matching Go functions, paired per goroutine.
 use std::{
-    io::Write,
     num::NonZeroU32,
     path::PathBuf,
     time::Duration,
@@ -14,10 +13,10 @@ use super::target::{Resolved, TargetArgs};
 use crate::{
     gobin::{EntryKind, GoBinary},
     model::{
-        calls::{CallRecord, CallTracker},
+        calls::CallTracker,
         summary::CallSummary,
     },
-    output::{self, calls::SummaryContext},
+    output::{self, calls::CallWriter},
     probes::{AttachedProbes, EventReader, LoadOptions},
     target::{ChildExit, GatedChild},
 };
@@ -57,11 +56,6 @@ fn parse_ring_mb(s: &str) -> Result<u32, String> {
     Ok(mb)
 }
 
-/// A function we attached probes to; its index is the probe id.
-struct Traced {
-    name: String,
-}
-
 const GOEXIT_PROBE_ID: u32 = u32::MAX;
 const GOEXIT_FUNC: &str = "runtime.goexit1";
 
@@ -95,7 +89,7 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
         if plan.entry_kind == EntryKind::NoStackCheck && plan.rets.is_empty() && !args.entry_only {
             eprintln!("tracer: note: {} has no RET instruction; its calls end as unwound", f.name);
         }
-        traced.push(Traced { name: f.name.clone() });
+        traced.push(f.name.clone());
     }
     if !args.entry_only {
         // Goroutine exits close frames that never returned (e.g. recovered elsewhere).
@@ -152,10 +146,7 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
     let mut pipeline = Pipeline {
         tracker: CallTracker::new(args.entry_only),
         summary: CallSummary::new(traced.len()),
-        names: traced.into_iter().map(|t| t.name).collect(),
-        sink,
-        json: args.json,
-        write_error: None,
+        writer: CallWriter::new(sink, args.json, traced),
     };
     let stop = runtime.block_on(trace_until_stop(&mut reader, &mut pipeline, pid, child, args.duration))?;
     let lost = probes.lost_events()?;
@@ -216,8 +207,15 @@ async fn trace_until_stop(
     tokio::pin!(process_gone);
 
     let mut batch = Vec::new();
+    // The kernel side wakes us only when the ring fills up; between wakeups the
+    // reader drains on this timer, which bounds how late a live line can be.
+    let mut poll = tokio::time::interval(crate::probes::POLL_INTERVAL);
     let stop = loop {
         tokio::select! {
+            _ = poll.tick() => {
+                reader.drain_now(&mut |ev| pipeline.on_event(&ev));
+                pipeline.flush()?;
+            }
             read = reader.next_batch(&mut batch) => {
                 read?;
                 for ev in batch.drain(..) {
@@ -252,71 +250,33 @@ async fn trace_until_stop(
     Ok(stop)
 }
 
-/// Events in, records out: the pairing model, the summary and the sink.
+/// Events in, records out: the pairing model, the summary and the writer.
 struct Pipeline {
     tracker: CallTracker,
     summary: CallSummary,
-    names: Vec<String>,
-    sink: Box<dyn Write + Send>,
-    json: bool,
-    write_error: Option<std::io::Error>,
+    writer: CallWriter,
 }
 
 impl Pipeline {
     fn on_event(&mut self, ev: &GoCallEvent) {
-        let Pipeline { tracker, summary, names, sink, json, write_error } = self;
-        tracker.on_event(ev, &mut |rec| emit(rec, summary, names, sink.as_mut(), *json, write_error));
+        let Pipeline { tracker, summary, writer } = self;
+        tracker.on_event(ev, &mut |rec| {
+            summary.add(&rec);
+            writer.write(&rec);
+        });
     }
 
     fn flush(&mut self) -> anyhow::Result<()> {
-        if let Some(err) = self.write_error.take() {
-            return Err(err).context("cannot write records");
-        }
-        match self.sink.flush() {
-            // A closed pipe (e.g. `| head`) ends output, not the tracing.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            other => other.context("cannot write records"),
-        }
+        self.writer.flush().context("cannot write records")
     }
 
     fn finish(mut self, lost_events: u64, malformed: u64) -> anyhow::Result<()> {
-        let Pipeline { tracker, summary, names, sink, json, write_error } = &mut self;
-        tracker.finish(&mut |rec| emit(rec, summary, names, sink.as_mut(), *json, write_error));
-        if let Some(err) = write_error.take() {
-            return Err(err).context("cannot write records");
-        }
-        let ctx = SummaryContext { names, lost_events, unreadable: tracker.stats.unreadable, malformed };
-        if *json {
-            output::calls::write_summary_json(sink.as_mut(), summary, &ctx)?;
-        }
-        match sink.flush() {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e).context("cannot write records"),
-            _ => {}
-        }
-        output::calls::write_summary_human(&mut std::io::stderr(), summary, &ctx)?;
-        Ok(())
-    }
-}
-
-fn emit(
-    rec: CallRecord,
-    summary: &mut CallSummary,
-    names: &[String],
-    sink: &mut dyn Write,
-    json: bool,
-    write_error: &mut Option<std::io::Error>,
-) {
-    summary.add(&rec);
-    let name = names.get(rec.probe_id as usize).map_or("?", String::as_str);
-    let result = if json {
-        output::calls::write_json(sink, &rec, name)
-    } else {
-        output::calls::write_human(sink, &rec, name)
-    };
-    if let Err(e) = result
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-        && write_error.is_none()
-    {
-        *write_error = Some(e);
+        let Pipeline { tracker, summary, writer } = &mut self;
+        tracker.finish(&mut |rec| {
+            summary.add(&rec);
+            writer.write(&rec);
+        });
+        let unreadable = tracker.stats.unreadable + malformed;
+        writer.summary(summary, lost_events, unreadable).context("cannot write records")
     }
 }

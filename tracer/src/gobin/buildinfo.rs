@@ -47,6 +47,20 @@ pub struct Module {
     pub replace: Option<Box<Module>>,
 }
 
+/// Whether `data` starts with something that looks like a .go.buildinfo header, for scans
+/// of files without section headers (the magic alone also occurs in tools like this one).
+pub(crate) fn plausible(data: &[u8]) -> bool {
+    let inline_version_ok = || {
+        varint_bytes(data, HEADER_LEN)
+            .is_some_and(|(v, _)| v.starts_with(b"go") || v.starts_with(b"devel"))
+    };
+    data.len() >= HEADER_LEN
+        && data.starts_with(MAGIC)
+        && data[MAGIC.len()] == 8
+        && data[MAGIC.len() + 1] & !(FLAG_INLINE_STRINGS | FLAG_BIG_ENDIAN) == 0
+        && (data[MAGIC.len() + 1] & FLAG_INLINE_STRINGS == 0 || inline_version_ok())
+}
+
 /// Parses the section contents. `read_vaddr(addr, len)` resolves addresses for the
 /// pre-1.18 pointer format.
 pub(crate) fn parse(
@@ -59,47 +73,45 @@ pub(crate) fn parse(
     let ptr_size = section[MAGIC.len()];
     let flags = section[MAGIC.len() + 1];
     let (version, modinfo) = if flags & FLAG_INLINE_STRINGS != 0 {
-        let (version, next) = varint_string(section, HEADER_LEN)
+        let (version, next) = varint_bytes(section, HEADER_LEN)
             .ok_or("the Go version string in .go.buildinfo is truncated")?;
-        let (modinfo, _) = varint_string(section, next).unwrap_or_default();
-        (version, modinfo)
+        let modinfo = varint_bytes(section, next).map_or(&[][..], |(m, _)| m);
+        (version.to_vec(), modinfo.to_vec())
     } else {
         if ptr_size != 8 || flags & FLAG_BIG_ENDIAN != 0 {
             return Err(format!(
                 "unexpected .go.buildinfo pointer size {ptr_size} / flags {flags:#x} (not amd64?)"
             ));
         }
-        let read_ptr_string = |at: usize| -> Option<String> {
+        let read_ptr_string = |at: usize| -> Option<Vec<u8>> {
             let header = read_vaddr(u64_at(section, at)?, 16)?;
-            let bytes = read_vaddr(u64_at(&header, 0)?, u64_at(&header, 8)?)?;
-            String::from_utf8(bytes).ok()
+            read_vaddr(u64_at(&header, 0)?, u64_at(&header, 8)?)
         };
         let version =
             read_ptr_string(16).ok_or("cannot resolve the Go version pointer in .go.buildinfo")?;
         (version, read_ptr_string(24).unwrap_or_default())
     };
-    let mut info = parse_modinfo(strip_sentinels(&modinfo));
-    info.go_version = version;
+    let mut info = parse_modinfo(&String::from_utf8_lossy(strip_sentinels(&modinfo)));
+    info.go_version = String::from_utf8_lossy(&version).into_owned();
     Ok(info)
 }
 
-fn varint_string(data: &[u8], off: usize) -> Option<(String, usize)> {
+/// A varint-length-prefixed byte string at `off`, and the offset after it.
+fn varint_bytes(data: &[u8], off: usize) -> Option<(&[u8], usize)> {
     let (len, n) = uvarint_at(data, off)?;
     let start = off + n;
     let end = start.checked_add(to_usize(len)?)?;
-    let s = String::from_utf8_lossy(data.get(start..end)?).into_owned();
-    Some((s, end))
+    Some((data.get(start..end)?, end))
 }
 
-fn strip_sentinels(modinfo: &str) -> &str {
-    let b = modinfo.as_bytes();
+/// The sentinels are binary, so this works on bytes, before any UTF-8 decoding.
+fn strip_sentinels(modinfo: &[u8]) -> &[u8] {
+    let n = modinfo.len();
     // Same test as debug/buildinfo: framed text ends with '\n' just before the end sentinel.
-    if b.len() > 2 * SENTINEL_LEN && b[b.len() - SENTINEL_LEN - 1] == b'\n' {
-        modinfo
-            .get(SENTINEL_LEN..b.len() - SENTINEL_LEN)
-            .unwrap_or("")
+    if n > 2 * SENTINEL_LEN && modinfo[n - SENTINEL_LEN - 1] == b'\n' {
+        &modinfo[SENTINEL_LEN..n - SENTINEL_LEN]
     } else {
-        ""
+        &[]
     }
 }
 

@@ -343,13 +343,13 @@ fn locate_pclntab(data: &[u8], elf: &ElfInfo) -> Option<PclnLocation> {
     None
 }
 
-/// Go's linker aligns .go.buildinfo to 16; look for its magic there when the section
-/// header is gone.
+/// Go's linker aligns .go.buildinfo to 16; look for a plausible header there when the
+/// section header is gone.
 fn scan_buildinfo(data: &[u8]) -> Option<&[u8]> {
     (0..data.len())
         .step_by(16)
-        .find(|&i| data[i..].starts_with(buildinfo::MAGIC))
         .map(|i| &data[i..])
+        .find(|candidate| buildinfo::plausible(candidate))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -2,42 +2,104 @@
 use std::io::{self, Write};
 
 use serde::Serialize;
-use tracer_common::GO_INT_REGS;
 
-use super::format::{duration, register};
-use crate::model::{calls::CallRecord, summary::CallSummary};
+use super::{
+    format::{duration, register},
+    json::{JsonObject, quoted},
+};
+use crate::model::{
+    calls::{CallRecord, CallStatus},
+    summary::CallSummary,
+};
 
-#[derive(Serialize)]
-struct FuncCallJson<'a> {
-    kind: &'static str,
-    func: &'a str,
-    pid: u32,
-    goid: Option<u64>,
-    tid: u32,
-    start_ns: Option<u64>,
-    end_ns: Option<u64>,
-    duration_ns: Option<u64>,
-    args: Option<[u64; GO_INT_REGS]>,
-    ret: Option<[u64; GO_INT_REGS]>,
-    status: &'static str,
+/// Renders call records to the record sink, as human lines or JSON lines.
+pub struct CallWriter {
+    sink: Box<dyn Write + Send>,
+    json: bool,
+    names: Vec<String>,
+    /// The names as JSON string literals, escaped once.
+    json_names: Vec<String>,
+    line: Vec<u8>,
+    /// The first write error, reported at the next flush (a closed pipe is not one).
+    error: Option<io::Error>,
 }
 
-pub fn write_json(out: &mut dyn Write, rec: &CallRecord, func: &str) -> io::Result<()> {
-    let json = FuncCallJson {
-        kind: "func_call",
-        func,
-        pid: rec.tgid,
-        goid: rec.goid,
-        tid: rec.tid,
-        start_ns: rec.start_ns,
-        end_ns: rec.end_ns,
-        duration_ns: rec.duration_ns(),
-        args: rec.args,
-        ret: rec.ret,
-        status: rec.status.as_str(),
-    };
-    serde_json::to_writer(&mut *out, &json)?;
-    out.write_all(b"\n")
+impl CallWriter {
+    pub fn new(sink: Box<dyn Write + Send>, json: bool, names: Vec<String>) -> CallWriter {
+        let json_names = names.iter().map(|n| quoted(n)).collect();
+        CallWriter { sink, json, names, json_names, line: Vec::with_capacity(512), error: None }
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn write(&mut self, rec: &CallRecord) {
+        self.line.clear();
+        let id = rec.probe_id as usize;
+        if self.json {
+            let name = self.json_names.get(id).map_or("\"?\"", String::as_str);
+            json_line(&mut self.line, rec, name);
+        } else {
+            let name = self.names.get(id).map_or("?", String::as_str);
+            human_line(&mut self.line, rec, name);
+        }
+        if let Err(e) = self.sink.write_all(&self.line)
+            && e.kind() != io::ErrorKind::BrokenPipe
+            && self.error.is_none()
+        {
+            self.error = Some(e);
+        }
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        match self.sink.flush() {
+            // A closed pipe (e.g. `| head`) ends the output, not the tracing.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The summary: a JSON record in the sink when writing JSON, and always a
+    /// human table on stderr.
+    pub fn summary(&mut self, s: &CallSummary, lost_events: u64, unreadable: u64) -> io::Result<()> {
+        if self.json {
+            let ctx = SummaryContext { names: &self.names, lost_events, unreadable };
+            write_summary_json(self.sink.as_mut(), s, &ctx)?;
+        }
+        self.flush()?;
+        let ctx = SummaryContext { names: &self.names, lost_events, unreadable };
+        write_summary_human(&mut io::stderr(), s, &ctx)
+    }
+}
+
+fn json_line(buf: &mut Vec<u8>, rec: &CallRecord, quoted_name: &str) {
+    JsonObject::begin(buf)
+        .raw("kind", "\"func_call\"")
+        .raw("func", quoted_name)
+        .u64("pid", rec.tgid.into())
+        .opt_u64("goid", rec.goid)
+        .u64("tid", rec.tid.into())
+        .opt_u64("start_ns", rec.start_ns)
+        .opt_u64("end_ns", rec.end_ns)
+        .opt_u64("duration_ns", rec.duration_ns())
+        .opt_u64s("args", rec.args.as_ref().map(|a| &a[..]))
+        .opt_u64s("ret", rec.ret.as_ref().map(|r| &r[..]))
+        .raw("status", status_json(rec.status))
+        .end();
+}
+
+fn status_json(status: CallStatus) -> &'static str {
+    match status {
+        CallStatus::Returned => "\"returned\"",
+        CallStatus::Unwound => "\"unwound\"",
+        CallStatus::Unfinished => "\"unfinished\"",
+        CallStatus::EntryOnly => "\"entry_only\"",
+        CallStatus::NoEntry => "\"no_entry\"",
+    }
 }
 
 fn regs(values: &[u64]) -> String {
@@ -46,7 +108,7 @@ fn regs(values: &[u64]) -> String {
 
 /// `g42 main.add9(1, 2, ...) = (45, 0) 1.20us` — results show RAX and RBX, the
 /// registers that hold one- and two-word results.
-pub fn write_human(out: &mut dyn Write, rec: &CallRecord, func: &str) -> io::Result<()> {
+fn human_line(buf: &mut Vec<u8>, rec: &CallRecord, func: &str) {
     let goid = rec.goid.map_or("g?".to_string(), |g| format!("g{g}"));
     let args = rec.args.map_or("(?)".to_string(), |a| format!("({})", regs(&a)));
     let tail = match (rec.ret, rec.duration_ns()) {
@@ -54,17 +116,17 @@ pub fn write_human(out: &mut dyn Write, rec: &CallRecord, func: &str) -> io::Res
         (Some(r), None) => format!(" = ({}) [{}]", regs(&r[..2]), rec.status.as_str()),
         (None, _) => format!(" [{}]", rec.status.as_str()),
     };
-    writeln!(out, "{goid:>6} {func}{args}{tail}")
+    // Writing into a Vec cannot fail.
+    let _ = writeln!(buf, "{goid:>6} {func}{args}{tail}");
 }
 
-pub struct SummaryContext<'a> {
-    pub names: &'a [String],
-    pub lost_events: u64,
-    pub unreadable: u64,
-    pub malformed: u64,
+struct SummaryContext<'a> {
+    names: &'a [String],
+    lost_events: u64,
+    unreadable: u64,
 }
 
-pub fn write_summary_human(out: &mut dyn Write, s: &CallSummary, ctx: &SummaryContext) -> io::Result<()> {
+fn write_summary_human(out: &mut dyn Write, s: &CallSummary, ctx: &SummaryContext) -> io::Result<()> {
     writeln!(out, "--- summary ---")?;
     writeln!(
         out,
@@ -95,7 +157,7 @@ pub fn write_summary_human(out: &mut dyn Write, s: &CallSummary, ctx: &SummaryCo
         s.total(|t| t.calls),
         s.total(|t| t.unwound),
         ctx.lost_events,
-        ctx.unreadable + ctx.malformed,
+        ctx.unreadable,
     )?;
     if ctx.lost_events > 0 {
         writeln!(
@@ -120,7 +182,7 @@ struct FuncSummaryJson<'a> {
     p99_ns: Option<u64>,
 }
 
-pub fn write_summary_json(out: &mut dyn Write, s: &CallSummary, ctx: &SummaryContext) -> io::Result<()> {
+fn write_summary_json(out: &mut dyn Write, s: &CallSummary, ctx: &SummaryContext) -> io::Result<()> {
     let functions: Vec<_> = s
         .per_func
         .iter()
@@ -143,7 +205,7 @@ pub fn write_summary_json(out: &mut dyn Write, s: &CallSummary, ctx: &SummaryCon
         "calls": s.total(|t| t.calls),
         "unwound": s.total(|t| t.unwound),
         "lost_events": ctx.lost_events,
-        "unreadable_events": ctx.unreadable + ctx.malformed,
+        "unreadable_events": ctx.unreadable,
         "functions": functions,
     });
     serde_json::to_writer(&mut *out, &json)?;
@@ -153,7 +215,6 @@ pub fn write_summary_json(out: &mut dyn Write, s: &CallSummary, ctx: &SummaryCon
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::calls::CallStatus;
 
     fn record(status: CallStatus) -> CallRecord {
         CallRecord {
@@ -172,7 +233,7 @@ mod tests {
     #[test]
     fn json_shape() {
         let mut buf = Vec::new();
-        write_json(&mut buf, &record(CallStatus::Returned), "main.add9").unwrap();
+        json_line(&mut buf, &record(CallStatus::Returned), &quoted("main.add9"));
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(v["kind"], "func_call");
         assert_eq!(v["func"], "main.add9");
@@ -183,7 +244,7 @@ mod tests {
         assert_eq!(v["status"], "returned");
 
         buf.clear();
-        write_json(&mut buf, &record(CallStatus::Unwound), "main.f").unwrap();
+        json_line(&mut buf, &record(CallStatus::Unwound), &quoted("main.f"));
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         assert!(v["ret"].is_null() && v["duration_ns"].is_null());
         assert_eq!(v["status"], "unwound");
@@ -192,7 +253,7 @@ mod tests {
     #[test]
     fn human_line() {
         let mut buf = Vec::new();
-        write_human(&mut buf, &record(CallStatus::Returned), "main.add9").unwrap();
+        human_line(&mut buf, &record(CallStatus::Returned), "main.add9");
         let line = String::from_utf8(buf).unwrap();
         assert_eq!(line, "    g7 main.add9(1, 2, 3, 4, 5, 6, 7, 8, 9) = (45, 0) 250ns\n");
     }

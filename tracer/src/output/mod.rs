@@ -1,6 +1,7 @@
 //! Rendering: human-readable lines, JSON lines, and the exit summary.
 pub mod calls;
 pub mod format;
+pub mod json;
 
 use std::{fs::File, io::{self, BufWriter, Write}, path::Path};
 

@@ -5,3 +5,6 @@ mod reader;
 
 pub use loader::{AttachedProbes, LoadOptions, ProbeError};
 pub use reader::EventReader;
+
+/// How often the reader drains the ring buffer when the kernel has not woken it.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
