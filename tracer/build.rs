@@ -7,7 +7,9 @@ use std::{env, fs, path::PathBuf};
 
 fn main() -> anyhow::Result<()> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
-    let workspace = manifest_dir.parent().expect("tracer sits inside the workspace");
+    let workspace = manifest_dir
+        .parent()
+        .expect("tracer sits inside the workspace");
     let ebpf_dir = workspace.join("tracer-ebpf");
     let common_dir = workspace.join("tracer-common");
     println!("cargo:rerun-if-changed={}", common_dir.display());

@@ -15,7 +15,10 @@ use std::{
 use serde_json::Value;
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
 }
 
 /// The release `tracer` binary that `cargo xtask test` builds first.
@@ -35,7 +38,10 @@ pub fn tracer_bin() -> PathBuf {
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { geteuid() };
-    assert_eq!(euid, 0, "integration tests load eBPF programs and must run as root");
+    assert_eq!(
+        euid, 0,
+        "integration tests load eBPF programs and must run as root"
+    );
 }
 
 unsafe extern "C" {
@@ -63,7 +69,11 @@ pub fn tracer() -> Command {
 /// Runs a command and returns its output, with its stderr echoed for test logs.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run command");
-    eprintln!("--- stderr of {:?}\n{}", cmd.get_program(), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "--- stderr of {:?}\n{}",
+        cmd.get_program(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -76,7 +86,8 @@ pub fn json_lines(text: &str) -> Vec<Value> {
 }
 
 pub fn read_json_lines(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     json_lines(&text)
 }
 
@@ -89,11 +100,15 @@ pub fn as_u64s(v: &Value) -> Vec<u64> {
     v.as_array()
         .unwrap_or_else(|| panic!("expected an array, got {v}"))
         .iter()
-        .map(|x| x.as_u64().unwrap_or_else(|| panic!("expected an unsigned int, got {x}")))
+        .map(|x| {
+            x.as_u64()
+                .unwrap_or_else(|| panic!("expected an unsigned int, got {x}"))
+        })
         .collect()
 }
 
 /// Go's int as the unsigned register value the tracer reports.
 pub fn go_int_register(v: &Value) -> u64 {
-    v.as_i64().unwrap_or_else(|| panic!("expected an int, got {v}")) as u64
+    v.as_i64()
+        .unwrap_or_else(|| panic!("expected an int, got {v}")) as u64
 }

@@ -39,7 +39,10 @@ impl Spinner {
 
     fn truth_calls(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.truth).unwrap_or_default();
-        json_lines(&text).into_iter().filter(|v| v["kind"] == "call").collect()
+        json_lines(&text)
+            .into_iter()
+            .filter(|v| v["kind"] == "call")
+            .collect()
     }
 
     fn alive(&mut self) -> bool {
@@ -57,7 +60,10 @@ impl Drop for Spinner {
 fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
         sleep(Duration::from_millis(20));
     }
 }
@@ -77,7 +83,10 @@ fn read_target_byte(pid: u32, vaddr: u64) -> u8 {
 
 fn file_byte(path: &Path, offset: u64) -> u8 {
     let mut b = [0u8; 1];
-    File::open(path).unwrap().read_exact_at(&mut b, offset).unwrap();
+    File::open(path)
+        .unwrap()
+        .read_exact_at(&mut b, offset)
+        .unwrap();
     b[0]
 }
 
@@ -87,28 +96,57 @@ fn attach_by_pid_then_sigkill_leaves_the_target_running_and_unprobed() {
     let mut spinner = Spinner::start(&bin);
     let pid = spinner.pid();
 
-    let plan_out = run(tracer().arg("inspect").arg(&bin).args(["--json", "--match", r"main\.add9"]));
+    let plan_out =
+        run(tracer()
+            .arg("inspect")
+            .arg(&bin)
+            .args(["--json", "--match", r"main\.add9"]));
     let plan: Value = serde_json::from_slice(&plan_out.stdout).unwrap();
     let probe = &plan["matches"][0]["probe"];
-    let mut points = vec![(probe["entry_vaddr"].as_u64().unwrap(), probe["entry_file_offset"].as_u64().unwrap())];
+    let mut points = vec![(
+        probe["entry_vaddr"].as_u64().unwrap(),
+        probe["entry_file_offset"].as_u64().unwrap(),
+    )];
     for r in probe["rets"].as_array().unwrap() {
-        points.push((r["vaddr"].as_u64().unwrap(), r["file_offset"].as_u64().unwrap()));
+        points.push((
+            r["vaddr"].as_u64().unwrap(),
+            r["file_offset"].as_u64().unwrap(),
+        ));
     }
     for &(vaddr, offset) in &points {
-        assert_eq!(read_target_byte(pid, vaddr), file_byte(&bin, offset), "untouched before attaching");
+        assert_eq!(
+            read_target_byte(pid, vaddr),
+            file_byte(&bin, offset),
+            "untouched before attaching"
+        );
     }
 
     let records = scratch_dir("attach").join("records.jsonl");
     let mut tracer_proc = tracer()
-        .args(["funcs", "--match", r"main\.add9", "--json", "--pid", &pid.to_string(), "-o"])
+        .args([
+            "funcs",
+            "--match",
+            r"main\.add9",
+            "--json",
+            "--pid",
+            &pid.to_string(),
+            "-o",
+        ])
         .arg(&records)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(|| count_calls(&records) >= 20, "calls traced from the running process");
+    wait_for(
+        || count_calls(&records) >= 20,
+        "calls traced from the running process",
+    );
     // While attached, every probe point holds the breakpoint instruction.
     for &(vaddr, _) in &points {
-        assert_eq!(read_target_byte(pid, vaddr), 0xcc, "int3 at {vaddr:#x} while attached");
+        assert_eq!(
+            read_target_byte(pid, vaddr),
+            0xcc,
+            "int3 at {vaddr:#x} while attached"
+        );
     }
 
     tracer_proc.kill().unwrap(); // SIGKILL: no chance to clean up in userspace
@@ -116,24 +154,49 @@ fn attach_by_pid_then_sigkill_leaves_the_target_running_and_unprobed() {
     let seen_after_kill = spinner.truth_calls().len();
     sleep(Duration::from_millis(300));
     for &(vaddr, offset) in &points {
-        assert_eq!(read_target_byte(pid, vaddr), file_byte(&bin, offset), "probe at {vaddr:#x} removed");
+        assert_eq!(
+            read_target_byte(pid, vaddr),
+            file_byte(&bin, offset),
+            "probe at {vaddr:#x} removed"
+        );
     }
     assert!(spinner.alive(), "the target survives the tracer's death");
-    wait_for(|| spinner.truth_calls().len() > seen_after_kill + 10, "the target to keep calling");
+    wait_for(
+        || spinner.truth_calls().len() > seen_after_kill + 10,
+        "the target to keep calling",
+    );
 
     // What was traced is real: each record is a call the program made, on its goroutine.
     let truth: Vec<(u64, Vec<u64>)> = spinner
         .truth_calls()
         .iter()
-        .map(|c| (c["goid"].as_u64().unwrap(), c["args"].as_array().unwrap().iter().map(|a| a.as_i64().unwrap() as u64).collect()))
+        .map(|c| {
+            (
+                c["goid"].as_u64().unwrap(),
+                c["args"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_i64().unwrap() as u64)
+                    .collect(),
+            )
+        })
         .collect();
     let traced = read_json_lines(&records);
     let calls = of_kind(&traced, "func_call");
     assert!(calls.len() >= 20);
     for c in calls.iter().filter(|c| c["status"] == "returned") {
         let goid = c["goid"].as_u64().unwrap();
-        let args: Vec<u64> = c["args"].as_array().unwrap().iter().map(|a| a.as_u64().unwrap()).collect();
-        assert!(truth.iter().any(|(g, a)| *g == goid && *a == args), "traced call not in the truth: {c}");
+        let args: Vec<u64> = c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_u64().unwrap())
+            .collect();
+        assert!(
+            truth.iter().any(|(g, a)| *g == goid && *a == args),
+            "traced call not in the truth: {c}"
+        );
     }
 }
 
@@ -149,12 +212,25 @@ fn attach_by_executable_name_and_duration() {
     let records = dir.join("records.jsonl");
     let started = Instant::now();
     let out = run(tracer()
-        .args(["funcs", "--match", r"main\.add9", "--json", "--duration", "1", "--exe", &name, "-o"])
+        .args([
+            "funcs",
+            "--match",
+            r"main\.add9",
+            "--json",
+            "--duration",
+            "1",
+            "--exe",
+            &name,
+            "-o",
+        ])
         .arg(&records));
     assert_eq!(out.status.code(), Some(0));
     assert!(started.elapsed() < Duration::from_secs(10));
     let recs = read_json_lines(&records);
-    assert!(of_kind(&recs, "func_call").len() >= 50, "about 500 calls a second");
+    assert!(
+        of_kind(&recs, "func_call").len() >= 50,
+        "about 500 calls a second"
+    );
 
     // A second process of the same name makes the name ambiguous.
     let _second = Spinner::start(&copy);

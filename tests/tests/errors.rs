@@ -9,7 +9,10 @@ fn assert_one_line_error(out: &std::process::Output, needle: &str) {
     let lines: Vec<_> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one error line expected, got {stderr:?}");
     assert!(lines[0].starts_with("tracer: "), "{stderr}");
-    assert!(lines[0].contains(needle), "expected {needle:?} in {stderr:?}");
+    assert!(
+        lines[0].contains(needle),
+        "expected {needle:?} in {stderr:?}"
+    );
 }
 
 #[test]
@@ -38,9 +41,13 @@ fn nonexistent_pid() {
 #[test]
 fn regex_matching_nothing() {
     let bin = gobuild::build_default("funcs", true).unwrap();
-    let out = run(tracer().args(["funcs", "--match", r"main\.doesNotExist", "--"]).arg(&bin));
+    let out = run(tracer()
+        .args(["funcs", "--match", r"main\.doesNotExist", "--"])
+        .arg(&bin));
     assert_one_line_error(&out, "matches `main\\.doesNotExist`");
-    let out = run(tracer().args(["funcs", "--match", "main\\.(", "--"]).arg(&bin));
+    let out = run(tracer()
+        .args(["funcs", "--match", "main\\.(", "--"])
+        .arg(&bin));
     assert_one_line_error(&out, "not a valid regex");
 }
 

@@ -20,12 +20,17 @@ fn inspect(binary: &std::path::Path, pattern: Option<&str>) -> Value {
 #[test]
 fn binary_facts_match_the_go_standard_library_on_every_version() {
     let toolchains = gobuild::toolchains();
-    assert!(toolchains.len() >= 8, "expected Go 1.19 and 1.21..1.27, found {toolchains:?}");
+    assert!(
+        toolchains.len() >= 8,
+        "expected Go 1.19 and 1.21..1.27, found {toolchains:?}"
+    );
     for tc in &toolchains {
         let debug = gobuild::build("funcs", tc, false).unwrap();
         let stripped = gobuild::build("funcs", tc, true).unwrap();
         let dwarf_truth = gobuild::run_oracle(&debug, false).unwrap();
-        let dwarf_goid = dwarf_truth["goid_offset"].as_u64().expect("DWARF goid offset of the unstripped build");
+        let dwarf_goid = dwarf_truth["goid_offset"]
+            .as_u64()
+            .expect("DWARF goid offset of the unstripped build");
         for (binary, is_stripped) in [(&debug, false), (&stripped, true)] {
             let truth = gobuild::run_oracle(binary, true).unwrap();
             let got = inspect(binary, Some(r"main\..*"));
@@ -33,10 +38,22 @@ fn binary_facts_match_the_go_standard_library_on_every_version() {
             assert_eq!(got["go_version"], truth["go_version"], "{at}");
             assert_eq!(got["stripped"], is_stripped, "{at}");
             assert_eq!(got["main_path"], truth["path"], "{at}");
-            assert_eq!(got["functions"].as_u64().unwrap() as usize, truth["functions"].as_array().unwrap().len(), "{at}");
+            assert_eq!(
+                got["functions"].as_u64().unwrap() as usize,
+                truth["functions"].as_array().unwrap().len(),
+                "{at}"
+            );
             // The stripped build uses the per-version table; it must equal DWARF.
-            assert_eq!(got["goid_offset"].as_u64().unwrap(), dwarf_goid, "{at}: goid offset vs DWARF");
-            assert_eq!(got["goid_offset_source"], if is_stripped { "table" } else { "dwarf" }, "{at}");
+            assert_eq!(
+                got["goid_offset"].as_u64().unwrap(),
+                dwarf_goid,
+                "{at}: goid offset vs DWARF"
+            );
+            assert_eq!(
+                got["goid_offset_source"],
+                if is_stripped { "table" } else { "dwarf" },
+                "{at}"
+            );
 
             let oracle_funcs: HashMap<&str, &Value> = truth["functions"]
                 .as_array()
@@ -48,7 +65,9 @@ fn binary_facts_match_the_go_standard_library_on_every_version() {
             assert!(matches.len() >= 6, "{at}: main.* functions");
             for m in matches {
                 let name = m["name"].as_str().unwrap();
-                let want = oracle_funcs.get(name).unwrap_or_else(|| panic!("{at}: {name} unknown to debug/gosym"));
+                let want = oracle_funcs
+                    .get(name)
+                    .unwrap_or_else(|| panic!("{at}: {name} unknown to debug/gosym"));
                 assert_eq!(m["entry"], want["entry"], "{at} {name} entry");
                 assert_eq!(m["end"], want["end"], "{at} {name} end");
                 assert_eq!(m["file"], want["file"], "{at} {name} file");
@@ -76,13 +95,20 @@ fn probe_plans_follow_the_prologue_shapes() {
         // Small, medium (LEAQ) and big frames all get their probe after the check.
         // From Go 1.21 that is the frame-pointer push, which the kernel emulates
         // cheaply; Go 1.19 allocates the frame first (`sub rsp, N`).
-        let first_insn = if tc.minor() >= 21 { "push rbp" } else { "sub rsp," };
+        let first_insn = if tc.minor() >= 21 {
+            "push rbp"
+        } else {
+            "sub rsp,"
+        };
         for framed in ["main.add9", "main.recurse", "main.mayPanic"] {
             let p = plan(framed);
             assert_eq!(p["entry_kind"], "after_stack_check", "{at} {framed}");
             let insn = p["entry_insn"].as_str().unwrap();
             assert!(insn.starts_with(first_insn), "{at} {framed}: {insn}");
-            assert!(!p["rets"].as_array().unwrap().is_empty(), "{at} {framed} RETs");
+            assert!(
+                !p["rets"].as_array().unwrap().is_empty(),
+                "{at} {framed} RETs"
+            );
             assert!(p["entry_file_offset"].as_u64().is_some(), "{at} {framed}");
         }
         let leaf = plan("main.leaf");
@@ -94,7 +120,10 @@ fn probe_plans_follow_the_prologue_shapes() {
 #[test]
 fn human_inspect_names_version_and_probe_points() {
     let bin = gobuild::build_default("funcs", true).unwrap();
-    let out = run(tracer().arg("inspect").arg(&bin).args(["--match", r"main\.add9"]));
+    let out = run(tracer()
+        .arg("inspect")
+        .arg(&bin)
+        .args(["--match", r"main\.add9"]));
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("go version   go1.26"), "{text}");

@@ -131,7 +131,10 @@ mod tests {
     fn cookie_round_trip() {
         let c = cookie(0xdead_beef, ProbeKind::FuncReturn);
         assert_eq!(split_cookie(c), (0xdead_beef, 2));
-        assert_eq!(ProbeKind::from_u32(split_cookie(c).1), Some(ProbeKind::FuncReturn));
+        assert_eq!(
+            ProbeKind::from_u32(split_cookie(c).1),
+            Some(ProbeKind::FuncReturn)
+        );
         assert_eq!(ProbeKind::from_u32(0), None);
     }
 

@@ -10,7 +10,9 @@
 use aya_ebpf::{
     EbpfContext,
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, pt_regs},
-    helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
+    helpers::{
+        bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
+    },
     macros::{map, uprobe},
     maps::{PerCpuArray, RingBuf},
     programs::ProbeContext,
@@ -74,7 +76,8 @@ fn capture(ctx: &ProbeContext) {
     // R14 holds the current g in Go's register ABI.
     let g = regs.r14;
     // SAFETY: user-memory reads through the helper; a fault yields Err, never a crash.
-    let goid = unsafe { bpf_probe_read_user((g + goid_offset) as *const u64) }.unwrap_or(GOID_UNKNOWN);
+    let goid =
+        unsafe { bpf_probe_read_user((g + goid_offset) as *const u64) }.unwrap_or(GOID_UNKNOWN);
     let stack_hi = unsafe { bpf_probe_read_user((g + G_STACK_HI_OFFSET) as *const u64) };
     let stack_depth = match stack_hi {
         Ok(hi) if hi > regs.rsp => hi - regs.rsp,

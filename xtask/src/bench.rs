@@ -32,14 +32,24 @@ pub fn run(calls: u64, runs: usize) -> anyhow::Result<()> {
     for run in 0..runs {
         for (i, config) in configs.iter().enumerate() {
             let ns = measure(*config, &program, calls)?;
-            eprintln!("bench: run {}/{runs} {:<20} {ns:>9.1} ns/call", run + 1, config.label());
+            eprintln!(
+                "bench: run {}/{runs} {:<20} {ns:>9.1} ns/call",
+                run + 1,
+                config.label()
+            );
             samples[i].push(ns);
         }
     }
     let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
     let base = medians[0];
-    println!("\nprobe overhead on main.probed, {calls} calls per run, median of {runs} runs (stripped Go {} binary)", crate::setup::DEFAULT_GO);
-    println!("{:<20} {:>12} {:>14} {:>8}", "configuration", "ns/call", "overhead/hit", "ratio");
+    println!(
+        "\nprobe overhead on main.probed, {calls} calls per run, median of {runs} runs (stripped Go {} binary)",
+        crate::setup::DEFAULT_GO
+    );
+    println!(
+        "{:<20} {:>12} {:>14} {:>8}",
+        "configuration", "ns/call", "overhead/hit", "ratio"
+    );
     for (config, m) in configs.iter().zip(&medians) {
         println!(
             "{:<20} {:>12.1} {:>11.2} us {:>7.1}x",
@@ -63,7 +73,14 @@ fn measure(config: Config, program: &std::path::Path, calls: u64) -> anyhow::Res
         Config::Untraced => Command::new(program),
         Config::EntryOnly | Config::EntryAndReturn => {
             let mut cmd = Command::new(tracer_binary());
-            cmd.args(["funcs", "--match", r"main\.probed", "--json", "-o", "/dev/null"]);
+            cmd.args([
+                "funcs",
+                "--match",
+                r"main\.probed",
+                "--json",
+                "-o",
+                "/dev/null",
+            ]);
             if matches!(config, Config::EntryOnly) {
                 cmd.arg("--entry-only");
             }
@@ -71,9 +88,16 @@ fn measure(config: Config, program: &std::path::Path, calls: u64) -> anyhow::Res
             cmd
         }
     };
-    let out = cmd.args(["-n", &n]).output().context("cannot run the benchmark")?;
+    let out = cmd
+        .args(["-n", &n])
+        .output()
+        .context("cannot run the benchmark")?;
     if !out.status.success() {
-        bail!("{} run failed: {}", config.label(), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{} run failed: {}",
+            config.label(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // The program's own report is its last JSON line on stdout.
     let stdout = String::from_utf8_lossy(&out.stdout);

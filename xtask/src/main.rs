@@ -71,7 +71,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is in the workspace")
+        .to_path_buf()
 }
 
 pub fn tracer_binary() -> PathBuf {
@@ -81,7 +84,9 @@ pub fn tracer_binary() -> PathBuf {
 /// Runs a command, echoing it, and fails if it fails.
 pub fn run_cmd(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("xtask: $ {}", shown(cmd));
-    let status = cmd.status().with_context(|| format!("cannot run {}", shown(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {}", shown(cmd)))?;
     if !status.success() {
         bail!("`{}` failed with {status}", shown(cmd));
     }
@@ -98,7 +103,8 @@ fn shown(cmd: &Command) -> String {
 
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(workspace_root()).env("PATH", setup::path_with_tools());
+    cmd.current_dir(workspace_root())
+        .env("PATH", setup::path_with_tools());
     cmd
 }
 
@@ -110,12 +116,19 @@ fn build_release() -> anyhow::Result<()> {
 pub fn build_go_program(name: &str, stripped: bool) -> anyhow::Result<PathBuf> {
     let go = setup::go_binary(setup::DEFAULT_GO)?;
     let root = workspace_root();
-    let out = root.join(format!("target/go-programs/{name}-go{}-{}", setup::DEFAULT_GO, if stripped { "stripped" } else { "debug" }));
+    let out = root.join(format!(
+        "target/go-programs/{name}-go{}-{}",
+        setup::DEFAULT_GO,
+        if stripped { "stripped" } else { "debug" }
+    ));
     let mut cmd = Command::new(go);
     cmd.current_dir(root.join("tests/go").join(name))
         .env("CGO_ENABLED", "0")
         .env("GOTOOLCHAIN", "local")
-        .env("GOCACHE", root.join(format!("target/go-cache/{}", setup::DEFAULT_GO)))
+        .env(
+            "GOCACHE",
+            root.join(format!("target/go-cache/{}", setup::DEFAULT_GO)),
+        )
         .args(["build", "-o"])
         .arg(&out);
     if stripped {
@@ -143,15 +156,28 @@ fn lint() -> anyhow::Result<()> {
     // The eBPF crate is linted on its own: together with tracer-common's `user`
     // feature it would pull std into a no_std build.
     run_cmd(cargo().env("AYA_BUILD_SKIP", "1").args([
-        "clippy", "--workspace", "--exclude", "tracer-ebpf", "--all-targets", "--", "-D", "warnings",
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "tracer-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
     ]))?;
     run_cmd(
-        cargo()
+        Command::new("rustup")
             .current_dir(workspace_root().join("tracer-ebpf"))
+            .env("PATH", setup::path_with_tools())
             .args([
-                "+nightly", "clippy", "--target", "bpfel-unknown-none", "-Z", "build-std=core", "--", "-D",
-                "warnings",
-            ]),
+                "run",
+                "nightly",
+                "cargo",
+                "clippy",
+                "--target",
+                "bpfel-unknown-none",
+            ])
+            .args(["-Z", "build-std=core", "--", "-D", "warnings"]),
     )
 }
 
@@ -166,7 +192,13 @@ fn test(cargo_args: &[String]) -> anyhow::Result<()> {
     }
     run_cmd(
         cargo()
-            .args(["test", "--release", "--workspace", "--exclude", "tracer-ebpf"])
+            .args([
+                "test",
+                "--release",
+                "--workspace",
+                "--exclude",
+                "tracer-ebpf",
+            ])
             .args(cargo_args)
             .env("TRACER_BIN", tracer_binary())
             .env("TRACER_GO_DIR", setup::go_dir()),

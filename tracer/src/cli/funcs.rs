@@ -1,9 +1,5 @@
 //! `tracer funcs`: every call of the matching Go functions, paired per goroutine.
-use std::{
-    num::NonZeroU32,
-    path::PathBuf,
-    time::Duration,
-};
+use std::{num::NonZeroU32, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -12,10 +8,7 @@ use tracer_common::{GoCallEvent, ProbeKind};
 use super::target::{Resolved, TargetArgs};
 use crate::{
     gobin::{EntryKind, GoBinary},
-    model::{
-        calls::CallTracker,
-        summary::CallSummary,
-    },
+    model::{calls::CallTracker, summary::CallSummary},
     output::{self, calls::CallWriter},
     probes::{AttachedProbes, EventReader, LoadOptions},
     target::{ChildExit, GatedChild},
@@ -87,7 +80,10 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
             }
         }
         if plan.entry_kind == EntryKind::NoStackCheck && plan.rets.is_empty() && !args.entry_only {
-            eprintln!("tracer: note: {} has no RET instruction; its calls end as unwound", f.name);
+            eprintln!(
+                "tracer: note: {} has no RET instruction; its calls end as unwound",
+                f.name
+            );
         }
         traced.push(f.name.clone());
     }
@@ -99,7 +95,11 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
             .find(|f| f.name == GOEXIT_FUNC)
             .with_context(|| format!("{GOEXIT_FUNC} not found in {}", binary_path.display()))?;
         let plan = binary.probe_plan(goexit)?;
-        points.push((file_offset(&binary, plan.entry)?, ProbeKind::GoroutineExit, GOEXIT_PROBE_ID));
+        points.push((
+            file_offset(&binary, plan.entry)?,
+            ProbeKind::GoroutineExit,
+            GOEXIT_PROBE_ID,
+        ));
     }
     if points.len() > args.max_probes {
         bail!(
@@ -134,7 +134,9 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
         binary.go_version(),
         if args.entry_only { ", entry only" } else { "" }
     );
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let _in_runtime = runtime.enter();
     let mut reader = EventReader::new(probes.take_events()?)?;
     if let Some(c) = child.as_mut() {
@@ -148,7 +150,13 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
         summary: CallSummary::new(traced.len()),
         writer: CallWriter::new(sink, args.json, traced),
     };
-    let stop = runtime.block_on(trace_until_stop(&mut reader, &mut pipeline, pid, child, args.duration))?;
+    let stop = runtime.block_on(trace_until_stop(
+        &mut reader,
+        &mut pipeline,
+        pid,
+        child,
+        args.duration,
+    ))?;
     let lost = probes.lost_events()?;
     drop(probes); // detach before the target is waited on
     pipeline.finish(lost, reader.malformed)?;
@@ -238,7 +246,8 @@ async fn trace_until_stop(
         // Keep the child running untraced; its exit status is still ours to return.
         if matches!(stop, Stop::Interrupted) {
             // The terminal's Ctrl-C went to the child too; give it a moment.
-            if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), &mut exit_rx).await {
+            if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), &mut exit_rx).await
+            {
                 return Ok(Stop::ChildExited(status?));
             }
             return Ok(Stop::Interrupted);
@@ -259,7 +268,11 @@ struct Pipeline {
 
 impl Pipeline {
     fn on_event(&mut self, ev: &GoCallEvent) {
-        let Pipeline { tracker, summary, writer } = self;
+        let Pipeline {
+            tracker,
+            summary,
+            writer,
+        } = self;
         tracker.on_event(ev, &mut |rec| {
             summary.add(&rec);
             writer.write(&rec);
@@ -271,12 +284,18 @@ impl Pipeline {
     }
 
     fn finish(mut self, lost_events: u64, malformed: u64) -> anyhow::Result<()> {
-        let Pipeline { tracker, summary, writer } = &mut self;
+        let Pipeline {
+            tracker,
+            summary,
+            writer,
+        } = &mut self;
         tracker.finish(&mut |rec| {
             summary.add(&rec);
             writer.write(&rec);
         });
         let unreadable = tracker.stats.unreadable + malformed;
-        writer.summary(summary, lost_events, unreadable).context("cannot write records")
+        writer
+            .summary(summary, lost_events, unreadable)
+            .context("cannot write records")
     }
 }

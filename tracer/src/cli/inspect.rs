@@ -63,9 +63,17 @@ struct Location {
 
 pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
     let binary = GoBinary::open(&args.binary)?;
-    let regex = args.pattern.as_deref().map(super::anchored_regex).transpose()?;
+    let regex = args
+        .pattern
+        .as_deref()
+        .map(super::anchored_regex)
+        .transpose()?;
     let matches = match &regex {
-        Some(re) => binary.find_functions(re).into_iter().map(|f| describe(&binary, f)).collect(),
+        Some(re) => binary
+            .find_functions(re)
+            .into_iter()
+            .map(|f| describe(&binary, f))
+            .collect(),
         None => Vec::new(),
     };
     let info = binary.build_info();
@@ -98,7 +106,10 @@ fn describe(binary: &GoBinary, f: &Function) -> FunctionReport {
     let line = binary.source_line(f, f.entry);
     let (probe, error) = match binary.probe_plan(f) {
         Ok(plan) => {
-            let loc = |vaddr: u64| Location { vaddr, file_offset: binary.file_offset(vaddr) };
+            let loc = |vaddr: u64| Location {
+                vaddr,
+                file_offset: binary.file_offset(vaddr),
+            };
             let probe = ProbeReport {
                 entry_kind: match plan.entry_kind {
                     EntryKind::AfterStackCheck => "after_stack_check",
@@ -135,9 +146,16 @@ fn print_human(r: &Report, matched: bool) {
     if !r.main_path.is_empty() {
         println!("main         {} (module {})", r.main_path, r.main_module);
     }
-    let stripped = if r.stripped { "yes (no symbol table, no DWARF)" } else { "no" };
+    let stripped = if r.stripped {
+        "yes (no symbol table, no DWARF)"
+    } else {
+        "no"
+    };
     println!("stripped     {stripped}");
-    println!("goid offset  {} (from {})", r.goid_offset, r.goid_offset_source);
+    println!(
+        "goid offset  {} (from {})",
+        r.goid_offset, r.goid_offset_source
+    );
     println!("functions    {}", r.functions);
     for (k, v) in &r.settings {
         println!("build        {k}={v}");
@@ -172,9 +190,19 @@ fn print_human(r: &Report, matched: bool) {
                     .iter()
                     .map(|l| format!("+{:#x} (file {})", l.vaddr - f.entry, hex(l.file_offset)))
                     .collect();
-                println!("  RET probes  {}", if rets.is_empty() { "none".into() } else { rets.join(", ") });
+                println!(
+                    "  RET probes  {}",
+                    if rets.is_empty() {
+                        "none".into()
+                    } else {
+                        rets.join(", ")
+                    }
+                );
                 if !p.tail_jumps.is_empty() {
-                    println!("  tail jumps  {} (calls leaving this way are reported as unwound)", p.tail_jumps.len());
+                    println!(
+                        "  tail jumps  {} (calls leaving this way are reported as unwound)",
+                        p.tail_jumps.len()
+                    );
                 }
             }
             (None, Some(err)) => println!("  no probe plan: {err}"),

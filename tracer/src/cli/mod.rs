@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 pub use target::TargetArgs;
 
 #[derive(Parser)]
-#[command(name = "tracer", version, about = "Zero-instrumentation eBPF tracer for Go programs")]
+#[command(
+    name = "tracer",
+    version,
+    about = "Zero-instrumentation eBPF tracer for Go programs"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,7 +33,11 @@ fn anchored_regex(pattern: &str) -> anyhow::Result<regex::Regex> {
     regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
         // The regex crate explains over several lines; its last line says what is wrong.
         let text = e.to_string();
-        let why = text.lines().last().unwrap_or("").trim_start_matches("error: ");
+        let why = text
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim_start_matches("error: ");
         anyhow::anyhow!("`{pattern}` is not a valid regex: {why}")
     })
 }

@@ -36,7 +36,10 @@ impl TargetArgs {
         let program = resolve_command(&self.command[0])?;
         // The uprobe binds to the file's inode; a canonical path names it plainly.
         let program = program.canonicalize().unwrap_or(program);
-        Ok(Resolved::Spawn { program, argv: self.command.clone() })
+        Ok(Resolved::Spawn {
+            program,
+            argv: self.command.clone(),
+        })
     }
 }
 

@@ -89,7 +89,10 @@ pub struct CallTracker {
 
 impl CallTracker {
     pub fn new(entry_only: bool) -> CallTracker {
-        CallTracker { entry_only, ..CallTracker::default() }
+        CallTracker {
+            entry_only,
+            ..CallTracker::default()
+        }
     }
 
     /// Feeds one event; completed calls are passed to `out` in the order they are proven.
@@ -188,7 +191,11 @@ fn unwind_below(
     out: &mut impl FnMut(CallRecord),
 ) {
     while let Some(top) = stack.last() {
-        let gone = if inclusive { top.depth >= depth } else { top.depth > depth };
+        let gone = if inclusive {
+            top.depth >= depth
+        } else {
+            top.depth > depth
+        };
         if !gone {
             break;
         }
@@ -331,7 +338,11 @@ mod tests {
         let statuses: Vec<_> = out.iter().map(|r| (r.probe_id, r.status)).collect();
         assert_eq!(
             statuses,
-            vec![(3, CallStatus::Unwound), (3, CallStatus::Unwound), (2, CallStatus::Returned)]
+            vec![
+                (3, CallStatus::Unwound),
+                (3, CallStatus::Unwound),
+                (2, CallStatus::Returned)
+            ]
         );
         assert!(out[0].ret.is_none() && out[0].duration_ns().is_none());
     }
@@ -364,7 +375,10 @@ mod tests {
         );
         assert_eq!(out.len(), 2);
         assert_eq!((out[0].goid, out[0].status), (Some(5), CallStatus::Unwound));
-        assert_eq!((out[1].goid, out[1].status), (Some(7), CallStatus::Unfinished));
+        assert_eq!(
+            (out[1].goid, out[1].status),
+            (Some(7), CallStatus::Unfinished)
+        );
     }
 
     #[test]
@@ -375,16 +389,27 @@ mod tests {
         assert_eq!(out[0].ret.unwrap()[0], 42);
         assert!(out[0].args.is_none());
 
-        let out = run(true, &[ev(FuncEntry, 1, 5, 100, 1, 7), ev(FuncEntry, 1, 5, 200, 2, 8)]);
+        let out = run(
+            true,
+            &[
+                ev(FuncEntry, 1, 5, 100, 1, 7),
+                ev(FuncEntry, 1, 5, 200, 2, 8),
+            ],
+        );
         assert_eq!(out.len(), 2);
-        assert!(out.iter().all(|r| r.status == CallStatus::EntryOnly && r.ret.is_none()));
+        assert!(
+            out.iter()
+                .all(|r| r.status == CallStatus::EntryOnly && r.ret.is_none())
+        );
     }
 
     #[test]
     fn unreadable_goroutine_is_null_not_guessed() {
         let mut t = CallTracker::new(false);
         let mut out = Vec::new();
-        t.on_event(&ev(FuncEntry, 1, GOID_UNKNOWN, 100, 1, 0), &mut |r| out.push(r));
+        t.on_event(&ev(FuncEntry, 1, GOID_UNKNOWN, 100, 1, 0), &mut |r| {
+            out.push(r)
+        });
         assert_eq!(out[0].goid, None);
         assert_eq!(t.stats.unreadable, 1);
     }

@@ -12,7 +12,11 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { counts: vec![0; BUCKETS].into_boxed_slice(), total: 0, max: 0 }
+        Histogram {
+            counts: vec![0; BUCKETS].into_boxed_slice(),
+            total: 0,
+            max: 0,
+        }
     }
 }
 
@@ -72,7 +76,19 @@ mod tests {
     #[test]
     fn buckets_cover_values_monotonically() {
         let mut last = 0;
-        for v in [0u64, 1, 15, 16, 17, 31, 32, 1000, 123_456, 1 << 40, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            15,
+            16,
+            17,
+            31,
+            32,
+            1000,
+            123_456,
+            1 << 40,
+            u64::MAX,
+        ] {
             let b = bucket_of(v);
             assert!(b >= last, "bucket order at {v}");
             assert!(bucket_high(b) >= v, "high({b}) < {v}");

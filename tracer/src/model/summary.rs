@@ -22,11 +22,15 @@ pub struct CallSummary {
 
 impl CallSummary {
     pub fn new(functions: usize) -> CallSummary {
-        CallSummary { per_func: vec![FuncTotals::default(); functions] }
+        CallSummary {
+            per_func: vec![FuncTotals::default(); functions],
+        }
     }
 
     pub fn add(&mut self, rec: &CallRecord) {
-        let Some(t) = self.per_func.get_mut(rec.probe_id as usize) else { return };
+        let Some(t) = self.per_func.get_mut(rec.probe_id as usize) else {
+            return;
+        };
         t.calls += 1;
         match rec.status {
             CallStatus::Returned => t.returned += 1,

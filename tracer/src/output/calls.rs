@@ -27,7 +27,14 @@ pub struct CallWriter {
 impl CallWriter {
     pub fn new(sink: Box<dyn Write + Send>, json: bool, names: Vec<String>) -> CallWriter {
         let json_names = names.iter().map(|n| quoted(n)).collect();
-        CallWriter { sink, json, names, json_names, line: Vec::with_capacity(512), error: None }
+        CallWriter {
+            sink,
+            json,
+            names,
+            json_names,
+            line: Vec::with_capacity(512),
+            error: None,
+        }
     }
 
     pub fn names(&self) -> &[String] {
@@ -65,13 +72,26 @@ impl CallWriter {
 
     /// The summary: a JSON record in the sink when writing JSON, and always a
     /// human table on stderr.
-    pub fn summary(&mut self, s: &CallSummary, lost_events: u64, unreadable: u64) -> io::Result<()> {
+    pub fn summary(
+        &mut self,
+        s: &CallSummary,
+        lost_events: u64,
+        unreadable: u64,
+    ) -> io::Result<()> {
         if self.json {
-            let ctx = SummaryContext { names: &self.names, lost_events, unreadable };
+            let ctx = SummaryContext {
+                names: &self.names,
+                lost_events,
+                unreadable,
+            };
             write_summary_json(self.sink.as_mut(), s, &ctx)?;
         }
         self.flush()?;
-        let ctx = SummaryContext { names: &self.names, lost_events, unreadable };
+        let ctx = SummaryContext {
+            names: &self.names,
+            lost_events,
+            unreadable,
+        };
         write_summary_human(&mut io::stderr(), s, &ctx)
     }
 }
@@ -103,14 +123,20 @@ fn status_json(status: CallStatus) -> &'static str {
 }
 
 fn regs(values: &[u64]) -> String {
-    values.iter().map(|v| register(*v)).collect::<Vec<_>>().join(", ")
+    values
+        .iter()
+        .map(|v| register(*v))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `g42 main.add9(1, 2, ...) = (45, 0) 1.20us` — results show RAX and RBX, the
 /// registers that hold one- and two-word results.
 fn human_line(buf: &mut Vec<u8>, rec: &CallRecord, func: &str) {
     let goid = rec.goid.map_or("g?".to_string(), |g| format!("g{g}"));
-    let args = rec.args.map_or("(?)".to_string(), |a| format!("({})", regs(&a)));
+    let args = rec
+        .args
+        .map_or("(?)".to_string(), |a| format!("({})", regs(&a)));
     let tail = match (rec.ret, rec.duration_ns()) {
         (Some(r), Some(d)) => format!(" = ({}) {}", regs(&r[..2]), duration(d)),
         (Some(r), None) => format!(" = ({}) [{}]", regs(&r[..2]), rec.status.as_str()),
@@ -126,7 +152,11 @@ struct SummaryContext<'a> {
     unreadable: u64,
 }
 
-fn write_summary_human(out: &mut dyn Write, s: &CallSummary, ctx: &SummaryContext) -> io::Result<()> {
+fn write_summary_human(
+    out: &mut dyn Write,
+    s: &CallSummary,
+    ctx: &SummaryContext,
+) -> io::Result<()> {
     writeln!(out, "--- summary ---")?;
     writeln!(
         out,
@@ -182,7 +212,11 @@ struct FuncSummaryJson<'a> {
     p99_ns: Option<u64>,
 }
 
-fn write_summary_json(out: &mut dyn Write, s: &CallSummary, ctx: &SummaryContext) -> io::Result<()> {
+fn write_summary_json(
+    out: &mut dyn Write,
+    s: &CallSummary,
+    ctx: &SummaryContext,
+) -> io::Result<()> {
     let functions: Vec<_> = s
         .per_func
         .iter()
@@ -233,7 +267,11 @@ mod tests {
     #[test]
     fn json_shape() {
         let mut buf = Vec::new();
-        json_line(&mut buf, &record(CallStatus::Returned), &quoted("main.add9"));
+        json_line(
+            &mut buf,
+            &record(CallStatus::Returned),
+            &quoted("main.add9"),
+        );
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(v["kind"], "func_call");
         assert_eq!(v["func"], "main.add9");
@@ -251,10 +289,13 @@ mod tests {
     }
 
     #[test]
-    fn human_line() {
+    fn human_line_format() {
         let mut buf = Vec::new();
         human_line(&mut buf, &record(CallStatus::Returned), "main.add9");
         let line = String::from_utf8(buf).unwrap();
-        assert_eq!(line, "    g7 main.add9(1, 2, 3, 4, 5, 6, 7, 8, 9) = (45, 0) 250ns\n");
+        assert_eq!(
+            line,
+            "    g7 main.add9(1, 2, 3, 4, 5, 6, 7, 8, 9) = (45, 0) 250ns\n"
+        );
     }
 }

@@ -13,7 +13,11 @@ pub fn duration(ns: u64) -> String {
 /// A register value: small ones in decimal (counts, lengths, flags), others in hex
 /// (pointers), which is how a reader recognises them.
 pub fn register(v: u64) -> String {
-    if v < 1 << 32 { v.to_string() } else { format!("{v:#x}") }
+    if v < 1 << 32 {
+        v.to_string()
+    } else {
+        format!("{v:#x}")
+    }
 }
 
 #[cfg(test)]

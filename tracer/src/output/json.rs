@@ -34,7 +34,8 @@ impl<'a> JsonObject<'a> {
 
     pub fn u64(&mut self, key: &str, v: u64) -> &mut Self {
         self.key(key);
-        self.buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
         self
     }
 
@@ -46,7 +47,9 @@ impl<'a> JsonObject<'a> {
     }
 
     pub fn opt_u64s(&mut self, key: &str, v: Option<&[u64]>) -> &mut Self {
-        let Some(values) = v else { return self.raw(key, "null") };
+        let Some(values) = v else {
+            return self.raw(key, "null");
+        };
         self.key(key);
         self.buf.push(b'[');
         let mut itoa = itoa::Buffer::new();
@@ -80,7 +83,10 @@ mod tests {
         let mut buf = Vec::new();
         JsonObject::begin(&mut buf)
             .raw("kind", &quoted("func_call"))
-            .raw("func", &quoted("main.(*T).M[go.shape.struct { F int \"json:\\\"f\\\"\" }]"))
+            .raw(
+                "func",
+                &quoted("main.(*T).M[go.shape.struct { F int \"json:\\\"f\\\"\" }]"),
+            )
             .u64("pid", 7)
             .opt_u64("goid", None)
             .opt_u64s("args", Some(&[1, u64::MAX]))

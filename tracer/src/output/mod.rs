@@ -3,7 +3,11 @@ pub mod calls;
 pub mod format;
 pub mod json;
 
-use std::{fs::File, io::{self, BufWriter, Write}, path::Path};
+use std::{
+    fs::File,
+    io::{self, BufWriter, Write},
+    path::Path,
+};
 
 /// Where records go: stdout (shared with a spawned target's own output) or a file.
 pub fn record_sink(path: Option<&Path>) -> io::Result<Box<dyn Write + Send>> {

@@ -26,7 +26,11 @@ pub enum ProbeError {
     #[error("could not load the eBPF programs: {0}")]
     Load(String),
     #[error("could not attach a uprobe at file offset {offset:#x} of {path}: {reason}")]
-    Attach { path: String, offset: u64, reason: String },
+    Attach {
+        path: String,
+        offset: u64,
+        reason: String,
+    },
 }
 
 pub struct LoadOptions {
@@ -111,7 +115,11 @@ impl AttachedProbes {
             if is_permission_error(&reason) {
                 ProbeError::NotPermitted(reason)
             } else {
-                ProbeError::Attach { path: binary.display().to_string(), offset: file_offset, reason }
+                ProbeError::Attach {
+                    path: binary.display().to_string(),
+                    offset: file_offset,
+                    reason,
+                }
             }
         })?;
         self.attached += 1;
@@ -156,10 +164,14 @@ fn classify(text: String) -> ProbeError {
 
 /// Each uprobe holds a perf event fd; a broad match can need thousands.
 fn raise_fd_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: valid pointer to an rlimit struct.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }

@@ -21,7 +21,9 @@ impl EventReader {
     /// Waits until events are available, then appends every queued one to `batch`.
     pub async fn next_batch(&mut self, batch: &mut Vec<GoCallEvent>) -> std::io::Result<usize> {
         let mut guard = self.ring.readable_mut().await?;
-        let n = drain(guard.get_inner_mut(), &mut self.malformed, &mut |ev| batch.push(ev));
+        let n = drain(guard.get_inner_mut(), &mut self.malformed, &mut |ev| {
+            batch.push(ev)
+        });
         guard.clear_ready();
         Ok(n)
     }
@@ -32,7 +34,11 @@ impl EventReader {
     }
 }
 
-fn drain(ring: &mut RingBuf<MapData>, malformed: &mut u64, sink: &mut impl FnMut(GoCallEvent)) -> usize {
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    malformed: &mut u64,
+    sink: &mut impl FnMut(GoCallEvent),
+) -> usize {
     let mut n = 0;
     while let Some(item) = ring.next() {
         match GoCallEvent::from_bytes(&item) {

@@ -18,14 +18,23 @@ pub enum TargetError {
     NoSuchPid(u32),
     #[error("cannot read /proc/{pid}/exe: {source} (hint: tracing another process needs root)")]
     ExeUnreadable { pid: u32, source: std::io::Error },
-    #[error("no running process has the executable name `{0}` (hint: check `pgrep -a {0}`, or pass --pid)")]
+    #[error(
+        "no running process has the executable name `{0}` (hint: check `pgrep -a {0}`, or pass --pid)"
+    )]
     NoSuchExe(String),
     #[error("{count} processes are named `{name}`; choose one with --pid:\n{list}")]
-    AmbiguousExe { name: String, count: usize, list: String },
+    AmbiguousExe {
+        name: String,
+        count: usize,
+        list: String,
+    },
     #[error("command `{0}` not found (hint: give a path, or check PATH)")]
     CommandNotFound(String),
     #[error("could not start `{command}`: {source}")]
-    SpawnFailed { command: String, source: std::io::Error },
+    SpawnFailed {
+        command: String,
+        source: std::io::Error,
+    },
 }
 
 /// A running process we attach to.
@@ -49,7 +58,11 @@ impl Process {
             std::io::ErrorKind::NotFound => TargetError::NoSuchPid(pid),
             _ => TargetError::ExeUnreadable { pid, source },
         })?;
-        Ok(Process { pid, exe, cmdline: read_cmdline(pid) })
+        Ok(Process {
+            pid,
+            exe,
+            cmdline: read_cmdline(pid),
+        })
     }
 
     /// Finds the single process whose executable (or comm) is `name`.
@@ -104,7 +117,11 @@ fn all_pids() -> impl Iterator<Item = u32> {
 fn exe_name_matches(pid: u32, name: &str) -> bool {
     if let Ok(target) = fs::read_link(format!("/proc/{pid}/exe")) {
         let target = target.to_string_lossy();
-        let base = target.trim_end_matches(" (deleted)").rsplit('/').next().unwrap_or("");
+        let base = target
+            .trim_end_matches(" (deleted)")
+            .rsplit('/')
+            .next()
+            .unwrap_or("");
         if base == name {
             return true;
         }
@@ -166,7 +183,10 @@ mod tests {
         let me = Process::from_pid(std::process::id()).unwrap();
         assert!(me.is_alive());
         assert!(!me.cmdline.is_empty());
-        assert!(matches!(Process::from_pid(0), Err(TargetError::NoSuchPid(0))));
+        assert!(matches!(
+            Process::from_pid(0),
+            Err(TargetError::NoSuchPid(0))
+        ));
         let err = Process::from_pid(u32::MAX - 1).unwrap_err().to_string();
         assert!(err.starts_with("no process with pid"), "{err}");
     }

@@ -3,7 +3,10 @@
 use std::{
     ffi::CString,
     io,
-    os::{fd::{AsRawFd, FromRawFd, OwnedFd}, unix::ffi::OsStrExt},
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd},
+        unix::ffi::OsStrExt,
+    },
     path::Path,
 };
 
@@ -50,10 +53,18 @@ impl GatedChild {
     /// Forks a child that will exec `program` with `argv` once released.
     pub fn spawn(program: &Path, argv: &[String]) -> Result<GatedChild, TargetError> {
         let command = argv.join(" ");
-        let fail = |source| TargetError::SpawnFailed { command: command.clone(), source };
+        let fail = |source| TargetError::SpawnFailed {
+            command: command.clone(),
+            source,
+        };
         // Everything the child needs is allocated before fork: after fork only
         // async-signal-safe calls are allowed.
-        let invalid = || fail(io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in argument"));
+        let invalid = || {
+            fail(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "NUL byte in argument",
+            ))
+        };
         let c_program = CString::new(program.as_os_str().as_bytes()).map_err(|_| invalid())?;
         let c_args = argv
             .iter()
@@ -74,6 +85,10 @@ impl GatedChild {
         if pid == 0 {
             // SAFETY: child side, async-signal-safe calls only.
             unsafe {
+                // Our copies of the parent's ends: with the gate's write end open
+                // here, the read below would never see the tracer go away.
+                libc::close(gate_write.as_raw_fd());
+                libc::close(status_read.as_raw_fd());
                 let mut byte = 0u8;
                 let n = loop {
                     let n = libc::read(gate_read.as_raw_fd(), (&raw mut byte).cast(), 1);
@@ -94,12 +109,19 @@ impl GatedChild {
         }
         drop(gate_read);
         drop(status_write);
-        Ok(GatedChild { pid: pid as u32, command, gate: Some(gate_write), exec_status: status_read })
+        Ok(GatedChild {
+            pid: pid as u32,
+            command,
+            gate: Some(gate_write),
+            exec_status: status_read,
+        })
     }
 
     /// Lets the child exec the command; fails if exec itself failed.
     pub fn release(&mut self) -> Result<(), TargetError> {
-        let Some(gate) = self.gate.take() else { return Ok(()) };
+        let Some(gate) = self.gate.take() else {
+            return Ok(());
+        };
         let byte = 1u8;
         // SAFETY: writing one byte from a valid buffer to our pipe.
         unsafe { libc::write(gate.as_raw_fd(), (&raw const byte).cast(), 1) };
