@@ -206,11 +206,50 @@ fn newest_mtime(dir: &Path) -> Result<SystemTime> {
 /// Builds `tests/go/<program>` with `tc` and returns the binary's path. Skips the build when
 /// the output exists and is newer than every file of the program.
 pub fn build(program: &str, tc: &GoToolchain, stripped: bool) -> Result<PathBuf> {
+    build_tagged(program, tc, stripped, "")
+}
+
+/// The package to build: the program directory itself, or its only `cmd/<name>`
+/// (a multi-package module laid out like a real repository, e.g. the stand-in engine).
+fn main_package(src: &Path) -> Result<String> {
+    if src.join("main.go").is_file() {
+        return Ok(".".into());
+    }
+    let cmds: Vec<_> = std::fs::read_dir(src.join("cmd"))
+        .with_context(|| format!("{} has neither main.go nor cmd/", src.display()))?
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
+    match cmds.as_slice() {
+        [one] => Ok(format!("./cmd/{}", one.file_name().to_string_lossy())),
+        _ => bail!(
+            "{} must have exactly one directory under cmd/",
+            src.display()
+        ),
+    }
+}
+
+/// Like [`build`], with Go build tags (comma-separated; "" for none). Tagged builds
+/// get their own output name.
+pub fn build_tagged(
+    program: &str,
+    tc: &GoToolchain,
+    stripped: bool,
+    tags: &str,
+) -> Result<PathBuf> {
     let src = program_dir(program);
     if !src.join("go.mod").is_file() {
         bail!("no Go program at {} (missing go.mod)", src.display());
     }
-    let out = output_path(program, tc, stripped);
+    let mut out = output_path(program, tc, stripped);
+    if !tags.is_empty() {
+        out.set_file_name(format!(
+            "{}-{}",
+            out.file_name().unwrap().to_string_lossy(),
+            tags.replace(',', "-")
+        ));
+    }
+    let package = main_package(&src)?;
     let src_mtime = newest_mtime(&src)?;
     if let Ok(m) = std::fs::metadata(&out).and_then(|m| m.modified())
         && m >= src_mtime
@@ -239,7 +278,10 @@ pub fn build(program: &str, tc: &GoToolchain, stripped: bool) -> Result<PathBuf>
     if stripped {
         cmd.arg("-ldflags=-s -w");
     }
-    cmd.arg("-o").arg(&tmp).arg(".");
+    if !tags.is_empty() {
+        cmd.arg(format!("-tags={tags}"));
+    }
+    cmd.arg("-o").arg(&tmp).arg(&package);
     for var in [
         "GOFLAGS",
         "GOROOT",

@@ -29,6 +29,9 @@ pub enum ProbeKind {
     FuncReturn = 2,
     /// `runtime.goexit1`: the current goroutine is exiting; its open frames are gone.
     GoroutineExit = 3,
+    /// Any other instruction (e.g. a source line inside a function): a plain hit,
+    /// with no frame of its own.
+    Point = 4,
 }
 
 impl ProbeKind {
@@ -37,21 +40,156 @@ impl ProbeKind {
             1 => Some(ProbeKind::FuncEntry),
             2 => Some(ProbeKind::FuncReturn),
             3 => Some(ProbeKind::GoroutineExit),
+            4 => Some(ProbeKind::Point),
             _ => None,
         }
     }
 }
 
-/// The attach cookie: the probe id in the low 32 bits, the kind in the high 32.
-/// One generic program serves every probe; the cookie tells it which one fired.
-pub const fn cookie(probe_id: u32, kind: ProbeKind) -> u64 {
-    ((kind as u64) << 32) | probe_id as u64
+/// Cookie bit: this probe has a [`ProbeSpec`] in the `PROBE_SPECS` map.
+pub const COOKIE_HAS_SPEC: u64 = 1 << 63;
+
+/// The attach cookie: the probe id in the low 32 bits, the kind above it, and
+/// [`COOKIE_HAS_SPEC`]. One generic program serves every probe; the cookie says which.
+pub const fn cookie(probe_id: u32, kind: ProbeKind, has_spec: bool) -> u64 {
+    let spec = if has_spec { COOKIE_HAS_SPEC } else { 0 };
+    spec | ((kind as u64) << 32) | probe_id as u64
 }
 
-/// Splits a cookie into (probe id, kind number).
-pub const fn split_cookie(cookie: u64) -> (u32, u32) {
-    (cookie as u32, (cookie >> 32) as u32)
+/// Splits a cookie into (probe id, kind number, has spec).
+pub const fn split_cookie(cookie: u64) -> (u32, u32, bool) {
+    (
+        cookie as u32,
+        ((cookie >> 32) as u32) & 0xff,
+        cookie & COOKIE_HAS_SPEC != 0,
+    )
 }
+
+/// The `PROBE_SPECS` key of a probe: entry and RET probes of one function share a
+/// probe id (that is how calls pair) but read different things.
+pub const fn spec_key(probe_id: u32, kind: u32) -> u32 {
+    (kind << 24) | (probe_id & 0x00ff_ffff)
+}
+
+/// Captures per probe hit, dereference steps per capture, bytes kept per string.
+pub const MAX_CAPTURES: usize = 4;
+pub const MAX_DEREFS: usize = 4;
+pub const CAPTURE_BYTES: usize = 64;
+
+/// Register numbers in a [`CaptureSpec`]: 0..=8 are the Go ABI integer registers
+/// (RAX, RBX, RCX, RDI, RSI, R8, R9, R10, R11), then these.
+pub const REG_RSP: u8 = 9;
+/// RDX holds the closure context pointer in Go's ABI.
+pub const REG_RDX: u8 = 10;
+pub const SAVED_REGS: usize = 11;
+
+/// Where a capture starts.
+pub mod capture_base {
+    /// A register at this hit.
+    pub const REG: u8 = 1;
+    /// A register as it was at the entry of this call (for RET probes; the entry
+    /// probe must save registers, see [`super::ProbeSpec::save_entry`]).
+    pub const ENTRY_REG: u8 = 2;
+}
+
+/// What a capture produces.
+pub mod capture_kind {
+    /// The 8-byte value after the dereference steps.
+    pub const WORD: u8 = 1;
+    /// A Go string whose header (ptr, len) is at `value + string_offset` after the
+    /// steps: its length, and up to [`super::CAPTURE_BYTES`] bytes.
+    pub const STRING: u8 = 2;
+    /// A Go string passed in two registers (`reg` = ptr, `reg + 1` = len).
+    pub const STRING_REGS: u8 = 3;
+}
+
+/// One value to read at a probe hit: start from a register, follow up to
+/// [`MAX_DEREFS`] pointers (`value = *(value + derefs[i])`), then produce a word
+/// or a string. Built by userspace from an engine profile.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureSpec {
+    pub base: u8,
+    pub reg: u8,
+    pub kind: u8,
+    pub nderefs: u8,
+    pub string_offset: i32,
+    pub derefs: [i32; MAX_DEREFS],
+}
+
+/// What a probe reads besides the fixed registers. Lives in the `PROBE_SPECS` map,
+/// keyed by probe id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeSpec {
+    /// Entry probes: save the registers, for the RET probes' `ENTRY_REG` captures.
+    pub save_entry: u8,
+    /// RET probes: look up (and drop) the registers saved at entry.
+    pub use_entry: u8,
+    pub ncaptures: u8,
+    pub _pad: [u8; 5],
+    pub captures: [CaptureSpec; MAX_CAPTURES],
+}
+
+const _: () = assert!(core::mem::size_of::<CaptureSpec>() == 24);
+const _: () = assert!(core::mem::size_of::<ProbeSpec>() == 104);
+
+/// One captured value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capture {
+    /// The word, or a string's full length.
+    pub value: u64,
+    /// 1 when every read succeeded (a fault leaves 0: the value is unknown).
+    pub ok: u32,
+    /// String bytes kept in `bytes` (at most [`CAPTURE_BYTES`]).
+    pub nbytes: u32,
+    pub bytes: [u8; CAPTURE_BYTES],
+}
+
+impl Capture {
+    pub fn word(&self) -> Option<u64> {
+        (self.ok == 1).then_some(self.value)
+    }
+
+    /// The captured string (lossy UTF-8), if it was read; may be a prefix of a
+    /// longer one, see [`Capture::truncated`].
+    pub fn text(&self) -> Option<&[u8]> {
+        let n = (self.nbytes as usize).min(CAPTURE_BYTES);
+        (self.ok == 1).then(|| &self.bytes[..n])
+    }
+
+    pub fn truncated(&self) -> bool {
+        self.value > self.nbytes as u64
+    }
+}
+
+/// Where the registers of an open call are saved between its entry and RET.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub goid: u64,
+    pub stack_depth: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SavedRegs {
+    pub regs: [u64; SAVED_REGS],
+}
+
+/// A hit of a probe that has a spec: the fixed part plus its captures.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GoCaptureEvent {
+    pub call: GoCallEvent,
+    pub captures: [Capture; MAX_CAPTURES],
+}
+
+const _: () = assert!(core::mem::size_of::<Capture>() == 80);
+const _: () = assert!(core::mem::size_of::<GoCaptureEvent>() == 112 + 4 * 80);
 
 /// One probe hit on a Go function, as captured in the kernel.
 #[repr(C)]
@@ -90,6 +228,7 @@ pub mod names {
     pub const RETURN_PROGRAM: &str = "go_return";
     pub const EVENTS_MAP: &str = "EVENTS";
     pub const LOST_EVENTS_MAP: &str = "LOST_EVENTS";
+    pub const PROBE_SPECS_MAP: &str = "PROBE_SPECS";
     pub const GOID_OFFSET_GLOBAL: &str = "GOID_OFFSET";
     pub const TARGET_TGID_GLOBAL: &str = "TARGET_TGID";
 }
@@ -98,6 +237,20 @@ pub mod names {
 mod user {
     // SAFETY: plain-old-data, repr(C), no padding, every bit pattern valid.
     unsafe impl aya::Pod for super::GoCallEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ProbeSpec {}
+}
+
+impl GoCaptureEvent {
+    /// Decodes a capture event; `None` unless the record has exactly its size.
+    pub fn from_bytes(bytes: &[u8]) -> Option<GoCaptureEvent> {
+        if bytes.len() != core::mem::size_of::<GoCaptureEvent>() {
+            return None;
+        }
+        // SAFETY: length checked; read_unaligned copes with any alignment and every
+        // bit pattern is a valid GoCaptureEvent.
+        Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr() as *const GoCaptureEvent) })
+    }
 }
 
 impl GoCallEvent {
@@ -129,8 +282,12 @@ mod tests {
 
     #[test]
     fn cookie_round_trip() {
-        let c = cookie(0xdead_beef, ProbeKind::FuncReturn);
-        assert_eq!(split_cookie(c), (0xdead_beef, 2));
+        let c = cookie(0xdead_beef, ProbeKind::FuncReturn, false);
+        assert_eq!(split_cookie(c), (0xdead_beef, 2, false));
+        assert_eq!(
+            split_cookie(cookie(7, ProbeKind::Point, true)),
+            (7, 4, true)
+        );
         assert_eq!(
             ProbeKind::from_u32(split_cookie(c).1),
             Some(ProbeKind::FuncReturn)

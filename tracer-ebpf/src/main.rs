@@ -1,9 +1,11 @@
 //! Kernel side: two generic uprobe programs for Go functions.
 //!
 //! They hold no policy. Userspace attaches `go_entry` at a function's first body
-//! instruction and `go_return` at each of its `RET`s, with a cookie naming the probe;
-//! both copy the same raw facts into the ring buffer: which probe, which goroutine,
-//! how deep in its stack, the nine ABI integer registers, and the time.
+//! instruction (or any other instruction) and `go_return` at each of its `RET`s,
+//! with a cookie naming the probe. Both copy the same raw facts into the ring
+//! buffer: which probe, which goroutine, how deep in its stack, the nine ABI integer
+//! registers, and the time. A probe with a spec (from an engine profile) also reads
+//! the values the spec names: fields behind pointers, Go strings.
 #![no_std]
 #![no_main]
 
@@ -12,13 +14,16 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, pt_regs},
     helpers::{
         bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
+        bpf_probe_read_user_buf,
     },
     macros::{map, uprobe},
-    maps::{PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::ProbeContext,
 };
 use tracer_common::{
-    DEPTH_UNKNOWN, G_STACK_HI_OFFSET, GOID_UNKNOWN, GoCallEvent, LOST_EVENTS_SLOT, split_cookie,
+    CAPTURE_BYTES, Capture, CaptureSpec, DEPTH_UNKNOWN, EntryKey, G_STACK_HI_OFFSET, GOID_UNKNOWN,
+    GoCallEvent, GoCaptureEvent, LOST_EVENTS_SLOT, MAX_CAPTURES, MAX_DEREFS, ProbeSpec, SAVED_REGS,
+    SavedRegs, capture_base, capture_kind, split_cookie,
 };
 
 /// Offset of `goid` in `runtime.g` for the target's Go version; set by the loader.
@@ -42,6 +47,15 @@ const WAKEUP_BYTES: u64 = 256 * 1024;
 #[map]
 static LOST_EVENTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
+/// What each probe with a spec reads, keyed by `spec_key(probe id, kind)`.
+#[map]
+static PROBE_SPECS: HashMap<u32, ProbeSpec> = HashMap::with_max_entries(4096, 0);
+
+/// Registers of open calls whose RET probes read entry arguments. LRU, so frames a
+/// panic skipped cannot fill it.
+#[map]
+static ENTRY_REGS: LruHashMap<EntryKey, SavedRegs> = LruHashMap::with_max_entries(65536, 0);
+
 #[uprobe]
 pub fn go_entry(ctx: ProbeContext) -> u32 {
     capture(&ctx);
@@ -64,14 +78,10 @@ fn capture(ctx: &ProbeContext) {
     if target != 0 && target != tgid {
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<GoCallEvent>(0) else {
-        count_lost();
-        return;
-    };
     // SAFETY: ctx.regs points at the trapped task's saved registers for this hit.
     let regs: &pt_regs = unsafe { &*(ctx.as_ptr() as *const pt_regs) };
     // SAFETY: the helper only reads the cookie stored on this attachment.
-    let (probe_id, kind) = split_cookie(unsafe { bpf_get_attach_cookie(ctx.as_ptr()) });
+    let (probe_id, kind, has_spec) = split_cookie(unsafe { bpf_get_attach_cookie(ctx.as_ptr()) });
     let goid_offset = unsafe { core::ptr::read_volatile(&GOID_OFFSET) };
     // R14 holds the current g in Go's register ABI.
     let g = regs.r14;
@@ -83,7 +93,7 @@ fn capture(ctx: &ProbeContext) {
         Ok(hi) if hi > regs.rsp => hi - regs.rsp,
         _ => DEPTH_UNKNOWN,
     };
-    entry.write(GoCallEvent {
+    let call = GoCallEvent {
         kind,
         probe_id,
         tgid,
@@ -94,13 +104,160 @@ fn capture(ctx: &ProbeContext) {
         regs: [
             regs.rax, regs.rbx, regs.rcx, regs.rdi, regs.rsi, regs.r8, regs.r9, regs.r10, regs.r11,
         ],
-    });
+    };
+    let spec = if has_spec {
+        unsafe { PROBE_SPECS.get(&probe_id) }
+    } else {
+        None
+    };
+    match spec {
+        None => {
+            let Some(mut entry) = EVENTS.reserve::<GoCallEvent>(0) else {
+                count_lost();
+                return;
+            };
+            entry.write(call);
+            entry.submit(wakeup_flags());
+        }
+        Some(spec) => {
+            let all = saved(regs);
+            let key = EntryKey {
+                tgid,
+                _pad: 0,
+                goid,
+                stack_depth,
+            };
+            if spec.save_entry != 0 {
+                let _ = ENTRY_REGS.insert(&key, &all, 0);
+            }
+            let entry_regs = if spec.use_entry != 0 {
+                let found = unsafe { ENTRY_REGS.get(&key) }.copied();
+                let _ = ENTRY_REGS.remove(&key);
+                found
+            } else {
+                None
+            };
+            let Some(mut entry) = EVENTS.reserve::<GoCaptureEvent>(0) else {
+                count_lost();
+                return;
+            };
+            let out = entry.as_mut_ptr();
+            // SAFETY: `out` points at reserved ring memory sized for GoCaptureEvent;
+            // every field is written before submit.
+            unsafe {
+                (*out).call = call;
+                for i in 0..MAX_CAPTURES {
+                    let slot = &mut (*out).captures[i];
+                    slot.value = 0;
+                    slot.ok = 0;
+                    slot.nbytes = 0;
+                    if i < spec.ncaptures as usize {
+                        read_capture(&spec.captures[i], &all, entry_regs.as_ref(), slot);
+                    }
+                }
+            }
+            entry.submit(wakeup_flags());
+        }
+    }
+}
+
+#[inline(always)]
+fn saved(regs: &pt_regs) -> SavedRegs {
+    SavedRegs {
+        regs: [
+            regs.rax, regs.rbx, regs.rcx, regs.rdi, regs.rsi, regs.r8, regs.r9, regs.r10, regs.r11,
+            regs.rsp, regs.rdx,
+        ],
+    }
+}
+
+/// Fills `out` as `spec` says; leaves `ok = 0` if any read faults.
+#[inline(always)]
+fn read_capture(
+    spec: &CaptureSpec,
+    now: &SavedRegs,
+    at_entry: Option<&SavedRegs>,
+    out: &mut Capture,
+) {
+    let regs = match spec.base {
+        capture_base::REG => now,
+        capture_base::ENTRY_REG => match at_entry {
+            Some(r) => r,
+            None => return,
+        },
+        _ => return,
+    };
+    let reg = spec.reg as usize;
+    if reg >= SAVED_REGS {
+        return;
+    }
+    if spec.kind == capture_kind::STRING_REGS {
+        if reg + 1 >= SAVED_REGS {
+            return;
+        }
+        read_string(regs.regs[reg], regs.regs[reg + 1], out);
+        return;
+    }
+    let mut value = regs.regs[reg];
+    for step in 0..MAX_DEREFS {
+        if step >= spec.nderefs as usize {
+            break;
+        }
+        let at = value.wrapping_add(spec.derefs[step] as i64 as u64);
+        // SAFETY: user-memory read through the helper; a fault is an Err.
+        match unsafe { bpf_probe_read_user(at as *const u64) } {
+            Ok(v) => value = v,
+            Err(_) => return,
+        }
+    }
+    match spec.kind {
+        capture_kind::WORD => {
+            out.value = value;
+            out.ok = 1;
+        }
+        capture_kind::STRING => {
+            let header = value.wrapping_add(spec.string_offset as i64 as u64);
+            // SAFETY: as above.
+            let ptr = unsafe { bpf_probe_read_user(header as *const u64) };
+            let len = unsafe { bpf_probe_read_user((header + 8) as *const u64) };
+            if let (Ok(ptr), Ok(len)) = (ptr, len) {
+                read_string(ptr, len, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[inline(always)]
+fn read_string(ptr: u64, len: u64, out: &mut Capture) {
+    out.value = len;
+    let n = if len > CAPTURE_BYTES as u64 {
+        CAPTURE_BYTES
+    } else {
+        len as usize
+    };
+    if n == 0 {
+        out.ok = 1;
+        return;
+    }
+    let Some(dst) = out.bytes.get_mut(..n) else {
+        return;
+    };
+    // SAFETY: bounded user-memory read into our buffer.
+    if unsafe { bpf_probe_read_user_buf(ptr as *const u8, dst) }.is_ok() {
+        out.nbytes = n as u32;
+        out.ok = 1;
+    }
+}
+
+#[inline(always)]
+fn wakeup_flags() -> u64 {
     let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
     };
-    entry.submit(flags as u64);
+    flags as u64
 }
 
 #[inline(always)]

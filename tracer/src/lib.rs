@@ -9,4 +9,5 @@ pub mod gobin;
 pub mod model;
 pub mod output;
 pub mod probes;
+pub mod profiles;
 pub mod target;

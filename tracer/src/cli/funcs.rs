@@ -1,17 +1,21 @@
 //! `tracer funcs`: every call of the matching Go functions, paired per goroutine.
-use std::{num::NonZeroU32, path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use tracer_common::{GoCallEvent, ProbeKind};
 
-use super::target::{Resolved, TargetArgs};
+use super::{
+    target::TargetArgs,
+    tracing::{EventSink, Started, start, trace_until_stop},
+};
 use crate::{
-    gobin::{EntryKind, GoBinary},
-    model::{calls::CallTracker, summary::CallSummary},
+    gobin::GoBinary,
+    model::{
+        calls::{CallTracker, Tracked},
+        summary::CallSummary,
+    },
     output::{self, calls::CallWriter},
-    probes::{AttachedProbes, EventReader, LoadOptions},
-    target::{ChildExit, GatedChild},
+    probes::{Event, plan::PlanSet},
 };
 
 #[derive(Args, Debug)]
@@ -34,23 +38,12 @@ pub struct FuncsArgs {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
     /// Ring buffer size in MiB (a power of two).
-    #[arg(long, default_value_t = 16, value_parser = parse_ring_mb)]
+    #[arg(long, default_value_t = 16, value_parser = super::tracing::parse_ring_mb)]
     ring_mb: u32,
     /// Refuse to attach more probes than this (each costs a trap per hit).
     #[arg(long, default_value_t = 5000)]
     max_probes: usize,
 }
-
-fn parse_ring_mb(s: &str) -> Result<u32, String> {
-    let mb: u32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if !mb.is_power_of_two() || mb > 1024 {
-        return Err("must be a power of two between 1 and 1024".into());
-    }
-    Ok(mb)
-}
-
-const GOEXIT_PROBE_ID: u32 = u32::MAX;
-const GOEXIT_FUNC: &str = "runtime.goexit1";
 
 pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
     let regex = super::anchored_regex(&args.pattern)?;
@@ -68,39 +61,17 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
     }
 
     // Plan every probe before touching the kernel, so a bad binary fails cleanly.
+    let mut plan = PlanSet::default();
     let mut traced = Vec::new();
-    let mut points: Vec<(u64, ProbeKind, u32)> = Vec::new();
     for f in &matched {
-        let plan = binary.probe_plan(f)?;
-        let id = traced.len() as u32;
-        points.push((file_offset(&binary, plan.entry)?, ProbeKind::FuncEntry, id));
-        if !args.entry_only {
-            for ret in &plan.rets {
-                points.push((file_offset(&binary, *ret)?, ProbeKind::FuncReturn, id));
-            }
-        }
-        if plan.entry_kind == EntryKind::NoStackCheck && plan.rets.is_empty() && !args.entry_only {
-            eprintln!(
-                "tracer: note: {} has no RET instruction; its calls end as unwound",
-                f.name
-            );
-        }
+        plan.add_call(&binary, f, traced.len() as u32, args.entry_only)?;
         traced.push(f.name.clone());
     }
     if !args.entry_only {
         // Goroutine exits close frames that never returned (e.g. recovered elsewhere).
-        let goexit = binary
-            .functions()
-            .iter()
-            .find(|f| f.name == GOEXIT_FUNC)
-            .with_context(|| format!("{GOEXIT_FUNC} not found in {}", binary_path.display()))?;
-        let plan = binary.probe_plan(goexit)?;
-        points.push((
-            file_offset(&binary, plan.entry)?,
-            ProbeKind::GoroutineExit,
-            GOEXIT_PROBE_ID,
-        ));
+        plan.add_goexit(&binary)?;
     }
+    let points = &plan.points;
     if points.len() > args.max_probes {
         bail!(
             "`{}` needs {} probes on {} functions, more than --max-probes {} (hint: narrow the regex, or raise --max-probes)",
@@ -111,21 +82,13 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
         );
     }
 
-    let mut child = target.spawn()?;
-    let pid = match (&target, &child) {
-        (Resolved::Running(p), _) => p.pid,
-        (_, Some(c)) => c.pid,
-        _ => unreachable!("a spawn target always has a child"),
-    };
-    let mut probes = AttachedProbes::load(&LoadOptions {
-        goid_offset: binary.goid_offset().offset,
-        target_tgid: pid,
-        ring_bytes: args.ring_mb * 1024 * 1024,
-    })?;
-    let scope = NonZeroU32::new(pid);
-    for &(offset, kind, id) in &points {
-        probes.attach(&binary_path, offset, kind, id, scope)?;
-    }
+    let Started {
+        pid,
+        probes,
+        mut reader,
+        child,
+        runtime,
+    } = start(&target, &binary, &plan, args.ring_mb)?;
     eprintln!(
         "tracer: tracing {} function(s) with {} probes in pid {} ({}){}",
         traced.len(),
@@ -134,14 +97,6 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
         binary.go_version(),
         if args.entry_only { ", entry only" } else { "" }
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let _in_runtime = runtime.enter();
-    let mut reader = EventReader::new(probes.take_events()?)?;
-    if let Some(c) = child.as_mut() {
-        c.release()?;
-    }
 
     let sink = output::record_sink(args.output.as_deref())
         .with_context(|| format!("cannot write records to {:?}", args.output))?;
@@ -161,102 +116,7 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
     drop(probes); // detach before the target is waited on
     pipeline.finish(lost, reader.malformed)?;
 
-    Ok(match stop {
-        Stop::ChildExited(exit) => exit.shell_status(),
-        Stop::Interrupted => 130,
-        Stop::Done => 0,
-    })
-}
-
-fn file_offset(binary: &GoBinary, vaddr: u64) -> anyhow::Result<u64> {
-    binary
-        .file_offset(vaddr)
-        .with_context(|| format!("address {vaddr:#x} is not in a loaded segment of the binary"))
-}
-
-enum Stop {
-    /// Duration elapsed or the attached process exited.
-    Done,
-    Interrupted,
-    ChildExited(ChildExit),
-}
-
-async fn trace_until_stop(
-    reader: &mut EventReader,
-    pipeline: &mut Pipeline,
-    pid: u32,
-    child: Option<GatedChild>,
-    duration: Option<f64>,
-) -> anyhow::Result<Stop> {
-    let deadline = duration.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
-    let sleep = async {
-        match deadline {
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(sleep);
-    let spawned = child.is_some();
-    // The child is waited on in a blocking thread; it comes back when it exits.
-    let (exit_tx, mut exit_rx) = tokio::sync::oneshot::channel();
-    let child_waiter = child.map(|c| {
-        std::thread::spawn(move || {
-            let status = c.wait();
-            let _ = exit_tx.send(status);
-        })
-    });
-    let process_gone = async {
-        if spawned {
-            std::future::pending::<()>().await
-        } else {
-            let _ = crate::target::process_exit(pid).await;
-        }
-    };
-    tokio::pin!(process_gone);
-
-    let mut batch = Vec::new();
-    // The kernel side wakes us only when the ring fills up; between wakeups the
-    // reader drains on this timer, which bounds how late a live line can be.
-    let mut poll = tokio::time::interval(crate::probes::POLL_INTERVAL);
-    let stop = loop {
-        tokio::select! {
-            _ = poll.tick() => {
-                reader.drain_now(&mut |ev| pipeline.on_event(&ev));
-                pipeline.flush()?;
-            }
-            read = reader.next_batch(&mut batch) => {
-                read?;
-                for ev in batch.drain(..) {
-                    pipeline.on_event(&ev);
-                }
-                pipeline.flush()?;
-            }
-            status = &mut exit_rx, if spawned => {
-                break Stop::ChildExited(status??);
-            }
-            _ = &mut process_gone => break Stop::Done,
-            _ = &mut sleep => break Stop::Done,
-            _ = tokio::signal::ctrl_c() => break Stop::Interrupted,
-        }
-    };
-    // Everything the kernel queued before the stop is still delivered.
-    reader.drain_now(&mut |ev| pipeline.on_event(&ev));
-    pipeline.flush()?;
-    if spawned && !matches!(stop, Stop::ChildExited(_)) {
-        // Keep the child running untraced; its exit status is still ours to return.
-        if matches!(stop, Stop::Interrupted) {
-            // The terminal's Ctrl-C went to the child too; give it a moment.
-            if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), &mut exit_rx).await
-            {
-                return Ok(Stop::ChildExited(status?));
-            }
-            return Ok(Stop::Interrupted);
-        }
-        let status = exit_rx.await?;
-        drop(child_waiter);
-        return Ok(Stop::ChildExited(status?));
-    }
-    Ok(stop)
+    Ok(stop.exit_status())
 }
 
 /// Events in, records out: the pairing model, the summary and the writer.
@@ -266,32 +126,38 @@ struct Pipeline {
     writer: CallWriter,
 }
 
-impl Pipeline {
-    fn on_event(&mut self, ev: &GoCallEvent) {
+impl EventSink for Pipeline {
+    fn on_event(&mut self, ev: &Event) {
         let Pipeline {
             tracker,
             summary,
             writer,
         } = self;
-        tracker.on_event(ev, &mut |rec| {
-            summary.add(&rec);
-            writer.write(&rec);
+        tracker.on_event(ev, &mut |t| {
+            if let Tracked::Completed(rec) = t {
+                summary.add(&rec);
+                writer.write(&rec);
+            }
         });
     }
 
     fn flush(&mut self) -> anyhow::Result<()> {
         self.writer.flush().context("cannot write records")
     }
+}
 
+impl Pipeline {
     fn finish(mut self, lost_events: u64, malformed: u64) -> anyhow::Result<()> {
         let Pipeline {
             tracker,
             summary,
             writer,
         } = &mut self;
-        tracker.finish(&mut |rec| {
-            summary.add(&rec);
-            writer.write(&rec);
+        tracker.finish(&mut |t| {
+            if let Tracked::Completed(rec) = t {
+                summary.add(&rec);
+                writer.write(&rec);
+            }
         });
         let unreadable = tracker.stats.unreadable + malformed;
         writer

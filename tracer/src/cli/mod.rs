@@ -1,8 +1,12 @@
 //! Command-line interface: one file per subcommand, each thin: parse, wire the
 //! pipeline, print.
+mod cache;
+mod demo;
 mod funcs;
+mod hang;
 mod inspect;
 mod target;
+mod tracing;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +30,13 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Trace every call of the Go functions whose full name matches a regex.
     Funcs(funcs::FuncsArgs),
+    /// dagql cache timelines of a Dagger engine: per call identity, outcome, session.
+    Cache(cache::CacheArgs),
+    /// Start the bundled stand-in engine and trace its cache for a few seconds.
+    Demo(demo::DemoArgs),
+    /// Every goroutine's state and stack, read live without stopping the process;
+    /// blocked goroutines, what they wait on, and deadlocks.
+    Hang(hang::HangArgs),
 }
 
 /// Compiles a user's function-name pattern, anchored at both ends.
@@ -47,5 +58,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Funcs(args) => funcs::run(args),
+        Command::Cache(args) => cache::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Hang(args) => hang::run(args),
     }
 }

@@ -8,7 +8,9 @@ mod bytes;
 mod disasm;
 mod dwarf;
 mod elf;
+mod inline;
 mod pclntab;
+mod runtime;
 mod versions;
 
 #[cfg(test)]
@@ -19,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 pub use buildinfo::{BuildInfo, Module};
 pub use disasm::{EntryKind, ProbePlan};
+pub use inline::InlineFrame;
+pub use runtime::{RuntimeLayout, SudogOffsets, status_is_dead, status_name};
 pub use versions::{GOffsets, SUPPORTED_GO, parse_go_version};
 
 use bytes::to_usize;
@@ -106,6 +110,10 @@ pub struct GoBinary {
     g_offsets: GOffsets,
     offsets_source: OffsetSource,
     dwarf_problem: Option<String>,
+    /// Address of `runtime.firstmoduledata`, found on first use.
+    moduledata: std::sync::OnceLock<Option<u64>>,
+    /// `moduledata.gofunc`, found on first use.
+    gofunc: std::sync::OnceLock<Option<u64>>,
 }
 
 impl GoBinary {
@@ -214,6 +222,8 @@ impl GoBinary {
             g_offsets,
             offsets_source,
             dwarf_problem,
+            moduledata: Default::default(),
+            gofunc: Default::default(),
         })
     }
 

@@ -22,10 +22,17 @@ const FUNC_ENTRY_OFF: usize = 0;
 const FUNC_NAME_OFF: usize = 4;
 const FUNC_PCFILE: usize = 20;
 const FUNC_PCLN: usize = 24;
+const FUNC_NPCDATA: usize = 28;
 const FUNC_CU_OFFSET: usize = 32;
+/// Length of `_func`'s fixed part (pcdata offsets follow, then funcdata offsets): 1.18 ends
+/// with funcID, flag, pad, nfuncdata at 36..40; 1.20 inserts `startLine` before them.
+const FUNC_FIXED_118: usize = 40;
+const FUNC_FIXED_120: usize = 44;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Header {
+    /// Go 1.20+ layout (`_func.startLine`, 16-byte inline tree entries).
+    pub go120: bool,
     quantum: u64,
     nfunc: usize,
     /// As stored; zero in PIE binaries, whose text address is only known through relocations.
@@ -59,6 +66,7 @@ pub(crate) fn parse_header(tab: &[u8]) -> Result<Header, HeaderError> {
         return Err(bad("offsets out of range"));
     };
     let header = Header {
+        go120: magic == MAGIC_120,
         quantum: u64::from(tab[6]),
         nfunc,
         text_start: u64_at(tab, 24).unwrap_or(0),
@@ -154,6 +162,41 @@ impl Header {
         }
         let file = cstr_at(tab, self.filetab.checked_add(file_off as usize)?)?;
         Some((file.to_owned(), u32::try_from(line).ok()?))
+    }
+
+    fn func_fixed(&self) -> usize {
+        if self.go120 {
+            FUNC_FIXED_120
+        } else {
+            FUNC_FIXED_118
+        }
+    }
+
+    /// Value of PCDATA table `index` at `pc` in `f` (-1 where the table has no entry).
+    pub fn pcdata_value(&self, tab: &[u8], f: &Function, index: u32, pc: u64) -> Option<i32> {
+        let npcdata = u32_at(tab, f.record + FUNC_NPCDATA)?;
+        if index >= npcdata {
+            return None;
+        }
+        let off = u32_at(tab, f.record + self.func_fixed() + 4 * index as usize)?;
+        self.pc_value(tab, off, f.entry, pc)
+    }
+
+    /// Offset (from `moduledata.gofunc`) of FUNCDATA `index` of `f`, if it has one.
+    pub fn funcdata_offset(&self, tab: &[u8], f: &Function, index: u8) -> Option<u32> {
+        let fixed = self.func_fixed();
+        let nfuncdata = *tab.get(f.record + fixed - 1)?;
+        if index >= nfuncdata {
+            return None;
+        }
+        let npcdata = u32_at(tab, f.record + FUNC_NPCDATA)? as usize;
+        let at = f.record + fixed + 4 * npcdata + 4 * usize::from(index);
+        u32_at(tab, at).filter(|&v| v != u32::MAX)
+    }
+
+    /// A function name by its offset in funcnametab (inline tree entries refer to names so).
+    pub fn name_at<'t>(&self, tab: &'t [u8], nameoff: u32) -> Option<&'t str> {
+        cstr_at(tab, self.funcname.checked_add(nameoff as usize)?)
     }
 
     /// Evaluates a pc-value table (runtime.pcvalue): a sequence of (zig-zag value delta,

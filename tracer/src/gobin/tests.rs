@@ -574,3 +574,166 @@ fn gobin_corrupt_input_never_panics() {
         exercise(data);
     }
 }
+
+/// Address of an ELF symbol of an unstripped build.
+fn symbol(path: &Path, name: &str) -> u64 {
+    let data = std::fs::read(path).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    file.symbols()
+        .find(|s| s.name() == Ok(name))
+        .unwrap_or_else(|| panic!("{name} not in {}", path.display()))
+        .address()
+}
+
+/// `runtime.waitReason*` constants from DWARF: (name without prefix, value).
+fn dwarf_wait_reasons(path: &Path) -> Vec<(String, u64)> {
+    use object::ObjectSection;
+    let data = std::fs::read(path).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let sections = gimli::DwarfSections::load(|id| -> Result<std::borrow::Cow<'_, [u8]>, ()> {
+        Ok(file
+            .section_by_name(id.name())
+            .map(|s| s.uncompressed_data().unwrap())
+            .unwrap_or_default())
+    })
+    .unwrap();
+    let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, gimli::LittleEndian));
+    let mut out = Vec::new();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next().unwrap() {
+        let unit = dwarf.unit(header).unwrap();
+        let mut cursor = unit.entries();
+        while let Some(e) = cursor.next_dfs().unwrap() {
+            if e.tag() != gimli::DW_TAG_constant {
+                continue;
+            }
+            let Some(name) = e
+                .attr_value(gimli::DW_AT_name)
+                .and_then(|v| dwarf.attr_string(&unit, v).ok())
+                .map(|s| String::from_utf8_lossy(s.slice()).into_owned())
+            else {
+                continue;
+            };
+            let Some(short) = name.strip_prefix("runtime.waitReason") else {
+                continue;
+            };
+            let value = e
+                .attr(gimli::DW_AT_const_value)
+                .and_then(|a| {
+                    a.udata_value()
+                        .or_else(|| a.sdata_value().map(|v| v as u64))
+                })
+                .unwrap();
+            out.push((short.to_owned(), value));
+        }
+    }
+    out
+}
+
+#[test]
+fn gobin_runtime_globals_match_symbols() {
+    let Some(builds) = require_builds() else {
+        return;
+    };
+    for b in builds {
+        let full = open(&b.full);
+        let layout = full.runtime_layout().unwrap();
+        assert_eq!(
+            layout.allgs,
+            symbol(&b.full, "runtime.allgs"),
+            "{}",
+            b.version
+        );
+        assert_eq!(
+            layout.semtable,
+            Some(symbol(&b.full, "runtime.semtable")),
+            "{}",
+            b.version
+        );
+        let gofunc = if b.minor >= 20 {
+            "go:func.*"
+        } else {
+            "go.func.*"
+        };
+        assert_eq!(
+            full.gofunc(),
+            Some(symbol(&b.full, gofunc)),
+            "{}",
+            b.version
+        );
+        for p in [&b.stripped, &b.pie] {
+            let bin = open(p);
+            let l = bin.runtime_layout().unwrap();
+            assert!(
+                l.semtable.is_some() && bin.gofunc().is_some(),
+                "{}",
+                b.version
+            );
+            let bss = bin.elf.section(".noptrbss").unwrap();
+            let bss2 = bin.elf.section(".bss").unwrap();
+            assert!(
+                l.allgs >= bss2.addr && l.allgs < bss.addr,
+                "{}: allgs in .bss",
+                b.version
+            );
+        }
+        eprintln!(
+            "{}: allgs {:#x} semtable {:#x?} gofunc {:#x?}",
+            b.version,
+            layout.allgs,
+            layout.semtable,
+            full.gofunc()
+        );
+    }
+}
+
+#[test]
+fn gobin_wait_reasons_match_dwarf() {
+    let Some(builds) = require_builds() else {
+        return;
+    };
+    for b in builds {
+        let table = runtime::wait_reasons(b.minor).unwrap();
+        let consts = dwarf_wait_reasons(&b.full);
+        assert_eq!(consts.len(), table.len(), "{}: constant count", b.version);
+        for (name, value) in consts {
+            assert_eq!(
+                table[value as usize].0, name,
+                "{}: value {value}",
+                b.version
+            );
+        }
+        let layout = open(&b.stripped).runtime_layout().unwrap();
+        let n = table.iter().position(|r| r.0 == "SyncMutexLock");
+        let n = n
+            .or_else(|| table.iter().position(|r| r.0 == "Semacquire"))
+            .unwrap();
+        assert!(layout.wait_reason(n as u8).is_some());
+    }
+}
+
+#[test]
+fn gobin_inlined_frames() {
+    let Some(builds) = require_builds() else {
+        return;
+    };
+    for b in builds {
+        for p in [&b.full, &b.stripped, &b.pie] {
+            let bin = open(p);
+            let main = func(&bin, "main.main");
+            let found = (main.entry..main.end)
+                .map(|pc| bin.frames_at(main, pc))
+                .find(|fr| fr.len() > 1 && fr[0].func == "fmt.Println")
+                .unwrap_or_else(|| panic!("{}: no inlined fmt.Println in main.main", b.version));
+            assert!(found[0].inlined);
+            assert!(
+                found[0].file.as_ref().unwrap().ends_with("fmt/print.go"),
+                "{found:?}"
+            );
+            let last = found.last().unwrap();
+            assert_eq!(last.func, "main.main");
+            assert!(!last.inlined);
+            assert_eq!(last.line, Some(line_of("\tfmt.Println")), "{}", b.version);
+        }
+    }
+}

@@ -8,7 +8,12 @@
 //! open frame is gone without having returned.
 use std::collections::HashMap;
 
-use tracer_common::{DEPTH_UNKNOWN, GO_INT_REGS, GOID_UNKNOWN, GoCallEvent, ProbeKind};
+use tracer_common::{Capture, DEPTH_UNKNOWN, GO_INT_REGS, GOID_UNKNOWN, MAX_CAPTURES, ProbeKind};
+
+use crate::probes::Event;
+
+/// Captured values of one hit, if its probe had a spec.
+pub type Captures = Option<Box<[Capture; MAX_CAPTURES]>>;
 
 /// How a call ended, as far as the probes can prove.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +45,10 @@ impl CallStatus {
 /// One call of a traced function: exactly one record per call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallRecord {
+    /// Unique per call (in entry order); `NoEntry` records get one too.
+    pub frame: u64,
+    /// The innermost traced call open on the same goroutine when this one began.
+    pub parent: Option<u64>,
     pub probe_id: u32,
     pub tgid: u32,
     /// None when the kernel could not read `g.goid`.
@@ -51,6 +60,8 @@ pub struct CallRecord {
     pub args: Option<[u64; GO_INT_REGS]>,
     pub ret: Option<[u64; GO_INT_REGS]>,
     pub status: CallStatus,
+    pub entry_captures: Captures,
+    pub ret_captures: Captures,
 }
 
 impl CallRecord {
@@ -62,12 +73,31 @@ impl CallRecord {
     }
 }
 
-struct OpenFrame {
-    probe_id: u32,
-    depth: u64,
-    tid: u32,
-    start_ns: u64,
-    args: [u64; GO_INT_REGS],
+/// A call that has begun and not ended.
+pub struct OpenFrame {
+    pub frame: u64,
+    pub parent: Option<u64>,
+    pub probe_id: u32,
+    pub tgid: u32,
+    pub goid: u64,
+    pub depth: u64,
+    pub tid: u32,
+    pub start_ns: u64,
+    pub args: [u64; GO_INT_REGS],
+    pub captures: Captures,
+}
+
+/// What the tracker reports, as it learns it.
+pub enum Tracked<'a> {
+    /// A call began (its record comes when it ends).
+    Entered(&'a OpenFrame),
+    /// A call ended, or is proven gone: exactly once per call.
+    Completed(CallRecord),
+    /// A `Point` probe fired; `within` is the innermost open call on its goroutine.
+    Point {
+        event: &'a Event,
+        within: Option<u64>,
+    },
 }
 
 /// Counters for the exit summary.
@@ -84,6 +114,7 @@ pub struct CallTracker {
     /// Open frames per (process, goroutine), innermost last.
     stacks: HashMap<(u32, u64), Vec<OpenFrame>>,
     entry_only: bool,
+    next_frame: u64,
     pub stats: PairingStats,
 }
 
@@ -96,65 +127,90 @@ impl CallTracker {
     }
 
     /// Feeds one event; completed calls are passed to `out` in the order they are proven.
-    pub fn on_event(&mut self, ev: &GoCallEvent, out: &mut impl FnMut(CallRecord)) {
+    pub fn on_event(&mut self, ev: &Event, out: &mut impl FnMut(Tracked)) {
         self.stats.events += 1;
-        let Some(kind) = ProbeKind::from_u32(ev.kind) else {
+        let call = &ev.call;
+        let Some(kind) = ProbeKind::from_u32(call.kind) else {
             self.stats.unknown_kind += 1;
             return;
         };
-        let readable = ev.goid != GOID_UNKNOWN && ev.stack_depth != DEPTH_UNKNOWN;
+        let readable = call.goid != GOID_UNKNOWN && call.stack_depth != DEPTH_UNKNOWN;
+        let key = (call.tgid, call.goid);
         match kind {
             ProbeKind::GoroutineExit => {
-                if let Some(frames) = self.stacks.remove(&(ev.tgid, ev.goid)) {
-                    close_all(frames, ev.tgid, ev.goid, out);
+                if let Some(frames) = self.stacks.remove(&key) {
+                    close_all(frames, out);
                 }
+            }
+            ProbeKind::Point => {
+                let within = self
+                    .stacks
+                    .get(&key)
+                    .and_then(|s| s.last())
+                    .map(|f| f.frame);
+                out(Tracked::Point { event: ev, within });
             }
             ProbeKind::FuncEntry if self.entry_only || !readable => {
                 if !readable {
                     self.stats.unreadable += 1;
                 }
-                out(entry_only_record(ev));
+                let frame = self.new_frame();
+                out(Tracked::Completed(entry_only_record(ev, frame)));
             }
             ProbeKind::FuncEntry => {
-                let stack = self.stacks.entry((ev.tgid, ev.goid)).or_default();
+                let frame = self.new_frame();
+                let stack = self.stacks.entry(key).or_default();
                 // A live ancestor is strictly shallower; anything at this depth or
                 // deeper ended without a RET we saw.
-                unwind_below(stack, ev.stack_depth, true, ev.tgid, ev.goid, out);
+                unwind_below(stack, call.stack_depth, true, out);
                 stack.push(OpenFrame {
-                    probe_id: ev.probe_id,
-                    depth: ev.stack_depth,
-                    tid: ev.tid,
-                    start_ns: ev.ts_ns,
-                    args: ev.regs,
+                    frame,
+                    parent: stack.last().map(|f| f.frame),
+                    probe_id: call.probe_id,
+                    tgid: call.tgid,
+                    goid: call.goid,
+                    depth: call.stack_depth,
+                    tid: call.tid,
+                    start_ns: call.ts_ns,
+                    args: call.regs,
+                    captures: ev.captures.clone(),
                 });
+                out(Tracked::Entered(stack.last().expect("just pushed")));
             }
             ProbeKind::FuncReturn => {
                 if !readable {
                     self.stats.unreadable += 1;
-                    out(no_entry_record(ev));
+                    let frame = self.new_frame();
+                    out(Tracked::Completed(no_entry_record(ev, frame, None)));
                     return;
                 }
-                let key = (ev.tgid, ev.goid);
+                let next_frame = &mut self.next_frame;
                 let stack = self.stacks.entry(key).or_default();
-                unwind_below(stack, ev.stack_depth, false, ev.tgid, ev.goid, out);
+                unwind_below(stack, call.stack_depth, false, out);
                 let matches = stack
                     .last()
-                    .is_some_and(|f| f.depth == ev.stack_depth && f.probe_id == ev.probe_id);
+                    .is_some_and(|f| f.depth == call.stack_depth && f.probe_id == call.probe_id);
                 if matches {
                     let frame = stack.pop().expect("checked non-empty");
-                    out(CallRecord {
+                    out(Tracked::Completed(CallRecord {
+                        frame: frame.frame,
+                        parent: frame.parent,
                         probe_id: frame.probe_id,
-                        tgid: ev.tgid,
-                        goid: Some(ev.goid),
+                        tgid: call.tgid,
+                        goid: Some(call.goid),
                         tid: frame.tid,
                         start_ns: Some(frame.start_ns),
-                        end_ns: Some(ev.ts_ns),
+                        end_ns: Some(call.ts_ns),
                         args: Some(frame.args),
-                        ret: Some(ev.regs),
+                        ret: Some(call.regs),
                         status: CallStatus::Returned,
-                    });
+                        entry_captures: frame.captures,
+                        ret_captures: ev.captures.clone(),
+                    }));
                 } else {
-                    out(no_entry_record(ev));
+                    *next_frame += 1;
+                    let parent = stack.last().map(|f| f.frame);
+                    out(Tracked::Completed(no_entry_record(ev, *next_frame, parent)));
                 }
                 if stack.is_empty() {
                     self.stacks.remove(&key);
@@ -163,19 +219,29 @@ impl CallTracker {
         }
     }
 
+    fn new_frame(&mut self) -> u64 {
+        self.next_frame += 1;
+        self.next_frame
+    }
+
+    /// The open calls of a goroutine, outermost first.
+    pub fn open_frames(&self, tgid: u32, goid: u64) -> &[OpenFrame] {
+        self.stacks.get(&(tgid, goid)).map_or(&[], Vec::as_slice)
+    }
+
     /// Calls still open; used for live views.
     pub fn open_calls(&self) -> usize {
         self.stacks.values().map(Vec::len).sum()
     }
 
     /// Ends tracing: every still-open call is reported as unfinished.
-    pub fn finish(&mut self, out: &mut impl FnMut(CallRecord)) {
+    pub fn finish(&mut self, out: &mut impl FnMut(Tracked)) {
         let mut keys: Vec<_> = self.stacks.keys().copied().collect();
         keys.sort_unstable();
         for key in keys {
             let frames = self.stacks.remove(&key).unwrap_or_default();
             for f in frames.into_iter().rev() {
-                out(open_record(f, key.0, key.1, CallStatus::Unfinished));
+                out(Tracked::Completed(open_record(f, CallStatus::Unfinished)));
             }
         }
     }
@@ -186,9 +252,7 @@ fn unwind_below(
     stack: &mut Vec<OpenFrame>,
     depth: u64,
     inclusive: bool,
-    tgid: u32,
-    goid: u64,
-    out: &mut impl FnMut(CallRecord),
+    out: &mut impl FnMut(Tracked),
 ) {
     while let Some(top) = stack.last() {
         let gone = if inclusive {
@@ -200,27 +264,31 @@ fn unwind_below(
             break;
         }
         let frame = stack.pop().expect("checked non-empty");
-        out(open_record(frame, tgid, goid, CallStatus::Unwound));
+        out(Tracked::Completed(open_record(frame, CallStatus::Unwound)));
     }
 }
 
-fn close_all(frames: Vec<OpenFrame>, tgid: u32, goid: u64, out: &mut impl FnMut(CallRecord)) {
+fn close_all(frames: Vec<OpenFrame>, out: &mut impl FnMut(Tracked)) {
     for f in frames.into_iter().rev() {
-        out(open_record(f, tgid, goid, CallStatus::Unwound));
+        out(Tracked::Completed(open_record(f, CallStatus::Unwound)));
     }
 }
 
-fn open_record(f: OpenFrame, tgid: u32, goid: u64, status: CallStatus) -> CallRecord {
+fn open_record(f: OpenFrame, status: CallStatus) -> CallRecord {
     CallRecord {
+        frame: f.frame,
+        parent: f.parent,
         probe_id: f.probe_id,
-        tgid,
-        goid: Some(goid),
+        tgid: f.tgid,
+        goid: Some(f.goid),
         tid: f.tid,
         start_ns: Some(f.start_ns),
         end_ns: None,
         args: Some(f.args),
         ret: None,
         status,
+        entry_captures: f.captures,
+        ret_captures: None,
     }
 }
 
@@ -228,8 +296,11 @@ fn known_goid(goid: u64) -> Option<u64> {
     (goid != GOID_UNKNOWN).then_some(goid)
 }
 
-fn entry_only_record(ev: &GoCallEvent) -> CallRecord {
+fn entry_only_record(event: &Event, frame: u64) -> CallRecord {
+    let ev = &event.call;
     CallRecord {
+        frame,
+        parent: None,
         probe_id: ev.probe_id,
         tgid: ev.tgid,
         goid: known_goid(ev.goid),
@@ -239,11 +310,16 @@ fn entry_only_record(ev: &GoCallEvent) -> CallRecord {
         args: Some(ev.regs),
         ret: None,
         status: CallStatus::EntryOnly,
+        entry_captures: event.captures.clone(),
+        ret_captures: None,
     }
 }
 
-fn no_entry_record(ev: &GoCallEvent) -> CallRecord {
+fn no_entry_record(event: &Event, frame: u64, parent: Option<u64>) -> CallRecord {
+    let ev = &event.call;
     CallRecord {
+        frame,
+        parent,
         probe_id: ev.probe_id,
         tgid: ev.tgid,
         goid: known_goid(ev.goid),
@@ -253,6 +329,8 @@ fn no_entry_record(ev: &GoCallEvent) -> CallRecord {
         args: None,
         ret: Some(ev.regs),
         status: CallStatus::NoEntry,
+        entry_captures: None,
+        ret_captures: event.captures.clone(),
     }
 }
 
@@ -260,10 +338,12 @@ fn no_entry_record(ev: &GoCallEvent) -> CallRecord {
 mod tests {
     use super::*;
 
-    fn ev(kind: ProbeKind, probe: u32, goid: u64, depth: u64, ts: u64, r0: u64) -> GoCallEvent {
+    use tracer_common::GoCallEvent;
+
+    fn ev(kind: ProbeKind, probe: u32, goid: u64, depth: u64, ts: u64, r0: u64) -> Event {
         let mut regs = [0; GO_INT_REGS];
         regs[0] = r0;
-        GoCallEvent {
+        Event::plain(GoCallEvent {
             kind: kind as u32,
             probe_id: probe,
             tgid: 10,
@@ -272,16 +352,24 @@ mod tests {
             goid,
             stack_depth: depth,
             regs,
+        })
+    }
+
+    fn completed(out: &mut Vec<CallRecord>) -> impl FnMut(Tracked) + '_ {
+        |t| {
+            if let Tracked::Completed(r) = t {
+                out.push(r)
+            }
         }
     }
 
-    fn run(entry_only: bool, events: &[GoCallEvent]) -> Vec<CallRecord> {
+    fn run(entry_only: bool, events: &[Event]) -> Vec<CallRecord> {
         let mut t = CallTracker::new(entry_only);
         let mut out = Vec::new();
         for e in events {
-            t.on_event(e, &mut |r| out.push(r));
+            t.on_event(e, &mut completed(&mut out));
         }
-        t.finish(&mut |r| out.push(r));
+        t.finish(&mut completed(&mut out));
         out
     }
 
@@ -305,6 +393,10 @@ mod tests {
         assert_eq!(out[0].args.unwrap()[0], 1);
         assert_eq!(out[0].ret.unwrap()[0], 10);
         assert_eq!(out[2].duration_ns(), Some(8));
+        // Parents: the innermost call's parent is the middle one, and so on.
+        assert_eq!(out[0].parent, Some(out[1].frame));
+        assert_eq!(out[1].parent, Some(out[2].frame));
+        assert_eq!(out[2].parent, None);
     }
 
     #[test]
@@ -407,9 +499,10 @@ mod tests {
     fn unreadable_goroutine_is_null_not_guessed() {
         let mut t = CallTracker::new(false);
         let mut out = Vec::new();
-        t.on_event(&ev(FuncEntry, 1, GOID_UNKNOWN, 100, 1, 0), &mut |r| {
-            out.push(r)
-        });
+        t.on_event(
+            &ev(FuncEntry, 1, GOID_UNKNOWN, 100, 1, 0),
+            &mut completed(&mut out),
+        );
         assert_eq!(out[0].goid, None);
         assert_eq!(t.stats.unreadable, 1);
     }

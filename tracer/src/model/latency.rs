@@ -8,6 +8,8 @@ pub struct Histogram {
     counts: Box<[u64]>,
     total: u64,
     max: u64,
+    /// Events counted without a value (e.g. calls that never returned).
+    unknown: u64,
 }
 
 impl Default for Histogram {
@@ -16,6 +18,7 @@ impl Default for Histogram {
             counts: vec![0; BUCKETS].into_boxed_slice(),
             total: 0,
             max: 0,
+            unknown: 0,
         }
     }
 }
@@ -38,7 +41,8 @@ fn bucket_high(bucket: usize) -> u64 {
     let exp = b / SUB_BUCKETS + 3;
     let sub = b % SUB_BUCKETS;
     let low = (1u64 << exp) | (sub << (exp - 4));
-    low + (1u64 << (exp - 4)) - 1
+    // The top bucket ends at u64::MAX; saturate rather than wrap.
+    low.saturating_add((1u64 << (exp - 4)) - 1)
 }
 
 impl Histogram {
@@ -50,6 +54,15 @@ impl Histogram {
 
     pub fn count(&self) -> u64 {
         self.total
+    }
+
+    pub fn record_unknown(&mut self) {
+        self.unknown += 1;
+    }
+
+    /// Recorded values plus events without one.
+    pub fn count_all(&self) -> u64 {
+        self.total + self.unknown
     }
 
     /// The value at quantile `q` (0..=1), or None when empty.

@@ -1,5 +1,6 @@
 //! Reconstruction: turning raw probe hits into meaning. Pure functions over event
 //! streams, so they are tested without a kernel.
+pub mod cache;
 pub mod calls;
 pub mod latency;
 pub mod summary;

@@ -252,6 +252,10 @@ mod tests {
 
     fn record(status: CallStatus) -> CallRecord {
         CallRecord {
+            frame: 1,
+            parent: None,
+            entry_captures: None,
+            ret_captures: None,
             probe_id: 0,
             tgid: 1,
             goid: Some(7),

@@ -1,4 +1,5 @@
 //! Rendering: human-readable lines, JSON lines, and the exit summary.
+pub mod cache;
 pub mod calls;
 pub mod format;
 pub mod json;

@@ -2,13 +2,13 @@ use std::{num::NonZeroU32, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         UProbe,
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
     },
 };
-use tracer_common::{LOST_EVENTS_SLOT, ProbeKind, cookie, names};
+use tracer_common::{LOST_EVENTS_SLOT, ProbeKind, ProbeSpec, cookie, names, spec_key};
 
 /// The eBPF object built by tracer/build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
@@ -86,18 +86,40 @@ impl AttachedProbes {
         Ok(AttachedProbes { ebpf, attached: 0 })
     }
 
+    /// Stores what probe `probe_id` of `kind` reads at each hit (attach it with `has_spec`).
+    pub fn set_spec(
+        &mut self,
+        probe_id: u32,
+        kind: ProbeKind,
+        spec: &ProbeSpec,
+    ) -> Result<(), ProbeError> {
+        let map = self
+            .ebpf
+            .map_mut(names::PROBE_SPECS_MAP)
+            .ok_or_else(|| ProbeError::Load("probe spec map missing".into()))?;
+        let mut specs: HashMap<_, u32, ProbeSpec> =
+            HashMap::try_from(map).map_err(|e| ProbeError::Load(describe(&e)))?;
+        specs
+            .insert(spec_key(probe_id, kind as u32), *spec, 0)
+            .map_err(|e| ProbeError::Load(describe(&e)))
+    }
+
     /// Attaches the program for `kind` at `file_offset` in `binary`, limited to
-    /// process `pid` when given. The cookie carries `probe_id` and `kind`.
+    /// process `pid` when given. The cookie carries `probe_id`, `kind` and whether
+    /// the probe has a spec.
     pub fn attach(
         &mut self,
         binary: &Path,
         file_offset: u64,
         kind: ProbeKind,
         probe_id: u32,
+        has_spec: bool,
         pid: Option<NonZeroU32>,
     ) -> Result<(), ProbeError> {
         let program_name = match kind {
-            ProbeKind::FuncEntry | ProbeKind::GoroutineExit => names::ENTRY_PROGRAM,
+            ProbeKind::FuncEntry | ProbeKind::GoroutineExit | ProbeKind::Point => {
+                names::ENTRY_PROGRAM
+            }
             ProbeKind::FuncReturn => names::RETURN_PROGRAM,
         };
         let program: &mut UProbe = self
@@ -108,7 +130,7 @@ impl AttachedProbes {
         let scope = pid.map_or(UProbeScope::AllProcesses, UProbeScope::OneProcess);
         let point = UProbeAttachPoint {
             location: UProbeAttachLocation::AbsoluteOffset(file_offset),
-            cookie: Some(cookie(probe_id, kind)),
+            cookie: Some(cookie(probe_id, kind, has_spec)),
         };
         program.attach(point, binary, scope).map_err(|e| {
             let reason = describe(&e);

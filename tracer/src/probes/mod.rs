@@ -1,10 +1,11 @@
 //! Turning "probe these instructions" into attached uprobes: loading the eBPF
 //! object, attaching the generic programs with cookies, and reading the ring buffer.
 mod loader;
+pub mod plan;
 mod reader;
 
 pub use loader::{AttachedProbes, LoadOptions, ProbeError};
-pub use reader::EventReader;
+pub use reader::{Event, EventReader};
 
 /// How often the reader drains the ring buffer when the kernel has not woken it.
 pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);

@@ -1,6 +1,38 @@
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
-use tracer_common::GoCallEvent;
+use tracer_common::{Capture, GoCallEvent, GoCaptureEvent, MAX_CAPTURES};
+
+/// One probe hit as userspace sees it: the fixed part, and the captured values of
+/// probes that have a spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub call: GoCallEvent,
+    pub captures: Option<Box<[Capture; MAX_CAPTURES]>>,
+}
+
+impl Event {
+    pub fn plain(call: GoCallEvent) -> Event {
+        Event {
+            call,
+            captures: None,
+        }
+    }
+
+    /// Decodes a ring-buffer record of either layout.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Event> {
+        if let Some(ev) = GoCaptureEvent::from_bytes(bytes) {
+            return Some(Event {
+                call: ev.call,
+                captures: Some(Box::new(ev.captures)),
+            });
+        }
+        GoCallEvent::from_bytes(bytes).map(Event::plain)
+    }
+
+    pub fn capture(&self, i: usize) -> Option<&Capture> {
+        self.captures.as_ref().and_then(|c| c.get(i))
+    }
+}
 
 /// Reads probe events from the ring buffer as they arrive.
 pub struct EventReader {
@@ -19,7 +51,7 @@ impl EventReader {
     }
 
     /// Waits until events are available, then appends every queued one to `batch`.
-    pub async fn next_batch(&mut self, batch: &mut Vec<GoCallEvent>) -> std::io::Result<usize> {
+    pub async fn next_batch(&mut self, batch: &mut Vec<Event>) -> std::io::Result<usize> {
         let mut guard = self.ring.readable_mut().await?;
         let n = drain(guard.get_inner_mut(), &mut self.malformed, &mut |ev| {
             batch.push(ev)
@@ -29,19 +61,15 @@ impl EventReader {
     }
 
     /// Hands every event queued right now to `sink`, without waiting.
-    pub fn drain_now(&mut self, sink: &mut impl FnMut(GoCallEvent)) -> usize {
+    pub fn drain_now(&mut self, sink: &mut impl FnMut(Event)) -> usize {
         drain(self.ring.get_mut(), &mut self.malformed, sink)
     }
 }
 
-fn drain(
-    ring: &mut RingBuf<MapData>,
-    malformed: &mut u64,
-    sink: &mut impl FnMut(GoCallEvent),
-) -> usize {
+fn drain(ring: &mut RingBuf<MapData>, malformed: &mut u64, sink: &mut impl FnMut(Event)) -> usize {
     let mut n = 0;
     while let Some(item) = ring.next() {
-        match GoCallEvent::from_bytes(&item) {
+        match Event::from_bytes(&item) {
             Some(event) => {
                 n += 1;
                 sink(event);

@@ -1,5 +1,6 @@
 //! Finding and describing the traced process: by pid, by executable name, or by
 //! spawning a command that is held before `exec` until the probes are attached.
+pub mod memory;
 mod spawn;
 mod watch;
 

@@ -1,0 +1,172 @@
+//! The event loop every tracing subcommand shares: read the ring buffer, feed a
+//! pipeline, stop on duration, Ctrl-C or target exit, and say how the target ended.
+use std::{num::NonZeroU32, time::Duration};
+
+use super::target::Resolved;
+use crate::{
+    gobin::GoBinary,
+    probes::{AttachedProbes, Event, EventReader, LoadOptions, plan::PlanSet},
+    target::{ChildExit, GatedChild},
+};
+
+/// Everything a running trace holds. Dropping `probes` detaches every uprobe.
+pub struct Started {
+    pub pid: u32,
+    pub probes: AttachedProbes,
+    pub reader: EventReader,
+    pub child: Option<GatedChild>,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+/// Spawns the target if it is a command (held before exec), loads the programs,
+/// attaches the plan, and only then lets the command run.
+pub fn start(
+    target: &Resolved,
+    binary: &GoBinary,
+    plan: &PlanSet,
+    ring_mb: u32,
+) -> anyhow::Result<Started> {
+    let mut child = target.spawn()?;
+    let pid = match (target, &child) {
+        (Resolved::Running(p), _) => p.pid,
+        (_, Some(c)) => c.pid,
+        _ => unreachable!("a spawn target always has a child"),
+    };
+    let mut probes = AttachedProbes::load(&LoadOptions {
+        goid_offset: binary.goid_offset().offset,
+        target_tgid: pid,
+        ring_bytes: ring_mb * 1024 * 1024,
+    })?;
+    plan.attach(&mut probes, &target.binary(), NonZeroU32::new(pid))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let reader = {
+        let _in_runtime = runtime.enter();
+        EventReader::new(probes.take_events()?)?
+    };
+    if let Some(c) = child.as_mut() {
+        c.release()?;
+    }
+    Ok(Started {
+        pid,
+        probes,
+        reader,
+        child,
+        runtime,
+    })
+}
+
+/// Parses `--ring-mb`: a power of two up to 1 GiB.
+pub fn parse_ring_mb(s: &str) -> Result<u32, String> {
+    let mb: u32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if !mb.is_power_of_two() || mb > 1024 {
+        return Err("must be a power of two between 1 and 1024".into());
+    }
+    Ok(mb)
+}
+
+/// What a subcommand does with events.
+pub trait EventSink {
+    fn on_event(&mut self, ev: &Event);
+    fn flush(&mut self) -> anyhow::Result<()>;
+}
+
+impl Stop {
+    /// The tracer's exit status for this stop: a spawned command's own status.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            Stop::ChildExited(exit) => exit.shell_status(),
+            Stop::Interrupted => 130,
+            Stop::Done => 0,
+        }
+    }
+}
+
+/// Why tracing stopped.
+pub enum Stop {
+    /// Duration elapsed or the attached process exited.
+    Done,
+    Interrupted,
+    ChildExited(ChildExit),
+}
+
+/// Feeds events to `pipeline` until the duration ends, Ctrl-C, or the target exits;
+/// then drains what the kernel queued before the stop.
+pub async fn trace_until_stop(
+    reader: &mut EventReader,
+    pipeline: &mut dyn EventSink,
+    pid: u32,
+    child: Option<GatedChild>,
+    duration: Option<f64>,
+) -> anyhow::Result<Stop> {
+    let deadline = duration.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
+    let sleep = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep);
+    let spawned = child.is_some();
+    // The child is waited on in a blocking thread; it comes back when it exits.
+    let (exit_tx, mut exit_rx) = tokio::sync::oneshot::channel();
+    let child_waiter = child.map(|c| {
+        std::thread::spawn(move || {
+            let status = c.wait();
+            let _ = exit_tx.send(status);
+        })
+    });
+    let process_gone = async {
+        if spawned {
+            std::future::pending::<()>().await
+        } else {
+            let _ = crate::target::process_exit(pid).await;
+        }
+    };
+    tokio::pin!(process_gone);
+
+    let mut batch = Vec::new();
+    // The kernel side wakes us only when the ring fills up; between wakeups the
+    // reader drains on this timer, which bounds how late a live line can be.
+    let mut poll = tokio::time::interval(crate::probes::POLL_INTERVAL);
+    let stop = loop {
+        tokio::select! {
+            _ = poll.tick() => {
+                reader.drain_now(&mut |ev| pipeline.on_event(&ev));
+                pipeline.flush()?;
+            }
+            read = reader.next_batch(&mut batch) => {
+                read?;
+                for ev in batch.drain(..) {
+                    pipeline.on_event(&ev);
+                }
+                pipeline.flush()?;
+            }
+            status = &mut exit_rx, if spawned => {
+                break Stop::ChildExited(status??);
+            }
+            _ = &mut process_gone => break Stop::Done,
+            _ = &mut sleep => break Stop::Done,
+            _ = tokio::signal::ctrl_c() => break Stop::Interrupted,
+        }
+    };
+    // Everything the kernel queued before the stop is still delivered.
+    reader.drain_now(&mut |ev| pipeline.on_event(&ev));
+    pipeline.flush()?;
+    if spawned && !matches!(stop, Stop::ChildExited(_)) {
+        // Keep the child running untraced; its exit status is still ours to return.
+        if matches!(stop, Stop::Interrupted) {
+            // The terminal's Ctrl-C went to the child too; give it a moment.
+            if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), &mut exit_rx).await
+            {
+                return Ok(Stop::ChildExited(status?));
+            }
+            return Ok(Stop::Interrupted);
+        }
+        let status = exit_rx.await?;
+        drop(child_waiter);
+        return Ok(Stop::ChildExited(status?));
+    }
+    Ok(stop)
+}

@@ -1,0 +1,719 @@
+//! dagql cache timelines: from probe hits on the engine's cache functions to one
+//! record per cache call (identity, outcome, session, goroutines, timing), session
+//! ref accounting and filesync change-cache events.
+//!
+//! Outcomes are read off the code path each call took, as the debugging guide's
+//! "hit path" asks: DoNotCache pass-through, recursive-call error, a lookup that hit
+//! (by structure, or through the content-digest fallback line), a `wait` called from
+//! the join call site or from the fresh-execution one.
+use std::{collections::HashMap, ops::Range};
+
+use tracer_common::Capture;
+
+use super::calls::{CallRecord, CallStatus, Captures, OpenFrame, Tracked};
+use crate::{
+    probes::Event,
+    profiles::{Profile, Role},
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    Hit,
+    HitContent,
+    Miss,
+    Join,
+    Uncached,
+    Error,
+    Recursive,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Hit,
+        Outcome::HitContent,
+        Outcome::Miss,
+        Outcome::Join,
+        Outcome::Uncached,
+        Outcome::Error,
+        Outcome::Recursive,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::HitContent => "hit_content",
+            Outcome::Miss => "miss",
+            Outcome::Join => "join",
+            Outcome::Uncached => "uncached",
+            Outcome::Error => "error",
+            Outcome::Recursive => "recursive",
+        }
+    }
+}
+
+/// Which call site a return address belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SiteKind {
+    Join,
+    Fresh,
+    ChangeJoin,
+    ChangeNew,
+}
+
+/// One cache call, as the session saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheCall {
+    pub tgid: u32,
+    pub goid: u64,
+    pub digest: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// The engine's session id, when the session's start was seen.
+    pub session: Option<String>,
+    /// The goroutine that ran `fn` (miss, join; the caller itself for uncached).
+    pub exec_goid: Option<u64>,
+    /// Callers that waited on the same execution (miss and join).
+    pub waiters: Option<u32>,
+    pub returned_id_differs: Option<bool>,
+    pub parent_digest: Option<String>,
+    pub db_read: bool,
+    pub db_written: bool,
+    pub error: Option<String>,
+    pub start_ns: Option<u64>,
+    pub duration_ns: Option<u64>,
+    pub status: CallStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CacheOutput {
+    Call(CacheCall),
+    SessionOpened {
+        session: String,
+        goid: u64,
+    },
+    SessionClosed {
+        session: Option<String>,
+        refs_taken: u64,
+        refs_released: u64,
+    },
+    Release {
+        session: Option<String>,
+        digest: Option<String>,
+        refcount_after: Option<i64>,
+        goid: u64,
+    },
+    Change {
+        path: Option<String>,
+        outcome: &'static str,
+        goid: u64,
+        duration_ns: Option<u64>,
+    },
+    ChangeRelease {
+        path: Option<String>,
+        refcount_after: Option<i64>,
+    },
+    Conflict {
+        path: Option<String>,
+        error: Option<String>,
+    },
+}
+
+/// Per-session ref accounting.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionRefs {
+    pub id: Option<String>,
+    pub calls: u64,
+    pub refs_taken: u64,
+    pub refs_released: u64,
+    pub closed: bool,
+    pub removed: bool,
+}
+
+#[derive(Default)]
+struct CallFacts {
+    lookup_hit: bool,
+    content_hit: bool,
+    wait_site: Option<SiteKind>,
+    ongoing_call: Option<u64>,
+    db_read: bool,
+    db_written: bool,
+}
+
+enum Frame {
+    Session {
+        sc: u64,
+        do_not_cache: bool,
+        logical_parent: Option<u64>,
+        base: Option<BaseResult>,
+    },
+    Base {
+        facts: CallFacts,
+        session_frame: Option<u64>,
+    },
+    Lookup {
+        base_frame: Option<u64>,
+        content_hit: bool,
+    },
+    ReleaseAndClose {
+        sc: u64,
+    },
+    Change {
+        site: Option<SiteKind>,
+    },
+    Other,
+}
+
+struct BaseResult {
+    outcome: Outcome,
+    ongoing_call: Option<u64>,
+    returned_id_differs: Option<bool>,
+    error: Option<String>,
+    db_read: bool,
+    db_written: bool,
+}
+
+pub struct CacheModel {
+    profile: &'static Profile,
+    /// Probe id -> index into the profile's probes.
+    roles: Vec<Role>,
+    sites: Vec<(Range<u64>, SiteKind)>,
+    frames: HashMap<u64, Frame>,
+    /// Digest of each open session call, for its nested calls.
+    digests: HashMap<u64, Option<String>>,
+    /// Ongoing call -> (the fresh call's base frame, its executing goroutine, waiters).
+    ongoing_leader: HashMap<u64, u64>,
+    ongoing_exec: HashMap<u64, u64>,
+    ongoing_waiters: HashMap<u64, u32>,
+    /// Goroutines running `fn` for an ongoing call.
+    exec_of: HashMap<(u32, u64), u64>,
+    pub sessions: HashMap<u64, SessionRefs>,
+    /// The `*cache` the calls went through (for the engine's entry-count metric).
+    pub cache_pointer: Option<u64>,
+}
+
+fn text(c: Option<&Capture>) -> Option<String> {
+    let bytes = c?.text()?;
+    let s = String::from_utf8_lossy(bytes).into_owned();
+    Some(if c?.truncated() { format!("{s}...") } else { s })
+}
+
+fn cap(caps: &Captures, i: Option<usize>) -> Option<&Capture> {
+    caps.as_ref()?.get(i?)
+}
+
+impl CacheModel {
+    /// `roles[probe_id]` is the role of each attached probe; `sites` map return
+    /// addresses (minus one) to call sites.
+    pub fn new(
+        profile: &'static Profile,
+        roles: Vec<Role>,
+        sites: Vec<(Range<u64>, SiteKind)>,
+    ) -> CacheModel {
+        CacheModel {
+            profile,
+            roles,
+            sites,
+            frames: HashMap::new(),
+            digests: HashMap::new(),
+            ongoing_leader: HashMap::new(),
+            ongoing_exec: HashMap::new(),
+            ongoing_waiters: HashMap::new(),
+            exec_of: HashMap::new(),
+            sessions: HashMap::new(),
+            cache_pointer: None,
+        }
+    }
+
+    fn role(&self, probe_id: u32) -> Option<Role> {
+        self.roles.get(probe_id as usize).copied()
+    }
+
+    /// Where the profile put a named capture of a role's probe (each role has one).
+    fn cap_index(&self, role: Role, name: &str, ret: bool) -> Option<usize> {
+        let def = self.profile.probes.iter().find(|p| p.role == role)?;
+        if ret {
+            def.ret_cap(name)
+        } else {
+            def.entry_cap(name)
+        }
+    }
+
+    fn site(&self, return_address: u64) -> Option<SiteKind> {
+        let pc = return_address.checked_sub(1)?;
+        self.sites
+            .iter()
+            .find(|(r, _)| r.contains(&pc))
+            .map(|(_, k)| *k)
+    }
+
+    fn session_id(&self, sc: u64) -> Option<String> {
+        self.sessions.get(&sc).and_then(|s| s.id.clone())
+    }
+
+    /// The innermost enclosing base call of `frame` (itself included), following
+    /// traced parents on the goroutine.
+    fn enclosing_base(
+        &self,
+        mut frame: Option<u64>,
+        parents: &HashMap<u64, Option<u64>>,
+    ) -> Option<u64> {
+        while let Some(f) = frame {
+            if matches!(self.frames.get(&f), Some(Frame::Base { .. })) {
+                return Some(f);
+            }
+            frame = parents.get(&f).copied().flatten();
+        }
+        None
+    }
+
+    pub fn on_tracked(
+        &mut self,
+        t: Tracked,
+        parents: &mut HashMap<u64, Option<u64>>,
+        out: &mut impl FnMut(CacheOutput),
+    ) {
+        match t {
+            Tracked::Entered(f) => {
+                parents.insert(f.frame, f.parent);
+                self.entered(f, parents);
+            }
+            Tracked::Point { event, within } => self.point(event, within, parents, out),
+            Tracked::Completed(rec) => {
+                parents.remove(&rec.frame);
+                self.completed(rec, out);
+            }
+        }
+    }
+
+    fn entered(&mut self, f: &OpenFrame, parents: &HashMap<u64, Option<u64>>) {
+        let Some(role) = self.role(f.probe_id) else {
+            return;
+        };
+        let frame = match role {
+            Role::SessionCall => {
+                let digest_at = self.cap_index(Role::SessionCall, "digest", false);
+                self.digests
+                    .insert(f.frame, text(cap(&f.captures, digest_at)));
+                // A nested call's parent: the session call around it on this goroutine,
+                // or, on a goroutine running `fn`, the call that started that execution.
+                let base = self.enclosing_base(f.parent, parents).or_else(|| {
+                    let oc = self.exec_of.get(&(f.tgid, f.goid))?;
+                    self.ongoing_leader.get(oc).copied()
+                });
+                let logical_parent = base.and_then(|b| match self.frames.get(&b) {
+                    Some(Frame::Base { session_frame, .. }) => *session_frame,
+                    _ => None,
+                });
+                let sc = f.args[0];
+                self.sessions.entry(sc).or_default().calls += 1;
+                Frame::Session {
+                    sc,
+                    do_not_cache: f.args[7] & 0xff != 0,
+                    logical_parent,
+                    base: None,
+                }
+            }
+            Role::CacheCall => {
+                self.cache_pointer.get_or_insert(f.args[0]);
+                let session_frame = f
+                    .parent
+                    .filter(|p| matches!(self.frames.get(p), Some(Frame::Session { .. })));
+                Frame::Base {
+                    facts: CallFacts::default(),
+                    session_frame,
+                }
+            }
+            Role::Lookup => Frame::Lookup {
+                base_frame: self.enclosing_base(f.parent, parents),
+                content_hit: false,
+            },
+            Role::ReleaseAndClose => Frame::ReleaseAndClose { sc: f.args[0] },
+            Role::ChangeGetOrInit => Frame::Change { site: None },
+            _ => Frame::Other,
+        };
+        self.frames.insert(f.frame, frame);
+    }
+
+    fn point(
+        &mut self,
+        event: &Event,
+        within: Option<u64>,
+        parents: &HashMap<u64, Option<u64>>,
+        out: &mut impl FnMut(CacheOutput),
+    ) {
+        let ev = &event.call;
+        let key = (ev.tgid, ev.goid);
+        if ev.kind == tracer_common::ProbeKind::GoroutineExit as u32 {
+            self.exec_of.remove(&key);
+            return;
+        }
+        let Some(role) = self.role(ev.probe_id) else {
+            return;
+        };
+        let caps = &event.captures;
+        let base = self.enclosing_base(within, parents);
+        match role {
+            Role::ContentFallback => {
+                if let Some(Frame::Lookup { content_hit, .. }) =
+                    within.and_then(|w| self.frames.get_mut(&w))
+                {
+                    *content_hit = true;
+                }
+            }
+            Role::Wait => {
+                let ra = cap(caps, self.cap_index(role, "return_address", false))
+                    .and_then(Capture::word);
+                let site = ra.and_then(|ra| self.site(ra));
+                let oc = ev.regs[3];
+                *self.ongoing_waiters.entry(oc).or_default() += 1;
+                if site == Some(SiteKind::Fresh)
+                    && let Some(b) = base
+                {
+                    self.ongoing_leader.insert(oc, b);
+                }
+                if let Some(Frame::Base { facts, .. }) = base.and_then(|b| self.frames.get_mut(&b))
+                {
+                    facts.wait_site = site;
+                    facts.ongoing_call = Some(oc);
+                }
+            }
+            Role::Exec => {
+                if let Some(oc) =
+                    cap(caps, self.cap_index(role, "ongoing_call", false)).and_then(Capture::word)
+                {
+                    self.ongoing_exec.insert(oc, ev.goid);
+                    self.exec_of.insert(key, oc);
+                }
+            }
+            Role::DbRead | Role::DbWrite => {
+                if let Some(Frame::Base { facts, .. }) = base.and_then(|b| self.frames.get_mut(&b))
+                {
+                    if role == Role::DbRead {
+                        facts.db_read = true;
+                    } else {
+                        facts.db_written = true;
+                    }
+                }
+            }
+            Role::Release => {
+                let sc = self.releasing_session(within, parents);
+                if let Some(sc) = sc {
+                    self.sessions.entry(sc).or_default().refs_released += 1;
+                }
+                let refcount =
+                    cap(caps, self.cap_index(role, "refcount", false)).and_then(Capture::word);
+                out(CacheOutput::Release {
+                    session: sc.and_then(|sc| self.session_id(sc)),
+                    digest: text(cap(caps, self.cap_index(role, "digest", false))),
+                    refcount_after: refcount.map(|r| r as i64 - 1),
+                    goid: ev.goid,
+                });
+            }
+            Role::RemoveSession => {
+                let id = text(cap(caps, self.cap_index(role, "session_id", false)));
+                if let Some(sc) =
+                    cap(caps, self.cap_index(role, "session_cache", false)).and_then(Capture::word)
+                {
+                    let s = self.sessions.entry(sc).or_default();
+                    s.removed = true;
+                    s.id = s.id.take().or(id);
+                }
+            }
+            Role::ChangeWait => {
+                let ra = cap(caps, self.cap_index(role, "return_address", false))
+                    .and_then(Capture::word);
+                let site = ra.and_then(|ra| self.site(ra));
+                if let Some(Frame::Change { site: s }) =
+                    within.and_then(|w| self.frames.get_mut(&w))
+                {
+                    *s = site;
+                }
+            }
+            Role::ChangeRelease => {
+                let refcount =
+                    cap(caps, self.cap_index(role, "refcount", false)).and_then(Capture::word);
+                out(CacheOutput::ChangeRelease {
+                    path: text(cap(caps, self.cap_index(role, "path", false))),
+                    refcount_after: refcount.map(|r| r as i64 - 1),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The session a release belongs to: the closing session whose ReleaseAndClose
+    /// is running it, or the session call it happens in.
+    fn releasing_session(
+        &self,
+        mut frame: Option<u64>,
+        parents: &HashMap<u64, Option<u64>>,
+    ) -> Option<u64> {
+        while let Some(f) = frame {
+            match self.frames.get(&f) {
+                Some(Frame::ReleaseAndClose { sc }) | Some(Frame::Session { sc, .. }) => {
+                    return Some(*sc);
+                }
+                _ => frame = parents.get(&f).copied().flatten(),
+            }
+        }
+        None
+    }
+
+    fn completed(&mut self, rec: CallRecord, out: &mut impl FnMut(CacheOutput)) {
+        let Some(frame) = self.frames.remove(&rec.frame) else {
+            return;
+        };
+        let Some(role) = self.role(rec.probe_id) else {
+            return;
+        };
+        let ret = rec.ret.unwrap_or_default();
+        let returned = rec.status == CallStatus::Returned;
+        match (role, frame) {
+            (
+                Role::Lookup,
+                Frame::Lookup {
+                    base_frame,
+                    content_hit,
+                },
+            ) => {
+                if let Some(Frame::Base { facts, .. }) =
+                    base_frame.and_then(|b| self.frames.get_mut(&b))
+                {
+                    // lookupCacheForID returns (AnyResult RAX,RBX; hit CL; error RDI,RSI).
+                    facts.lookup_hit = returned && ret[2] & 0xff == 1;
+                    facts.content_hit = content_hit;
+                }
+            }
+            (
+                Role::CacheCall,
+                Frame::Base {
+                    facts,
+                    session_frame,
+                },
+            ) => {
+                let result = self.base_result(&rec, facts);
+                match session_frame.and_then(|s| self.frames.get_mut(&s)) {
+                    Some(Frame::Session { base, .. }) => *base = Some(result),
+                    _ => out(CacheOutput::Call(self.record(
+                        &rec,
+                        None,
+                        None,
+                        Some(result),
+                        false,
+                    ))),
+                }
+            }
+            (
+                Role::SessionCall,
+                Frame::Session {
+                    sc,
+                    do_not_cache,
+                    logical_parent,
+                    base,
+                },
+            ) => {
+                let parent_digest =
+                    logical_parent.and_then(|p| self.digests.get(&p).cloned().flatten());
+                let call = self.record(&rec, Some(sc), parent_digest, base, do_not_cache);
+                self.digests.remove(&rec.frame);
+                // SessionCache keeps non-DoNotCache results with a value: a ref taken.
+                if returned && !do_not_cache && ret[0] != 0 && ret[2] == 0 {
+                    self.sessions.entry(sc).or_default().refs_taken += 1;
+                }
+                out(CacheOutput::Call(call));
+            }
+            (Role::ReleaseAndClose, Frame::ReleaseAndClose { sc }) => {
+                let s = self.sessions.entry(sc).or_default();
+                s.closed = true;
+                out(CacheOutput::SessionClosed {
+                    session: s.id.clone(),
+                    refs_taken: s.refs_taken,
+                    refs_released: s.refs_released,
+                });
+            }
+            (Role::InitSession, _) if returned => {
+                let caps = &rec.ret_captures;
+                let sc =
+                    cap(caps, self.cap_index(role, "session_cache", true)).and_then(Capture::word);
+                let id = text(cap(caps, self.cap_index(role, "session_id", true)));
+                if let (Some(sc), Some(id)) = (sc, id) {
+                    self.sessions.entry(sc).or_default().id = Some(id.clone());
+                    out(CacheOutput::SessionOpened {
+                        session: id,
+                        goid: rec.goid.unwrap_or_default(),
+                    });
+                }
+            }
+            (Role::ChangeGetOrInit, Frame::Change { site }) => {
+                let outcome = if !returned {
+                    "unfinished"
+                } else if ret[1] != 0 {
+                    "error"
+                } else {
+                    match site {
+                        Some(SiteKind::ChangeJoin) => "join",
+                        Some(SiteKind::ChangeNew) => "new",
+                        _ => "hit",
+                    }
+                };
+                out(CacheOutput::Change {
+                    path: text(cap(
+                        &rec.entry_captures,
+                        self.cap_index(role, "path", false),
+                    )),
+                    outcome,
+                    goid: rec.goid.unwrap_or_default(),
+                    duration_ns: rec.duration_ns(),
+                });
+            }
+            (Role::VerifyChange, _) if returned && ret[0] != 0 => {
+                out(CacheOutput::Conflict {
+                    path: text(cap(
+                        &rec.entry_captures,
+                        self.cap_index(role, "path", false),
+                    )),
+                    error: text(cap(&rec.ret_captures, self.cap_index(role, "error", true))),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn base_result(&self, rec: &CallRecord, facts: CallFacts) -> BaseResult {
+        let ret = rec.ret.unwrap_or_default();
+        let args = rec.args.unwrap_or_default();
+        let caps = &rec.ret_captures;
+        let error = (ret[2] != 0)
+            .then(|| text(cap(caps, self.cap_index(Role::CacheCall, "error", true))))
+            .flatten();
+        let outcome = if ret[2] != 0 && error.as_deref() == Some(self.profile.recursive_error) {
+            Outcome::Recursive
+        } else if ret[2] != 0 {
+            Outcome::Error
+        } else if args[7] & 0xff != 0 {
+            Outcome::Uncached
+        } else if facts.lookup_hit {
+            if facts.content_hit {
+                Outcome::HitContent
+            } else {
+                Outcome::Hit
+            }
+        } else {
+            match facts.wait_site {
+                Some(SiteKind::Join) => Outcome::Join,
+                _ => Outcome::Miss,
+            }
+        };
+        let requested = text(cap(
+            &rec.entry_captures,
+            self.cap_index(Role::CacheCall, "digest", false),
+        ));
+        let returned = (ret[0] != 0 && ret[2] == 0)
+            .then(|| {
+                text(cap(
+                    caps,
+                    self.cap_index(Role::CacheCall, "returned_digest", true),
+                ))
+            })
+            .flatten();
+        BaseResult {
+            outcome,
+            ongoing_call: facts.ongoing_call,
+            returned_id_differs: match (requested, returned) {
+                (Some(a), Some(b)) => Some(a != b),
+                _ => None,
+            },
+            error,
+            db_read: facts.db_read,
+            db_written: facts.db_written,
+        }
+    }
+
+    fn record(
+        &self,
+        rec: &CallRecord,
+        sc: Option<u64>,
+        parent_digest: Option<String>,
+        base: Option<BaseResult>,
+        do_not_cache: bool,
+    ) -> CacheCall {
+        let ret = rec.ret.unwrap_or_default();
+        let returned = rec.status == CallStatus::Returned;
+        let session_error = (returned && ret[2] != 0)
+            .then(|| {
+                text(cap(
+                    &rec.ret_captures,
+                    self.cap_index(Role::SessionCall, "error", true),
+                ))
+            })
+            .flatten();
+        let digest_role = if sc.is_some() {
+            Role::SessionCall
+        } else {
+            Role::CacheCall
+        };
+        let digest = text(cap(
+            &rec.entry_captures,
+            self.cap_index(digest_role, "digest", false),
+        ));
+        let goid = rec.goid.unwrap_or_default();
+        let (outcome, exec_goid, waiters, differs, error, db_read, db_written) = match &base {
+            Some(b) => {
+                let (exec, waiters) = match (b.outcome, b.ongoing_call) {
+                    (Outcome::Miss | Outcome::Join, Some(oc)) => (
+                        self.ongoing_exec.get(&oc).copied(),
+                        self.ongoing_waiters.get(&oc).copied(),
+                    ),
+                    (Outcome::Uncached, _) => (Some(goid), None),
+                    _ => (None, None),
+                };
+                let error = b.error.clone().or(session_error);
+                (
+                    Some(b.outcome),
+                    exec,
+                    waiters,
+                    b.returned_id_differs,
+                    error,
+                    b.db_read,
+                    b.db_written,
+                )
+            }
+            // The session layer answered alone (e.g. "session cache is closed").
+            None if returned && ret[2] != 0 => (
+                Some(Outcome::Error),
+                None,
+                None,
+                None,
+                session_error,
+                false,
+                false,
+            ),
+            None if returned && do_not_cache => (
+                Some(Outcome::Uncached),
+                Some(goid),
+                None,
+                None,
+                None,
+                false,
+                false,
+            ),
+            None => (None, None, None, None, None, false, false),
+        };
+        CacheCall {
+            tgid: rec.tgid,
+            goid,
+            digest,
+            outcome,
+            session: sc.and_then(|sc| self.session_id(sc)),
+            exec_goid,
+            waiters,
+            returned_id_differs: differs,
+            parent_digest,
+            db_read,
+            db_written,
+            error,
+            start_ns: rec.start_ns,
+            duration_ns: rec.duration_ns(),
+            status: rec.status,
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Output of `tracer cache`: one line (or JSON object) per cache call and session
+//! event, in the debugging guide's "minimal logging" spirit, and the summary.
+use std::{
+    collections::BTreeMap,
+    io::{self, Write},
+};
+
+use serde_json::{Value, json};
+
+use super::format::duration;
+use crate::model::{
+    cache::{CacheCall, CacheOutput, Outcome, SessionRefs},
+    latency::Histogram,
+};
+
+/// Totals for the summary.
+#[derive(Default)]
+pub struct CacheTotals {
+    pub per_outcome: BTreeMap<Outcome, Histogram>,
+    pub unknown_outcome: u64,
+    pub calls: u64,
+    pub conflicts: u64,
+    pub changes: u64,
+}
+
+impl CacheTotals {
+    pub fn add(&mut self, out: &CacheOutput) {
+        match out {
+            CacheOutput::Call(c) => {
+                self.calls += 1;
+                match c.outcome {
+                    Some(o) => {
+                        let h = self.per_outcome.entry(o).or_default();
+                        match c.duration_ns {
+                            Some(d) => h.record(d),
+                            None => h.record_unknown(),
+                        }
+                    }
+                    None => self.unknown_outcome += 1,
+                }
+            }
+            CacheOutput::Conflict { .. } => self.conflicts += 1,
+            CacheOutput::Change { .. } => self.changes += 1,
+            _ => {}
+        }
+    }
+
+    fn count(&self, o: Outcome) -> u64 {
+        self.per_outcome.get(&o).map_or(0, Histogram::count_all)
+    }
+
+    /// Hits over cacheable lookups: (hit + hit_content) / (hit + hit_content + miss + join).
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let hits = self.count(Outcome::Hit) + self.count(Outcome::HitContent);
+        let all = hits + self.count(Outcome::Miss) + self.count(Outcome::Join);
+        (all > 0).then(|| hits as f64 / all as f64)
+    }
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map_or("-".into(), T::to_string)
+}
+
+/// A session leaked refs when it closed (or was removed) holding more than it released.
+pub fn leaked(s: &SessionRefs) -> bool {
+    (s.closed || s.removed) && s.refs_taken > s.refs_released
+}
+
+pub fn json_record(out: &CacheOutput, pid: u32) -> Value {
+    match out {
+        CacheOutput::Call(c) => json!({
+            "kind": "cache_call",
+            "pid": pid,
+            "goid": c.goid,
+            "digest": c.digest,
+            "outcome": c.outcome.map(Outcome::as_str),
+            "session": c.session,
+            "start_ns": c.start_ns,
+            "duration_ns": c.duration_ns,
+            "exec_goid": c.exec_goid,
+            "waiters": c.waiters,
+            "returned_id_differs": c.returned_id_differs,
+            "parent_digest": c.parent_digest,
+            "storage_key": Value::Null,
+            "ttl": {"db_read": c.db_read, "db_written": c.db_written},
+            "error": c.error,
+            "status": c.status.as_str(),
+        }),
+        CacheOutput::SessionOpened { session, goid } => {
+            json!({"kind": "session_open", "session": session, "goid": goid})
+        }
+        CacheOutput::SessionClosed {
+            session,
+            refs_taken,
+            refs_released,
+        } => json!({
+            "kind": "session_close",
+            "session": session,
+            "refs_taken": refs_taken,
+            "refs_released": refs_released,
+            "leaked": refs_taken > refs_released,
+        }),
+        CacheOutput::Release {
+            session,
+            digest,
+            refcount_after,
+            goid,
+        } => json!({
+            "kind": "release", "session": session, "digest": digest,
+            "refcount_after": refcount_after, "goid": goid,
+        }),
+        CacheOutput::Change {
+            path,
+            outcome,
+            goid,
+            duration_ns,
+        } => json!({
+            "kind": "change", "path": path, "outcome": outcome, "goid": goid, "duration_ns": duration_ns,
+        }),
+        CacheOutput::ChangeRelease {
+            path,
+            refcount_after,
+        } => {
+            json!({"kind": "change_release", "path": path, "refcount_after": refcount_after})
+        }
+        CacheOutput::Conflict { path, error } => {
+            json!({"kind": "conflict", "path": path, "error": error})
+        }
+    }
+}
+
+fn call_line(c: &CacheCall) -> String {
+    let mut line = format!(
+        "{:<12} g{:<6} {:<11} {} {}",
+        opt(&c.session),
+        c.goid,
+        c.outcome.map_or("?", Outcome::as_str),
+        opt(&c.digest),
+        c.duration_ns.map_or("-".into(), duration),
+    );
+    if let Some(g) = c.exec_goid.filter(|g| *g != c.goid) {
+        line.push_str(&format!(" exec=g{g}"));
+    }
+    if let Some(w) = c.waiters.filter(|w| *w > 1) {
+        line.push_str(&format!(" waiters={w}"));
+    }
+    if c.returned_id_differs == Some(true) {
+        line.push_str(" id-overridden");
+    }
+    if c.db_read {
+        line.push_str(" ttl:db-read");
+    }
+    if c.db_written {
+        line.push_str(" ttl:db-written");
+    }
+    if let Some(p) = &c.parent_digest {
+        line.push_str(&format!(" parent={p}"));
+    }
+    if let Some(e) = &c.error {
+        line.push_str(&format!(" err={e:?}"));
+    }
+    if c.status != crate::model::calls::CallStatus::Returned {
+        line.push_str(&format!(" [{}]", c.status.as_str()));
+    }
+    line
+}
+
+/// One human line per record; releases are summarised, not listed.
+pub fn human_line(out: &CacheOutput) -> Option<String> {
+    Some(match out {
+        CacheOutput::Call(c) => call_line(c),
+        CacheOutput::SessionOpened { session, goid } => {
+            format!("{session:<12} g{goid:<6} session open")
+        }
+        CacheOutput::SessionClosed {
+            session,
+            refs_taken,
+            refs_released,
+        } => {
+            let mut l = format!(
+                "{:<12} session closed: refs taken {refs_taken}, released {refs_released}",
+                opt(session)
+            );
+            if refs_taken > refs_released {
+                l.push_str(&format!(
+                    "  LEAK: {} refs still held",
+                    refs_taken - refs_released
+                ));
+            }
+            l
+        }
+        CacheOutput::Change {
+            path,
+            outcome,
+            goid,
+            duration_ns,
+        } => format!(
+            "{:<12} g{goid:<6} change {outcome:<5} {} {}",
+            "filesync",
+            opt(path),
+            duration_ns.map_or("-".into(), duration)
+        ),
+        CacheOutput::Conflict { path, error } => {
+            format!("{:<12} CONFLICT {} {}", "filesync", opt(path), opt(error))
+        }
+        CacheOutput::Release { .. } | CacheOutput::ChangeRelease { .. } => return None,
+    })
+}
+
+/// The engine's own metrics (§7), as the tracer can establish them.
+pub struct Metrics {
+    /// Sessions seen starting and not yet removed (`dagger_connected_clients`).
+    pub connected_clients: Option<u64>,
+    /// `dagger_dagql_cache_entries`, read from the engine's cache struct at exit.
+    pub cache_entries: Option<u64>,
+}
+
+pub struct SummaryInput<'a> {
+    pub totals: &'a CacheTotals,
+    pub sessions: Vec<&'a SessionRefs>,
+    pub metrics: Metrics,
+    pub lost_events: u64,
+    pub engine: String,
+}
+
+pub fn summary_json(s: &SummaryInput) -> Value {
+    let outcomes: BTreeMap<&str, Value> = s
+        .totals
+        .per_outcome
+        .iter()
+        .map(|(o, h)| {
+            (o.as_str(), json!({"calls": h.count_all(), "p50_ns": h.quantile(0.5), "p99_ns": h.quantile(0.99)}))
+        })
+        .collect();
+    let sessions: Vec<Value> = s
+        .sessions
+        .iter()
+        .map(|r| {
+            json!({
+                "session": r.id, "calls": r.calls, "refs_taken": r.refs_taken,
+                "refs_released": r.refs_released, "closed": r.closed || r.removed, "leaked": leaked(r),
+            })
+        })
+        .collect();
+    json!({
+        "kind": "cache_summary",
+        "engine": s.engine,
+        "calls": s.totals.calls,
+        "unknown_outcome": s.totals.unknown_outcome,
+        "outcomes": outcomes,
+        "hit_ratio": s.totals.hit_ratio(),
+        "sessions": sessions,
+        "filesync": {"changes": s.totals.changes, "conflicts": s.totals.conflicts},
+        "metrics": {
+            "dagger_connected_clients": s.metrics.connected_clients,
+            "dagger_dagql_cache_entries": s.metrics.cache_entries,
+        },
+        "lost_events": s.lost_events,
+    })
+}
+
+pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
+    writeln!(w, "--- cache summary ({}) ---", s.engine)?;
+    let ratio = s
+        .totals
+        .hit_ratio()
+        .map_or("-".into(), |r| format!("{:.1}%", r * 100.0));
+    writeln!(
+        w,
+        "calls: {}   hit ratio: {ratio} (hit + hit_content over hit, hit_content, miss, join)",
+        s.totals.calls
+    )?;
+    writeln!(
+        w,
+        "{:<12} {:>8} {:>10} {:>10}",
+        "outcome", "calls", "p50", "p99"
+    )?;
+    for (o, h) in &s.totals.per_outcome {
+        let q = |p| h.quantile(p).map_or("-".into(), duration);
+        writeln!(
+            w,
+            "{:<12} {:>8} {:>10} {:>10}",
+            o.as_str(),
+            h.count_all(),
+            q(0.5),
+            q(0.99)
+        )?;
+    }
+    if s.totals.unknown_outcome > 0 {
+        writeln!(
+            w,
+            "{:<12} {:>8}   (calls whose path was not seen, e.g. begun before attach)",
+            "unknown", s.totals.unknown_outcome
+        )?;
+    }
+    if !s.sessions.is_empty() {
+        writeln!(w, "sessions:")?;
+        for r in &s.sessions {
+            let state = if r.closed || r.removed {
+                "closed"
+            } else {
+                "open"
+            };
+            writeln!(
+                w,
+                "  {:<12} calls {:>5}  refs taken {:>5}  released {:>5}  {state}",
+                opt(&r.id),
+                r.calls,
+                r.refs_taken,
+                r.refs_released
+            )?;
+        }
+    }
+    for r in s.sessions.iter().filter(|r| leaked(r)) {
+        writeln!(
+            w,
+            "warning: session {} closed with {} dagql cache refs still held (taken {}, released {}): refs are leaking; see the debugging guide's \"Metrics-First Leak Triage\"",
+            opt(&r.id),
+            r.refs_taken - r.refs_released,
+            r.refs_taken,
+            r.refs_released
+        )?;
+    }
+    if s.totals.changes > 0 || s.totals.conflicts > 0 {
+        writeln!(
+            w,
+            "filesync: {} change lookups, {} conflicts",
+            s.totals.changes, s.totals.conflicts
+        )?;
+    }
+    writeln!(
+        w,
+        "metrics now: dagger_connected_clients {}  dagger_dagql_cache_entries {}",
+        opt(&s.metrics.connected_clients),
+        opt(&s.metrics.cache_entries)
+    )?;
+    writeln!(w, "lost events: {}", s.lost_events)?;
+    if s.lost_events > 0 {
+        writeln!(
+            w,
+            "warning: events were lost (ring buffer full); some outcomes above may be unknown (hint: --ring-mb)"
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! Reading another process's memory without stopping it: `process_vm_readv` (no ptrace
+//! attach, no writes). The process keeps running, so anything read may be torn or stale;
+//! callers validate what they read and treat failures as "unknown", never as fatal.
+
+use std::io;
+
+/// Largest single read: bounds the buffer and keeps one failing page from hiding the rest.
+const MAX_CHUNK: usize = 1 << 20;
+/// iovecs per `process_vm_readv` call (the kernel's IOV_MAX is 1024).
+const IOV_BATCH: usize = 1024;
+
+pub struct Memory {
+    pid: libc::pid_t,
+}
+
+impl Memory {
+    pub fn new(pid: u32) -> Memory {
+        Memory {
+            pid: pid as libc::pid_t,
+        }
+    }
+
+    /// Reads `buf.len()` bytes at `addr`; fails unless every byte was read.
+    pub fn read(&self, addr: u64, buf: &mut [u8]) -> io::Result<()> {
+        for (i, chunk) in buf.chunks_mut(MAX_CHUNK).enumerate() {
+            let at = addr
+                .checked_add((i * MAX_CHUNK) as u64)
+                .ok_or_else(|| io::Error::other("address overflow"))?;
+            let local = libc::iovec {
+                iov_base: chunk.as_mut_ptr().cast(),
+                iov_len: chunk.len(),
+            };
+            let remote = libc::iovec {
+                iov_base: at as *mut libc::c_void,
+                iov_len: chunk.len(),
+            };
+            // SAFETY: `local` describes memory we own for the duration of the call; the remote
+            // iovec is only interpreted by the kernel in the target's address space.
+            let n = unsafe { libc::process_vm_readv(self.pid, &local, 1, &remote, 1, 0) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if n as usize != chunk.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("short read at {at:#x}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn u64(&self, addr: u64) -> io::Result<u64> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Reads many equally sized records in few system calls (one iovec pair per record).
+    /// Returns one result per address: `None` where the record could not be read entirely
+    /// (the kernel stops a batch at the first unreadable record; the rest is retried).
+    pub fn read_many(&self, addrs: &[u64], size: usize) -> Vec<Option<Vec<u8>>> {
+        let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(addrs.len());
+        let mut buf = vec![0u8; size * IOV_BATCH.min(addrs.len().max(1))];
+        let mut start = 0;
+        while start < addrs.len() {
+            let batch = &addrs[start..(start + IOV_BATCH).min(addrs.len())];
+            let local: Vec<libc::iovec> = buf
+                .chunks_mut(size)
+                .take(batch.len())
+                .map(|c| libc::iovec {
+                    iov_base: c.as_mut_ptr().cast(),
+                    iov_len: size,
+                })
+                .collect();
+            let remote: Vec<libc::iovec> = batch
+                .iter()
+                .map(|&a| libc::iovec {
+                    iov_base: a as *mut libc::c_void,
+                    iov_len: size,
+                })
+                .collect();
+            // SAFETY: every local iovec points into `buf`, alive and unaliased during the call.
+            let n = unsafe {
+                libc::process_vm_readv(
+                    self.pid,
+                    local.as_ptr(),
+                    local.len() as libc::c_ulong,
+                    remote.as_ptr(),
+                    remote.len() as libc::c_ulong,
+                    0,
+                )
+            };
+            let complete = if n < 0 { 0 } else { n as usize / size };
+            for rec in buf.chunks(size).take(complete.min(batch.len())) {
+                out.push(Some(rec.to_vec()));
+            }
+            if complete < batch.len() {
+                // The record at `complete` failed (or was partial): skip it, go on after it.
+                out.push(None);
+                start += complete + 1;
+            } else {
+                start += batch.len();
+            }
+        }
+        out
+    }
+}
+
+/// Difference between where the executable is mapped and where it was linked: 0 for the usual
+/// non-PIE Go binary; for PIE, the start of the mapping of file offset 0 minus the lowest
+/// PT_LOAD address (Go links PIE at 0).
+pub fn load_bias(pid: u32, lowest_vaddr: u64) -> io::Result<u64> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))?;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(_perms), Some(offset), Some(_dev), Some(_inode)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let path: String = f.collect::<Vec<_>>().join(" ");
+        if std::path::Path::new(&path) != exe || u64::from_str_radix(offset, 16) != Ok(0) {
+            continue;
+        }
+        let start = range
+            .split('-')
+            .next()
+            .and_then(|s| u64::from_str_radix(s, 16).ok())
+            .ok_or_else(|| io::Error::other("bad /proc/PID/maps line"))?;
+        return Ok(start.wrapping_sub(lowest_vaddr & !0xfff));
+    }
+    Ok(0)
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of Go's `nanotime`, which `g.waitsince` uses.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
