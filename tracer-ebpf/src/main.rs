@@ -23,7 +23,7 @@ use aya_ebpf::{
 use tracer_common::{
     CAPTURE_BYTES, Capture, CaptureSpec, DEPTH_UNKNOWN, EntryKey, G_STACK_HI_OFFSET, GOID_UNKNOWN,
     GoCallEvent, GoCaptureEvent, LOST_EVENTS_SLOT, MAX_CAPTURES, MAX_DEREFS, ProbeSpec, SAVED_REGS,
-    SavedRegs, capture_base, capture_kind, split_cookie,
+    SavedRegs, capture_base, capture_kind, spec_key, split_cookie,
 };
 
 /// Offset of `goid` in `runtime.g` for the target's Go version; set by the loader.
@@ -106,7 +106,7 @@ fn capture(ctx: &ProbeContext) {
         ],
     };
     let spec = if has_spec {
-        unsafe { PROBE_SPECS.get(&probe_id) }
+        unsafe { PROBE_SPECS.get(&spec_key(probe_id, kind)) }
     } else {
         None
     };

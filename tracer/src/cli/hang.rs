@@ -1,9 +1,60 @@
-//! `tracer hang`: a live goroutine dump, blocked goroutines and deadlocks.
+//! `tracer hang`: a live goroutine dump, blocked goroutines and deadlocks, read from the
+//! target's memory while it keeps running (no SIGQUIT, no ptrace stop, no writes).
+use std::io::Write;
+
+use anyhow::{Context, bail};
 use clap::Args;
 
-#[derive(Args, Debug)]
-pub struct HangArgs {}
+use super::target::{Resolved, TargetArgs};
+use crate::{
+    gobin::GoBinary,
+    model::goroutines::Reader,
+    output,
+    target::memory::{Memory, load_bias, monotonic_ns},
+};
 
-pub fn run(_args: HangArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("not implemented yet")
+#[derive(Args, Debug)]
+pub struct HangArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Only show goroutines blocked for at least this many seconds (0 = all). The runtime
+    /// records a wait's start at the first GC after a goroutine blocks; goroutines whose
+    /// wait time is still unknown are not shown when this is above 0.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    threshold: f64,
+    /// One JSON object per line instead of Go's dump format.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: HangArgs) -> anyhow::Result<i32> {
+    if !args.threshold.is_finite() || args.threshold < 0.0 {
+        bail!("--threshold must be a number of seconds, 0 or more");
+    }
+    let process = match args.target.resolve()? {
+        Resolved::Running(p) => p,
+        Resolved::Spawn { .. } => bail!(
+            "`tracer hang` inspects a process that is already running; give --pid PID or --exe NAME (a command it would start could not be hung yet)"
+        ),
+    };
+    let binary = GoBinary::open(&process.exe)?;
+    let lowest = binary.lowest_load_vaddr();
+    let bias = load_bias(process.pid, lowest)
+        .with_context(|| format!("reading /proc/{}/maps", process.pid))?;
+    let mut reader = Reader::new(&binary, bias)?;
+    let mem = Memory::new(process.pid);
+    let snap = reader.snapshot(&mem, monotonic_ns()).map_err(|e| {
+        // EPERM from process_vm_readv means we lack ptrace access (not root, or Yama).
+        anyhow::anyhow!("{e} (hint: reading another process's memory needs root)")
+    })?;
+
+    let threshold_ns = (args.threshold * 1e9) as u64;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.json {
+        output::goroutines::write_json(&mut out, &snap, threshold_ns)?;
+    } else {
+        output::goroutines::write_human(&mut out, &snap, threshold_ns)?;
+    }
+    out.flush()?;
+    Ok(0)
 }

@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 pub use buildinfo::{BuildInfo, Module};
 pub use disasm::{EntryKind, ProbePlan};
 pub use inline::InlineFrame;
-pub use runtime::{RuntimeLayout, SudogOffsets, status_is_dead, status_name};
+pub use runtime::{
+    G_SCAN_BIT, RuntimeLayout, SEMAROOT_TREAP, SEMTAB_SIZE, SEMTAB_STRIDE, SudogOffsets,
+    status_is_dead, status_name,
+};
 pub use versions::{GOffsets, SUPPORTED_GO, parse_go_version};
 
 use bytes::to_usize;
@@ -295,6 +298,11 @@ impl GoBinary {
             .header
             .source_line(&self.data[self.pclntab.clone()], f, pc)?;
         Some(SourceLine { file, line })
+    }
+
+    /// Lowest PT_LOAD address (0 for PIE), to relate link-time addresses to the process's.
+    pub fn lowest_load_vaddr(&self) -> u64 {
+        self.elf.loads.iter().map(|l| l.vaddr).min().unwrap_or(0)
     }
 
     /// File offset of a virtual address (what uprobes attach by).

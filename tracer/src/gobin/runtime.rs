@@ -15,11 +15,11 @@ use super::bytes::u64_at;
 
 /// Goroutine status values (`runtime._Gidle` …), stable since Go 1.x except for the two the
 /// newest releases added. `_Gscan` (0x1000) is a bit on top of them.
-pub const G_SCAN: u32 = 0x1000;
+pub const G_SCAN_BIT: u32 = 0x1000;
 
 /// The status name Go prints in a dump header when there is no wait reason.
 pub fn status_name(status: u32) -> &'static str {
-    match status & !G_SCAN {
+    match status & !G_SCAN_BIT {
         0 => "idle",
         1 => "runnable",
         2 => "running",
@@ -39,7 +39,7 @@ pub fn status_name(status: u32) -> &'static str {
 /// True for statuses whose goroutine does not exist for the user (`_Gidle`, `_Gdead`,
 /// go1.26+'s `_Gdeadextra`).
 pub fn status_is_dead(status: u32) -> bool {
-    matches!(status & !G_SCAN, 0 | 6 | 11)
+    matches!(status & !G_SCAN_BIT, 0 | 6 | 11)
 }
 
 /// Byte offsets inside `runtime.sudog`. go1.26 made `elem` and `c` two-word
@@ -265,7 +265,7 @@ impl GoBinary {
 
     /// Address of `runtime.firstmoduledata`: the word pointing at the pclntab header whose
     /// `minpc` and `text` words agree with the function table (cached after the first call).
-    fn moduledata_addr(&self) -> Option<u64> {
+    pub(crate) fn moduledata_addr(&self) -> Option<u64> {
         *self.moduledata.get_or_init(|| {
             let tab_vaddr = self.elf.vaddr_of_offset(self.pclntab.start as u64)?;
             let minpc = self.functions.first()?.entry;
@@ -292,10 +292,11 @@ impl GoBinary {
             .map(|(_, addend)| addend)
     }
 
-    /// 8-aligned addresses in the data sections holding `value` (or relocated to it).
+    /// 8-aligned addresses in the data sections (go1.26+ puts the module data in its own
+    /// `.go.module`) holding `value` (or relocated to it).
     fn pointer_slots(&self, value: u64) -> Vec<u64> {
         let mut out = Vec::new();
-        for name in [".noptrdata", ".data", ".data.rel.ro"] {
+        for name in [".go.module", ".noptrdata", ".data", ".data.rel.ro"] {
             let Some((s, bytes)) = self.elf.section_data(&self.data, name) else {
                 continue;
             };

@@ -717,3 +717,211 @@ impl CacheModel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::{CAPTURE_BYTES, GoCallEvent, MAX_CAPTURES, ProbeKind};
+
+    use super::*;
+    use crate::{model::calls::CallTracker, profiles::detect_for_tests};
+
+    /// Builds events for the L2 profile: probe ids are profile indexes.
+    struct Script {
+        events: Vec<Event>,
+        ts: u64,
+    }
+
+    fn id_of(role: Role) -> u32 {
+        detect_for_tests()
+            .probes
+            .iter()
+            .position(|p| p.role == role)
+            .unwrap() as u32
+    }
+
+    fn string_cap(s: &str) -> Capture {
+        let mut c = Capture {
+            value: s.len() as u64,
+            ok: 1,
+            nbytes: s.len() as u32,
+            bytes: [0; CAPTURE_BYTES],
+        };
+        c.bytes[..s.len()].copy_from_slice(s.as_bytes());
+        c
+    }
+
+    fn word_cap(v: u64) -> Capture {
+        Capture {
+            value: v,
+            ok: 1,
+            nbytes: 0,
+            bytes: [0; CAPTURE_BYTES],
+        }
+    }
+
+    impl Script {
+        fn push(
+            &mut self,
+            kind: ProbeKind,
+            role: Role,
+            goid: u64,
+            depth: u64,
+            regs: [u64; 9],
+            caps: &[Capture],
+        ) {
+            self.ts += 10;
+            let mut all = [word_cap(0); MAX_CAPTURES];
+            for (slot, c) in all.iter_mut().zip(caps) {
+                *slot = *c;
+            }
+            for slot in all.iter_mut().skip(caps.len()) {
+                slot.ok = 0;
+            }
+            self.events.push(Event {
+                call: GoCallEvent {
+                    kind: kind as u32,
+                    probe_id: id_of(role),
+                    tgid: 1,
+                    tid: 1,
+                    ts_ns: self.ts,
+                    goid,
+                    stack_depth: depth,
+                    regs,
+                },
+                captures: Some(Box::new(all)),
+            });
+        }
+    }
+
+    const SC: u64 = 0x5c;
+    const JOIN_RA: u64 = 0x1001;
+    const FRESH_RA: u64 = 0x2001;
+
+    fn run(script: Script) -> Vec<CacheOutput> {
+        let sites = vec![
+            (0x1000..0x1001, SiteKind::Join),
+            (0x2000..0x2001, SiteKind::Fresh),
+        ];
+        let profile = detect_for_tests();
+        let roles = profile.probes.iter().map(|p| p.role).collect();
+        let mut model = CacheModel::new(profile, roles, sites);
+        let mut tracker = CallTracker::new(false);
+        let mut parents = HashMap::new();
+        let mut out = Vec::new();
+        for ev in &script.events {
+            tracker.on_event(ev, &mut |t| {
+                model.on_tracked(t, &mut parents, &mut |o| out.push(o))
+            });
+        }
+        out
+    }
+
+    fn calls(out: &[CacheOutput]) -> Vec<&CacheCall> {
+        out.iter()
+            .filter_map(|o| {
+                if let CacheOutput::Call(c) = o {
+                    Some(c)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// session call -> base call -> (lookup) -> returns, on goroutine `g`.
+    fn call(s: &mut Script, g: u64, digest: &str, hit: bool, wait_ra: Option<u64>, oc: u64) {
+        let mut entry = [0; 9];
+        entry[0] = SC;
+        s.push(
+            ProbeKind::FuncEntry,
+            Role::SessionCall,
+            g,
+            100,
+            entry,
+            &[string_cap(digest)],
+        );
+        s.push(
+            ProbeKind::FuncEntry,
+            Role::CacheCall,
+            g,
+            200,
+            [0xc; 9].map(|_| 0),
+            &[string_cap(digest)],
+        );
+        s.push(ProbeKind::FuncEntry, Role::Lookup, g, 300, [0; 9], &[]);
+        let mut lookup_ret = [0; 9];
+        lookup_ret[2] = hit as u64;
+        s.push(ProbeKind::FuncReturn, Role::Lookup, g, 300, lookup_ret, &[]);
+        if let Some(ra) = wait_ra {
+            let mut regs = [0; 9];
+            regs[3] = oc;
+            s.push(ProbeKind::Point, Role::Wait, g, 300, regs, &[word_cap(ra)]);
+        }
+        let mut ret = [0; 9];
+        ret[0] = 0x7e; // a result
+        s.push(
+            ProbeKind::FuncReturn,
+            Role::CacheCall,
+            g,
+            200,
+            ret,
+            &[string_cap(digest), word_cap(0)],
+        );
+        s.push(ProbeKind::FuncReturn, Role::SessionCall, g, 100, ret, &[]);
+    }
+
+    #[test]
+    fn outcomes_follow_the_code_path() {
+        let mut s = Script {
+            events: Vec::new(),
+            ts: 0,
+        };
+        // Session start: initializeDaggerSession's RET reads id and SessionCache.
+        s.push(ProbeKind::FuncEntry, Role::InitSession, 1, 50, [0; 9], &[]);
+        s.push(
+            ProbeKind::FuncReturn,
+            Role::InitSession,
+            1,
+            50,
+            [0; 9],
+            &[string_cap("sess-1"), word_cap(SC)],
+        );
+        call(&mut s, 2, "xxh3:aaaaaaaaaaaaaaaa", true, None, 0);
+        call(
+            &mut s,
+            3,
+            "xxh3:bbbbbbbbbbbbbbbb",
+            false,
+            Some(FRESH_RA),
+            0x0c,
+        );
+        // The executor goroutine of ongoing call 0x0c.
+        s.push(
+            ProbeKind::Point,
+            Role::Exec,
+            9,
+            40,
+            [0; 9],
+            &[word_cap(0x0c)],
+        );
+        call(
+            &mut s,
+            4,
+            "xxh3:bbbbbbbbbbbbbbbb",
+            false,
+            Some(JOIN_RA),
+            0x0c,
+        );
+        let out = run(s);
+        let c = calls(&out);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0].outcome, Some(Outcome::Hit));
+        assert_eq!(c[0].session.as_deref(), Some("sess-1"));
+        assert_eq!(c[1].outcome, Some(Outcome::Miss));
+        assert_eq!(c[2].outcome, Some(Outcome::Join));
+        assert_eq!(c[2].exec_goid, Some(9));
+        assert_eq!(c[2].waiters, Some(2));
+        assert_eq!(c[0].returned_id_differs, Some(false));
+        assert!(matches!(out[0], CacheOutput::SessionOpened { .. }));
+    }
+}

@@ -88,6 +88,9 @@ pub struct OpenFrame {
 }
 
 /// What the tracker reports, as it learns it.
+// `Completed` is large, but it is built once per call and moved straight to its
+// consumer; boxing it would add an allocation to every call on the hot path.
+#[allow(clippy::large_enum_variant)]
 pub enum Tracked<'a> {
     /// A call began (its record comes when it ends).
     Entered(&'a OpenFrame),

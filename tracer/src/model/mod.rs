@@ -2,5 +2,6 @@
 //! streams, so they are tested without a kernel.
 pub mod cache;
 pub mod calls;
+pub mod goroutines;
 pub mod latency;
 pub mod summary;

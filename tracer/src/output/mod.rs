@@ -2,6 +2,7 @@
 pub mod cache;
 pub mod calls;
 pub mod format;
+pub mod goroutines;
 pub mod json;
 
 use std::{

@@ -321,6 +321,12 @@ pub fn detect(binary: &GoBinary) -> Result<&'static Profile, ProfileError> {
     Ok(profile)
 }
 
+/// The L2 profile, for unit tests of the models that consume it.
+#[cfg(test)]
+pub fn detect_for_tests() -> &'static Profile {
+    &dagger_l2::PROFILE
+}
+
 /// The engine version stamped by the build (`-X ...engine.Version=...`), if any.
 pub fn engine_version(binary: &GoBinary) -> Option<String> {
     let ldflags = binary.build_info().setting("-ldflags")?;

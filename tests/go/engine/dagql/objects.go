@@ -199,6 +199,150 @@ type preselectResult struct {
 }
 
 // pad:346
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+
 func (r ObjectResult[T]) preselect(ctx context.Context, s *Server, sel Selector) (*preselectResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -241,6 +385,79 @@ func (r ObjectResult[T]) preselect(ctx context.Context, s *Server, sel Selector)
 }
 
 // pad:462
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+
 // newCacheKey derives the cache key of a field call from its spec.
 func newCacheKey(ctx context.Context, id *call.ID, fieldSpec *FieldSpec) CacheKey {
 	cacheKey := CacheKey{
@@ -267,7 +484,55 @@ func newCacheKey(ctx context.Context, id *call.ID, fieldSpec *FieldSpec) CacheKe
 
 type concurrencyScopeCtxKey struct{}
 
-// pad:536
+// pad:538
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+//
+
 // call resolves a selection through the session cache; call.func2 is the fn handed
 // to the cache.
 func (r ObjectResult[T]) call(ctx context.Context, s *Server, sel Selector) (AnyResult, error) {
@@ -283,6 +548,9 @@ func (r ObjectResult[T]) call(ctx context.Context, s *Server, sel Selector) (Any
 		}
 	}()
 	// pad:554
+	//
+	//
+	//
 	res, err := s.Cache.GetOrInitCall(ctx, pre.cacheKey, func(ctx context.Context) (AnyResult, error) {
 		depth = callDepth(ctx)
 		val, err := field.Func(ctx, r, pre.inputArgs, pre.newID)

@@ -36,6 +36,8 @@ type CallTrace struct {
 	// RefReleasedAtOnce: the session was closed meanwhile and released it at once.
 	RefTaken          bool
 	RefReleasedAtOnce bool
+	// ReturnedIDDiffers: the returned result's ID is not the request's key.ID.
+	ReturnedIDDiffers bool
 	// UncachedGoid: the goroutine that ran fn synchronously (DoNotCache path).
 	UncachedGoid int64
 
@@ -91,7 +93,9 @@ func (t *CallTrace) markDBWritten() {
 func (t *CallTrace) setUncached() {
 	if t != nil {
 		t.Path = "uncached"
-		t.UncachedGoid = CurrentGoroutineID()
+		if tracingGoids.Load() {
+			t.UncachedGoid = CurrentGoroutineID()
+		}
 	}
 }
 
@@ -113,16 +117,21 @@ func (t *CallTrace) setOngoing(path string, oc *ongoingCall) {
 
 var (
 	tracingEnabled atomic.Bool
+	tracingGoids   atomic.Bool
 	// ongoingExec: *ongoingCall -> *execInfo, while the ongoing call has waiters.
 	ongoingExec sync.Map
 )
 
-// EnableTracing turns the ground-truth instrumentation on.
-func EnableTracing() { tracingEnabled.Store(true) }
+// EnableTracing turns the ground-truth instrumentation on; with goids, goroutine ids
+// (runtime.Stack parsing, about a microsecond) are recorded too.
+func EnableTracing(goids bool) {
+	tracingEnabled.Store(true)
+	tracingGoids.Store(goids)
+}
 
 // traceExecStart runs first in the executing goroutine (GetOrInitCall.func3).
 func traceExecStart(oc *ongoingCall) {
-	if !tracingEnabled.Load() {
+	if !tracingGoids.Load() {
 		return
 	}
 	if v, ok := ongoingExec.Load(oc); ok {

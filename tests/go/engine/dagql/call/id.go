@@ -185,11 +185,11 @@ func (id *ID) ContentDigest() Digest {
 	return ""
 }
 
-func (id *ID) Field() string       { return id.pb.Field }
-func (id *ID) Receiver() *ID       { return id.receiver }
-func (id *ID) Args() []*Argument   { return id.args }
-func (id *ID) Type() *Type         { return id.typ }
-func (id *ID) Nth() int            { return int(id.pb.Nth) }
+func (id *ID) Field() string        { return id.pb.Field }
+func (id *ID) Receiver() *ID        { return id.receiver }
+func (id *ID) Args() []*Argument    { return id.args }
+func (id *ID) Type() *Type          { return id.typ }
+func (id *ID) Nth() int             { return int(id.pb.Nth) }
 func (id *ID) Call() *callpbv1.Call { return id.pb }
 
 // SelfDigest is the digest of the call without its receiver: field, args, nth,

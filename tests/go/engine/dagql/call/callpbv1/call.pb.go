@@ -29,16 +29,16 @@ type Call struct {
 	sizeCache     sizeCache     // 8
 	unknownFields unknownFields // 16
 
-	ReceiverDigest string         `protobuf:"bytes,1,opt,name=receiverDigest,proto3" json:"receiverDigest,omitempty"` // 40
-	Type           *Type          `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`                     // 56
-	Field          string         `protobuf:"bytes,3,opt,name=field,proto3" json:"field,omitempty"`                   // 64
-	Args           []*Argument    `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`                     // 80
-	Nth            int64          `protobuf:"varint,5,opt,name=nth,proto3" json:"nth,omitempty"`                      // 104
-	Module         *Module        `protobuf:"bytes,6,opt,name=module,proto3" json:"module,omitempty"`                 // 112
-	Digest         string         `protobuf:"bytes,7,opt,name=digest,proto3" json:"digest,omitempty"`                 // 120
-	View           string         `protobuf:"bytes,8,opt,name=view,proto3" json:"view,omitempty"`                     // 136
-	EffectIds      []string       `protobuf:"bytes,9,rep,name=effectIds,proto3" json:"effectIds,omitempty"`           // 152
-	ExtraDigests   []*ExtraDigest `protobuf:"bytes,10,rep,name=extraDigests,proto3" json:"extraDigests,omitempty"`    // 176
+	ReceiverDigest string         `protobuf:"bytes,1,opt,name=receiverDigest,proto3" json:"receiverDigest,omitempty"`  // 40
+	Type           *Type          `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`                      // 56
+	Field          string         `protobuf:"bytes,3,opt,name=field,proto3" json:"field,omitempty"`                    // 64
+	Args           []*Argument    `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`                      // 80
+	Nth            int64          `protobuf:"varint,5,opt,name=nth,proto3" json:"nth,omitempty"`                       // 104
+	Module         *Module        `protobuf:"bytes,6,opt,name=module,proto3" json:"module,omitempty"`                  // 112
+	Digest         string         `protobuf:"bytes,7,opt,name=digest,proto3" json:"digest,omitempty"`                  // 120
+	View           string         `protobuf:"bytes,8,opt,name=view,proto3" json:"view,omitempty"`                      // 136
+	EffectIds      []string       `protobuf:"bytes,9,rep,name=effectIds,proto3" json:"effectIds,omitempty"`            // 152
+	ExtraDigests   []*ExtraDigest `protobuf:"bytes,10,rep,name=extraDigests,proto3" json:"extraDigests,omitempty"`     // 176
 	ImplicitInputs []*Argument    `protobuf:"bytes,11,rep,name=implicitInputs,proto3" json:"implicitInputs,omitempty"` // 200
 }
 

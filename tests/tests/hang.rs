@@ -1,0 +1,325 @@
+//! `tracer hang` against tests/go/hang, a program that forms four known hangs (AB-BA mutex
+//! deadlock, RWMutex writer starvation, a channel nobody sends on, a WaitGroup never done)
+//! while other goroutines keep running, and writes the addresses and goroutine ids as ground
+//! truth plus its own `runtime.Stack(all)` dump on SIGUSR1.
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use integration_tests::{gobuild, json_lines, of_kind, read_json_lines, run, scratch_dir, tracer};
+use serde_json::Value;
+
+/// Go versions the hang tests run on (stripped builds), as the issue asks.
+const MINORS: [u32; 8] = [19, 21, 22, 23, 24, 25, 26, 27];
+
+/// The hang program, running; killed on drop.
+struct Hung {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Hung {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Hung {
+    fn start(binary: &Path, extra: &[&str]) -> Hung {
+        let dir = scratch_dir("hang");
+        let mut child = Command::new(binary)
+            .arg("-truth")
+            .arg(dir.join("truth.jsonl"))
+            .arg("-dump")
+            .arg(dir.join("dump.txt"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start hang program");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("hang program did not get ready in 60 s");
+        assert_eq!(line.trim(), "ready");
+        Hung { child, dir }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn truth(&self) -> Vec<Value> {
+        read_json_lines(&self.dir.join("truth.jsonl"))
+    }
+
+    /// The program's own `runtime.Stack(all)`, taken now.
+    fn go_dump(&self) -> String {
+        let path = self.dir.join("dump.txt");
+        let _ = std::fs::remove_file(&path);
+        // SAFETY: kill with a valid pid and signal number.
+        assert_eq!(unsafe { kill(self.pid() as i32, SIGUSR1) }, 0);
+        let start = Instant::now();
+        loop {
+            if let Ok(s) = std::fs::read_to_string(&path) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no dump after SIGUSR1"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Alive and not stopped (a ptrace stop or SIGSTOP would show as `T`/`t`).
+    fn assert_running(&mut self) {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "the program exited"
+        );
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let state = stat.rsplit_once(") ").unwrap().1.chars().next().unwrap();
+        assert!(matches!(state, 'R' | 'S'), "process state {state}");
+    }
+}
+
+const SIGUSR1: i32 = 10;
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// One goroutine of a Go dump: state (without the ", N minutes" part) and frame functions.
+#[derive(Debug)]
+struct DumpG {
+    state: String,
+    funcs: Vec<String>,
+}
+
+fn parse_dump(dump: &str) -> BTreeMap<u64, DumpG> {
+    let mut out = BTreeMap::new();
+    for block in dump.split("\n\n") {
+        let mut lines = block.lines();
+        let Some(head) = lines.next().and_then(|h| h.strip_prefix("goroutine ")) else {
+            continue;
+        };
+        let (id, rest) = head.split_once(" [").unwrap();
+        let state = rest.split([']', ',']).next().unwrap().to_owned();
+        let funcs = lines
+            .filter(|l| !l.starts_with('\t') && !l.starts_with("created by"))
+            .map(|l| l.rsplit_once('(').map_or(l, |(f, _)| f).to_owned())
+            .collect();
+        out.insert(id.parse().unwrap(), DumpG { state, funcs });
+    }
+    out
+}
+
+fn snapshot(pid: u32, extra: &[&str]) -> Vec<Value> {
+    let out = run(tracer()
+        .args(["hang", "--pid", &pid.to_string(), "--json"])
+        .args(extra));
+    assert!(out.status.success(), "tracer hang failed");
+    json_lines(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The first frame Go's default traceback would show: not a runtime-internal function.
+fn first_user_frame(g: &Value) -> String {
+    g["stack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["func"].as_str().unwrap())
+        .find(|f| !f.starts_with("runtime.") || f[8..].starts_with(char::is_uppercase))
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn check_version(minor: u32) {
+    let tc = gobuild::toolchain(minor).unwrap();
+    let binary = gobuild::build("hang", &tc, true).unwrap();
+    let mut hung = Hung::start(&binary, &[]);
+    let truth = hung.truth();
+    assert_eq!(truth.len(), 7, "{truth:?}");
+    let dump = parse_dump(&hung.go_dump());
+    let records = snapshot(hung.pid(), &[]);
+    let by_goid: BTreeMap<u64, &Value> = of_kind(&records, "goroutine")
+        .into_iter()
+        .map(|g| (g["goid"].as_u64().unwrap(), g))
+        .collect();
+    let v = tc.go_version();
+
+    // Every blocked goroutine: the wait reason Go prints, the kind and address it waits on.
+    for t in &truth {
+        let goid = t["goid"].as_u64().unwrap();
+        let g = by_goid
+            .get(&goid)
+            .unwrap_or_else(|| panic!("{v}: goroutine {goid} ({}) missing", t["name"]));
+        let go = &dump[&goid];
+        assert_eq!(g["state"], "waiting", "{v}: {g}");
+        assert_eq!(g["wait_reason"], go.state.as_str(), "{v}: {}", t["name"]);
+        assert_eq!(g["wait_kind"], t["kind"], "{v}: {}: {g}", t["name"]);
+        assert_eq!(g["waiting_on"], t["addr"], "{v}: {}: {g}", t["name"]);
+        assert!(
+            g["waiting_ns"].is_u64(),
+            "{v}: a GC ran, waitsince is set: {g}"
+        );
+    }
+
+    // The AB-BA cycle, reported as possible (Go records no owner), with exactly its two ids.
+    let goid_of = |name: &str| {
+        truth.iter().find(|t| t["name"] == name).unwrap()["goid"]
+            .as_u64()
+            .unwrap()
+    };
+    let mut abba = vec![goid_of("abba_x"), goid_of("abba_y")];
+    abba.sort();
+    let deadlocks = of_kind(&records, "deadlock");
+    let found: Vec<Vec<u64>> = deadlocks
+        .iter()
+        .map(|d| {
+            let mut ids: Vec<u64> = d["goids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap())
+                .collect();
+            ids.sort();
+            ids
+        })
+        .collect();
+    assert!(
+        found.contains(&abba),
+        "{v}: deadlocks {found:?}, want {abba:?}"
+    );
+    assert!(deadlocks.iter().all(|d| d["certain"] == false));
+
+    // Agreement with runtime.Stack(all) for every goroutine blocked at the dump and still
+    // there (busy goroutines come and go; the blocked ones are stable): id, state, wait
+    // reason, top frame.
+    let mut compared = 0;
+    for (goid, go) in &dump {
+        let stable = go.state.starts_with("sync.")
+            || go.state == "semacquire"
+            || go.state == "chan receive"
+            || go.state == "select";
+        if !stable {
+            continue;
+        }
+        let g = by_goid
+            .get(goid)
+            .unwrap_or_else(|| panic!("{v}: goroutine {goid} of Go's dump missing"));
+        assert_eq!(g["wait_reason"], go.state.as_str(), "{v}: goroutine {goid}");
+        assert_eq!(
+            first_user_frame(g),
+            go.funcs[0],
+            "{v}: goroutine {goid}: {g}"
+        );
+        // Every frame Go shows is in our stack, in order (we also show runtime frames).
+        let ours: Vec<&str> = g["stack"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["func"].as_str().unwrap())
+            .collect();
+        let mut it = ours.iter();
+        for f in &go.funcs {
+            assert!(
+                it.any(|o| o == f),
+                "{v}: goroutine {goid}: {f} not in {ours:?}"
+            );
+        }
+        compared += 1;
+    }
+    assert!(compared >= 7, "{v}: only {compared} goroutines compared");
+    hung.assert_running();
+    eprintln!("{v}: ok ({compared} goroutines agree with runtime.Stack)");
+}
+
+#[test]
+fn hang_finds_every_blocked_goroutine_on_stripped_builds() {
+    for minor in MINORS {
+        check_version(minor);
+    }
+}
+
+#[test]
+fn hang_human_output_and_threshold() {
+    let tc = gobuild::default_toolchain().unwrap();
+    let binary = gobuild::build("hang", &tc, true).unwrap();
+    let mut hung = Hung::start(&binary, &[]);
+    let out = run(tracer().args(["hang", "--pid", &hung.pid().to_string()]));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "[sync.Mutex.Lock",
+        "[sync.RWMutex.Lock",
+        "[sync.RWMutex.RLock",
+        "[sync.WaitGroup.Wait",
+        "[chan receive",
+        "sync.(*Mutex).Lock(...)",
+        "main.lockPair()",
+        "possible deadlock: goroutine",
+    ] {
+        assert!(text.contains(want), "{want:?} missing in:\n{text}");
+    }
+    // A threshold far above the hang's age shows no goroutine.
+    let records = snapshot(hung.pid(), &["--threshold", "3600"]);
+    assert!(of_kind(&records, "goroutine").is_empty());
+    assert_eq!(of_kind(&records, "summary").len(), 1);
+    hung.assert_running();
+}
+
+#[test]
+fn hang_rejects_a_command() {
+    let out = run(tracer().args(["hang", "--", "/bin/true"]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already running"), "{err}");
+}
+
+/// Snapshot time with 10,000 parked goroutines (printed; the README records it).
+#[test]
+fn hang_snapshot_10000_goroutines() {
+    let tc = gobuild::default_toolchain().unwrap();
+    let binary = gobuild::build("hang", &tc, true).unwrap();
+    let mut hung = Hung::start(&binary, &["-idle", "10000"]);
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let records = snapshot(hung.pid(), &[]);
+        let wall = start.elapsed();
+        let idle = of_kind(&records, "goroutine")
+            .iter()
+            .filter(|g| {
+                g["stack"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["func"] == "main.idle")
+            })
+            .count();
+        assert_eq!(idle, 10_000);
+        let s = of_kind(&records, "summary")[0];
+        times.push((s["snapshot_ns"].as_u64().unwrap(), wall));
+    }
+    times.sort();
+    let (snap_ns, wall) = times[times.len() / 2];
+    eprintln!(
+        "snapshot of {} goroutines: {:.1} ms reading + symbolizing (median of 5), {:.1} ms for the whole command",
+        10_000,
+        snap_ns as f64 / 1e6,
+        wall.as_secs_f64() * 1e3
+    );
+    assert!(snap_ns < 2_000_000_000, "snapshot took {snap_ns} ns");
+    hung.assert_running();
+}
