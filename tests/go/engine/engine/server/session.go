@@ -337,7 +337,9 @@ func (srv *Server) removeDaggerSession(ctx context.Context, sess *daggerSession)
 	sess.containers = nil
 	sess.containersMu.Unlock()
 
-	// pad:404
+	// pad:406
+	//
+	//
 	//
 	//
 	//
