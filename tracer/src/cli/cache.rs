@@ -101,8 +101,7 @@ pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
     };
     let mut sessions: Vec<_> = pipeline
         .model
-        .sessions
-        .values()
+        .all_sessions()
         .filter(|s| s.id.is_some() || s.calls > 0)
         .collect();
     sessions.sort_by(|a, b| a.id.cmp(&b.id));

@@ -156,6 +156,9 @@ enum Frame {
     ReleaseAndClose {
         sc: u64,
     },
+    InitSession {
+        id: Option<String>,
+    },
     Change {
         site: Option<SiteKind>,
     },
@@ -185,15 +188,30 @@ pub struct CacheModel {
     ongoing_waiters: HashMap<u64, u32>,
     /// Goroutines running `fn` for an ongoing call.
     exec_of: HashMap<(u32, u64), u64>,
+    /// Sessions by SessionCache pointer. A pointer is reused once its session is gone;
+    /// the earlier session's counts then move to `ended`.
     pub sessions: HashMap<u64, SessionRefs>,
+    pub ended: Vec<SessionRefs>,
+    /// SessionCache pointer -> session id, kept after the session ends (calls on a
+    /// closed SessionCache still name it) until the pointer starts a new session.
+    names: HashMap<u64, String>,
     /// The `*cache` the calls went through (for the engine's entry-count metric).
     pub cache_pointer: Option<u64>,
 }
 
+/// A captured string, if it was read and looks like text. Error messages are read
+/// as "the first field of the error value"; for error types without a message field
+/// (e.g. context.DeadlineExceeded) that is not text, and we report nothing.
 fn text(c: Option<&Capture>) -> Option<String> {
     let bytes = c?.text()?;
-    let s = String::from_utf8_lossy(bytes).into_owned();
-    Some(if c?.truncated() { format!("{s}...") } else { s })
+    let s = std::str::from_utf8(bytes)
+        .ok()
+        .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))?;
+    Some(if c?.truncated() {
+        format!("{s}...")
+    } else {
+        s.to_string()
+    })
 }
 
 fn cap(caps: &Captures, i: Option<usize>) -> Option<&Capture> {
@@ -219,6 +237,8 @@ impl CacheModel {
             ongoing_waiters: HashMap::new(),
             exec_of: HashMap::new(),
             sessions: HashMap::new(),
+            ended: Vec::new(),
+            names: HashMap::new(),
             cache_pointer: None,
         }
     }
@@ -246,7 +266,7 @@ impl CacheModel {
     }
 
     fn session_id(&self, sc: u64) -> Option<String> {
-        self.sessions.get(&sc).and_then(|s| s.id.clone())
+        self.names.get(&sc).cloned()
     }
 
     /// The innermost enclosing base call of `frame` (itself included), following
@@ -263,6 +283,11 @@ impl CacheModel {
             frame = parents.get(&f).copied().flatten();
         }
         None
+    }
+
+    /// Every session seen: ended ones first, then live ones.
+    pub fn all_sessions(&self) -> impl Iterator<Item = &SessionRefs> {
+        self.ended.iter().chain(self.sessions.values())
     }
 
     pub fn on_tracked(
@@ -304,6 +329,9 @@ impl CacheModel {
                     _ => None,
                 });
                 let sc = f.args[0];
+                if let Some(id) = self.initialising_session(f.parent, parents) {
+                    self.bind_session(sc, id);
+                }
                 self.sessions.entry(sc).or_default().calls += 1;
                 Frame::Session {
                     sc,
@@ -327,6 +355,12 @@ impl CacheModel {
                 content_hit: false,
             },
             Role::ReleaseAndClose => Frame::ReleaseAndClose { sc: f.args[0] },
+            Role::InitSession => Frame::InitSession {
+                id: text(cap(
+                    &f.captures,
+                    self.cap_index(Role::InitSession, "session_id", false),
+                )),
+            },
             Role::ChangeGetOrInit => Frame::Change { site: None },
             _ => Frame::Other,
         };
@@ -413,6 +447,8 @@ impl CacheModel {
                 if let Some(sc) =
                     cap(caps, self.cap_index(role, "session_cache", false)).and_then(Capture::word)
                 {
+                    // Still live: ReleaseAndClose runs inside removeDaggerSession. The
+                    // counts move to `ended` when the pointer names a new session.
                     let s = self.sessions.entry(sc).or_default();
                     s.removed = true;
                     s.id = s.id.take().or(id);
@@ -438,6 +474,40 @@ impl CacheModel {
             }
             _ => {}
         }
+    }
+
+    /// The id of the session being initialised around `frame`, if any.
+    fn initialising_session(
+        &self,
+        mut frame: Option<u64>,
+        parents: &HashMap<u64, Option<u64>>,
+    ) -> Option<String> {
+        while let Some(f) = frame {
+            if let Some(Frame::InitSession { id }) = self.frames.get(&f) {
+                return id.clone();
+            }
+            frame = parents.get(&f).copied().flatten();
+        }
+        None
+    }
+
+    /// Names SessionCache `sc` as session `id`. A pointer already naming another
+    /// session was reused: that session's counts are kept as ended.
+    fn bind_session(&mut self, sc: u64, id: String) -> bool {
+        if self.names.get(&sc) == Some(&id) {
+            return false;
+        }
+        self.names.insert(sc, id.clone());
+        let fresh = SessionRefs {
+            id: Some(id),
+            ..SessionRefs::default()
+        };
+        if let Some(old) = self.sessions.insert(sc, fresh)
+            && (old.id.is_some() || old.calls > 0)
+        {
+            self.ended.push(old);
+        }
+        true
     }
 
     /// The session a release belongs to: the closing session whose ReleaseAndClose
@@ -536,7 +606,7 @@ impl CacheModel {
                     cap(caps, self.cap_index(role, "session_cache", true)).and_then(Capture::word);
                 let id = text(cap(caps, self.cap_index(role, "session_id", true)));
                 if let (Some(sc), Some(id)) = (sc, id) {
-                    self.sessions.entry(sc).or_default().id = Some(id.clone());
+                    self.bind_session(sc, id.clone());
                     out(CacheOutput::SessionOpened {
                         session: id,
                         goid: rec.goid.unwrap_or_default(),

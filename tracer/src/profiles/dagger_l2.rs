@@ -123,7 +123,9 @@ pub static PROFILE: Profile = Profile {
             role: Role::InitSession,
             func: "engine/server.(*Server).initializeDaggerSession",
             at: At::Call,
-            entry: &[],
+            // The id is set before the call; calls made during initialisation bind
+            // the new SessionCache to it before the RET reports the pointer.
+            entry: &[string("session_id", RCX, &[], 0)],
             ret: &[
                 at_entry(string("session_id", RCX, &[], 0)),
                 at_entry(word("session_cache", RCX, &[280])),
