@@ -28,12 +28,17 @@ struct Traced {
 }
 
 fn trace(binary: &Path, scenario: &str) -> Traced {
+    trace_with(binary, scenario, &[])
+}
+
+fn trace_with(binary: &Path, scenario: &str, extra: &[&str]) -> Traced {
     let dir = scratch_dir("cache");
     let records = dir.join("records.jsonl");
     let truth = dir.join("truth.jsonl");
     let out = run(tracer()
         .args(["cache", "--json", "-o"])
         .arg(&records)
+        .args(extra)
         .arg("--")
         .arg(binary)
         .args([
@@ -114,7 +119,10 @@ fn assert_calls_match(t: &Traced, what: &str) {
         }
     }
     // A scenario without dagql calls (filesync) must show none either.
-    assert!(n > 0 || of_kind(&t.truth, "call").is_empty(), "{what}: no calls compared");
+    assert!(
+        n > 0 || of_kind(&t.truth, "call").is_empty(),
+        "{what}: no calls compared"
+    );
     let with_error = of_kind(&t.truth, "call")
         .iter()
         .filter(|c| !c["error"].is_null())
@@ -189,6 +197,19 @@ fn every_scenario_matches_ground_truth_stripped_and_unstripped() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn light_mode_keeps_every_outcome_without_lookup_and_base_returns() {
+    let bin = engine(true);
+    for scenario in ["mixed", "errors", "joins", "ttl"] {
+        let what = format!("light {scenario}");
+        let t = trace_with(&bin, scenario, &["--light"]);
+        assert_eq!(t.status, Some(0), "{what}: {}", t.stderr);
+        assert!(t.stderr.contains("light mode"), "{}", t.stderr);
+        assert_calls_match(&t, &what);
+        assert_eq!(summary(&t.records)["lost_events"], 0, "{what}");
     }
 }
 

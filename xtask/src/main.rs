@@ -121,8 +121,16 @@ pub fn build_go_program(name: &str, stripped: bool) -> anyhow::Result<PathBuf> {
         setup::DEFAULT_GO,
         if stripped { "stripped" } else { "debug" }
     ));
+    let dir = root.join("tests/go").join(name);
+    // A program laid out like a repository (the stand-in engine) has its main in cmd/.
+    let package = if dir.join("cmd/engine").is_dir() {
+        "./cmd/engine"
+    } else {
+        "."
+    };
     let mut cmd = Command::new(go);
-    cmd.current_dir(root.join("tests/go").join(name))
+    cmd.current_dir(&dir)
+        .env("GOFLAGS", "-buildvcs=false")
         .env("CGO_ENABLED", "0")
         .env("GOTOOLCHAIN", "local")
         .env(
@@ -134,7 +142,7 @@ pub fn build_go_program(name: &str, stripped: bool) -> anyhow::Result<PathBuf> {
     if stripped {
         cmd.arg("-ldflags=-s -w");
     }
-    run_cmd(cmd.arg("."))?;
+    run_cmd(cmd.arg(package))?;
     Ok(out)
 }
 

@@ -39,6 +39,10 @@ pub struct CacheArgs {
     /// Write records to this file instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Cheaper: no RET probes on the lookup and the base cache call (outcomes,
+    /// sessions and durations stay; returned-ID checks and base error texts go).
+    #[arg(long)]
+    pub light: bool,
     /// Ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 16, value_parser = super::tracing::parse_ring_mb)]
     pub ring_mb: u32,
@@ -49,7 +53,7 @@ pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
     let binary = GoBinary::open(&target.binary())?;
     let profile = profiles::detect(&binary)?;
     let engine = describe_engine(&binary, profile);
-    let (plan, roles) = plan_profile(&binary, profile)?;
+    let (plan, roles) = plan_profile(&binary, profile, args.light)?;
     let sites = call_sites(&binary, profile)?;
 
     let Started {
@@ -59,15 +63,16 @@ pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
         child,
         runtime,
     } = start(&target, &binary, &plan, args.ring_mb)?;
+    let mode = if args.light { ", light mode" } else { "" };
     eprintln!(
-        "tracer: {engine}; {} probes in pid {pid}",
+        "tracer: {engine}; {} probes in pid {pid}{mode}",
         probes.attached()
     );
     let sink = output::record_sink(args.output.as_deref())
         .with_context(|| format!("cannot write records to {:?}", args.output))?;
     let mut pipeline = CachePipeline {
         tracker: CallTracker::new(false),
-        model: CacheModel::new(profile, roles, sites),
+        model: CacheModel::new(profile, roles, sites, args.light),
         parents: HashMap::new(),
         totals: CacheTotals::default(),
         sink,
@@ -111,6 +116,7 @@ pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
         metrics,
         lost_events,
         engine,
+        tracer_cpu_ns: own_cpu_ns(),
     };
     if args.json {
         let line = output::cache::summary_json(&summary);
@@ -119,6 +125,17 @@ pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
     pipeline.sink.flush()?;
     output::cache::summary_human(&mut std::io::stderr(), &summary)?;
     Ok(stop.exit_status())
+}
+
+/// CPU time this process has used, user plus system.
+fn own_cpu_ns() -> u64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0;
+    }
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
 fn describe_engine(binary: &GoBinary, profile: &Profile) -> String {
@@ -132,7 +149,11 @@ fn describe_engine(binary: &GoBinary, profile: &Profile) -> String {
 }
 
 /// Every probe of the profile, with its probe id = its index in the profile.
-fn plan_profile(binary: &GoBinary, profile: &Profile) -> anyhow::Result<(PlanSet, Vec<Role>)> {
+fn plan_profile(
+    binary: &GoBinary,
+    profile: &Profile,
+    light: bool,
+) -> anyhow::Result<(PlanSet, Vec<Role>)> {
     let mut plan = PlanSet::default();
     let mut roles = Vec::new();
     for (id, def) in profile.probes.iter().enumerate() {
@@ -149,7 +170,7 @@ fn plan_profile(binary: &GoBinary, profile: &Profile) -> anyhow::Result<(PlanSet
             })?;
         match def.at {
             At::Call => {
-                plan.add_call(binary, f, id, false)?;
+                plan.add_call(binary, f, id, light && def.light_entry_only)?;
                 plan.spec(id, ProbeKind::FuncEntry, def.entry_spec());
                 plan.spec(id, ProbeKind::FuncReturn, def.ret_spec());
             }

@@ -97,5 +97,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         duration: None,
         output: None,
         ring_mb: 16,
+        light: false,
     })
 }

@@ -176,6 +176,9 @@ struct BaseResult {
 
 pub struct CacheModel {
     profile: &'static Profile,
+    /// Light mode: the lookup's and the base call's RETs are not probed, so a hit is
+    /// "no wait, no error" and errors come from the session layer.
+    light: bool,
     /// Probe id -> index into the profile's probes.
     roles: Vec<Role>,
     sites: Vec<(Range<u64>, SiteKind)>,
@@ -225,9 +228,11 @@ impl CacheModel {
         profile: &'static Profile,
         roles: Vec<Role>,
         sites: Vec<(Range<u64>, SiteKind)>,
+        light: bool,
     ) -> CacheModel {
         CacheModel {
             profile,
+            light,
             roles,
             sites,
             frames: HashMap::new(),
@@ -661,7 +666,8 @@ impl CacheModel {
             Outcome::Error
         } else if args[7] & 0xff != 0 {
             Outcome::Uncached
-        } else if facts.lookup_hit {
+        } else if (self.light && facts.wait_site.is_none()) || facts.lookup_hit {
+            // Light mode has no lookup result: a call that neither waited nor failed hit.
             if facts.content_hit {
                 Outcome::HitContent
             } else {
@@ -728,7 +734,17 @@ impl CacheModel {
         let goid = rec.goid.unwrap_or_default();
         let (outcome, exec_goid, waiters, differs, error, db_read, db_written) = match &base {
             Some(b) => {
-                let (exec, waiters) = match (b.outcome, b.ongoing_call) {
+                // In light mode the base call's RET is not probed: its error shows at
+                // the session layer's RET.
+                let outcome = if self.light && returned && ret[2] != 0 {
+                    match session_error.as_deref() {
+                        Some(t) if t == self.profile.recursive_error => Outcome::Recursive,
+                        _ => Outcome::Error,
+                    }
+                } else {
+                    b.outcome
+                };
+                let (exec, waiters) = match (outcome, b.ongoing_call) {
                     (Outcome::Miss | Outcome::Join, Some(oc)) => (
                         self.ongoing_exec.get(&oc).copied(),
                         self.ongoing_waiters.get(&oc).copied(),
@@ -738,7 +754,7 @@ impl CacheModel {
                 };
                 let error = b.error.clone().or(session_error);
                 (
-                    Some(b.outcome),
+                    Some(outcome),
                     exec,
                     waiters,
                     b.returned_id_differs,
@@ -874,7 +890,7 @@ mod tests {
         ];
         let profile = detect_for_tests();
         let roles = profile.probes.iter().map(|p| p.role).collect();
-        let mut model = CacheModel::new(profile, roles, sites);
+        let mut model = CacheModel::new(profile, roles, sites, false);
         let mut tracker = CallTracker::new(false);
         let mut parents = HashMap::new();
         let mut out = Vec::new();

@@ -221,6 +221,8 @@ pub struct SummaryInput<'a> {
     pub metrics: Metrics,
     pub lost_events: u64,
     pub engine: String,
+    /// CPU the tracer itself used (user + system), for the cost of leaving it on.
+    pub tracer_cpu_ns: u64,
 }
 
 pub fn summary_json(s: &SummaryInput) -> Value {
@@ -256,6 +258,7 @@ pub fn summary_json(s: &SummaryInput) -> Value {
             "dagger_dagql_cache_entries": s.metrics.cache_entries,
         },
         "lost_events": s.lost_events,
+        "tracer_cpu_ns": s.tracer_cpu_ns,
     })
 }
 
@@ -335,6 +338,14 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
         opt(&s.metrics.cache_entries)
     )?;
     writeln!(w, "lost events: {}", s.lost_events)?;
+    if s.totals.calls > 0 {
+        writeln!(
+            w,
+            "tracer CPU: {} ({} per 1,000 calls)",
+            duration(s.tracer_cpu_ns),
+            duration(s.tracer_cpu_ns * 1000 / s.totals.calls)
+        )?;
+    }
     if s.lost_events > 0 {
         writeln!(
             w,

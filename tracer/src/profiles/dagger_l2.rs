@@ -31,6 +31,7 @@ pub static PROFILE: Profile = Profile {
         // DoNotCache R10B -> (AnyResult RAX,RBX; error RCX,RDI)
         ProbeDef {
             role: Role::SessionCall,
+            light_entry_only: false,
             func: "dagql.(*SessionCache).GetOrInitCall",
             at: At::Call,
             entry: &[id_digest("digest", RDI)],
@@ -40,6 +41,7 @@ pub static PROFILE: Profile = Profile {
         // points at Result{shared +0, id +8, hitCache +16}.
         ProbeDef {
             role: Role::CacheCall,
+            light_entry_only: true,
             func: "dagql.(*cache).GetOrInitCall",
             at: At::Call,
             entry: &[id_digest("digest", RDI)],
@@ -52,6 +54,7 @@ pub static PROFILE: Profile = Profile {
         // cache_egraph.go:401 — returns hit in CL.
         ProbeDef {
             role: Role::Lookup,
+            light_entry_only: true,
             func: "dagql.(*cache).lookupCacheForID",
             at: At::Call,
             entry: &[],
@@ -60,6 +63,7 @@ pub static PROFILE: Profile = Profile {
         // cache_egraph.go:445 — the content-digest fallback (egraphTermsByOutputDigest).
         ProbeDef {
             role: Role::ContentFallback,
+            light_entry_only: false,
             func: "dagql.(*cache).lookupCacheForID",
             at: At::Line {
                 file_suffix: "dagql/cache_egraph.go",
@@ -71,6 +75,7 @@ pub static PROFILE: Profile = Profile {
         // cache.go:752 — oc RDI; the return address tells the call site (716 / 749).
         ProbeDef {
             role: Role::Wait,
+            light_entry_only: false,
             func: "dagql.(*cache).wait",
             at: At::EntryPoint,
             entry: &[word("return_address", REG_RSP, &[0])],
@@ -79,6 +84,7 @@ pub static PROFILE: Profile = Profile {
         // cache.go:741 — the goroutine running fn; closure [RDX+8] = *ongoingCall.
         ProbeDef {
             role: Role::Exec,
+            light_entry_only: false,
             func: "dagql.(*cache).GetOrInitCall.func3",
             at: At::EntryPoint,
             entry: &[word("ongoing_call", REG_RDX, &[8])],
@@ -87,6 +93,7 @@ pub static PROFILE: Profile = Profile {
         // cache.go:257 — res RAX; refCount +184 (before the decrement), outputDigest +72.
         ProbeDef {
             role: Role::Release,
+            light_entry_only: false,
             func: "dagql.(*sharedResult).release",
             at: At::EntryPoint,
             entry: &[
@@ -98,6 +105,7 @@ pub static PROFILE: Profile = Profile {
         // session_cache.go:239 — c RAX.
         ProbeDef {
             role: Role::ReleaseAndClose,
+            light_entry_only: false,
             func: "dagql.(*SessionCache).ReleaseAndClose",
             at: At::Call,
             entry: &[],
@@ -105,6 +113,7 @@ pub static PROFILE: Profile = Profile {
         },
         ProbeDef {
             role: Role::DbRead,
+            light_entry_only: false,
             func: "dagql/db.(*Queries).SelectCall",
             at: At::EntryPoint,
             entry: &[],
@@ -112,6 +121,7 @@ pub static PROFILE: Profile = Profile {
         },
         ProbeDef {
             role: Role::DbWrite,
+            light_entry_only: false,
             func: "dagql/db.(*Queries).SetExpiration",
             at: At::EntryPoint,
             entry: &[],
@@ -121,6 +131,7 @@ pub static PROFILE: Profile = Profile {
         // inside the function, so read at its RETs from the entry's RCX).
         ProbeDef {
             role: Role::InitSession,
+            light_entry_only: false,
             func: "engine/server.(*Server).initializeDaggerSession",
             at: At::Call,
             // The id is set before the call; calls made during initialisation bind
@@ -134,6 +145,7 @@ pub static PROFILE: Profile = Profile {
         // session.go:320 — sess RDI.
         ProbeDef {
             role: Role::RemoveSession,
+            light_entry_only: false,
             func: "engine/server.(*Server).removeDaggerSession",
             at: At::EntryPoint,
             entry: &[
@@ -145,6 +157,7 @@ pub static PROFILE: Profile = Profile {
         // change_cache.go:38 — callKey RDI/RSI -> (*cachedChange RAX; error RBX,RCX).
         ProbeDef {
             role: Role::ChangeGetOrInit,
+            light_entry_only: false,
             func: "engine/filesync.(*changeCache).getOrInit",
             at: At::Call,
             entry: &[string_regs("path", RDI)],
@@ -153,6 +166,7 @@ pub static PROFILE: Profile = Profile {
         // change_cache.go:92 — call site 64 (join) or 89 (new).
         ProbeDef {
             role: Role::ChangeWait,
+            light_entry_only: false,
             func: "engine/filesync.(*changeCache).wait",
             at: At::EntryPoint,
             entry: &[word("return_address", REG_RSP, &[0])],
@@ -161,6 +175,7 @@ pub static PROFILE: Profile = Profile {
         // change_cache.go:147 — res RAX: callKey +8/+16, refCount +72 (before the decrement).
         ProbeDef {
             role: Role::ChangeRelease,
+            light_entry_only: false,
             func: "engine/filesync.(*cachedChange).release",
             at: At::EntryPoint,
             entry: &[string("path", RAX, &[], 8), word("refcount", RAX, &[72])],
@@ -169,6 +184,7 @@ pub static PROFILE: Profile = Profile {
         // localfs.go:909 — path RAX/RBX -> error RAX,RBX (non-nil = conflict).
         ProbeDef {
             role: Role::VerifyChange,
+            light_entry_only: false,
             func: "engine/filesync.verifyExpectedChange",
             at: At::Call,
             entry: &[string_regs("path", RAX)],

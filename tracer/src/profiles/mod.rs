@@ -132,6 +132,9 @@ pub const fn at_entry(mut cap: Cap) -> Cap {
 #[derive(Clone, Copy, Debug)]
 pub struct ProbeDef {
     pub role: Role,
+    /// In light mode, only the entry of this call is probed (its RETs are the
+    /// expensive part and the model can do without them).
+    pub light_entry_only: bool,
     /// Full Go name without the `github.com/dagger/dagger/` prefix.
     pub func: &'static str,
     pub at: At,
