@@ -109,6 +109,13 @@ fn assert_calls_match(t: &Traced, what: &str) {
             assert_eq!(g["parent_digest"], w["parent_digest"], "{at}");
             assert_eq!(g["ttl"]["db_read"], w["db_read"], "{at}");
             assert_eq!(g["ttl"]["db_written"], w["db_written"], "{at}");
+            // The TTL path hands its storage key to the DB write.
+            if w["db_written"] == true {
+                assert!(
+                    g["storage_key"].as_str().is_some_and(|k| !k.is_empty()),
+                    "{at}"
+                );
+            }
             // Error texts are read from the error value's first field; error types
             // without a message field (context.DeadlineExceeded) give null, never a guess.
             if !g["error"].is_null() {

@@ -106,7 +106,7 @@ fn capture(ctx: &ProbeContext) {
         ],
     };
     let spec = if has_spec {
-        unsafe { PROBE_SPECS.get(&spec_key(probe_id, kind)) }
+        unsafe { PROBE_SPECS.get(spec_key(probe_id, kind)) }
     } else {
         None
     };
@@ -128,11 +128,11 @@ fn capture(ctx: &ProbeContext) {
                 stack_depth,
             };
             if spec.save_entry != 0 {
-                let _ = ENTRY_REGS.insert(&key, &all, 0);
+                let _ = ENTRY_REGS.insert(key, all, 0);
             }
             let entry_regs = if spec.use_entry != 0 {
-                let found = unsafe { ENTRY_REGS.get(&key) }.copied();
-                let _ = ENTRY_REGS.remove(&key);
+                let found = unsafe { ENTRY_REGS.get(key) }.copied();
+                let _ = ENTRY_REGS.remove(key);
                 found
             } else {
                 None

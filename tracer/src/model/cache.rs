@@ -77,6 +77,8 @@ pub struct CacheCall {
     pub parent_digest: Option<String>,
     pub db_read: bool,
     pub db_written: bool,
+    /// The storage key, where the path computed one and handed it to the DB (TTL).
+    pub storage_key: Option<String>,
     pub error: Option<String>,
     pub start_ns: Option<u64>,
     pub duration_ns: Option<u64>,
@@ -136,6 +138,7 @@ struct CallFacts {
     ongoing_call: Option<u64>,
     db_read: bool,
     db_written: bool,
+    storage_key: Option<String>,
 }
 
 enum Frame {
@@ -172,6 +175,7 @@ struct BaseResult {
     error: Option<String>,
     db_read: bool,
     db_written: bool,
+    storage_key: Option<String>,
 }
 
 pub struct CacheModel {
@@ -424,12 +428,21 @@ impl CacheModel {
                 }
             }
             Role::DbRead | Role::DbWrite => {
+                let storage_key = (role == Role::DbWrite)
+                    .then(|| {
+                        text(cap(
+                            caps,
+                            self.cap_index(Role::DbWrite, "storage_key", false),
+                        ))
+                    })
+                    .flatten();
                 if let Some(Frame::Base { facts, .. }) = base.and_then(|b| self.frames.get_mut(&b))
                 {
                     if role == Role::DbRead {
                         facts.db_read = true;
                     } else {
                         facts.db_written = true;
+                        facts.storage_key = storage_key;
                     }
                 }
             }
@@ -701,6 +714,7 @@ impl CacheModel {
             error,
             db_read: facts.db_read,
             db_written: facts.db_written,
+            storage_key: facts.storage_key,
         }
     }
 
@@ -784,7 +798,9 @@ impl CacheModel {
             ),
             None => (None, None, None, None, None, false, false),
         };
+        let storage_key = base.as_ref().and_then(|b| b.storage_key.clone());
         CacheCall {
+            storage_key,
             tgid: rec.tgid,
             goid,
             digest,

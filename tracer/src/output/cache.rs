@@ -81,7 +81,7 @@ pub fn json_record(out: &CacheOutput, pid: u32) -> Value {
             "waiters": c.waiters,
             "returned_id_differs": c.returned_id_differs,
             "parent_digest": c.parent_digest,
-            "storage_key": Value::Null,
+            "storage_key": c.storage_key,
             "ttl": {"db_read": c.db_read, "db_written": c.db_written},
             "error": c.error,
             "status": c.status.as_str(),
@@ -152,6 +152,9 @@ fn call_line(c: &CacheCall) -> String {
     }
     if c.db_written {
         line.push_str(" ttl:db-written");
+    }
+    if let Some(k) = &c.storage_key {
+        line.push_str(&format!(" storage={k}"));
     }
     if let Some(p) = &c.parent_digest {
         line.push_str(&format!(" parent={p}"));
@@ -338,12 +341,12 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
         opt(&s.metrics.cache_entries)
     )?;
     writeln!(w, "lost events: {}", s.lost_events)?;
-    if s.totals.calls > 0 {
+    if let Some(per_k) = (s.tracer_cpu_ns * 1000).checked_div(s.totals.calls) {
         writeln!(
             w,
             "tracer CPU: {} ({} per 1,000 calls)",
             duration(s.tracer_cpu_ns),
-            duration(s.tracer_cpu_ns * 1000 / s.totals.calls)
+            duration(per_k)
         )?;
     }
     if s.lost_events > 0 {

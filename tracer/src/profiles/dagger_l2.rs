@@ -124,7 +124,9 @@ pub static PROFILE: Profile = Profile {
             light_entry_only: false,
             func: "dagql/db.(*Queries).SetExpiration",
             at: At::EntryPoint,
-            entry: &[],
+            // queries.go:18 — SetExpirationParams on the stack: CallKey [RSP+8],
+            // StorageKey [RSP+24]: the storage key the TTL path computed.
+            entry: &[string("storage_key", REG_RSP, &[], 24)],
             ret: &[],
         },
         // session.go:249 — sess RCX: sessionID +0, dagqlCache *SessionCache +280 (set
