@@ -81,7 +81,9 @@ pub const CAPTURE_BYTES: usize = 64;
 pub const REG_RSP: u8 = 9;
 /// RDX holds the closure context pointer in Go's ABI.
 pub const REG_RDX: u8 = 10;
-pub const SAVED_REGS: usize = 11;
+/// R14 holds the current goroutine's `g`.
+pub const REG_G: u8 = 11;
+pub const SAVED_REGS: usize = 12;
 
 /// Where a capture starts.
 pub mod capture_base {

@@ -166,7 +166,7 @@ fn saved(regs: &pt_regs) -> SavedRegs {
     SavedRegs {
         regs: [
             regs.rax, regs.rbx, regs.rcx, regs.rdi, regs.rsi, regs.r8, regs.r9, regs.r10, regs.r11,
-            regs.rsp, regs.rdx,
+            regs.rsp, regs.rdx, regs.r14,
         ],
     }
 }

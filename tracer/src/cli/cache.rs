@@ -156,6 +156,7 @@ fn plan_profile(
 ) -> anyhow::Result<(PlanSet, Vec<Role>)> {
     let mut plan = PlanSet::default();
     let mut roles = Vec::new();
+    let parent_goid = binary.g_offsets().0.parent_goid;
     for (id, def) in profile.probes.iter().enumerate() {
         let id = id as u32;
         let name = def.full_name();
@@ -171,12 +172,12 @@ fn plan_profile(
         match def.at {
             At::Call => {
                 plan.add_call(binary, f, id, light && def.light_entry_only)?;
-                plan.spec(id, ProbeKind::FuncEntry, def.entry_spec());
+                plan.spec(id, ProbeKind::FuncEntry, def.entry_spec(parent_goid));
                 plan.spec(id, ProbeKind::FuncReturn, def.ret_spec());
             }
             At::EntryPoint => {
                 plan.add_entry_point(binary, f, id)?;
-                plan.spec(id, ProbeKind::Point, def.entry_spec());
+                plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid));
             }
             At::Line { file_suffix, line } => {
                 if plan.add_line_points(binary, f, file_suffix, line, id)? == 0 {
@@ -188,7 +189,7 @@ fn plan_profile(
                     }
                     .into());
                 }
-                plan.spec(id, ProbeKind::Point, def.entry_spec());
+                plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid));
             }
         }
         roles.push(def.role);

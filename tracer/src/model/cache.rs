@@ -195,6 +195,9 @@ pub struct CacheModel {
     ongoing_waiters: HashMap<u64, u32>,
     /// Goroutines running `fn` for an ongoing call.
     exec_of: HashMap<(u32, u64), u64>,
+    /// Open base calls per goroutine, innermost last: the one that just started an
+    /// execution is its creator's innermost.
+    open_base: HashMap<(u32, u64), Vec<u64>>,
     /// Sessions by SessionCache pointer. A pointer is reused once its session is gone;
     /// the earlier session's counts then move to `ended`.
     pub sessions: HashMap<u64, SessionRefs>,
@@ -245,6 +248,7 @@ impl CacheModel {
             ongoing_exec: HashMap::new(),
             ongoing_waiters: HashMap::new(),
             exec_of: HashMap::new(),
+            open_base: HashMap::new(),
             sessions: HashMap::new(),
             ended: Vec::new(),
             names: HashMap::new(),
@@ -351,6 +355,10 @@ impl CacheModel {
             }
             Role::CacheCall => {
                 self.cache_pointer.get_or_insert(f.args[0]);
+                self.open_base
+                    .entry((f.tgid, f.goid))
+                    .or_default()
+                    .push(f.frame);
                 let session_frame = f
                     .parent
                     .filter(|p| matches!(self.frames.get(p), Some(Frame::Session { .. })));
@@ -425,6 +433,17 @@ impl CacheModel {
                 {
                     self.ongoing_exec.insert(oc, ev.goid);
                     self.exec_of.insert(key, oc);
+                    // The goroutine that started this execution is inside the call that
+                    // missed. Knowing it now, not at that call's later `wait`, lets calls
+                    // nested in `fn` find their parent however goroutines are scheduled.
+                    let creator = cap(caps, self.cap_index(role, "creator_goid", false))
+                        .and_then(Capture::word);
+                    if let Some(leader) = creator
+                        .and_then(|g| self.open_base.get(&(ev.tgid, g)))
+                        .and_then(|frames| frames.last())
+                    {
+                        self.ongoing_leader.insert(oc, *leader);
+                    }
                 }
             }
             Role::DbRead | Role::DbWrite => {
@@ -578,6 +597,13 @@ impl CacheModel {
                     session_frame,
                 },
             ) => {
+                let key = (rec.tgid, rec.goid.unwrap_or_default());
+                if let Some(open) = self.open_base.get_mut(&key) {
+                    open.retain(|f| *f != rec.frame);
+                    if open.is_empty() {
+                        self.open_base.remove(&key);
+                    }
+                }
                 let result = self.base_result(&rec, facts);
                 match session_frame.and_then(|s| self.frames.get_mut(&s)) {
                     Some(Frame::Session { base, .. }) => *base = Some(result),

@@ -1,10 +1,12 @@
 //! Code line L2: the egraph branch, commit 5c5fa454fe (the debugging guide's
 //! commit). Registers, offsets and lines are from
 //! shared/reference/engine-internals.md §1-§3, with its file:line references.
-use tracer_common::REG_RDX;
 use tracer_common::REG_RSP;
+use tracer_common::{REG_G, REG_RDX};
 
-use super::{At, Cap, ProbeDef, Profile, Role, Site, at_entry, string, string_regs, word};
+use super::{
+    At, Cap, G_PARENT_GOID, ProbeDef, Profile, Role, Site, at_entry, string, string_regs, word,
+};
 
 // Go ABI integer registers, in argument order.
 const RAX: u8 = 0;
@@ -87,7 +89,11 @@ pub static PROFILE: Profile = Profile {
             light_entry_only: false,
             func: "dagql.(*cache).GetOrInitCall.func3",
             at: At::EntryPoint,
-            entry: &[word("ongoing_call", REG_RDX, &[8])],
+            entry: &[
+                word("ongoing_call", REG_RDX, &[8]),
+                // The goroutine that started it, i.e. the call that missed.
+                word("creator_goid", REG_G, &[G_PARENT_GOID]),
+            ],
             ret: &[],
         },
         // cache.go:257 — res RAX; refCount +184 (before the decrement), outputDigest +72.

@@ -58,6 +58,10 @@ pub enum At {
     },
 }
 
+/// Placeholder offset for `g.parentGoid`, which moves between Go versions: the
+/// planner substitutes the target's offset (or drops the capture before Go 1.21).
+pub const G_PARENT_GOID: i32 = i32::MIN;
+
 /// A named value to read at a hit.
 #[derive(Clone, Copy, Debug)]
 pub struct Cap {
@@ -164,8 +168,20 @@ impl ProbeDef {
     }
 
     /// The kernel-side spec of the entry (or point) probe, if it reads anything.
-    pub fn entry_spec(&self) -> Option<ProbeSpec> {
-        Self::spec(self.entry, self.uses_entry_regs(), false)
+    /// `parent_goid` is the target's `g.parentGoid` offset, if it has one.
+    pub fn entry_spec(&self, parent_goid: Option<u64>) -> Option<ProbeSpec> {
+        let mut spec = Self::spec(self.entry, self.uses_entry_regs(), false)?;
+        for c in spec.captures.iter_mut().take(spec.ncaptures as usize) {
+            let n = c.nderefs as usize;
+            if let Some(off) = c.derefs[..n].iter_mut().find(|o| **o == G_PARENT_GOID) {
+                match parent_goid {
+                    Some(p) => *off = p as i32,
+                    // No such field: the capture reads nothing (ok stays 0).
+                    None => c.base = 0,
+                }
+            }
+        }
+        Some(spec)
     }
 
     /// The kernel-side spec of the RET probes, if they read anything.
