@@ -32,9 +32,9 @@ import (
 )
 
 type truth struct {
-	Name string `json:"name"`
-	Goid uint64 `json:"goid"`
-	Kind string `json:"kind"`
+	Name string  `json:"name"`
+	Goid uint64  `json:"goid"`
+	Kind string  `json:"kind"`
 	Addr uintptr `json:"addr"`
 }
 
@@ -209,6 +209,9 @@ func main() {
 	}
 
 	waitBlocked(7)
+	// Listen before saying "ready": a SIGUSR1 that arrives before Notify is dropped.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1)
 	// A GC records each blocked goroutine's wait start (g.waitsince), as the time of the
 	// previous GC's mark termination, which is zero before the first: so two.
 	runtime.GC()
@@ -226,8 +229,6 @@ func main() {
 	}
 	fmt.Println("ready")
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGUSR1)
 	for range sigs {
 		if *dumpPath != "" {
 			writeAtomic(*dumpPath, dumpAll())
