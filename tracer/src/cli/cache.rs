@@ -1,5 +1,5 @@
 //! `tracer cache`: dagql cache call timelines of a running (or spawned) engine.
-use std::{collections::HashMap, io::Write, os::unix::fs::FileExt, path::PathBuf};
+use std::{collections::HashMap, io::Write, path::PathBuf};
 
 use anyhow::Context;
 use clap::Args;
@@ -24,6 +24,7 @@ use crate::{
         plan::{PlanSet, line_ranges},
     },
     profiles::{self, At, DAGGER, Profile, ProfileError, Role},
+    target::memory::Memory,
 };
 
 #[derive(Args, Debug)]
@@ -247,17 +248,12 @@ fn call_sites(
 /// What the engine's `cache.Size()` (and so `dagger_dagql_cache_entries`) would
 /// say now: the element counts of its maps, read from its memory without locks.
 fn cache_entries(pid: u32, cache: u64, profile: &Profile) -> Option<u64> {
-    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
-    let word = |addr: u64| -> Option<u64> {
-        let mut b = [0u8; 8];
-        mem.read_exact_at(&mut b, addr).ok()?;
-        Some(u64::from_le_bytes(b))
-    };
+    let mem = Memory::new(pid);
     let mut total = 0;
     for off in profile.cache_entry_maps {
-        let map = word(cache + off)?;
+        let map = mem.u64(cache + off).ok()?;
         // A nil map has no header; its length is 0.
-        total += if map == 0 { 0 } else { word(map)? };
+        total += if map == 0 { 0 } else { mem.u64(map).ok()? };
     }
     Some(total)
 }
@@ -303,7 +299,7 @@ impl CachePipeline {
 }
 
 impl EventSink for CachePipeline {
-    fn on_event(&mut self, ev: &Event) {
+    fn on_event(&mut self, ev: Event) {
         let CachePipeline {
             tracker,
             model,

@@ -127,7 +127,7 @@ struct Pipeline {
 }
 
 impl EventSink for Pipeline {
-    fn on_event(&mut self, ev: &Event) {
+    fn on_event(&mut self, ev: Event) {
         let Pipeline {
             tracker,
             summary,

@@ -68,7 +68,7 @@ pub fn parse_ring_mb(s: &str) -> Result<u32, String> {
 
 /// What a subcommand does with events.
 pub trait EventSink {
-    fn on_event(&mut self, ev: &Event);
+    fn on_event(&mut self, ev: Event);
     fn flush(&mut self) -> anyhow::Result<()>;
 }
 
@@ -133,13 +133,13 @@ pub async fn trace_until_stop(
     let stop = loop {
         tokio::select! {
             _ = poll.tick() => {
-                reader.drain_now(&mut |ev| pipeline.on_event(&ev));
+                reader.drain_now(&mut |ev| pipeline.on_event(ev));
                 pipeline.flush()?;
             }
             read = reader.next_batch(&mut batch) => {
                 read?;
                 for ev in batch.drain(..) {
-                    pipeline.on_event(&ev);
+                    pipeline.on_event(ev);
                 }
                 pipeline.flush()?;
             }
@@ -152,7 +152,7 @@ pub async fn trace_until_stop(
         }
     };
     // Everything the kernel queued before the stop is still delivered.
-    reader.drain_now(&mut |ev| pipeline.on_event(&ev));
+    reader.drain_now(&mut |ev| pipeline.on_event(ev));
     pipeline.flush()?;
     if spawned && !matches!(stop, Stop::ChildExited(_)) {
         // Keep the child running untraced; its exit status is still ours to return.

@@ -168,9 +168,22 @@ enum Frame {
     Other,
 }
 
+/// What is known of one execution in flight.
+#[derive(Clone, Copy, Default)]
+struct Ongoing {
+    /// The base call that started it.
+    leader: Option<u64>,
+    /// The goroutine running `fn`.
+    exec: Option<u64>,
+    /// Calls that waited on it so far, and those still waiting.
+    waiters: u32,
+    waiting: u32,
+}
+
 struct BaseResult {
     outcome: Outcome,
-    ongoing_call: Option<u64>,
+    /// The execution this call waited on, as it stood when the call completed.
+    ongoing: Option<Ongoing>,
     returned_id_differs: Option<bool>,
     error: Option<String>,
     db_read: bool,
@@ -189,10 +202,9 @@ pub struct CacheModel {
     frames: HashMap<u64, Frame>,
     /// Digest of each open session call, for its nested calls.
     digests: HashMap<u64, Option<String>>,
-    /// Ongoing call -> (the fresh call's base frame, its executing goroutine, waiters).
-    ongoing_leader: HashMap<u64, u64>,
-    ongoing_exec: HashMap<u64, u64>,
-    ongoing_waiters: HashMap<u64, u32>,
+    /// Executions in flight, by `*ongoingCall`; dropped when their last waiting call
+    /// completes, so memory stays bounded and a reused address starts afresh.
+    ongoing: HashMap<u64, Ongoing>,
     /// Goroutines running `fn` for an ongoing call.
     exec_of: HashMap<(u32, u64), u64>,
     /// Open base calls per goroutine, innermost last: the one that just started an
@@ -244,9 +256,7 @@ impl CacheModel {
             sites,
             frames: HashMap::new(),
             digests: HashMap::new(),
-            ongoing_leader: HashMap::new(),
-            ongoing_exec: HashMap::new(),
-            ongoing_waiters: HashMap::new(),
+            ongoing: HashMap::new(),
             exec_of: HashMap::new(),
             open_base: HashMap::new(),
             sessions: HashMap::new(),
@@ -335,7 +345,7 @@ impl CacheModel {
                 // or, on a goroutine running `fn`, the call that started that execution.
                 let base = self.enclosing_base(f.parent, parents).or_else(|| {
                     let oc = self.exec_of.get(&(f.tgid, f.goid))?;
-                    self.ongoing_leader.get(oc).copied()
+                    self.ongoing.get(oc)?.leader
                 });
                 let logical_parent = base.and_then(|b| match self.frames.get(&b) {
                     Some(Frame::Base { session_frame, .. }) => *session_frame,
@@ -415,11 +425,11 @@ impl CacheModel {
                     .and_then(Capture::word);
                 let site = ra.and_then(|ra| self.site(ra));
                 let oc = ev.regs[3];
-                *self.ongoing_waiters.entry(oc).or_default() += 1;
-                if site == Some(SiteKind::Fresh)
-                    && let Some(b) = base
-                {
-                    self.ongoing_leader.insert(oc, b);
+                let o = self.ongoing.entry(oc).or_default();
+                o.waiters += 1;
+                o.waiting += 1;
+                if site == Some(SiteKind::Fresh) {
+                    o.leader = o.leader.or(base);
                 }
                 if let Some(Frame::Base { facts, .. }) = base.and_then(|b| self.frames.get_mut(&b))
                 {
@@ -431,7 +441,7 @@ impl CacheModel {
                 if let Some(oc) =
                     cap(caps, self.cap_index(role, "ongoing_call", false)).and_then(Capture::word)
                 {
-                    self.ongoing_exec.insert(oc, ev.goid);
+                    self.ongoing.entry(oc).or_default().exec = Some(ev.goid);
                     self.exec_of.insert(key, oc);
                     // The goroutine that started this execution is inside the call that
                     // missed. Knowing it now, not at that call's later `wait`, lets calls
@@ -440,9 +450,9 @@ impl CacheModel {
                         .and_then(Capture::word);
                     if let Some(leader) = creator
                         .and_then(|g| self.open_base.get(&(ev.tgid, g)))
-                        .and_then(|frames| frames.last())
+                        .and_then(|frames| frames.last().copied())
                     {
-                        self.ongoing_leader.insert(oc, *leader);
+                        self.ongoing.entry(oc).or_default().leader = Some(leader);
                     }
                 }
             }
@@ -547,6 +557,16 @@ impl CacheModel {
         true
     }
 
+    /// A call that waited on execution `oc` completed; the last one ends its record.
+    fn done_waiting(&mut self, oc: u64) {
+        if let Some(o) = self.ongoing.get_mut(&oc) {
+            o.waiting = o.waiting.saturating_sub(1);
+            if o.waiting == 0 {
+                self.ongoing.remove(&oc);
+            }
+        }
+    }
+
     /// The session a release belongs to: the closing session whose ReleaseAndClose
     /// is running it, or the session call it happens in.
     fn releasing_session(
@@ -604,7 +624,11 @@ impl CacheModel {
                         self.open_base.remove(&key);
                     }
                 }
+                let waited_on = facts.ongoing_call;
                 let result = self.base_result(&rec, facts);
+                if let Some(oc) = waited_on {
+                    self.done_waiting(oc);
+                }
                 match session_frame.and_then(|s| self.frames.get_mut(&s)) {
                     Some(Frame::Session { base, .. }) => *base = Some(result),
                     _ => out(CacheOutput::Call(self.record(
@@ -732,7 +756,9 @@ impl CacheModel {
             .flatten();
         BaseResult {
             outcome,
-            ongoing_call: facts.ongoing_call,
+            ongoing: facts
+                .ongoing_call
+                .and_then(|oc| self.ongoing.get(&oc).copied()),
             returned_id_differs: match (requested, returned) {
                 (Some(a), Some(b)) => Some(a != b),
                 _ => None,
@@ -784,11 +810,8 @@ impl CacheModel {
                 } else {
                     b.outcome
                 };
-                let (exec, waiters) = match (outcome, b.ongoing_call) {
-                    (Outcome::Miss | Outcome::Join, Some(oc)) => (
-                        self.ongoing_exec.get(&oc).copied(),
-                        self.ongoing_waiters.get(&oc).copied(),
-                    ),
+                let (exec, waiters) = match (outcome, b.ongoing) {
+                    (Outcome::Miss | Outcome::Join, Some(o)) => (o.exec, Some(o.waiters)),
                     (Outcome::Uncached, _) => (Some(goid), None),
                     _ => (None, None),
                 };
@@ -936,7 +959,7 @@ mod tests {
         let mut tracker = CallTracker::new(false);
         let mut parents = HashMap::new();
         let mut out = Vec::new();
-        for ev in &script.events {
+        for ev in script.events {
             tracker.on_event(ev, &mut |t| {
                 model.on_tracked(t, &mut parents, &mut |o| out.push(o))
             });
@@ -957,7 +980,8 @@ mod tests {
     }
 
     /// session call -> base call -> (lookup) -> returns, on goroutine `g`.
-    fn call(s: &mut Script, g: u64, digest: &str, hit: bool, wait_ra: Option<u64>, oc: u64) {
+    /// A call up to (and including) its `wait`, on goroutine `g`.
+    fn begin_call(s: &mut Script, g: u64, digest: &str, hit: bool, wait_ra: Option<u64>, oc: u64) {
         let mut entry = [0; 9];
         entry[0] = SC;
         s.push(
@@ -973,7 +997,7 @@ mod tests {
             Role::CacheCall,
             g,
             200,
-            [0xc; 9].map(|_| 0),
+            [0; 9],
             &[string_cap(digest)],
         );
         s.push(ProbeKind::FuncEntry, Role::Lookup, g, 300, [0; 9], &[]);
@@ -985,6 +1009,10 @@ mod tests {
             regs[3] = oc;
             s.push(ProbeKind::Point, Role::Wait, g, 300, regs, &[word_cap(ra)]);
         }
+    }
+
+    /// The returns of a call begun with `begin_call`.
+    fn end_call(s: &mut Script, g: u64, digest: &str) {
         let mut ret = [0; 9];
         ret[0] = 0x7e; // a result
         s.push(
@@ -996,6 +1024,11 @@ mod tests {
             &[string_cap(digest), word_cap(0)],
         );
         s.push(ProbeKind::FuncReturn, Role::SessionCall, g, 100, ret, &[]);
+    }
+
+    fn call(s: &mut Script, g: u64, digest: &str, hit: bool, wait_ra: Option<u64>, oc: u64) {
+        begin_call(s, g, digest, hit, wait_ra, oc);
+        end_call(s, g, digest);
     }
 
     #[test]
@@ -1015,7 +1048,9 @@ mod tests {
             &[string_cap("sess-1"), word_cap(SC)],
         );
         call(&mut s, 2, "xxh3:aaaaaaaaaaaaaaaa", true, None, 0);
-        call(
+        // A miss on g3 starts an execution (ongoing call 0x0c) that runs on g9; g4
+        // joins it while it runs; then both waiting calls return.
+        begin_call(
             &mut s,
             3,
             "xxh3:bbbbbbbbbbbbbbbb",
@@ -1023,7 +1058,6 @@ mod tests {
             Some(FRESH_RA),
             0x0c,
         );
-        // The executor goroutine of ongoing call 0x0c.
         s.push(
             ProbeKind::Point,
             Role::Exec,
@@ -1032,7 +1066,7 @@ mod tests {
             [0; 9],
             &[word_cap(0x0c)],
         );
-        call(
+        begin_call(
             &mut s,
             4,
             "xxh3:bbbbbbbbbbbbbbbb",
@@ -1040,6 +1074,8 @@ mod tests {
             Some(JOIN_RA),
             0x0c,
         );
+        end_call(&mut s, 3, "xxh3:bbbbbbbbbbbbbbbb");
+        end_call(&mut s, 4, "xxh3:bbbbbbbbbbbbbbbb");
         let out = run(s);
         let c = calls(&out);
         assert_eq!(c.len(), 3);

@@ -130,9 +130,9 @@ impl CallTracker {
     }
 
     /// Feeds one event; completed calls are passed to `out` in the order they are proven.
-    pub fn on_event(&mut self, ev: &Event, out: &mut impl FnMut(Tracked)) {
+    pub fn on_event(&mut self, ev: Event, out: &mut impl FnMut(Tracked)) {
         self.stats.events += 1;
-        let call = &ev.call;
+        let call = ev.call;
         let Some(kind) = ProbeKind::from_u32(call.kind) else {
             self.stats.unknown_kind += 1;
             return;
@@ -151,7 +151,7 @@ impl CallTracker {
                     .get(&key)
                     .and_then(|s| s.last())
                     .map(|f| f.frame);
-                out(Tracked::Point { event: ev, within });
+                out(Tracked::Point { event: &ev, within });
             }
             ProbeKind::FuncEntry if self.entry_only || !readable => {
                 if !readable {
@@ -176,7 +176,7 @@ impl CallTracker {
                     tid: call.tid,
                     start_ns: call.ts_ns,
                     args: call.regs,
-                    captures: ev.captures.clone(),
+                    captures: ev.captures,
                 });
                 out(Tracked::Entered(stack.last().expect("just pushed")));
             }
@@ -208,7 +208,7 @@ impl CallTracker {
                         ret: Some(call.regs),
                         status: CallStatus::Returned,
                         entry_captures: frame.captures,
-                        ret_captures: ev.captures.clone(),
+                        ret_captures: ev.captures,
                     }));
                 } else {
                     *next_frame += 1;
@@ -299,7 +299,7 @@ fn known_goid(goid: u64) -> Option<u64> {
     (goid != GOID_UNKNOWN).then_some(goid)
 }
 
-fn entry_only_record(event: &Event, frame: u64) -> CallRecord {
+fn entry_only_record(event: Event, frame: u64) -> CallRecord {
     let ev = &event.call;
     CallRecord {
         frame,
@@ -313,12 +313,12 @@ fn entry_only_record(event: &Event, frame: u64) -> CallRecord {
         args: Some(ev.regs),
         ret: None,
         status: CallStatus::EntryOnly,
-        entry_captures: event.captures.clone(),
+        entry_captures: event.captures,
         ret_captures: None,
     }
 }
 
-fn no_entry_record(event: &Event, frame: u64, parent: Option<u64>) -> CallRecord {
+fn no_entry_record(event: Event, frame: u64, parent: Option<u64>) -> CallRecord {
     let ev = &event.call;
     CallRecord {
         frame,
@@ -333,7 +333,7 @@ fn no_entry_record(event: &Event, frame: u64, parent: Option<u64>) -> CallRecord
         ret: Some(ev.regs),
         status: CallStatus::NoEntry,
         entry_captures: None,
-        ret_captures: event.captures.clone(),
+        ret_captures: event.captures,
     }
 }
 
@@ -370,7 +370,7 @@ mod tests {
         let mut t = CallTracker::new(entry_only);
         let mut out = Vec::new();
         for e in events {
-            t.on_event(e, &mut completed(&mut out));
+            t.on_event(e.clone(), &mut completed(&mut out));
         }
         t.finish(&mut completed(&mut out));
         out
@@ -503,7 +503,7 @@ mod tests {
         let mut t = CallTracker::new(false);
         let mut out = Vec::new();
         t.on_event(
-            &ev(FuncEntry, 1, GOID_UNKNOWN, 100, 1, 0),
+            ev(FuncEntry, 1, GOID_UNKNOWN, 100, 1, 0),
             &mut completed(&mut out),
         );
         assert_eq!(out[0].goid, None);
