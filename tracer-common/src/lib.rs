@@ -83,7 +83,15 @@ pub const REG_RSP: u8 = 9;
 pub const REG_RDX: u8 = 10;
 /// R14 holds the current goroutine's `g`.
 pub const REG_G: u8 = 11;
-pub const SAVED_REGS: usize = 12;
+/// The remaining general registers, for probes inside a function body where the compiler
+/// may keep a value anywhere (e.g. the mutex address at an inlined `Lock`).
+pub const REG_RBP: u8 = 12;
+pub const REG_R12: u8 = 13;
+pub const REG_R13: u8 = 14;
+pub const REG_R15: u8 = 15;
+/// RFLAGS (ZF, bit 6, says whether a just-executed `CMPXCHG` succeeded).
+pub const REG_FLAGS: u8 = 16;
+pub const SAVED_REGS: usize = 17;
 
 /// Where a capture starts.
 pub mod capture_base {
@@ -129,7 +137,10 @@ pub struct ProbeSpec {
     /// RET probes: look up (and drop) the registers saved at entry.
     pub use_entry: u8,
     pub ncaptures: u8,
-    pub _pad: [u8; 5],
+    /// Entry and RET probes: also walk the user stack (see [`GoStackEvent`]). A probe
+    /// with a stack sends a [`GoStackEvent`] and no captures.
+    pub stack: u8,
+    pub _pad: [u8; 4],
     pub captures: [CaptureSpec; MAX_CAPTURES],
 }
 
@@ -192,6 +203,42 @@ pub struct GoCaptureEvent {
 
 const _: () = assert!(core::mem::size_of::<Capture>() == 80);
 const _: () = assert!(core::mem::size_of::<GoCaptureEvent>() == 112 + 4 * 80);
+
+/// Return addresses kept per stack: enough to reach the caller's caller's code in
+/// deep Go servers, small enough to keep the per-event work bounded.
+pub const MAX_STACK: usize = 32;
+
+/// A hit of a probe whose spec asks for the stack. Only meaningful at a function's entry
+/// (after the stack check, before `PUSH RBP`) or at a `RET`: there `[RSP]` is the return
+/// address and RBP the caller's frame pointer, so `pcs` is the probed PC, the return
+/// address, then the frame-pointer chain (`[bp+8]`, `bp = [bp]`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GoStackEvent {
+    pub call: GoCallEvent,
+    /// Valid entries of `pcs`.
+    pub nframes: u64,
+    pub pcs: [u64; MAX_STACK],
+}
+
+const _: () = assert!(core::mem::size_of::<GoStackEvent>() == 112 + 8 + 8 * MAX_STACK);
+
+impl GoStackEvent {
+    /// Decodes a stack event; `None` unless the record has exactly its size.
+    pub fn from_bytes(bytes: &[u8]) -> Option<GoStackEvent> {
+        if bytes.len() != core::mem::size_of::<GoStackEvent>() {
+            return None;
+        }
+        // SAFETY: length checked; read_unaligned copes with any alignment and every
+        // bit pattern is a valid GoStackEvent.
+        Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr() as *const GoStackEvent) })
+    }
+
+    /// The recorded PCs, innermost first.
+    pub fn stack(&self) -> &[u64] {
+        &self.pcs[..(self.nframes as usize).min(MAX_STACK)]
+    }
+}
 
 /// One probe hit on a Go function, as captured in the kernel.
 #[repr(C)]

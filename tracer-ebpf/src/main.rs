@@ -22,8 +22,9 @@ use aya_ebpf::{
 };
 use tracer_common::{
     CAPTURE_BYTES, Capture, CaptureSpec, DEPTH_UNKNOWN, EntryKey, G_STACK_HI_OFFSET, GOID_UNKNOWN,
-    GoCallEvent, GoCaptureEvent, LOST_EVENTS_SLOT, MAX_CAPTURES, MAX_DEREFS, ProbeSpec, SAVED_REGS,
-    SavedRegs, capture_base, capture_kind, spec_key, split_cookie,
+    GoCallEvent, GoCaptureEvent, GoStackEvent, LOST_EVENTS_SLOT, MAX_CAPTURES, MAX_DEREFS,
+    MAX_STACK, ProbeSpec, SAVED_REGS, SavedRegs, capture_base, capture_kind, spec_key,
+    split_cookie,
 };
 
 /// Offset of `goid` in `runtime.g` for the target's Go version; set by the loader.
@@ -54,7 +55,7 @@ static PROBE_SPECS: HashMap<u32, ProbeSpec> = HashMap::with_max_entries(4096, 0)
 /// Registers of open calls whose RET probes read entry arguments. LRU, so frames a
 /// panic skipped cannot fill it.
 #[map]
-static ENTRY_REGS: LruHashMap<EntryKey, SavedRegs> = LruHashMap::with_max_entries(65536, 0);
+static ENTRY_REGS: LruHashMap<EntryKey, SavedRegs> = LruHashMap::with_max_entries(32768, 0);
 
 #[uprobe]
 pub fn go_entry(ctx: ProbeContext) -> u32 {
@@ -119,6 +120,20 @@ fn capture(ctx: &ProbeContext) {
             entry.write(call);
             entry.submit(wakeup_flags());
         }
+        Some(spec) if spec.stack != 0 => {
+            let Some(mut entry) = EVENTS.reserve::<GoStackEvent>(0) else {
+                count_lost();
+                return;
+            };
+            let out = entry.as_mut_ptr();
+            // SAFETY: `out` points at reserved ring memory sized for GoStackEvent; every
+            // field is written before submit.
+            unsafe {
+                (*out).call = call;
+                (*out).nframes = walk_stack(regs, &mut (*out).pcs);
+            }
+            entry.submit(wakeup_flags());
+        }
         Some(spec) => {
             let all = saved(regs);
             let key = EntryKey {
@@ -130,14 +145,17 @@ fn capture(ctx: &ProbeContext) {
             if spec.save_entry != 0 {
                 let _ = ENTRY_REGS.insert(key, all, 0);
             }
+            // Read in place (a copy would not fit the 512-byte BPF stack); removed below,
+            // after the captures used it.
             let entry_regs = if spec.use_entry != 0 {
-                let found = unsafe { ENTRY_REGS.get(key) }.copied();
-                let _ = ENTRY_REGS.remove(key);
-                found
+                unsafe { ENTRY_REGS.get(key) }
             } else {
                 None
             };
             let Some(mut entry) = EVENTS.reserve::<GoCaptureEvent>(0) else {
+                if entry_regs.is_some() {
+                    let _ = ENTRY_REGS.remove(key);
+                }
                 count_lost();
                 return;
             };
@@ -152,9 +170,12 @@ fn capture(ctx: &ProbeContext) {
                     slot.ok = 0;
                     slot.nbytes = 0;
                     if i < spec.ncaptures as usize {
-                        read_capture(&spec.captures[i], &all, entry_regs.as_ref(), slot);
+                        read_capture(&spec.captures[i], &all, entry_regs, slot);
                     }
                 }
+            }
+            if entry_regs.is_some() {
+                let _ = ENTRY_REGS.remove(key);
             }
             entry.submit(wakeup_flags());
         }
@@ -165,10 +186,61 @@ fn capture(ctx: &ProbeContext) {
 fn saved(regs: &pt_regs) -> SavedRegs {
     SavedRegs {
         regs: [
-            regs.rax, regs.rbx, regs.rcx, regs.rdi, regs.rsi, regs.r8, regs.r9, regs.r10, regs.r11,
-            regs.rsp, regs.rdx, regs.r14,
+            regs.rax,
+            regs.rbx,
+            regs.rcx,
+            regs.rdi,
+            regs.rsi,
+            regs.r8,
+            regs.r9,
+            regs.r10,
+            regs.r11,
+            regs.rsp,
+            regs.rdx,
+            regs.r14,
+            regs.rbp,
+            regs.r12,
+            regs.r13,
+            regs.r15,
+            regs.eflags,
         ],
     }
+}
+
+/// The probed PC, the return address at `[RSP]`, then the frame-pointer chain from RBP
+/// (Go keeps frame pointers on amd64: `[bp]` is the caller's BP, `[bp+8]` its return
+/// address). Valid at a function's entry before `PUSH RBP`, and at a `RET`. Stops at a
+/// zero or non-increasing frame pointer, or a fault. Returns how many PCs were written.
+#[inline(always)]
+fn walk_stack(regs: &pt_regs, pcs: &mut [u64; MAX_STACK]) -> u64 {
+    pcs[0] = regs.rip;
+    // SAFETY: user-memory reads through the helper; a fault is an Err.
+    let Ok(ret) = (unsafe { bpf_probe_read_user(regs.rsp as *const u64) }) else {
+        return 1;
+    };
+    pcs[1] = ret;
+    let mut n = 2;
+    let mut bp = regs.rbp;
+    while n < MAX_STACK {
+        if bp == 0 {
+            break;
+        }
+        let next = unsafe { bpf_probe_read_user(bp as *const u64) };
+        let ret = unsafe { bpf_probe_read_user((bp + 8) as *const u64) };
+        let (Ok(next), Ok(ret)) = (next, ret) else {
+            break;
+        };
+        if ret == 0 {
+            break;
+        }
+        pcs[n] = ret;
+        n += 1;
+        if next <= bp {
+            break;
+        }
+        bp = next;
+    }
+    n as u64
 }
 
 /// Fills `out` as `spec` says; leaves `ok = 0` if any read faults.

@@ -5,6 +5,7 @@ mod demo;
 mod funcs;
 mod hang;
 mod inspect;
+mod locks;
 mod target;
 mod tracing;
 
@@ -37,6 +38,9 @@ enum Command {
     /// Every goroutine's state and stack, read live without stopping the process;
     /// blocked goroutines, what they wait on, and deadlocks.
     Hang(hang::HangArgs),
+    /// Lock contention: every contended Mutex/RWMutex acquisition with its waiter, wait
+    /// time, releaser and stack; per-lock totals at the end.
+    Locks(locks::LocksArgs),
 }
 
 /// Compiles a user's function-name pattern, anchored at both ends.
@@ -61,5 +65,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Cache(args) => cache::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Hang(args) => hang::run(args),
+        Command::Locks(args) => locks::run(args),
     }
 }

@@ -940,6 +940,7 @@ mod tests {
                     regs,
                 },
                 captures: Some(Box::new(all)),
+                stack: Vec::new(),
             });
         }
     }

@@ -160,7 +160,7 @@ pub struct Reader<'b> {
     off: GOffsets,
     /// Added to link-time addresses (PIE load address).
     bias: u64,
-    cache: HashMap<(u64, bool), Vec<Frame>>,
+    symbols: Symbolizer<'b>,
 }
 
 impl<'b> Reader<'b> {
@@ -173,7 +173,7 @@ impl<'b> Reader<'b> {
             layout,
             off: *bin.g_offsets().0,
             bias,
-            cache: HashMap::new(),
+            symbols: Symbolizer::new(bin, bias),
         })
     }
 
@@ -389,43 +389,12 @@ impl<'b> Reader<'b> {
         }
     }
 
-    /// Logical frames at `pc` (innermost first); `ret` when `pc` is a return address, which
-    /// is looked up at `pc - 1` like Go's traceback does.
     fn symbolize(&mut self, pc: u64, ret: bool) -> Vec<Frame> {
-        if let Some(f) = self.cache.get(&(pc, ret)) {
-            return f.clone();
-        }
-        let link_pc = pc.wrapping_sub(self.bias);
-        let frames = match self.bin.function_at(link_pc) {
-            Some(f) => {
-                let lookup = if ret && link_pc > f.entry {
-                    link_pc - 1
-                } else {
-                    link_pc
-                };
-                self.bin
-                    .frames_at(f, lookup)
-                    .into_iter()
-                    .map(|fr| Frame {
-                        offset: (!fr.inlined).then(|| link_pc - f.entry),
-                        func: fr.func,
-                        file: fr.file,
-                        line: fr.line,
-                        pc,
-                        inlined: fr.inlined,
-                    })
-                    .collect()
-            }
-            None => Vec::new(),
-        };
-        self.cache.insert((pc, ret), frames.clone());
-        frames
+        self.symbols.frames(pc, ret)
     }
 
     fn func_name(&self, pc: u64) -> Option<String> {
-        self.bin
-            .function_at(pc.wrapping_sub(self.bias))
-            .map(|f| f.name.clone())
+        self.symbols.func_name(pc)
     }
 
     /// The goroutine (`g` address) → semaphore address of every sleeper in `runtime.semtable`:
@@ -535,6 +504,85 @@ impl<'b> Reader<'b> {
                 chans: Vec::new(),
             },
         })
+    }
+}
+
+/// PCs of the target process to logical frames, with inlined calls, cached.
+pub struct Symbolizer<'b> {
+    bin: &'b GoBinary,
+    /// Added to link-time addresses (PIE load address).
+    bias: u64,
+    cache: HashMap<(u64, bool), Vec<Frame>>,
+}
+
+impl<'b> Symbolizer<'b> {
+    pub fn new(bin: &'b GoBinary, bias: u64) -> Symbolizer<'b> {
+        Symbolizer {
+            bin,
+            bias,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// For a target whose load address is only known once it runs (a spawned PIE).
+    pub fn set_bias(&mut self, bias: u64) {
+        if bias != self.bias {
+            self.bias = bias;
+            self.cache.clear();
+        }
+    }
+
+    /// Logical frames at `pc` (innermost first); `ret` when `pc` is a return address, which
+    /// is looked up at `pc - 1` like Go's traceback does.
+    pub fn frames(&mut self, pc: u64, ret: bool) -> Vec<Frame> {
+        if let Some(f) = self.cache.get(&(pc, ret)) {
+            return f.clone();
+        }
+        let link_pc = pc.wrapping_sub(self.bias);
+        let frames = match self.bin.function_at(link_pc) {
+            Some(f) => {
+                let lookup = if ret && link_pc > f.entry {
+                    link_pc - 1
+                } else {
+                    link_pc
+                };
+                self.bin
+                    .frames_at(f, lookup)
+                    .into_iter()
+                    .map(|fr| Frame {
+                        offset: (!fr.inlined).then(|| link_pc - f.entry),
+                        func: fr.func,
+                        file: fr.file,
+                        line: fr.line,
+                        pc,
+                        inlined: fr.inlined,
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        self.cache.insert((pc, ret), frames.clone());
+        frames
+    }
+
+    pub fn func_name(&self, pc: u64) -> Option<String> {
+        self.bin
+            .function_at(pc.wrapping_sub(self.bias))
+            .map(|f| f.name.clone())
+    }
+
+    /// Logical frames of a whole stack of PCs: the first is the probed instruction, the
+    /// rest return addresses.
+    pub fn stack(&mut self, pcs: &[u64]) -> Vec<Frame> {
+        let mut out = Vec::new();
+        for (i, &pc) in pcs.iter().enumerate() {
+            let frames = self.frames(pc, i > 0);
+            if frames.last().is_some_and(|f| f.func == "runtime.goexit") {
+                break;
+            }
+            out.extend(frames);
+        }
+        out
     }
 }
 

@@ -4,4 +4,5 @@ pub mod cache;
 pub mod calls;
 pub mod goroutines;
 pub mod latency;
+pub mod locks;
 pub mod summary;

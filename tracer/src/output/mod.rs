@@ -4,6 +4,7 @@ pub mod calls;
 pub mod format;
 pub mod goroutines;
 pub mod json;
+pub mod locks;
 
 use std::{
     fs::File,

@@ -3,6 +3,7 @@
 mod loader;
 pub mod plan;
 mod reader;
+pub mod sync;
 
 pub use loader::{AttachedProbes, LoadOptions, ProbeError};
 pub use reader::{Event, EventReader};

@@ -63,6 +63,16 @@ impl PlanSet {
         Ok(())
     }
 
+    /// A point event at any instruction (link-time address `vaddr`).
+    pub fn add_point(
+        &mut self,
+        binary: &GoBinary,
+        vaddr: u64,
+        probe_id: u32,
+    ) -> anyhow::Result<()> {
+        self.point(binary, vaddr, ProbeKind::Point, probe_id)
+    }
+
     /// A point event at the function's entry (after the stack check).
     pub fn add_entry_point(
         &mut self,

@@ -1,6 +1,6 @@
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
-use tracer_common::{Capture, GoCallEvent, GoCaptureEvent, MAX_CAPTURES};
+use tracer_common::{Capture, GoCallEvent, GoCaptureEvent, GoStackEvent, MAX_CAPTURES};
 
 /// One probe hit as userspace sees it: the fixed part, and the captured values of
 /// probes that have a spec.
@@ -8,6 +8,8 @@ use tracer_common::{Capture, GoCallEvent, GoCaptureEvent, MAX_CAPTURES};
 pub struct Event {
     pub call: GoCallEvent,
     pub captures: Option<Box<[Capture; MAX_CAPTURES]>>,
+    /// PCs of the user stack, innermost first, for probes that walk it (empty otherwise).
+    pub stack: Vec<u64>,
 }
 
 impl Event {
@@ -15,6 +17,7 @@ impl Event {
         Event {
             call,
             captures: None,
+            stack: Vec::new(),
         }
     }
 
@@ -24,6 +27,14 @@ impl Event {
             return Some(Event {
                 call: ev.call,
                 captures: Some(Box::new(ev.captures)),
+                stack: Vec::new(),
+            });
+        }
+        if let Some(ev) = GoStackEvent::from_bytes(bytes) {
+            return Some(Event {
+                call: ev.call,
+                captures: None,
+                stack: ev.stack().to_vec(),
             });
         }
         GoCallEvent::from_bytes(bytes).map(Event::plain)

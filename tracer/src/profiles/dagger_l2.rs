@@ -5,7 +5,8 @@ use tracer_common::REG_RSP;
 use tracer_common::{REG_G, REG_RDX};
 
 use super::{
-    At, Cap, G_PARENT_GOID, ProbeDef, Profile, Role, Site, at_entry, string, string_regs, word,
+    At, Cap, G_PARENT_GOID, LockName, ProbeDef, Profile, Role, Site, at_entry, string, string_regs,
+    word,
 };
 
 // Go ABI integer registers, in argument order.
@@ -219,4 +220,33 @@ pub static PROFILE: Profile = Profile {
     // cache.go:159-189: ongoingCalls 32, egraphResultTerms 128, ongoingArbitraryCalls 152,
     // completedArbitraryCalls 160 — what Size() sums (cache.go:534-547).
     cache_entry_maps: &[32, 128, 152, 160],
+    // engine-internals §4: callsMu c+0, egraphMu c+8 (taken exclusively by lookups and by
+    // sharedResult.release), SessionCache.mu sc+64, changeCache.mu.
+    locks: &[
+        LockName {
+            waiter_prefix: "dagql.(*cache).",
+            rwmutex: false,
+            name: "dagql cache callsMu",
+        },
+        LockName {
+            waiter_prefix: "dagql.(*cache).",
+            rwmutex: true,
+            name: "dagql cache egraphMu",
+        },
+        LockName {
+            waiter_prefix: "dagql.(*sharedResult).release",
+            rwmutex: true,
+            name: "dagql cache egraphMu",
+        },
+        LockName {
+            waiter_prefix: "dagql.(*SessionCache).",
+            rwmutex: false,
+            name: "dagql SessionCache.mu",
+        },
+        LockName {
+            waiter_prefix: "engine/filesync.(*changeCache).",
+            rwmutex: false,
+            name: "filesync changeCache.mu",
+        },
+    ],
 };

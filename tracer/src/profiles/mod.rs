@@ -228,6 +228,48 @@ pub struct Profile {
     /// Fields the metrics read from the `cache` struct: map pointers whose first word
     /// is the element count (ongoing calls, result terms, ongoing/completed arbitrary).
     pub cache_entry_maps: &'static [u64],
+    /// The engine's own locks, recognised by who waits on them.
+    pub locks: &'static [LockName],
+}
+
+/// A lock of the engine, named by the method that waits on it: the first frame of a
+/// waiting (or blocked) stack outside the runtime and the sync package.
+#[derive(Clone, Copy, Debug)]
+pub struct LockName {
+    /// Function-name prefix after the module path, e.g. `dagql.(*cache).`.
+    pub waiter_prefix: &'static str,
+    /// A `sync.RWMutex` (the stack passes through `sync.(*RWMutex)` methods) or a Mutex.
+    pub rwmutex: bool,
+    pub name: &'static str,
+}
+
+impl Profile {
+    /// The engine's name for the lock a stack waits on. `funcs` are the stack's function
+    /// names, innermost first.
+    pub fn lock_name<'a>(&self, funcs: impl IntoIterator<Item = &'a str>) -> Option<&'static str> {
+        let mut rwmutex = false;
+        for f in funcs {
+            if f.starts_with("sync.(*RWMutex).") {
+                rwmutex = true;
+                continue;
+            }
+            if f.starts_with("runtime.")
+                || f.starts_with("internal/sync.")
+                || f.starts_with("sync.(*Mutex).")
+                || f.starts_with("sync.runtime_")
+            {
+                continue;
+            }
+            // Another sync primitive (Once, WaitGroup, Cond) owns this lock, not the engine.
+            let user = f.strip_prefix(DAGGER)?;
+            return self
+                .locks
+                .iter()
+                .find(|l| l.rwmutex == rwmutex && user.starts_with(l.waiter_prefix))
+                .map(|l| l.name);
+        }
+        None
+    }
 }
 
 /// A code line we can recognise, supported or not.

@@ -1,0 +1,332 @@
+//! Lock contention from the sync slow paths: one record per contended acquisition (which
+//! lock, who waited, how long, who released it, the waiter's stack), and per-lock totals.
+//!
+//! A Mutex acquisition is contended when `Lock` falls into `lockSlow`; it ends when
+//! `lockSlow` returns (the goroutine then holds the lock). RWMutex readers and writers that
+//! wait for each other sleep in `runtime.semacquire1` on the RWMutex's reader or writer
+//! semaphore; which one is told by the waiting stack. The releaser is the last goroutine
+//! seen releasing the same object through a slow path during the wait: every Unlock made
+//! while someone waits goes through `unlockSlow`, and every wake-up of a semaphore sleeper
+//! through `semrelease1`.
+use std::collections::HashMap;
+
+use super::{
+    goroutines::{Frame, Symbolizer},
+    latency::Histogram,
+};
+use crate::{
+    probes::sync::{Prim, SyncEvent},
+    profiles::Profile,
+};
+
+/// Offsets of the semaphores inside `sync.RWMutex` (w Mutex 0, writerSem 8, readerSem 12),
+/// the same from Go 1.19 through 1.27.
+const RW_WRITER_SEM: u64 = 8;
+const RW_READER_SEM: u64 = 12;
+/// Bounds on per-goroutine and per-object state, so a long trace cannot grow without limit.
+const MAX_PENDING: usize = 1 << 20;
+const MAX_RELEASES: usize = 1 << 18;
+const MAX_LOCKS: usize = 1 << 16;
+/// Distinct waiting stacks kept per lock (the rest are counted as "other").
+const MAX_STACKS_PER_LOCK: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LockType {
+    Mutex,
+    /// A writer waiting for the RWMutex (for another writer, or for readers to leave).
+    RwMutex,
+    /// A reader waiting for a writer to leave.
+    RwMutexRead,
+}
+
+impl LockType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockType::Mutex => "mutex",
+            LockType::RwMutex => "rwmutex",
+            LockType::RwMutexRead => "rwmutex_read",
+        }
+    }
+}
+
+/// One contended acquisition.
+#[derive(Debug, Clone)]
+pub struct Contention {
+    /// The Mutex or RWMutex address.
+    pub lock: u64,
+    pub lock_type: LockType,
+    pub name: Option<&'static str>,
+    pub waiter: u64,
+    pub start_ns: u64,
+    pub wait_ns: u64,
+    /// The goroutine whose release ended the wait, if one was seen.
+    pub released_by: Option<u64>,
+    pub stack: Vec<Frame>,
+}
+
+struct Pending {
+    /// The object released to end this wait (the mutex, or the semaphore).
+    prim: Prim,
+    wait_addr: u64,
+    lock: u64,
+    lock_type: LockType,
+    name: Option<&'static str>,
+    start: u64,
+    pcs: Vec<u64>,
+}
+
+#[derive(Clone)]
+pub struct LockSummary {
+    pub lock: u64,
+    pub lock_type: LockType,
+    pub name: Option<&'static str>,
+    pub contended: u64,
+    /// Of `contended`, RWMutex readers that waited for a writer.
+    pub reader_waits: u64,
+    pub total_wait_ns: u64,
+    pub wait: Histogram,
+    /// Waiting stacks by how often they waited, most first.
+    pub top_stacks: Vec<(u64, Vec<Frame>)>,
+}
+
+struct LockStats {
+    lock_type: LockType,
+    reader_waits: u64,
+    name: Option<&'static str>,
+    contended: u64,
+    total_wait_ns: u64,
+    wait: Histogram,
+    stacks: HashMap<Vec<u64>, u64>,
+    other_stacks: u64,
+}
+
+pub struct LockModel<'b> {
+    symbols: Symbolizer<'b>,
+    profile: Option<&'static Profile>,
+    pending: HashMap<u64, Pending>,
+    /// Last slow-path release per object: (goid, time).
+    releases: HashMap<(Prim, u64), (u64, u64)>,
+    stats: HashMap<u64, LockStats>,
+    /// Semaphore waits that are not lock waits (WaitGroup, runtime semaphores, the
+    /// semaphore inside a Mutex's own slow path).
+    pub other_waits: u64,
+    /// State dropped at the bounds above (counted, not hidden).
+    pub dropped: u64,
+}
+
+impl<'b> LockModel<'b> {
+    pub fn new(symbols: Symbolizer<'b>, profile: Option<&'static Profile>) -> LockModel<'b> {
+        LockModel {
+            symbols,
+            profile,
+            pending: HashMap::new(),
+            releases: HashMap::new(),
+            stats: HashMap::new(),
+            other_waits: 0,
+            dropped: 0,
+        }
+    }
+
+    pub fn set_bias(&mut self, bias: u64) {
+        self.symbols.set_bias(bias);
+    }
+
+    /// Feeds one event; returns a contended acquisition when one completes.
+    pub fn on_event(&mut self, ev: SyncEvent) -> Option<Contention> {
+        match ev {
+            SyncEvent::WaitStart {
+                goid,
+                ts,
+                prim,
+                addr,
+                stack,
+            } => {
+                let frames = self.symbols.stack(&stack);
+                let Some((lock, lock_type)) = classify(prim, addr, &frames) else {
+                    // Not a lock wait. A Mutex wait this goroutine is in (lockSlow sleeps
+                    // on the mutex's semaphore) stays pending and is not counted again.
+                    if !matches!(self.pending.get(&goid), Some(p) if p.prim == Prim::Mutex) {
+                        self.other_waits += 1;
+                    }
+                    return None;
+                };
+                if self.pending.len() >= MAX_PENDING {
+                    self.pending.clear();
+                    self.dropped += 1;
+                }
+                let name = self
+                    .profile
+                    .and_then(|p| p.lock_name(frames.iter().map(|f| f.func.as_str())));
+                self.pending.insert(
+                    goid,
+                    Pending {
+                        prim,
+                        wait_addr: addr,
+                        lock,
+                        lock_type,
+                        name,
+                        start: ts,
+                        pcs: stack,
+                    },
+                );
+                None
+            }
+            SyncEvent::WaitEnd { goid, ts, prim } => {
+                let p = self.pending.remove(&goid)?;
+                if p.prim != prim {
+                    // A semaphore return inside lockSlow: the Mutex wait goes on.
+                    self.pending.insert(goid, p);
+                    return None;
+                }
+                let released_by = self
+                    .releases
+                    .get(&(p.prim, p.wait_addr))
+                    .filter(|(_, at)| *at >= p.start && *at <= ts)
+                    .map(|(g, _)| *g);
+                let wait_ns = ts.saturating_sub(p.start);
+                self.count(&p, wait_ns);
+                Some(Contention {
+                    lock: p.lock,
+                    lock_type: p.lock_type,
+                    name: p.name,
+                    waiter: goid,
+                    start_ns: p.start,
+                    wait_ns,
+                    released_by,
+                    stack: self.symbols.stack(&p.pcs),
+                })
+            }
+            SyncEvent::Released {
+                goid,
+                ts,
+                prim,
+                addr,
+            } => {
+                if self.releases.len() >= MAX_RELEASES {
+                    self.releases.clear();
+                    self.dropped += 1;
+                }
+                self.releases.insert((prim, addr), (goid, ts));
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn count(&mut self, p: &Pending, wait_ns: u64) {
+        if !self.stats.contains_key(&p.lock) && self.stats.len() >= MAX_LOCKS {
+            self.dropped += 1;
+            return;
+        }
+        let s = self.stats.entry(p.lock).or_insert_with(|| LockStats {
+            // Per lock: a Mutex, or a RWMutex whichever side waited.
+            lock_type: match p.lock_type {
+                LockType::Mutex => LockType::Mutex,
+                _ => LockType::RwMutex,
+            },
+            reader_waits: 0,
+            name: p.name,
+            contended: 0,
+            total_wait_ns: 0,
+            wait: Histogram::default(),
+            stacks: HashMap::new(),
+            other_stacks: 0,
+        });
+        // A RWMutex shows writer and reader waits; the summary names it by the first.
+        s.name = s.name.or(p.name);
+        s.contended += 1;
+        if p.lock_type == LockType::RwMutexRead {
+            s.reader_waits += 1;
+        }
+        s.total_wait_ns += wait_ns;
+        s.wait.record(wait_ns);
+        if let Some(n) = s.stacks.get_mut(&p.pcs) {
+            *n += 1;
+        } else if s.stacks.len() < MAX_STACKS_PER_LOCK {
+            s.stacks.insert(p.pcs.clone(), 1);
+        } else {
+            s.other_stacks += 1;
+        }
+    }
+
+    /// Per-lock totals, most total wait first, each with its `top` most frequent stacks.
+    pub fn summary(&mut self, top: usize) -> Vec<LockSummary> {
+        let mut raw: Vec<(LockSummary, Vec<(u64, Vec<u64>)>)> = Vec::new();
+        for (&lock, s) in &self.stats {
+            let mut stacks: Vec<(u64, Vec<u64>)> =
+                s.stacks.iter().map(|(pcs, &n)| (n, pcs.clone())).collect();
+            stacks.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            stacks.truncate(top);
+            let summary = LockSummary {
+                lock,
+                lock_type: s.lock_type,
+                name: s.name,
+                contended: s.contended,
+                reader_waits: s.reader_waits,
+                total_wait_ns: s.total_wait_ns,
+                wait: s.wait.clone(),
+                top_stacks: Vec::new(),
+            };
+            raw.push((summary, stacks));
+        }
+        let mut out: Vec<LockSummary> = raw
+            .into_iter()
+            .map(|(mut summary, stacks)| {
+                summary.top_stacks = stacks
+                    .into_iter()
+                    .map(|(n, pcs)| (n, self.symbols.stack(&pcs)))
+                    .collect();
+                summary
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.total_wait_ns
+                .cmp(&a.total_wait_ns)
+                .then(a.lock.cmp(&b.lock))
+        });
+        out
+    }
+}
+
+/// Which lock a slow-path wait is for, from the waiting stack (innermost first). `None`
+/// for semaphore waits that are not lock waits, including the semaphore inside `lockSlow`
+/// (that Mutex wait is already counted from `lockSlow` itself).
+fn classify(prim: Prim, addr: u64, frames: &[Frame]) -> Option<(u64, LockType)> {
+    let is = |f: &Frame, name: &str| f.func == name || f.func == format!("internal/{name}");
+    match prim {
+        Prim::Mutex => {
+            // rw.w.Lock() inside RWMutex.Lock: writer against writer, at the RWMutex's address.
+            let rw = frames
+                .iter()
+                .skip_while(|f| !f.func.ends_with("(*Mutex).lockSlow"))
+                .skip(1)
+                .find(|f| !f.func.contains("(*Mutex)."))
+                .is_some_and(|f| f.func == "sync.(*RWMutex).Lock");
+            Some((
+                addr,
+                if rw {
+                    LockType::RwMutex
+                } else {
+                    LockType::Mutex
+                },
+            ))
+        }
+        Prim::Sema => {
+            for f in frames {
+                if is(f, "sync.(*Mutex).lockSlow") {
+                    return None;
+                }
+                match f.func.as_str() {
+                    "sync.(*RWMutex).RLock" => {
+                        return Some((addr.checked_sub(RW_READER_SEM)?, LockType::RwMutexRead));
+                    }
+                    "sync.(*RWMutex).Lock" => {
+                        return Some((addr.checked_sub(RW_WRITER_SEM)?, LockType::RwMutex));
+                    }
+                    _ => {}
+                }
+            }
+            None
+        }
+    }
+}
