@@ -25,6 +25,34 @@ pub struct HangArgs {
     /// One JSON object per line instead of Go's dump format.
     #[arg(long)]
     json: bool,
+    /// Stay attached: report goroutines as they block past --threshold, and deadlocks as
+    /// they form (probes on gopark, ready and the sync slow paths).
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: packages (regex over Go package paths) whose inlined Mutex Lock/Unlock
+    /// get probes, so lock ownership is recorded and deadlocks can be certain. Each probed
+    /// Lock/Unlock then costs about a microsecond. Default: package main and the main
+    /// module's packages.
+    #[arg(long, value_name = "REGEX", requires = "watch")]
+    own: Option<String>,
+    /// With --watch: no fast-path probes (cheapest; deadlocks are then only "possible").
+    #[arg(long, requires = "watch", conflicts_with = "own")]
+    no_own: bool,
+    /// With --watch: stop after this many seconds (default: until Ctrl-C or the process exits).
+    #[arg(long, value_name = "SECS", requires = "watch")]
+    duration: Option<f64>,
+}
+
+impl HangArgs {
+    fn into_watch(self) -> super::watch::WatchArgs {
+        super::watch::WatchArgs {
+            threshold_ns: (self.threshold * 1e9) as u64,
+            json: self.json,
+            own: self.own,
+            no_own: self.no_own,
+            duration: self.duration,
+        }
+    }
 }
 
 pub fn run(args: HangArgs) -> anyhow::Result<i32> {
@@ -38,16 +66,22 @@ pub fn run(args: HangArgs) -> anyhow::Result<i32> {
         ),
     };
     let binary = GoBinary::open(&process.exe)?;
+    if args.watch {
+        return super::watch::run(&args.into_watch(), process, &binary);
+    }
     let lowest = binary.lowest_load_vaddr();
     let bias = load_bias(process.pid, lowest)
         .with_context(|| format!("reading /proc/{}/maps", process.pid))?;
     let mut reader = Reader::new(&binary, bias)?;
     let mem = Memory::new(process.pid);
-    let snap = reader.snapshot(&mem, monotonic_ns()).map_err(|e| {
+    let mut snap = reader.snapshot(&mem, monotonic_ns()).map_err(|e| {
         // EPERM from process_vm_readv means we lack ptrace access (not root, or Yama).
         anyhow::anyhow!("{e} (hint: reading another process's memory needs root)")
     })?;
 
+    if let Ok(profile) = crate::profiles::detect(&binary) {
+        crate::model::goroutines::name_locks(&mut snap, profile);
+    }
     let threshold_ns = (args.threshold * 1e9) as u64;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {

@@ -8,6 +8,7 @@ mod inspect;
 mod locks;
 mod target;
 mod tracing;
+mod watch;
 
 use clap::{Parser, Subcommand};
 

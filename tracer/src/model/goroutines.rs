@@ -72,6 +72,9 @@ pub struct Wait {
     pub sema: Option<u64>,
     /// Channels of a channel operation or select.
     pub chans: Vec<u64>,
+    /// The engine's name for the lock (e.g. `dagql cache callsMu`), when the target is an
+    /// engine and the waiting stack says which one.
+    pub name: Option<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -477,6 +480,7 @@ impl<'b> Reader<'b> {
                     object: (chans.len() == 1).then(|| chans[0]),
                     sema: None,
                     chans,
+                    name: None,
                 });
             }
         }
@@ -496,12 +500,14 @@ impl<'b> Reader<'b> {
                 object: sema.checked_sub(off),
                 sema: Some(sema),
                 chans: Vec::new(),
+                name: None,
             },
             None => Wait {
                 kind: "semaphore",
                 object: Some(sema),
                 sema: Some(sema),
                 chans: Vec::new(),
+                name: None,
             },
         })
     }
@@ -670,6 +676,17 @@ fn cycles(goroutines: &[Goroutine], holders: &[Holder]) -> Vec<Deadlock> {
     found
 }
 
+/// Names the engine's locks that goroutines wait on, from their stacks.
+pub fn name_locks(snap: &mut Snapshot, profile: &crate::profiles::Profile) {
+    for g in &mut snap.goroutines {
+        if let Some(w) = g.wait.as_mut()
+            && matches!(w.kind, "mutex" | "rwmutex" | "rwmutex_read")
+        {
+            w.name = profile.lock_name(g.stack.iter().map(|f| f.func.as_str()));
+        }
+    }
+}
+
 /// Goroutines with identical stacks and state, for grouped output (like pprof's debug=1).
 pub fn group<'a>(goroutines: &[&'a Goroutine]) -> Vec<Vec<&'a Goroutine>> {
     let mut groups: Vec<Vec<&Goroutine>> = Vec::new();
@@ -714,6 +731,7 @@ mod tests {
                 object: Some(lock),
                 sema: Some(lock + 4),
                 chans: Vec::new(),
+                name: None,
             }),
             stack_words: words,
         }

@@ -89,6 +89,9 @@ pub struct LockSummary {
     pub top_stacks: Vec<(u64, Vec<Frame>)>,
 }
 
+/// Waiting stacks as raw PCs with how often each was seen.
+type RawStacks = Vec<(u64, Vec<u64>)>;
+
 struct LockStats {
     lock_type: LockType,
     reader_waits: u64,
@@ -251,10 +254,9 @@ impl<'b> LockModel<'b> {
 
     /// Per-lock totals, most total wait first, each with its `top` most frequent stacks.
     pub fn summary(&mut self, top: usize) -> Vec<LockSummary> {
-        let mut raw: Vec<(LockSummary, Vec<(u64, Vec<u64>)>)> = Vec::new();
+        let mut raw: Vec<(LockSummary, RawStacks)> = Vec::new();
         for (&lock, s) in &self.stats {
-            let mut stacks: Vec<(u64, Vec<u64>)> =
-                s.stacks.iter().map(|(pcs, &n)| (n, pcs.clone())).collect();
+            let mut stacks: RawStacks = s.stacks.iter().map(|(pcs, &n)| (n, pcs.clone())).collect();
             stacks.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
             stacks.truncate(top);
             let summary = LockSummary {

@@ -6,3 +6,4 @@ pub mod goroutines;
 pub mod latency;
 pub mod locks;
 pub mod summary;
+pub mod watch;

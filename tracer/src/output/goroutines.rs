@@ -17,7 +17,7 @@ fn waited(ns: Option<u64>) -> String {
     }
 }
 
-fn frame_lines(out: &mut dyn Write, f: &Frame) -> io::Result<()> {
+pub fn frame_lines(out: &mut dyn Write, f: &Frame) -> io::Result<()> {
     let args = if f.inlined { "(...)" } else { "()" };
     writeln!(out, "{}{args}", f.func)?;
     let file = f.file.as_deref().unwrap_or("?");
@@ -28,7 +28,7 @@ fn frame_lines(out: &mut dyn Write, f: &Frame) -> io::Result<()> {
     }
 }
 
-fn wait_text(g: &Goroutine) -> Option<String> {
+pub fn wait_text(g: &Goroutine) -> Option<String> {
     let w = g.wait.as_ref()?;
     let what = match w.kind {
         "mutex" => "sync.Mutex",
@@ -49,7 +49,8 @@ fn wait_text(g: &Goroutine) -> Option<String> {
             .collect::<Vec<_>>()
             .join(", "),
     };
-    Some(format!("{what} {addr}"))
+    let name = w.name.map(|n| format!(" ({n})")).unwrap_or_default();
+    Some(format!("{what} {addr}{name}"))
 }
 
 /// Goroutines shown under `--threshold` (0 = all): those whose wait time is known and
@@ -218,6 +219,7 @@ pub fn goroutine_json(snap: &Snapshot, g: &Goroutine) -> Value {
         "waiting_ns": g.waiting_ns,
         "waiting_on": w.and_then(|w| w.object),
         "wait_kind": w.map(|w| w.kind),
+        "lock_name": w.and_then(|w| w.name),
         "sema": w.and_then(|w| w.sema),
         "channels": w.map(|w| w.chans.clone()).unwrap_or_default(),
         "possible_holders": holders_of(snap, g),

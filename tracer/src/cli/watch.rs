@@ -1,0 +1,381 @@
+//! `tracer hang --watch`: stays attached and reports goroutines as they block past the
+//! threshold and deadlocks as they form, confirmed against the target's memory.
+use std::io::Write;
+
+use serde_json::json;
+
+use super::{
+    target::Resolved,
+    tracing::{EventSink, Started, start, trace_until_stop},
+};
+use crate::{
+    gobin::GoBinary,
+    model::{
+        goroutines::{Frame, Reader, Snapshot, Symbolizer, name_locks},
+        watch::{CertainCycle, Report, Taken, Watch},
+    },
+    output::goroutines::{frame_lines, goroutine_json, wait_text},
+    probes::{
+        Event,
+        sync::{SyncOptions, SyncProbes},
+    },
+    profiles::{self, Profile},
+    target::{
+        Process,
+        memory::{Memory, load_bias, monotonic_ns},
+    },
+};
+
+/// How often due goroutines and cycles are looked for (each look may read a snapshot).
+const CHECK_EVERY_NS: u64 = 200_000_000;
+
+pub struct WatchArgs {
+    pub threshold_ns: u64,
+    pub json: bool,
+    pub own: Option<String>,
+    pub no_own: bool,
+    pub duration: Option<f64>,
+}
+
+pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Result<i32> {
+    let own = own_packages(args, binary)?;
+    let sync = SyncProbes::plan(
+        binary,
+        &SyncOptions {
+            contention: false,
+            scheduler: true,
+            own: own.clone(),
+        },
+    )?;
+    let pid = process.pid;
+    let bias = load_bias(pid, binary.lowest_load_vaddr())
+        .map_err(|e| anyhow::anyhow!("reading /proc/{pid}/maps: {e}"))?;
+    let mem = Memory::new(pid);
+    let mut reader = Reader::new(binary, bias)?;
+    let profile = profiles::detect(binary).ok();
+    let first = take_snapshot(&mut reader, &mem, profile)?;
+
+    let target = Resolved::Running(process);
+    let Started {
+        probes,
+        reader: mut events,
+        child,
+        runtime,
+        ..
+    } = start(&target, binary, &sync.plan, 16)?;
+    let own_text = match &own {
+        Some(re) => format!(
+            "{} fast-path Lock/Unlock sites in packages `{}`",
+            sync.sites.len(),
+            re.as_str()
+        ),
+        None => "no fast-path sites (--no-own)".into(),
+    };
+    eprintln!(
+        "tracer: watching pid {pid} ({}): {} probes, {own_text}; {} goroutines at start",
+        binary.go_version(),
+        probes.attached(),
+        first.goroutines.len()
+    );
+    if !sync.missing.is_empty() {
+        eprintln!(
+            "tracer: not found in this binary, not probed: {}",
+            sync.missing.join(", ")
+        );
+    }
+    let now = monotonic_ns();
+    let mut watch = Watch::new(Some(Symbolizer::new(binary, bias)), args.threshold_ns);
+    watch.seed(&first, now);
+    let mut pipeline = WatchPipeline {
+        sync: &sync,
+        binary,
+        watch,
+        reader,
+        mem,
+        profile,
+        bias,
+        json: args.json,
+        out: std::io::BufWriter::new(std::io::stdout()),
+        last_check: 0,
+        possible_seen: Vec::new(),
+        reports: 0,
+    };
+    pipeline.report_possible(&first)?;
+    let stop = runtime.block_on(trace_until_stop(
+        &mut events,
+        &mut pipeline,
+        pid,
+        child,
+        args.duration,
+    ))?;
+    let lost = probes.lost_events()?;
+    drop(probes);
+    let summary = json!({
+        "kind": "summary",
+        "reports": pipeline.reports,
+        "unseen_wakeups": pipeline.watch.unseen_wakeups,
+        "lost_events": lost,
+        "malformed_events": events.malformed,
+        "dropped_state": pipeline.watch.dropped,
+    });
+    if args.json {
+        writeln!(pipeline.out, "{summary}")?;
+    }
+    pipeline.out.flush()?;
+    eprintln!(
+        "tracer: {} reports; lost events: {lost}; wake-ups seen only in memory: {}",
+        pipeline.reports, pipeline.watch.unseen_wakeups
+    );
+    Ok(stop.exit_status())
+}
+
+/// `--own`, or by default package main and the main module's packages.
+fn own_packages(args: &WatchArgs, binary: &GoBinary) -> anyhow::Result<Option<regex::Regex>> {
+    if args.no_own {
+        return Ok(None);
+    }
+    let pattern = match &args.own {
+        Some(p) => p.clone(),
+        None => {
+            let module = &binary.build_info().main.path;
+            if module.is_empty() || module == "command-line-arguments" {
+                "main".to_owned()
+            } else {
+                format!("main|{}(/.*)?", regex::escape(module))
+            }
+        }
+    };
+    super::anchored_regex(&pattern).map(Some)
+}
+
+fn take_snapshot(
+    reader: &mut Reader,
+    mem: &Memory,
+    profile: Option<&'static Profile>,
+) -> anyhow::Result<Snapshot> {
+    let mut snap = reader
+        .snapshot(mem, monotonic_ns())
+        .map_err(|e| anyhow::anyhow!("{e} (hint: reading another process's memory needs root)"))?;
+    if let Some(p) = profile {
+        name_locks(&mut snap, p);
+    }
+    Ok(snap)
+}
+
+struct WatchPipeline<'a> {
+    sync: &'a SyncProbes,
+    binary: &'a GoBinary,
+    watch: Watch<'a>,
+    reader: Reader<'a>,
+    mem: Memory,
+    profile: Option<&'static Profile>,
+    bias: u64,
+    json: bool,
+    out: std::io::BufWriter<std::io::Stdout>,
+    last_check: u64,
+    /// Possible (uncertain) cycles already printed, as sorted goroutine ids.
+    possible_seen: Vec<Vec<u64>>,
+    reports: u64,
+}
+
+impl EventSink for WatchPipeline<'_> {
+    fn on_event(&mut self, ev: Event) {
+        if let Some(sync) = self.sync.decode(&ev, self.bias) {
+            self.watch.on_event(sync);
+        }
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        for r in self.watch.take_unblocked() {
+            self.write(&r, None)?;
+        }
+        let now = monotonic_ns();
+        if now.saturating_sub(self.last_check) >= CHECK_EVERY_NS {
+            self.last_check = now;
+            let due = self.watch.due(now);
+            if !due.is_empty() {
+                let snap = take_snapshot(&mut self.reader, &self.mem, self.profile)?;
+                let now = monotonic_ns();
+                for r in self.watch.confirm(&snap, due, now) {
+                    self.write(&r, Some(&snap))?;
+                }
+                self.report_possible(&snap)?;
+            }
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+impl WatchPipeline<'_> {
+    fn write(&mut self, r: &Report, snap: Option<&Snapshot>) -> anyhow::Result<()> {
+        self.reports += 1;
+        match r {
+            Report::Blocked {
+                goroutine: g,
+                waited_ns,
+                start,
+            } => {
+                if self.json {
+                    let mut v = goroutine_json(snap.unwrap_or(&Snapshot::default()), g);
+                    v["event"] = json!("blocked");
+                    v["waiting_ns"] = json!(waited_ns);
+                    v["wait_start"] = json!(start.as_str());
+                    writeln!(self.out, "{v}")?;
+                } else {
+                    writeln!(
+                        self.out,
+                        "goroutine {} [{}, {:.1}s] blocked past the threshold{}:",
+                        g.goid,
+                        g.state(),
+                        *waited_ns as f64 / 1e9,
+                        wait_text(g)
+                            .map(|t| format!(", waiting on {t}"))
+                            .unwrap_or_default()
+                    )?;
+                    for f in &g.stack {
+                        frame_lines(&mut self.out, f)?;
+                    }
+                    writeln!(self.out)?;
+                }
+            }
+            Report::Unblocked { goid, waited_ns } => {
+                if self.json {
+                    let v = json!({"kind": "unblocked", "goid": goid, "waited_ns": waited_ns});
+                    writeln!(self.out, "{v}")?;
+                } else {
+                    writeln!(
+                        self.out,
+                        "goroutine {goid} runs again after {:.1}s\n",
+                        *waited_ns as f64 / 1e9
+                    )?;
+                }
+            }
+            Report::Deadlock(c) => self.write_deadlock(c, snap)?,
+        }
+        Ok(())
+    }
+
+    /// The function, file and line of the code that took a lock at a probed site.
+    fn taken_at(&self, taken: Taken) -> Option<Frame> {
+        let Taken::Site(i) = taken else { return None };
+        let site = self.sync.sites.get(i)?;
+        let f = self.binary.function_at(site.probe_pc)?;
+        let fr = self
+            .binary
+            .frames_at(f, site.probe_pc)
+            .into_iter()
+            .find(|fr| !fr.func.starts_with("sync.") && !fr.func.starts_with("internal/sync."))?;
+        Some(Frame {
+            func: fr.func,
+            file: fr.file,
+            line: fr.line,
+            pc: site.probe_pc + self.bias,
+            offset: None,
+            inlined: fr.inlined,
+        })
+    }
+
+    fn write_deadlock(&mut self, c: &CertainCycle, snap: Option<&Snapshot>) -> anyhow::Result<()> {
+        let names: Vec<Option<&str>> = c
+            .goids
+            .iter()
+            .map(|goid| {
+                snap.and_then(|s| s.goroutines.iter().find(|g| g.goid == *goid))
+                    .and_then(|g| g.wait.as_ref()?.name)
+            })
+            .collect();
+        let evidence = "each goroutine is parked in lockSlow on a mutex that the next one was \
+                        seen taking (a probed Lock site or lockSlow returning) with no release \
+                        seen since; every release while someone waits passes unlockSlow";
+        let holders: Vec<serde_json::Value> = c
+            .locks
+            .iter()
+            .zip(&c.owners)
+            .map(|(lock, o)| {
+                let at = self.taken_at(o.taken);
+                json!({
+                    "lock": lock,
+                    "goid": o.goid,
+                    "since_ns": o.since,
+                    "taken_by": match o.taken { Taken::Site(_) => "lock site", Taken::SlowPath => "lockSlow" },
+                    "taken_at": at.map(|f| json!({"func": f.func, "file": f.file, "line": f.line})),
+                })
+            })
+            .collect();
+        if self.json {
+            let v = json!({
+                "kind": "deadlock",
+                "goids": c.goids,
+                "locks": c.locks,
+                "lock_names": names,
+                "certain": true,
+                "holders": holders,
+                "evidence": evidence,
+            });
+            writeln!(self.out, "{v}")?;
+            return Ok(());
+        }
+        writeln!(self.out, "DEADLOCK (certain):")?;
+        for (i, goid) in c.goids.iter().enumerate() {
+            let o = c.owners[i];
+            let at = self
+                .taken_at(o.taken)
+                .map(|f| {
+                    format!(
+                        " (taken at {} {}:{})",
+                        f.func,
+                        f.file.unwrap_or_default(),
+                        f.line.unwrap_or(0)
+                    )
+                })
+                .unwrap_or_default();
+            let name = names[i].map(|n| format!(" ({n})")).unwrap_or_default();
+            writeln!(
+                self.out,
+                "  goroutine {goid} waits for mutex {:#x}{name}, held by goroutine {}{at}",
+                c.locks[i], o.goid
+            )?;
+        }
+        writeln!(self.out, "  ({evidence})\n")?;
+        Ok(())
+    }
+
+    /// Cycles the snapshot can only infer (no recorded owner), printed once each, unless
+    /// the same goroutines were already reported as a certain deadlock.
+    fn report_possible(&mut self, snap: &Snapshot) -> anyhow::Result<()> {
+        for d in &snap.deadlocks {
+            let mut key = d.goids.clone();
+            key.sort_unstable();
+            if self.possible_seen.contains(&key) || self.watch.reported_cycle(&key) {
+                continue;
+            }
+            self.possible_seen.push(key);
+            self.reports += 1;
+            if self.json {
+                let v = json!({
+                    "kind": "deadlock",
+                    "goids": d.goids,
+                    "locks": d.locks,
+                    "certain": false,
+                    "evidence": d.evidence,
+                });
+                writeln!(self.out, "{v}")?;
+            } else {
+                let chain: Vec<String> = d
+                    .goids
+                    .iter()
+                    .zip(&d.locks)
+                    .map(|(g, l)| format!("goroutine {g} waits for {l:#x}"))
+                    .collect();
+                writeln!(
+                    self.out,
+                    "possible deadlock: {}\n  ({})\n",
+                    chain.join(" → "),
+                    d.evidence
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
