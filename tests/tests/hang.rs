@@ -20,6 +20,7 @@ const MINORS: [u32; 8] = [19, 21, 22, 23, 24, 25, 26, 27];
 struct Hung {
     child: Child,
     dir: PathBuf,
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for Hung {
@@ -31,6 +32,48 @@ impl Drop for Hung {
 
 impl Hung {
     fn start(binary: &Path, extra: &[&str]) -> Hung {
+        let hung = Hung::spawn(binary, extra);
+        hung.expect_line("ready");
+        hung
+    }
+
+    /// Started with `-gate`: its busy goroutines run, no hang has formed yet.
+    fn start_gated(binary: &Path) -> Hung {
+        let dir = scratch_dir("hang-gate");
+        let gate = dir.join("gate");
+        let hung = Hung::spawn(binary, &["-gate", gate.to_str().unwrap()]);
+        hung.expect_line("waiting");
+        hung
+    }
+
+    fn open_gate(&self) {
+        let arg = self.gate_path();
+        std::fs::write(arg, b"go").unwrap();
+        self.expect_line("ready");
+    }
+
+    fn gate_path(&self) -> PathBuf {
+        let args = std::fs::read(format!("/proc/{}/cmdline", self.pid())).unwrap();
+        let args: Vec<String> = args
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let i = args
+            .iter()
+            .position(|a| a == "-gate")
+            .expect("started gated");
+        PathBuf::from(&args[i + 1])
+    }
+
+    fn expect_line(&self, want: &str) {
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("hang program did not print {want:?} in 60 s"));
+        assert_eq!(line.trim(), want);
+    }
+
+    fn spawn(binary: &Path, extra: &[&str]) -> Hung {
         let dir = scratch_dir("hang");
         let mut child = Command::new(binary)
             .arg("-truth")
@@ -44,22 +87,33 @@ impl Hung {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
         });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("hang program did not get ready in 60 s");
-        assert_eq!(line.trim(), "ready");
-        Hung { child, dir }
+        Hung {
+            child,
+            dir,
+            lines: rx,
+        }
     }
 
     fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// One line per blocked goroutine (without the "holds" lines of the AB-BA pair).
     fn truth(&self) -> Vec<Value> {
+        self.all_truth()
+            .into_iter()
+            .filter(|t| t["kind"] != "holds")
+            .collect()
+    }
+
+    fn all_truth(&self) -> Vec<Value> {
         read_json_lines(&self.dir.join("truth.jsonl"))
     }
 
@@ -322,4 +376,112 @@ fn hang_snapshot_10000_goroutines() {
     );
     assert!(snap_ns < 2_000_000_000, "snapshot took {snap_ns} ns");
     hung.assert_running();
+}
+
+/// Go versions the `--watch` test runs on: the oldest, the last with `sync.(*Mutex)` slow
+/// paths, the first with `internal/sync`, and the newest.
+const WATCH_MINORS: [u32; 4] = [19, 23, 24, 27];
+
+/// `hang --watch` attached before the hangs form: the AB-BA deadlock is reported as certain,
+/// with who holds which lock, and every blocked goroutine is reported once past the
+/// threshold with what it waits on. The program keeps running.
+fn check_watch(minor: u32) {
+    let tc = gobuild::toolchain(minor).unwrap();
+    let binary = gobuild::build("hang", &tc, true).unwrap();
+    let v = tc.go_version();
+    let mut hung = Hung::start_gated(&binary);
+    let out_path = scratch_dir("hang-watch").join("watch.jsonl");
+    let mut watcher = tracer()
+        .args(["hang", "--pid", &hung.pid().to_string()])
+        .args(["--watch", "--json", "--threshold", "1", "--duration", "8"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Probes are attached once the tracer says it is watching.
+    let stderr = watcher.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("tracer: watching pid"), "{v}: {first}");
+    hung.open_gate();
+    let status = watcher.wait().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(status.success(), "{v}: {rest:?}");
+    let records = read_json_lines(&out_path);
+
+    let all = hung.all_truth();
+    let truth = hung.truth();
+    let goid_of = |name: &str| {
+        all.iter().find(|t| t["name"] == name).unwrap()["goid"]
+            .as_u64()
+            .unwrap()
+    };
+    let addr_of = |name: &str| all.iter().find(|t| t["name"] == name).unwrap()["addr"].clone();
+
+    // The deadlock: certain, exactly the pair, each waiting for what the other holds.
+    let certain: Vec<&Value> = of_kind(&records, "deadlock")
+        .into_iter()
+        .filter(|d| d["certain"] == true)
+        .collect();
+    assert_eq!(certain.len(), 1, "{v}: {records:?}");
+    let d = certain[0];
+    let goids: Vec<u64> = d["goids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_u64().unwrap())
+        .collect();
+    let (x, y) = (goid_of("abba_x"), goid_of("abba_y"));
+    let mut sorted = goids.clone();
+    sorted.sort();
+    let mut want = vec![x, y];
+    want.sort();
+    assert_eq!(sorted, want, "{v}: {d}");
+    for (i, g) in goids.iter().enumerate() {
+        let name = if *g == x { "abba_x" } else { "abba_y" };
+        let other = if *g == x { "abba_y" } else { "abba_x" };
+        assert_eq!(d["locks"][i], addr_of(name), "{v}: {name} waits for: {d}");
+        let holder = &d["holders"][i];
+        assert_eq!(holder["goid"].as_u64(), Some(goid_of(other)), "{v}: {d}");
+        assert_eq!(
+            holder["lock"],
+            addr_of(&format!("{other}_holds")),
+            "{v}: {d}"
+        );
+        assert_eq!(holder["taken_at"]["func"], "main.lockPair", "{v}: {d}");
+    }
+
+    // Every blocked goroutine, once, with the address it waits on and a probe-timed start.
+    let blocked = of_kind(&records, "goroutine");
+    for t in &truth {
+        let goid = t["goid"].as_u64().unwrap();
+        let mine: Vec<&&Value> = blocked.iter().filter(|g| g["goid"] == goid).collect();
+        assert_eq!(
+            mine.len(),
+            1,
+            "{v}: {} reported {} times",
+            t["name"],
+            mine.len()
+        );
+        let g = mine[0];
+        assert_eq!(g["event"], "blocked", "{v}: {g}");
+        assert_eq!(g["wait_start"], "probe", "{v}: {g}");
+        assert_eq!(g["wait_kind"], t["kind"], "{v}: {}: {g}", t["name"]);
+        assert_eq!(g["waiting_on"], t["addr"], "{v}: {}: {g}", t["name"]);
+        assert!(
+            g["waiting_ns"].as_u64().unwrap() >= 1_000_000_000,
+            "{v}: {g}"
+        );
+    }
+    let summary = of_kind(&records, "summary")[0];
+    assert_eq!(summary["lost_events"], 0, "{v}: {summary}");
+    hung.assert_running();
+    eprintln!("{v}: watch ok");
+}
+
+#[test]
+fn hang_watch_reports_the_deadlock_as_it_forms() {
+    for minor in WATCH_MINORS {
+        check_watch(minor);
+    }
 }

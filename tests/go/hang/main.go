@@ -8,10 +8,15 @@
 //   - a WaitGroup whose Done never comes.
 //
 // Once every hang has formed it writes one JSON line per blocked goroutine to -truth
-// ({"name","goid","kind","addr"}) and prints "ready". On SIGUSR1 it writes its own
-// runtime.Stack(all) dump to -dump (atomically). -idle N parks N more goroutines on a
-// channel (for the snapshot benchmark). It runs until killed, with busy goroutines and a GC
-// every 100 ms (the GC is what records each blocked goroutine's wait start).
+// ({"name","goid","kind","addr"}), then one line per mutex of the AB-BA pair that its
+// goroutine holds ({"name":"abba_x_holds","goid","kind":"holds","addr"}, likewise
+// abba_y_holds: the mutex that goroutine locked first), and prints "ready". On SIGUSR1 it
+// writes its own runtime.Stack(all) dump to -dump (atomically). -idle N parks N more
+// goroutines on a channel (for the snapshot benchmark). -gate FILE holds the hangs back:
+// once the busy goroutines and the GC loop run it prints "waiting" and polls (every 1 ms)
+// until FILE exists, and only then forms the hangs. It runs until killed, with busy
+// goroutines and a GC every 100 ms (the GC is what records each blocked goroutine's wait
+// start).
 package main
 
 import (
@@ -41,6 +46,7 @@ type truth struct {
 var (
 	mu      sync.Mutex
 	records []truth
+	holds   []truth // written after records, so the blocked goroutines' lines come first
 	sink    uint64
 )
 
@@ -58,10 +64,18 @@ func record(name, kind string, addr uintptr) {
 	mu.Unlock()
 }
 
+// recordHold notes that the calling goroutine holds m.
+func recordHold(name string, m *sync.Mutex) {
+	mu.Lock()
+	holds = append(holds, truth{name, goid(), "holds", uintptr(unsafe.Pointer(m))})
+	mu.Unlock()
+}
+
 //go:noinline
 func lockPair(name string, first, second *sync.Mutex, both *sync.WaitGroup) {
 	first.Lock()
 	defer first.Unlock()
+	recordHold(name+"_holds", first)
 	both.Done()
 	both.Wait()
 	record(name, "mutex", uintptr(unsafe.Pointer(second)))
@@ -165,6 +179,7 @@ func main() {
 	truthPath := flag.String("truth", "", "write ground truth here")
 	dumpPath := flag.String("dump", "", "write runtime.Stack(all) here on SIGUSR1")
 	idleN := flag.Int("idle", 0, "park this many extra goroutines on a channel")
+	gate := flag.String("gate", "", "print \"waiting\", then form the hangs once this file exists")
 	flag.Parse()
 
 	for i := 1; i <= 3; i++ {
@@ -176,6 +191,16 @@ func main() {
 			runtime.GC()
 		}
 	}()
+
+	if *gate != "" {
+		fmt.Println("waiting")
+		for {
+			if _, err := os.Stat(*gate); err == nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 
 	a, b := new(sync.Mutex), new(sync.Mutex)
 	var both sync.WaitGroup
@@ -219,10 +244,12 @@ func main() {
 	if *truthPath != "" {
 		var out bytes.Buffer
 		mu.Lock()
-		for _, r := range records {
-			line, _ := json.Marshal(r)
-			out.Write(line)
-			out.WriteByte('\n')
+		for _, list := range [][]truth{records, holds} {
+			for _, r := range list {
+				line, _ := json.Marshal(r)
+				out.Write(line)
+				out.WriteByte('\n')
+			}
 		}
 		mu.Unlock()
 		writeAtomic(*truthPath, out.Bytes())

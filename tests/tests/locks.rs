@@ -1,0 +1,108 @@
+//! `tracer locks` against tests/go/locks, a program that makes known contention (waiters
+//! queued on a held Mutex, RWMutex readers behind a writer, a writer behind readers) while
+//! other goroutines lock their own mutexes uncontended, and records, per contended
+//! acquisition, the waiter, the goroutine that released it to it, and the function that
+//! waited.
+use std::collections::BTreeMap;
+
+use integration_tests::{gobuild, json_lines, of_kind, read_json_lines, run, scratch_dir, tracer};
+use serde_json::Value;
+
+/// Go versions (stripped builds): the oldest, one before and one after the move of the
+/// Mutex slow paths to internal/sync (1.24), and the newest.
+const MINORS: [u32; 4] = [19, 22, 24, 27];
+
+/// (lock type, lock address, waiter, released_by) of a record from either side.
+type Key = (String, u64, u64, Option<u64>);
+
+fn check_version(minor: u32) {
+    let tc = gobuild::toolchain(minor).unwrap();
+    let binary = gobuild::build("locks", &tc, true).unwrap();
+    let v = tc.go_version();
+    let dir = scratch_dir("locks");
+    let truth_path = dir.join("truth.jsonl");
+    let out = run(tracer()
+        .args(["locks", "--json", "--"])
+        .arg(&binary)
+        .args(["-rounds", "2", "-waiters", "3"])
+        .arg("-truth")
+        .arg(&truth_path));
+    assert!(out.status.success(), "{v}: {out:?}");
+    let records = json_lines(&String::from_utf8_lossy(&out.stdout));
+    let truth = read_json_lines(&truth_path);
+
+    let key = |lock_type: &Value, lock: &Value, waiter: &Value, by: &Value| -> Key {
+        (
+            lock_type.as_str().unwrap().to_owned(),
+            lock.as_u64().unwrap(),
+            waiter.as_u64().unwrap(),
+            by.as_u64(),
+        )
+    };
+    let mut want: Vec<Key> = of_kind(&truth, "contended")
+        .iter()
+        .map(|t| key(&t["type"], &t["addr"], &t["waiter"], &t["released_by"]))
+        .collect();
+    let contentions = of_kind(&records, "contention");
+    let mut got: Vec<Key> = contentions
+        .iter()
+        .map(|c| key(&c["lock_type"], &c["lock"], &c["waiter"], &c["released_by"]))
+        .collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "{v}: contended acquisitions differ");
+    assert_eq!(want.len(), 2 * (3 + 3 + 1), "{v}: truth has every round");
+
+    // Each waiter's stack shows the function that waited, and the wait is measured.
+    for c in &contentions {
+        let t = of_kind(&truth, "contended")
+            .into_iter()
+            .find(|t| t["waiter"] == c["waiter"] && t["addr"] == c["lock"])
+            .unwrap();
+        let funcs: Vec<&str> = c["stack"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["func"].as_str().unwrap())
+            .collect();
+        assert!(
+            funcs.contains(&t["func"].as_str().unwrap()),
+            "{v}: {} not in {funcs:?}",
+            t["func"]
+        );
+        assert!(c["wait_ns"].as_u64().unwrap() > 1_000_000, "{v}: {c}");
+    }
+
+    // Per-lock totals: contended counts and reader waits match the program's records.
+    let mut per_lock: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for t in of_kind(&truth, "contended") {
+        let e = per_lock.entry(t["addr"].as_u64().unwrap()).or_default();
+        e.0 += 1;
+        e.1 += (t["type"] == "rwmutex_read") as u64;
+    }
+    let summaries = of_kind(&records, "lock_summary");
+    assert_eq!(summaries.len(), per_lock.len(), "{v}: {summaries:?}");
+    for s in summaries {
+        let (n, readers) = per_lock[&s["lock"].as_u64().unwrap()];
+        assert_eq!(s["contended"].as_u64(), Some(n), "{v}: {s}");
+        assert_eq!(s["reader_waits"].as_u64(), Some(readers), "{v}: {s}");
+        let lock = of_kind(&truth, "lock")
+            .into_iter()
+            .find(|l| l["addr"] == s["lock"])
+            .unwrap();
+        assert_eq!(s["lock_type"], lock["lock"], "{v}: {s}");
+        assert!(s["p99_wait_ns"].as_u64().unwrap() > 0, "{v}: {s}");
+        assert!(!s["top_stacks"].as_array().unwrap().is_empty(), "{v}: {s}");
+    }
+    let summary = of_kind(&records, "summary")[0];
+    assert_eq!(summary["lost_events"], 0, "{v}: {summary}");
+    assert_eq!(summary["contended"].as_u64(), Some(want.len() as u64));
+    eprintln!("{v}: ok ({} contended acquisitions match)", want.len());
+}
+
+#[test]
+fn locks_match_the_programs_records_on_stripped_builds() {
+    for minor in MINORS {
+        check_version(minor);
+    }
+}
