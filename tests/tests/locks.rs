@@ -106,3 +106,46 @@ fn locks_match_the_programs_records_on_stripped_builds() {
         check_version(minor);
     }
 }
+
+/// On the stand-in engine the contended locks carry the engine's names, and each named one
+/// is at its field's offset in the base cache the program reports (callsMu +0, egraphMu +8).
+#[test]
+fn locks_name_the_engines_locks() {
+    let tc = gobuild::toolchain(26).unwrap();
+    let binary = gobuild::build("engine", &tc, true).unwrap();
+    let truth_path = scratch_dir("locks-engine").join("truth.jsonl");
+    let out = run(tracer()
+        .args(["locks", "--json", "--"])
+        .arg(&binary)
+        .args(["-scenario", "highrate", "-duration", "2s", "-truth"])
+        .arg(&truth_path));
+    assert!(out.status.success(), "{out:?}");
+    let records = json_lines(&String::from_utf8_lossy(&out.stdout));
+    let truth = read_json_lines(&truth_path);
+    let cache = of_kind(&truth, "end")[0]["cache_addr"].as_u64().unwrap();
+    let named: Vec<&Value> = of_kind(&records, "lock_summary")
+        .into_iter()
+        .filter(|s| !s["lock_name"].is_null())
+        .collect();
+    let egraph: Vec<&&Value> = named
+        .iter()
+        .filter(|s| s["lock_name"] == "dagql cache egraphMu")
+        .collect();
+    assert_eq!(egraph.len(), 1, "{named:?}");
+    assert!(egraph[0]["contended"].as_u64().unwrap() > 0);
+    for s in &named {
+        let offset = match s["lock_name"].as_str().unwrap() {
+            "dagql cache callsMu" => Some(0),
+            "dagql cache egraphMu" => Some(8),
+            _ => None,
+        };
+        if let Some(off) = offset {
+            assert_eq!(s["lock"].as_u64(), Some(cache + off), "{s}");
+        }
+    }
+    // Every contention on that lock carries the name, none elsewhere does.
+    for c in of_kind(&records, "contention") {
+        let on_egraph = c["lock"].as_u64() == Some(cache + 8);
+        assert_eq!(c["lock_name"] == "dagql cache egraphMu", on_egraph, "{c}");
+    }
+}

@@ -17,12 +17,15 @@ fn frame_json(f: &Frame) -> Value {
     json!({"func": f.func, "file": f.file, "line": f.line, "inlined": f.inlined})
 }
 
-/// The waiter's frames without the sync package's and the runtime's own.
+/// The waiter's frames from the code that asked for the lock: without the runtime's and
+/// the lock's own (a `sync.(*Once).doSlow` that locks stays: it says why).
 pub fn user_frames(stack: &[Frame]) -> impl Iterator<Item = &Frame> {
     stack.iter().skip_while(|f| {
         f.func.starts_with("runtime.")
-            || f.func.starts_with("sync.")
             || f.func.starts_with("internal/sync.")
+            || f.func.starts_with("sync.(*Mutex).")
+            || f.func.starts_with("sync.(*RWMutex).")
+            || f.func.starts_with("sync.runtime_")
     })
 }
 

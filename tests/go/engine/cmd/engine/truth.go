@@ -184,6 +184,7 @@ type endRec struct {
 	Changes       map[string]int `json:"changes"`
 	Conflicts     int64          `json:"conflicts"`
 	CacheEntries  int            `json:"cache_entries"`
+	CacheAddr     uintptr        `json:"cache_addr"`
 	DurationNs    int64          `json:"duration_ns"`
 }
 

@@ -447,6 +447,7 @@ func (e *env) end() endRec {
 		Changes:       changes,
 		Conflicts:     e.conflicts.Load(),
 		CacheEntries:  e.srv.DagqlCacheEntries(),
+		CacheAddr:     e.srv.DagqlCacheAddr(),
 		DurationNs:    nanotime() - e.startNs,
 	}
 }
