@@ -42,7 +42,7 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
     let sync = SyncProbes::plan(
         binary,
         &SyncOptions {
-            contention: false,
+            contention: true,
             scheduler: true,
             own: own.clone(),
         },

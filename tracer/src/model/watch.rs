@@ -72,6 +72,8 @@ pub struct Owner {
 struct LockWait {
     lock: u64,
     since: u64,
+    /// `Mutex` for a lockSlow wait, `Sema` for an RWMutex reader's.
+    via: Prim,
 }
 
 /// A deadlock whose every edge is recorded: goroutine `goids[i]` waits for `locks[i]`,
@@ -213,7 +215,14 @@ impl<'b> Watch<'b> {
                         self.lock_waits.clear();
                         self.dropped += 1;
                     }
-                    self.lock_waits.insert(goid, LockWait { lock, since: ts });
+                    self.lock_waits.insert(
+                        goid,
+                        LockWait {
+                            lock,
+                            since: ts,
+                            via: prim,
+                        },
+                    );
                 }
             }
             SyncEvent::WaitEnd { goid, ts, prim } => match prim {
@@ -224,8 +233,10 @@ impl<'b> Watch<'b> {
                 }
                 Prim::Sema => {
                     // A reader got in; a lockSlow wait (whose semaphore this was) goes on.
-                    if let Some(w) = self.lock_waits.get(&goid)
-                        && !self.owners.contains_key(&w.lock)
+                    if self
+                        .lock_waits
+                        .get(&goid)
+                        .is_some_and(|w| w.via == Prim::Sema)
                     {
                         self.lock_waits.remove(&goid);
                     }

@@ -113,7 +113,7 @@ impl SyncProbes {
             stack: 1,
             ..ProbeSpec::default()
         };
-        if options.contention || options.own.is_some() {
+        if options.contention {
             let calls = [
                 ("lockSlow", funcs.lock_slow, LOCK_SLOW),
                 ("semacquire1", funcs.semacquire, SEMACQUIRE),
