@@ -87,3 +87,15 @@ fn missing_command() {
     let out = run(tracer().args(["funcs", "--match", "x", "--", "/no/such/program"]));
     assert_one_line_error(&out, "not found");
 }
+
+#[test]
+fn locks_and_watch_errors() {
+    let out = run(tracer().args(["locks", "--", "/bin/true"]));
+    assert_one_line_error(&out, "is not a Go binary");
+    let out = run(tracer().args(["hang", "--watch", "--pid", "3999999"]));
+    assert_one_line_error(&out, "no process with pid 3999999");
+    // --own only means something with --watch; clap says so and exits 2.
+    let out = run(tracer().args(["hang", "--own", "main", "--pid", "1"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--watch"));
+}
