@@ -393,7 +393,8 @@ fn check_watch(minor: u32) {
     let out_path = scratch_dir("hang-watch").join("watch.jsonl");
     let mut watcher = tracer()
         .args(["hang", "--pid", &hung.pid().to_string()])
-        .args(["--watch", "--json", "--threshold", "1", "--duration", "8"])
+        .args(["--watch", "--own", "main", "--json", "--threshold", "1"])
+        .args(["--duration", "8"])
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(Stdio::piped())
         .spawn()
@@ -484,4 +485,56 @@ fn hang_watch_reports_the_deadlock_as_it_forms() {
     for minor in WATCH_MINORS {
         check_watch(minor);
     }
+}
+
+/// Without `--own` no fast path is probed: the same AB-BA deadlock has no recorded owner, so
+/// it must come out as possible, never certain.
+#[test]
+fn hang_watch_without_ownership_never_claims_certainty() {
+    let tc = gobuild::newest_toolchain().unwrap();
+    let binary = gobuild::build("hang", &tc, true).unwrap();
+    let mut hung = Hung::start_gated(&binary);
+    let out_path = scratch_dir("hang-watch-noown").join("watch.jsonl");
+    let mut watcher = tracer()
+        .args(["hang", "--pid", &hung.pid().to_string()])
+        .args(["--watch", "--json", "--threshold", "1", "--duration", "6"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = watcher.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("no fast-path sites"), "{first}");
+    hung.open_gate();
+    assert!(watcher.wait().unwrap().success());
+    let records = read_json_lines(&out_path);
+    let truth = hung.truth();
+    let goid_of = |name: &str| {
+        truth.iter().find(|t| t["name"] == name).unwrap()["goid"]
+            .as_u64()
+            .unwrap()
+    };
+    let mut want = vec![goid_of("abba_x"), goid_of("abba_y")];
+    want.sort();
+    let deadlocks = of_kind(&records, "deadlock");
+    assert!(
+        deadlocks.iter().all(|d| d["certain"] == false),
+        "{deadlocks:?}"
+    );
+    let possible: Vec<Vec<u64>> = deadlocks
+        .iter()
+        .map(|d| {
+            let mut ids: Vec<u64> = d["goids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g.as_u64().unwrap())
+                .collect();
+            ids.sort();
+            ids
+        })
+        .collect();
+    assert!(possible.contains(&want), "{possible:?}");
+    hung.assert_running();
 }

@@ -46,6 +46,12 @@ enum Cmd {
         /// Runs per configuration (the median is reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Channel hand-offs per run of the scheduler benchmark (tests/go/sched).
+        #[arg(long, default_value_t = 4_000_000)]
+        sched_ops: u64,
+        /// Run only these benchmarks (comma-separated; default: all).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<bench::Part>,
     },
 }
 
@@ -62,10 +68,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Demo => demo(),
         Cmd::Test { cargo_args } => test(&cargo_args),
         Cmd::Lint => lint(),
-        Cmd::Bench { calls, runs } => {
+        Cmd::Bench {
+            calls,
+            runs,
+            sched_ops,
+            only,
+        } => {
             setup::run(true)?;
             build_release()?;
-            bench::run(calls, runs)
+            bench::run(calls, runs, sched_ops, &only)
         }
     }
 }

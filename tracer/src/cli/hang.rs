@@ -29,15 +29,13 @@ pub struct HangArgs {
     /// they form (probes on gopark, ready and the sync slow paths).
     #[arg(long)]
     watch: bool,
-    /// With --watch: packages (regex over Go package paths) whose inlined Mutex Lock/Unlock
-    /// get probes, so lock ownership is recorded and deadlocks can be certain. Each probed
-    /// Lock/Unlock then costs about a microsecond. Default: package main and the main
-    /// module's packages.
+    /// With --watch: packages (regex over Go package paths, e.g. 'main' or
+    /// 'github.com/dagger/dagger/dagql') whose inlined Mutex Lock/Unlock get probes, so lock
+    /// ownership is recorded and deadlocks can be certain. Every probed Lock and Unlock then
+    /// traps (about 1 us, inside the critical section for Lock). Without it, deadlocks are
+    /// certain only for locks taken through a contended slow path.
     #[arg(long, value_name = "REGEX", requires = "watch")]
     own: Option<String>,
-    /// With --watch: no fast-path probes (cheapest; deadlocks are then only "possible").
-    #[arg(long, requires = "watch", conflicts_with = "own")]
-    no_own: bool,
     /// With --watch: stop after this many seconds (default: until Ctrl-C or the process exits).
     #[arg(long, value_name = "SECS", requires = "watch")]
     duration: Option<f64>,
@@ -49,7 +47,6 @@ impl HangArgs {
             threshold_ns: (self.threshold * 1e9) as u64,
             json: self.json,
             own: self.own,
-            no_own: self.no_own,
             duration: self.duration,
         }
     }

@@ -33,12 +33,11 @@ pub struct WatchArgs {
     pub threshold_ns: u64,
     pub json: bool,
     pub own: Option<String>,
-    pub no_own: bool,
     pub duration: Option<f64>,
 }
 
 pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Result<i32> {
-    let own = own_packages(args, binary)?;
+    let own = own_packages(args)?;
     let sync = SyncProbes::plan(
         binary,
         &SyncOptions {
@@ -65,11 +64,12 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
     } = start(&target, binary, &sync.plan, 16)?;
     let own_text = match &own {
         Some(re) => format!(
-            "{} fast-path Lock/Unlock sites in packages `{}`",
+            "{} fast-path Lock/Unlock sites ({} on emulated jumps) in packages `{}`",
             sync.sites.len(),
+            sync.sites.iter().filter(|s| s.on_jump).count(),
             re.as_str()
         ),
-        None => "no fast-path sites (--no-own)".into(),
+        None => "no fast-path sites (no --own)".into(),
     };
     eprintln!(
         "tracer: watching pid {pid} ({}): {} probes, {own_text}; {} goroutines at start",
@@ -129,23 +129,9 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
     Ok(stop.exit_status())
 }
 
-/// `--own`, or by default package main and the main module's packages.
-fn own_packages(args: &WatchArgs, binary: &GoBinary) -> anyhow::Result<Option<regex::Regex>> {
-    if args.no_own {
-        return Ok(None);
-    }
-    let pattern = match &args.own {
-        Some(p) => p.clone(),
-        None => {
-            let module = &binary.build_info().main.path;
-            if module.is_empty() || module == "command-line-arguments" {
-                "main".to_owned()
-            } else {
-                format!("main|{}(/.*)?", regex::escape(module))
-            }
-        }
-    };
-    super::anchored_regex(&pattern).map(Some)
+/// `--own`: the packages whose fast paths are probed, if any.
+fn own_packages(args: &WatchArgs) -> anyhow::Result<Option<regex::Regex>> {
+    args.own.as_deref().map(super::anchored_regex).transpose()
 }
 
 fn take_snapshot(

@@ -27,7 +27,7 @@ pub use runtime::{
     G_SCAN_BIT, RuntimeLayout, SEMAROOT_TREAP, SEMTAB_SIZE, SEMTAB_STRIDE, SudogOffsets,
     status_is_dead, status_name,
 };
-pub use sync_sites::{MutexSite, SiteAddress, SiteKind, SyncFunctions, package_of};
+pub use sync_sites::{CasResult, MutexSite, SiteAddress, SiteKind, SyncFunctions, package_of};
 pub use versions::{GOffsets, SUPPORTED_GO, parse_go_version};
 
 use bytes::to_usize;

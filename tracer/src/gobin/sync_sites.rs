@@ -4,10 +4,20 @@
 //! named per Go version. The fast paths of `Mutex.Lock`/`Unlock` are inlined into every
 //! caller; the pclntab inline tree still says which instructions came from them. Inside
 //! those, the one atomic instruction (`LOCK CMPXCHG` for Lock/TryLock, `LOCK XADD` for
-//! Unlock) names the mutex in its memory operand. A probe on the instruction right after it
-//! sees the address in the operand's registers, and for a CMPXCHG whether it succeeded (ZF).
+//! Unlock) names the mutex in its memory operand.
+//!
+//! Where the probe goes decides its cost: the kernel emulates a conditional jump (one trap,
+//! about 1 us) but single-steps most other instructions (two traps, about 12 us). The compiler
+//! follows the atomic with a short test and a conditional jump (`SETE r; TEST r, r; JNE`
+//! after a CAS, `DEC r; JE` after the add), so the probe goes on that jump when the
+//! operand's registers are still intact there, and the CAS result is read from the SETE
+//! register. Otherwise it goes on the instruction right after the atomic (single-stepped),
+//! where the registers are intact and ZF says whether the CAS succeeded.
 
-use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{
+    Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess,
+    OpKind, Register,
+};
 
 use super::{Function, GoBinary};
 
@@ -64,11 +74,12 @@ impl GoBinary {
             let insns: Vec<Instruction> = Decoder::with_ip(64, code, f.entry, DecoderOptions::NONE)
                 .into_iter()
                 .collect();
+            let mut info = InstructionInfoFactory::new();
             for (i, ins) in insns.iter().enumerate() {
                 let Some(op) = atomic_op(ins) else { continue };
-                let Some(next) = insns.get(i + 1).filter(|n| !n.is_invalid()) else {
+                if insns.get(i + 1).is_none_or(|n| n.is_invalid()) {
                     continue;
-                };
+                }
                 let frames = self.frames_at(f, ins.ip());
                 let Some(inner) = frames.first() else {
                     continue;
@@ -81,11 +92,14 @@ impl GoBinary {
                 let Some(address) = operand_address(ins) else {
                     continue;
                 };
+                let (probe_pc, success, on_jump) = probe_point(&insns, i, kind, ins, &mut info);
                 out.push(MutexSite {
                     function: f.name.clone(),
-                    probe_pc: next.ip(),
+                    probe_pc,
                     kind,
                     address,
+                    success,
+                    on_jump,
                 });
             }
         }
@@ -147,6 +161,17 @@ pub enum SiteAddress {
     Fixed(u64),
 }
 
+/// Where an acquire site learns whether its CAS succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CasResult {
+    /// ZF in RFLAGS (the probe is right after the CAS, single-stepped).
+    Zf,
+    /// The low byte of this register (capture number), set by `SETE` after the CAS.
+    LowByte(u8),
+    /// A release site: nothing to learn.
+    None,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MutexSite {
     /// The function containing the site.
@@ -155,6 +180,69 @@ pub struct MutexSite {
     pub probe_pc: u64,
     pub kind: SiteKind,
     pub address: SiteAddress,
+    pub success: CasResult,
+    /// The probe sits on a conditional jump (emulated by the kernel: cheap).
+    pub on_jump: bool,
+}
+
+/// Instructions looked at after the atomic one for the jump that tests its result.
+const JUMP_WINDOW: usize = 4;
+
+/// The probe address for the atomic at `insns[i]`, how to read a CAS result there, and
+/// whether it is a conditional jump.
+fn probe_point(
+    insns: &[Instruction],
+    i: usize,
+    kind: SiteKind,
+    atomic: &Instruction,
+    info: &mut InstructionInfoFactory,
+) -> (u64, CasResult, bool) {
+    let next = insns[i + 1].ip();
+    let fallback = match kind {
+        SiteKind::Acquire => (next, CasResult::Zf, false),
+        SiteKind::Release => (next, CasResult::None, false),
+    };
+    let address_regs: Vec<Register> = [atomic.memory_base(), atomic.memory_index()]
+        .into_iter()
+        .filter(|r| *r != Register::None)
+        .collect();
+    let mut sete: Option<Register> = None;
+    for ins in insns.iter().skip(i + 1).take(JUMP_WINDOW) {
+        if ins.flow_control() == FlowControl::ConditionalBranch {
+            return match (kind, sete.and_then(reg_number)) {
+                (SiteKind::Release, _) => (ins.ip(), CasResult::None, true),
+                (SiteKind::Acquire, Some(n)) => (ins.ip(), CasResult::LowByte(n), true),
+                (SiteKind::Acquire, None) => fallback,
+            };
+        }
+        if ins.flow_control() != FlowControl::Next {
+            return fallback;
+        }
+        let written: Vec<Register> = info
+            .info(ins)
+            .used_registers()
+            .iter()
+            .filter(|u| {
+                matches!(
+                    u.access(),
+                    OpAccess::Write
+                        | OpAccess::ReadWrite
+                        | OpAccess::CondWrite
+                        | OpAccess::ReadCondWrite
+                )
+            })
+            .map(|u| u.register().full_register())
+            .collect();
+        if written.iter().any(|w| address_regs.contains(w))
+            || sete.is_some_and(|r| written.contains(&r))
+        {
+            return fallback;
+        }
+        if ins.mnemonic() == Mnemonic::Sete && ins.op0_kind() == OpKind::Register {
+            sete = Some(ins.op0_register().full_register());
+        }
+    }
+    fallback
 }
 
 /// `LOCK CMPXCHG [mem], reg` or `LOCK XADD [mem], reg` on 32 bits (Mutex.state is int32).

@@ -11,7 +11,7 @@ use super::{
     Event,
     plan::{GOEXIT_PROBE_ID, PlanSet},
 };
-use crate::gobin::{GoBinary, MutexSite, SiteAddress, SiteKind};
+use crate::gobin::{CasResult, GoBinary, MutexSite, SiteAddress, SiteKind};
 
 const LOCK_SLOW: u32 = 1;
 const UNLOCK_SLOW: u32 = 2;
@@ -230,11 +230,15 @@ impl SyncProbes {
                         a
                     }
                 };
-                let acquired = match site.kind {
-                    SiteKind::Release => false,
-                    SiteKind::Acquire if reg(2)? & FLAGS_ZF != 0 => true,
-                    SiteKind::Acquire => return Some(SyncEvent::SiteMissed { goid }),
+                let acquired = match (site.kind, site.success) {
+                    (SiteKind::Release, _) => false,
+                    (SiteKind::Acquire, CasResult::Zf) => reg(2)? & FLAGS_ZF != 0,
+                    (SiteKind::Acquire, CasResult::LowByte(_)) => reg(2)? & 0xff != 0,
+                    (SiteKind::Acquire, CasResult::None) => return None,
                 };
+                if !acquired {
+                    return Some(SyncEvent::SiteMissed { goid });
+                }
                 SyncEvent::Site {
                     goid,
                     ts,
@@ -271,8 +275,8 @@ fn word_capture(reg: u8, offset: Option<i32>) -> CaptureSpec {
     c
 }
 
-/// Captures of a site probe: 0 = base register, 1 = index register, 2 = RFLAGS. Unused
-/// slots have no base and read nothing.
+/// Captures of a site probe: 0 = base register, 1 = index register, 2 = the CAS result
+/// (RFLAGS, or the SETE register). Unused slots have no base and read nothing.
 fn site_spec(site: &MutexSite) -> ProbeSpec {
     let mut spec = ProbeSpec {
         ncaptures: 3,
@@ -284,6 +288,10 @@ fn site_spec(site: &MutexSite) -> ProbeSpec {
             spec.captures[1] = word_capture(reg, None);
         }
     }
-    spec.captures[2] = word_capture(REG_FLAGS, None);
+    match site.success {
+        CasResult::Zf => spec.captures[2] = word_capture(REG_FLAGS, None),
+        CasResult::LowByte(reg) => spec.captures[2] = word_capture(reg, None),
+        CasResult::None => {}
+    }
     spec
 }
