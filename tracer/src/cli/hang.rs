@@ -32,8 +32,8 @@ pub struct HangArgs {
     /// With --watch: packages (regex over Go package paths, e.g. 'main' or
     /// 'github.com/dagger/dagger/dagql') whose inlined Mutex Lock/Unlock get probes, so lock
     /// ownership is recorded and deadlocks can be certain. Every probed Lock and Unlock then
-    /// traps (about 1 us, inside the critical section for Lock). Without it, deadlocks are
-    /// certain only for locks taken through a contended slow path.
+    /// traps (about 1 us, inside the critical section for Lock). Without it, no deadlock is
+    /// reported as certain, only as possible.
     #[arg(long, value_name = "REGEX", requires = "watch")]
     own: Option<String>,
     /// With --watch: stop after this many seconds (default: until Ctrl-C or the process exits).

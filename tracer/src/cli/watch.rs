@@ -16,7 +16,7 @@ use crate::{
     },
     output::goroutines::{frame_lines, goroutine_json, wait_text},
     probes::{
-        Event,
+        AttachedProbes, Event,
         sync::{SyncOptions, SyncProbes},
     },
     profiles::{self, Profile},
@@ -88,6 +88,8 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
     watch.seed(&first, now);
     let mut pipeline = WatchPipeline {
         sync: &sync,
+        probes: &probes,
+        lost_seen: 0,
         binary,
         watch,
         reader,
@@ -109,7 +111,6 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
         args.duration,
     ))?;
     let lost = probes.lost_events()?;
-    drop(probes);
     let summary = json!({
         "kind": "summary",
         "reports": pipeline.reports,
@@ -150,6 +151,8 @@ fn take_snapshot(
 
 struct WatchPipeline<'a> {
     sync: &'a SyncProbes,
+    probes: &'a AttachedProbes,
+    lost_seen: u64,
     binary: &'a GoBinary,
     watch: Watch<'a>,
     reader: Reader<'a>,
@@ -172,6 +175,15 @@ impl EventSink for WatchPipeline<'_> {
     }
 
     fn flush(&mut self) -> anyhow::Result<()> {
+        // A lost acquisition or release could leave a wrong owner: forget them all.
+        let lost = self.probes.lost_events()?;
+        if lost > self.lost_seen {
+            self.lost_seen = lost;
+            self.watch.events_lost();
+            eprintln!(
+                "tracer: {lost} events lost so far (ring buffer full); recorded lock owners reset"
+            );
+        }
         for r in self.watch.take_unblocked() {
             self.write(&r, None)?;
         }
@@ -182,7 +194,9 @@ impl EventSink for WatchPipeline<'_> {
             if !due.is_empty() {
                 let snap = take_snapshot(&mut self.reader, &self.mem, self.profile)?;
                 let now = monotonic_ns();
-                for r in self.watch.confirm(&snap, due, now) {
+                let mem = &self.mem;
+                let locked = |lock: u64| mem.u64(lock).ok().map(|state| state & 1 == 1);
+                for r in self.watch.confirm(&snap, due, now, locked) {
                     self.write(&r, Some(&snap))?;
                 }
                 self.report_possible(&snap)?;

@@ -207,6 +207,7 @@ fn probe_point(
         .filter(|r| *r != Register::None)
         .collect();
     let mut sete: Option<Register> = None;
+    let mut flags_changed = false;
     for ins in insns.iter().skip(i + 1).take(JUMP_WINDOW) {
         if ins.flow_control() == FlowControl::ConditionalBranch {
             return match (kind, sete.and_then(reg_number)) {
@@ -239,7 +240,17 @@ fn probe_point(
             return fallback;
         }
         if ins.mnemonic() == Mnemonic::Sete && ins.op0_kind() == OpKind::Register {
+            // SETE must read the CAS's own ZF, into a low byte.
+            let high = matches!(
+                ins.op0_register(),
+                Register::AH | Register::BH | Register::CH | Register::DH
+            );
+            if flags_changed || high {
+                return fallback;
+            }
             sete = Some(ins.op0_register().full_register());
+        } else if ins.rflags_modified() != 0 && sete.is_none() {
+            flags_changed = true;
         }
     }
     fallback

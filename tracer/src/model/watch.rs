@@ -9,10 +9,13 @@
 //! Deadlocks are reported as certain only from recorded ownership. A Mutex is held by the
 //! goroutine seen taking it (a probed fast-path site whose CAS succeeded, or `lockSlow`
 //! returning) until a release is seen (a probed Unlock site, or `unlockSlow`, through which
-//! every Unlock goes while someone waits). Two acquisitions without a release in between
+//! every Unlock goes while someone waits). Ownership is trusted only for locks that probed
+//! fast-path sites have seen (used by the `--own` packages): elsewhere an unprobed fast-path
+//! Unlock and Lock can hand a lock over unseen. Two acquisitions without a release in between
 //! mean a release was missed somewhere unprobed: that lock's ownership is then never used.
-//! A cycle of waits on such locks, still standing after [`SETTLE_NS`] and confirmed by the
-//! snapshot (every goroutine in it parked, on that lock), is certain.
+//! Lost events reset all ownership. A cycle of waits on trusted locks, still standing after
+//! [`SETTLE_NS`] and confirmed by the snapshot (every goroutine in it parked, on that lock)
+//! and by the lock words in memory (locked), is certain.
 use std::collections::{HashMap, HashSet};
 
 use super::goroutines::{Goroutine, Snapshot, Symbolizer};
@@ -68,6 +71,16 @@ pub struct Owner {
     pub taken: Taken,
 }
 
+/// What is known about one mutex.
+#[derive(Debug, Clone, Copy, Default)]
+struct LockState {
+    owner: Option<Owner>,
+    /// A probed fast-path site has seen this lock.
+    site_seen: bool,
+    /// Its ownership record proved incomplete (taken twice with no release seen).
+    tainted: bool,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct LockWait {
     lock: u64,
@@ -121,9 +134,10 @@ pub struct Watch<'b> {
     parked: HashMap<u64, Parked>,
     /// Goroutines waiting for a lock, from the slow paths.
     lock_waits: HashMap<u64, LockWait>,
-    owners: HashMap<u64, Owner>,
-    /// Locks whose ownership record proved incomplete.
-    tainted: HashSet<u64>,
+    locks: HashMap<u64, LockState>,
+    /// Set when per-lock state outgrew its bound and was dropped: a dropped taint could make
+    /// a cycle look certain, so none is claimed from then on.
+    certainty_lost: bool,
     reported: HashMap<u64, u64>,
     reported_cycles: HashSet<Vec<u64>>,
     unblocked: Vec<Report>,
@@ -140,8 +154,8 @@ impl<'b> Watch<'b> {
             threshold_ns,
             parked: HashMap::new(),
             lock_waits: HashMap::new(),
-            owners: HashMap::new(),
-            tainted: HashSet::new(),
+            locks: HashMap::new(),
+            certainty_lost: false,
             reported: HashMap::new(),
             reported_cycles: HashSet::new(),
             unblocked: Vec::new(),
@@ -184,8 +198,8 @@ impl<'b> Watch<'b> {
                 );
             }
             SyncEvent::Readied { goid, ts } => self.woke(goid, ts),
-            SyncEvent::Exited { goid } => {
-                self.woke(goid, 0);
+            SyncEvent::Exited { goid, ts } => {
+                self.woke(goid, ts);
                 self.lock_waits.remove(&goid);
             }
             SyncEvent::WaitStart {
@@ -246,9 +260,7 @@ impl<'b> Watch<'b> {
                 prim: Prim::Mutex,
                 addr,
                 ..
-            } => {
-                self.owners.remove(&addr);
-            }
+            } => self.released(addr, false),
             SyncEvent::Released { .. } => {}
             SyncEvent::Site {
                 goid,
@@ -260,30 +272,51 @@ impl<'b> Watch<'b> {
                 if acquired {
                     self.acquired(addr, goid, ts, Taken::Site(site));
                 } else {
-                    self.owners.remove(&addr);
+                    self.released(addr, true);
                 }
             }
             SyncEvent::SiteMissed { .. } => {}
         }
     }
 
-    fn acquired(&mut self, lock: u64, goid: u64, ts: u64, taken: Taken) {
-        if self.owners.contains_key(&lock) {
-            // Taken again with no release seen: some release goes unprobed.
-            self.tainted.insert(lock);
-        }
-        if self.owners.len() >= MAX_TRACKED {
-            self.owners.clear();
+    fn lock_state(&mut self, lock: u64) -> &mut LockState {
+        if self.locks.len() >= MAX_TRACKED && !self.locks.contains_key(&lock) {
+            self.locks.clear();
+            self.certainty_lost = true;
             self.dropped += 1;
         }
-        self.owners.insert(
-            lock,
-            Owner {
-                goid,
-                since: ts,
-                taken,
-            },
-        );
+        self.locks.entry(lock).or_default()
+    }
+
+    fn acquired(&mut self, lock: u64, goid: u64, ts: u64, taken: Taken) {
+        let state = self.lock_state(lock);
+        if state.owner.is_some() {
+            // Taken again with no release seen: some release goes unprobed.
+            state.tainted = true;
+        }
+        state.site_seen |= matches!(taken, Taken::Site(_));
+        state.owner = Some(Owner {
+            goid,
+            since: ts,
+            taken,
+        });
+    }
+
+    fn released(&mut self, lock: u64, at_site: bool) {
+        if !at_site && !self.locks.contains_key(&lock) {
+            return;
+        }
+        let state = self.lock_state(lock);
+        state.owner = None;
+        state.site_seen |= at_site;
+    }
+
+    /// Events were lost: an acquisition or release may be missing, so every recorded owner
+    /// is dropped (waits and taints stay).
+    pub fn events_lost(&mut self) {
+        for state in self.locks.values_mut() {
+            state.owner = None;
+        }
     }
 
     fn woke(&mut self, goid: u64, ts: u64) {
@@ -329,12 +362,16 @@ impl<'b> Watch<'b> {
     /// Cycles goroutine → lock it waits for → recorded owner → ..., over settled waits and
     /// untainted locks.
     fn cycles(&self, now: u64) -> Vec<CertainCycle> {
+        if self.certainty_lost {
+            return Vec::new();
+        }
         let next = |g: u64| -> Option<(u64, Owner)> {
             let w = self.lock_waits.get(&g)?;
-            if now.saturating_sub(w.since) < SETTLE_NS || self.tainted.contains(&w.lock) {
+            let state = self.locks.get(&w.lock)?;
+            if now.saturating_sub(w.since) < SETTLE_NS || state.tainted || !state.site_seen {
                 return None;
             }
-            let o = *self.owners.get(&w.lock)?;
+            let o = state.owner?;
             (o.goid != g).then_some((w.lock, o))
         };
         let mut out = Vec::new();
@@ -366,8 +403,15 @@ impl<'b> Watch<'b> {
         out
     }
 
-    /// Confirms what was due against a snapshot taken after `due` was computed.
-    pub fn confirm(&mut self, snap: &Snapshot, due: Due, now: u64) -> Vec<Report> {
+    /// Confirms what was due against a snapshot taken after `due` was computed; `locked`
+    /// reads whether a mutex's state word has its locked bit set.
+    pub fn confirm(
+        &mut self,
+        snap: &Snapshot,
+        due: Due,
+        now: u64,
+        locked: impl Fn(u64) -> Option<bool>,
+    ) -> Vec<Report> {
         let by_goid: HashMap<u64, &Goroutine> =
             snap.goroutines.iter().map(|g| (g.goid, g)).collect();
         let mut out = Vec::new();
@@ -397,9 +441,10 @@ impl<'b> Watch<'b> {
         }
         for cycle in due.cycles {
             let standing = cycle.goids.iter().zip(&cycle.locks).all(|(goid, lock)| {
-                by_goid.get(goid).is_some_and(|g| {
-                    g.blocked() && g.wait.as_ref().and_then(|w| w.object) == Some(*lock)
-                })
+                locked(*lock) == Some(true)
+                    && by_goid.get(goid).is_some_and(|g| {
+                        g.blocked() && g.wait.as_ref().and_then(|w| w.object) == Some(*lock)
+                    })
             });
             if standing && self.reported_cycles.insert(sorted(&cycle.goids)) {
                 out.push(Report::Deadlock(cycle));
@@ -485,6 +530,36 @@ mod tests {
         // b taken twice with no release between: its ownership is no longer trusted.
         acquire(&mut w, 9, b, 30);
         acquire(&mut w, 8, b, 31);
+        assert!(w.due(u64::MAX / 2).cycles.is_empty());
+    }
+
+    #[test]
+    fn slow_path_ownership_alone_is_not_trusted() {
+        let mut w = watch();
+        let (a, b) = (0x1000, 0x2000);
+        // Both taken through lockSlow only: their fast-path Unlock/Lock could go unseen.
+        for (g, lock, ts) in [(7, a, 10), (8, b, 11)] {
+            wait(&mut w, g, lock, ts);
+            w.on_event(SyncEvent::WaitEnd {
+                goid: g,
+                ts: ts + 1,
+                prim: Prim::Mutex,
+            });
+        }
+        wait(&mut w, 7, b, 20);
+        wait(&mut w, 8, a, 21);
+        assert!(w.due(u64::MAX / 2).cycles.is_empty());
+    }
+
+    #[test]
+    fn lost_events_reset_owners() {
+        let mut w = watch();
+        let (a, b) = (0x1000, 0x2000);
+        acquire(&mut w, 7, a, 10);
+        acquire(&mut w, 8, b, 11);
+        wait(&mut w, 7, b, 20);
+        wait(&mut w, 8, a, 21);
+        w.events_lost();
         assert!(w.due(u64::MAX / 2).cycles.is_empty());
     }
 

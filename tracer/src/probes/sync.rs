@@ -22,6 +22,10 @@ const READY: u32 = 6;
 /// Probe ids from here on are fast-path sites (id - SITE_BASE = index into the sites).
 const SITE_BASE: u32 = 0x1000;
 
+/// Fast-path sites at most: each has a spec in the kernel's 4096-entry spec map, beside
+/// the other probes'.
+const MAX_SITES: usize = 3000;
+
 /// ZF in RFLAGS: set after a `CMPXCHG` that swapped.
 const FLAGS_ZF: u64 = 1 << 6;
 
@@ -93,6 +97,7 @@ pub enum SyncEvent {
     },
     Exited {
         goid: u64,
+        ts: u64,
     },
 }
 
@@ -160,6 +165,13 @@ impl SyncProbes {
         let mut sites = Vec::new();
         if let Some(own) = &options.own {
             sites = binary.mutex_sites(own);
+            if sites.len() > MAX_SITES {
+                anyhow::bail!(
+                    "`--own {}` matches {} Lock/Unlock sites, more than {MAX_SITES} (hint: name only the packages whose locks you suspect; each site costs a trap per Lock or Unlock)",
+                    own.as_str(),
+                    sites.len()
+                );
+            }
             for (i, site) in sites.iter().enumerate() {
                 let id = SITE_BASE + i as u32;
                 plan.add_point(binary, site.probe_pc, id)
@@ -213,7 +225,7 @@ impl SyncProbes {
                 goid: ev.capture(0)?.word()?,
                 ts,
             },
-            (GOEXIT_PROBE_ID, _) => SyncEvent::Exited { goid },
+            (GOEXIT_PROBE_ID, _) => SyncEvent::Exited { goid, ts },
             (id, ProbeKind::Point) if id >= SITE_BASE => {
                 let index = (id - SITE_BASE) as usize;
                 let site = self.sites.get(index)?;
