@@ -82,7 +82,7 @@ pub fn run(args: LocksArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("cannot write records to {:?}", args.output))?;
     let mut pipeline = LocksPipeline {
         decoder: &probes_plan,
-        model: LockModel::new(Symbolizer::new(&binary, 0), profile),
+        model: LockModel::new(Some(Symbolizer::new(&binary, 0)), profile),
         bias: None,
         pid,
         lowest: binary.lowest_load_vaddr(),

@@ -104,7 +104,8 @@ struct LockStats {
 }
 
 pub struct LockModel<'b> {
-    symbols: Symbolizer<'b>,
+    /// Stacks to frames (none in unit tests: semaphore waits then go unclassified).
+    symbols: Option<Symbolizer<'b>>,
     profile: Option<&'static Profile>,
     pending: HashMap<u64, Pending>,
     /// Last slow-path release per object: (goid, time).
@@ -118,7 +119,10 @@ pub struct LockModel<'b> {
 }
 
 impl<'b> LockModel<'b> {
-    pub fn new(symbols: Symbolizer<'b>, profile: Option<&'static Profile>) -> LockModel<'b> {
+    pub fn new(
+        symbols: Option<Symbolizer<'b>>,
+        profile: Option<&'static Profile>,
+    ) -> LockModel<'b> {
         LockModel {
             symbols,
             profile,
@@ -131,7 +135,16 @@ impl<'b> LockModel<'b> {
     }
 
     pub fn set_bias(&mut self, bias: u64) {
-        self.symbols.set_bias(bias);
+        if let Some(s) = self.symbols.as_mut() {
+            s.set_bias(bias);
+        }
+    }
+
+    fn frames(&mut self, pcs: &[u64]) -> Vec<Frame> {
+        match self.symbols.as_mut() {
+            Some(s) => s.stack(pcs),
+            None => Vec::new(),
+        }
     }
 
     /// Feeds one event; returns a contended acquisition when one completes.
@@ -144,7 +157,7 @@ impl<'b> LockModel<'b> {
                 addr,
                 stack,
             } => {
-                let frames = self.symbols.stack(&stack);
+                let frames = self.frames(&stack);
                 let Some((lock, lock_type)) = classify(prim, addr, &frames) else {
                     // Not a lock wait. A Mutex wait this goroutine is in (lockSlow sleeps
                     // on the mutex's semaphore) stays pending and is not counted again.
@@ -196,7 +209,7 @@ impl<'b> LockModel<'b> {
                     start_ns: p.start,
                     wait_ns,
                     released_by,
-                    stack: self.symbols.stack(&p.pcs),
+                    stack: self.frames(&p.pcs),
                 })
             }
             SyncEvent::Released {
@@ -276,7 +289,7 @@ impl<'b> LockModel<'b> {
             .map(|(mut summary, stacks)| {
                 summary.top_stacks = stacks
                     .into_iter()
-                    .map(|(n, pcs)| (n, self.symbols.stack(&pcs)))
+                    .map(|(n, pcs)| (n, self.frames(&pcs)))
                     .collect();
                 summary
             })
@@ -330,5 +343,78 @@ fn classify(prim: Prim, addr: u64, frames: &[Frame]) -> Option<(u64, LockType)> 
             }
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(m: &mut LockModel, goid: u64, ts: u64, prim: Prim, addr: u64) {
+        assert!(
+            m.on_event(SyncEvent::WaitStart {
+                goid,
+                ts,
+                prim,
+                addr,
+                stack: vec![0x1000 + goid],
+            })
+            .is_none()
+        );
+    }
+
+    fn release(m: &mut LockModel, goid: u64, ts: u64, prim: Prim, addr: u64) {
+        assert!(
+            m.on_event(SyncEvent::Released {
+                goid,
+                ts,
+                prim,
+                addr
+            })
+            .is_none()
+        );
+    }
+
+    fn end(m: &mut LockModel, goid: u64, ts: u64, prim: Prim) -> Option<Contention> {
+        m.on_event(SyncEvent::WaitEnd { goid, ts, prim })
+    }
+
+    #[test]
+    fn releaser_is_the_last_release_during_the_wait() {
+        let mut m = LockModel::new(None, None);
+        let mu = 0xc000_0010;
+        // A release before the wait began is not this wait's releaser.
+        release(&mut m, 3, 5, Prim::Mutex, mu);
+        start(&mut m, 7, 10, Prim::Mutex, mu);
+        start(&mut m, 8, 11, Prim::Mutex, mu);
+        // lockSlow sleeps on the mutex's semaphore: not a wait of its own, and its return
+        // does not end the Mutex wait.
+        start(&mut m, 7, 12, Prim::Sema, mu + 4);
+        assert!(end(&mut m, 7, 19, Prim::Sema).is_none());
+        release(&mut m, 5, 20, Prim::Mutex, mu);
+        let c = end(&mut m, 7, 25, Prim::Mutex).unwrap();
+        assert_eq!((c.lock, c.waiter, c.wait_ns), (mu, 7, 15));
+        assert_eq!(c.released_by, Some(5));
+        assert_eq!(c.lock_type, LockType::Mutex);
+        release(&mut m, 7, 30, Prim::Mutex, mu);
+        let c = end(&mut m, 8, 31, Prim::Mutex).unwrap();
+        assert_eq!(c.released_by, Some(7));
+        // Without any release during the wait (e.g. a spin that won), the releaser is unknown.
+        start(&mut m, 9, 40, Prim::Mutex, mu);
+        let c = end(&mut m, 9, 41, Prim::Mutex).unwrap();
+        assert_eq!(c.released_by, None);
+
+        let summary = m.summary(3);
+        assert_eq!(summary.len(), 1);
+        assert_eq!(summary[0].contended, 3);
+        assert_eq!(summary[0].total_wait_ns, 15 + 20 + 1);
+        assert_eq!(summary[0].top_stacks.len(), 3);
+    }
+
+    #[test]
+    fn a_return_without_a_start_is_ignored() {
+        let mut m = LockModel::new(None, None);
+        assert!(end(&mut m, 7, 25, Prim::Mutex).is_none());
+        assert!(m.summary(3).is_empty());
     }
 }
