@@ -75,6 +75,18 @@ impl GoBinary {
                 .into_iter()
                 .collect();
             let mut info = InstructionInfoFactory::new();
+            // Code reached by a jump as well as from the atomic would not hold what the probe
+            // reads: such instructions are not probed.
+            let targets: std::collections::HashSet<u64> = insns
+                .iter()
+                .filter(|i| {
+                    matches!(
+                        i.op0_kind(),
+                        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+                    )
+                })
+                .map(|i| i.near_branch_target())
+                .collect();
             for (i, ins) in insns.iter().enumerate() {
                 let Some(op) = atomic_op(ins) else { continue };
                 if insns.get(i + 1).is_none_or(|n| n.is_invalid()) {
@@ -92,7 +104,11 @@ impl GoBinary {
                 let Some(address) = operand_address(ins) else {
                     continue;
                 };
-                let (probe_pc, success, on_jump) = probe_point(&insns, i, kind, ins, &mut info);
+                let Some((probe_pc, success, on_jump)) =
+                    probe_point(&insns, i, kind, ins, &mut info, &targets)
+                else {
+                    continue;
+                };
                 out.push(MutexSite {
                     function: f.name.clone(),
                     probe_pc,
@@ -196,12 +212,16 @@ fn probe_point(
     kind: SiteKind,
     atomic: &Instruction,
     info: &mut InstructionInfoFactory,
-) -> (u64, CasResult, bool) {
+    targets: &std::collections::HashSet<u64>,
+) -> Option<(u64, CasResult, bool)> {
     let next = insns[i + 1].ip();
-    let fallback = match kind {
+    if targets.contains(&next) {
+        return None;
+    }
+    let fallback = Some(match kind {
         SiteKind::Acquire => (next, CasResult::Zf, false),
         SiteKind::Release => (next, CasResult::None, false),
-    };
+    });
     let address_regs: Vec<Register> = [atomic.memory_base(), atomic.memory_index()]
         .into_iter()
         .filter(|r| *r != Register::None)
@@ -209,10 +229,13 @@ fn probe_point(
     let mut sete: Option<Register> = None;
     let mut flags_changed = false;
     for ins in insns.iter().skip(i + 1).take(JUMP_WINDOW) {
+        if targets.contains(&ins.ip()) {
+            return fallback;
+        }
         if ins.flow_control() == FlowControl::ConditionalBranch {
             return match (kind, sete.and_then(reg_number)) {
-                (SiteKind::Release, _) => (ins.ip(), CasResult::None, true),
-                (SiteKind::Acquire, Some(n)) => (ins.ip(), CasResult::LowByte(n), true),
+                (SiteKind::Release, _) => Some((ins.ip(), CasResult::None, true)),
+                (SiteKind::Acquire, Some(n)) => Some((ins.ip(), CasResult::LowByte(n), true)),
                 (SiteKind::Acquire, None) => fallback,
             };
         }
