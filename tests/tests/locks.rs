@@ -149,3 +149,42 @@ fn locks_name_the_engines_locks() {
         assert_eq!(c["lock_name"] == "dagql cache egraphMu", on_egraph, "{c}");
     }
 }
+
+/// The human-readable lines: one per contended acquisition, naming the lock, the waiter and
+/// the releaser, then the per-lock summary.
+#[test]
+fn locks_human_output() {
+    let tc = gobuild::newest_toolchain().unwrap();
+    let binary = gobuild::build("locks", &tc, true).unwrap();
+    let truth_path = scratch_dir("locks-human").join("truth.jsonl");
+    let out = run(tracer()
+        .args(["locks", "--"])
+        .arg(&binary)
+        .args(["-rounds", "1", "-waiters", "2", "-truth"])
+        .arg(&truth_path));
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let truth = read_json_lines(&truth_path);
+    for t in of_kind(&truth, "contended") {
+        let line = format!(
+            "{} {:#x}  goroutine {} waited ",
+            t["type"].as_str().unwrap(),
+            t["addr"].as_u64().unwrap(),
+            t["waiter"]
+        );
+        let found = text
+            .lines()
+            .find(|l| l.contains(&line))
+            .unwrap_or_else(|| panic!("no line with {line:?} in {text}"));
+        assert!(
+            found.ends_with(&format!("released by goroutine {}", t["released_by"])),
+            "{found}"
+        );
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let n = of_kind(&truth, "contended").len();
+    assert!(
+        stderr.contains(&format!("{n} contended acquisitions; lost events: 0")),
+        "{stderr}"
+    );
+}
