@@ -378,6 +378,29 @@ fn hang_snapshot_10000_goroutines() {
     hung.assert_running();
 }
 
+/// Runs `hang --watch --threshold 1` with `extra` on a gated program: attaches, opens the
+/// gate once the tracer says it is watching (its probes are in), waits for the tracer to
+/// stop (`extra` must give a --duration). Records go to `out`; returns the first stderr line.
+fn watch_as_it_forms(hung: &Hung, extra: &[&str], out: &Path) -> String {
+    let mut watcher = tracer()
+        .args(["hang", "--pid", &hung.pid().to_string()])
+        .args(["--watch", "--threshold", "1"])
+        .args(extra)
+        .stdout(std::fs::File::create(out).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = watcher.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("tracer: watching pid"), "{first}");
+    hung.open_gate();
+    let status = watcher.wait().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(status.success(), "{rest:?}");
+    first
+}
+
 /// Go versions the `--watch` test runs on: the oldest, the last with `sync.(*Mutex)` slow
 /// paths, the first with `internal/sync`, and the newest.
 const WATCH_MINORS: [u32; 4] = [19, 23, 24, 27];
@@ -391,23 +414,15 @@ fn check_watch(minor: u32) {
     let v = tc.go_version();
     let mut hung = Hung::start_gated(&binary);
     let out_path = scratch_dir("hang-watch").join("watch.jsonl");
-    let mut watcher = tracer()
-        .args(["hang", "--pid", &hung.pid().to_string()])
-        .args(["--watch", "--own", "main", "--json", "--threshold", "1"])
-        .args(["--duration", "8"])
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Probes are attached once the tracer says it is watching.
-    let stderr = watcher.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let first = lines.next().unwrap().unwrap();
-    assert!(first.starts_with("tracer: watching pid"), "{v}: {first}");
-    hung.open_gate();
-    let status = watcher.wait().unwrap();
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(status.success(), "{v}: {rest:?}");
+    let first = watch_as_it_forms(
+        &hung,
+        &["--own", "main", "--json", "--duration", "8"],
+        &out_path,
+    );
+    assert!(
+        first.contains("fast-path Lock/Unlock sites"),
+        "{v}: {first}"
+    );
     let records = read_json_lines(&out_path);
 
     let all = hung.all_truth();
@@ -495,19 +510,8 @@ fn hang_watch_without_ownership_never_claims_certainty() {
     let binary = gobuild::build("hang", &tc, true).unwrap();
     let mut hung = Hung::start_gated(&binary);
     let out_path = scratch_dir("hang-watch-noown").join("watch.txt");
-    let mut watcher = tracer()
-        .args(["hang", "--pid", &hung.pid().to_string()])
-        .args(["--watch", "--threshold", "1", "--duration", "6"])
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = watcher.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let first = lines.next().unwrap().unwrap();
+    let first = watch_as_it_forms(&hung, &["--duration", "6"], &out_path);
     assert!(first.contains("no fast-path sites"), "{first}");
-    hung.open_gate();
-    assert!(watcher.wait().unwrap().success());
     let text = std::fs::read_to_string(&out_path).unwrap();
     let truth = hung.truth();
     let goid_of = |name: &str| {
