@@ -158,9 +158,11 @@ impl LocksPipeline<'_> {
 
 impl EventSink for LocksPipeline<'_> {
     fn on_event(&mut self, ev: Event) {
-        let bias = *self
-            .bias
-            .get_or_insert_with(|| load_bias(self.pid, self.lowest).unwrap_or(0));
+        // Until /proc/PID/maps can be read (a spawned target not yet exec'd), no bias.
+        if self.bias.is_none() {
+            self.bias = load_bias(self.pid, self.lowest).ok();
+        }
+        let bias = self.bias.unwrap_or(0);
         self.model.set_bias(bias);
         let Some(sync) = self.decoder.decode(&ev, bias) else {
             return;

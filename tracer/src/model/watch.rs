@@ -175,12 +175,6 @@ impl<'b> Watch<'b> {
         }
     }
 
-    pub fn set_bias(&mut self, bias: u64) {
-        if let Some(s) = self.symbols.as_mut() {
-            s.set_bias(bias);
-        }
-    }
-
     pub fn on_event(&mut self, ev: SyncEvent) {
         match ev {
             SyncEvent::Parked { goid, ts, .. } => {
@@ -275,7 +269,6 @@ impl<'b> Watch<'b> {
                     self.released(addr, true);
                 }
             }
-            SyncEvent::SiteMissed { .. } => {}
         }
     }
 

@@ -82,10 +82,6 @@ pub enum SyncEvent {
         acquired: bool,
         site: usize,
     },
-    /// A failed TryLock/Lock CAS at a probed site (the Lock goes on to its slow path).
-    SiteMissed {
-        goid: u64,
-    },
     Parked {
         goid: u64,
         ts: u64,
@@ -249,7 +245,8 @@ impl SyncProbes {
                     (SiteKind::Acquire, CasResult::None) => return None,
                 };
                 if !acquired {
-                    return Some(SyncEvent::SiteMissed { goid });
+                    // The CAS failed: the Lock goes on to its slow path, seen there.
+                    return None;
                 }
                 SyncEvent::Site {
                     goid,
