@@ -161,10 +161,11 @@ impl EventSink for LocksPipeline<'_> {
         // Until /proc/PID/maps can be read (a spawned target not yet exec'd), no bias.
         if self.bias.is_none() {
             self.bias = load_bias(self.pid, self.lowest).ok();
+            if let Some(bias) = self.bias {
+                self.model.set_bias(bias);
+            }
         }
-        let bias = self.bias.unwrap_or(0);
-        self.model.set_bias(bias);
-        let Some(sync) = self.decoder.decode(&ev, bias) else {
+        let Some(sync) = self.decoder.decode(ev, self.bias.unwrap_or(0)) else {
             return;
         };
         if let Some(c) = self.model.on_event(sync) {

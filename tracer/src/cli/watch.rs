@@ -14,7 +14,7 @@ use crate::{
         goroutines::{Frame, Reader, Snapshot, Symbolizer, name_locks},
         watch::{CertainCycle, Report, Taken, Watch},
     },
-    output::goroutines::{frame_lines, goroutine_json, wait_text},
+    output::goroutines::{deadlock_json, deadlock_text, frame_lines, goroutine_json, wait_text},
     probes::{
         AttachedProbes, Event,
         sync::{SyncOptions, SyncProbes},
@@ -169,7 +169,7 @@ struct WatchPipeline<'a> {
 
 impl EventSink for WatchPipeline<'_> {
     fn on_event(&mut self, ev: Event) {
-        if let Some(sync) = self.sync.decode(&ev, self.bias) {
+        if let Some(sync) = self.sync.decode(ev, self.bias) {
             self.watch.on_event(sync);
         }
     }
@@ -353,27 +353,9 @@ impl WatchPipeline<'_> {
             self.possible_seen.push(key);
             self.reports += 1;
             if self.json {
-                let v = json!({
-                    "kind": "deadlock",
-                    "goids": d.goids,
-                    "locks": d.locks,
-                    "certain": false,
-                    "evidence": d.evidence,
-                });
-                writeln!(self.out, "{v}")?;
+                writeln!(self.out, "{}", deadlock_json(d))?;
             } else {
-                let chain: Vec<String> = d
-                    .goids
-                    .iter()
-                    .zip(&d.locks)
-                    .map(|(g, l)| format!("goroutine {g} waits for {l:#x}"))
-                    .collect();
-                writeln!(
-                    self.out,
-                    "possible deadlock: {}\n  ({})\n",
-                    chain.join(" → "),
-                    d.evidence
-                )?;
+                writeln!(self.out, "{}\n", deadlock_text(d))?;
             }
         }
         Ok(())

@@ -73,6 +73,7 @@ struct Pending {
     name: Option<&'static str>,
     start: u64,
     pcs: Vec<u64>,
+    frames: Vec<Frame>,
 }
 
 #[derive(Clone)]
@@ -183,17 +184,17 @@ impl<'b> LockModel<'b> {
                         name,
                         start: ts,
                         pcs: stack,
+                        frames,
                     },
                 );
                 None
             }
             SyncEvent::WaitEnd { goid, ts, prim } => {
-                let p = self.pending.remove(&goid)?;
-                if p.prim != prim {
+                if self.pending.get(&goid)?.prim != prim {
                     // A semaphore return inside lockSlow: the Mutex wait goes on.
-                    self.pending.insert(goid, p);
                     return None;
                 }
+                let p = self.pending.remove(&goid)?;
                 let released_by = self
                     .releases
                     .get(&(p.prim, p.wait_addr))
@@ -209,7 +210,7 @@ impl<'b> LockModel<'b> {
                     start_ns: p.start,
                     wait_ns,
                     released_by,
-                    stack: self.frames(&p.pcs),
+                    stack: p.frames,
                 })
             }
             SyncEvent::Released {

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
-use crate::model::goroutines::{Frame, Goroutine, Snapshot, group};
+use crate::model::goroutines::{Deadlock, Frame, Goroutine, Snapshot, group};
 
 /// `", 3 minutes"` like Go's dump for a minute or more; seconds below that (Go prints nothing).
 fn waited(ns: Option<u64>) -> String {
@@ -158,18 +158,7 @@ pub fn write_human(out: &mut dyn Write, snap: &Snapshot, threshold_ns: u64) -> i
         }
     }
     for d in &snap.deadlocks {
-        let label = if d.certain {
-            "DEADLOCK"
-        } else {
-            "possible deadlock"
-        };
-        let chain: Vec<String> = d
-            .goids
-            .iter()
-            .zip(&d.locks)
-            .map(|(g, l)| format!("goroutine {g} waits for {l:#x}"))
-            .collect();
-        writeln!(out, "\n{label}: {}\n  ({})", chain.join(" → "), d.evidence)?;
+        writeln!(out, "\n{}", deadlock_text(d))?;
     }
     writeln!(
         out,
@@ -232,20 +221,40 @@ pub fn goroutine_json(snap: &Snapshot, g: &Goroutine) -> Value {
     })
 }
 
+/// A snapshot's deadlock as a JSON record.
+pub fn deadlock_json(d: &Deadlock) -> Value {
+    json!({
+        "kind": "deadlock",
+        "goids": d.goids,
+        "locks": d.locks,
+        "certain": d.certain,
+        "evidence": d.evidence,
+    })
+}
+
+/// A snapshot's deadlock as two lines: the wait chain, then the evidence.
+pub fn deadlock_text(d: &Deadlock) -> String {
+    let label = if d.certain {
+        "DEADLOCK"
+    } else {
+        "possible deadlock"
+    };
+    let chain: Vec<String> = d
+        .goids
+        .iter()
+        .zip(&d.locks)
+        .map(|(g, l)| format!("goroutine {g} waits for {l:#x}"))
+        .collect();
+    format!("{label}: {}\n  ({})", chain.join(" → "), d.evidence)
+}
+
 pub fn write_json(out: &mut dyn Write, snap: &Snapshot, threshold_ns: u64) -> io::Result<()> {
     for g in selected(snap, threshold_ns) {
         serde_json::to_writer(&mut *out, &goroutine_json(snap, g))?;
         writeln!(out)?;
     }
     for d in &snap.deadlocks {
-        let rec = json!({
-            "kind": "deadlock",
-            "goids": d.goids,
-            "locks": d.locks,
-            "certain": d.certain,
-            "evidence": d.evidence,
-        });
-        serde_json::to_writer(&mut *out, &rec)?;
+        serde_json::to_writer(&mut *out, &deadlock_json(d))?;
         writeln!(out)?;
     }
     let rec = json!({

@@ -183,8 +183,8 @@ impl SyncProbes {
     }
 
     /// Decodes one hit; `bias` is the target's load bias (for fixed site addresses).
-    pub fn decode(&self, ev: &Event, bias: u64) -> Option<SyncEvent> {
-        let c = &ev.call;
+    pub fn decode(&self, ev: Event, bias: u64) -> Option<SyncEvent> {
+        let c = ev.call;
         let (goid, ts) = (c.goid, c.ts_ns);
         let kind = ProbeKind::from_u32(c.kind)?;
         Some(match (c.probe_id, kind) {
@@ -193,7 +193,7 @@ impl SyncProbes {
                 ts,
                 prim: prim_of(c.probe_id),
                 addr: c.regs[0],
-                stack: ev.stack.clone(),
+                stack: ev.stack,
             },
             (LOCK_SLOW | SEMACQUIRE, ProbeKind::FuncReturn) => SyncEvent::WaitEnd {
                 goid,
