@@ -92,6 +92,9 @@ pub const REG_R15: u8 = 15;
 /// RFLAGS (ZF, bit 6, says whether a just-executed `CMPXCHG` succeeded).
 pub const REG_FLAGS: u8 = 16;
 pub const SAVED_REGS: usize = 17;
+/// Registers kept from a call's entry for its RET probes: the ABI registers, RSP, RDX and
+/// R14 (numbers 0..=11). The rest only matter at the instruction being probed.
+pub const ENTRY_SAVED_REGS: usize = 12;
 
 /// Where a capture starts.
 pub mod capture_base {
@@ -187,10 +190,18 @@ pub struct EntryKey {
     pub stack_depth: u64,
 }
 
+/// Every register a capture can start from, at the probed instruction.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SavedRegs {
     pub regs: [u64; SAVED_REGS],
+}
+
+/// The registers of an open call, saved at its entry for its RET probes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryRegs {
+    pub regs: [u64; ENTRY_SAVED_REGS],
 }
 
 /// A hit of a probe that has a spec: the fixed part plus its captures.

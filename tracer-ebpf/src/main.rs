@@ -21,10 +21,10 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use tracer_common::{
-    CAPTURE_BYTES, Capture, CaptureSpec, DEPTH_UNKNOWN, EntryKey, G_STACK_HI_OFFSET, GOID_UNKNOWN,
-    GoCallEvent, GoCaptureEvent, GoStackEvent, LOST_EVENTS_SLOT, MAX_CAPTURES, MAX_DEREFS,
-    MAX_STACK, ProbeSpec, SAVED_REGS, SavedRegs, capture_base, capture_kind, spec_key,
-    split_cookie,
+    CAPTURE_BYTES, Capture, CaptureSpec, DEPTH_UNKNOWN, ENTRY_SAVED_REGS, EntryKey, EntryRegs,
+    G_STACK_HI_OFFSET, GOID_UNKNOWN, GoCallEvent, GoCaptureEvent, GoStackEvent, LOST_EVENTS_SLOT,
+    MAX_CAPTURES, MAX_DEREFS, MAX_STACK, ProbeSpec, SAVED_REGS, SavedRegs, capture_base,
+    capture_kind, spec_key, split_cookie,
 };
 
 /// Offset of `goid` in `runtime.g` for the target's Go version; set by the loader.
@@ -55,7 +55,11 @@ static PROBE_SPECS: HashMap<u32, ProbeSpec> = HashMap::with_max_entries(4096, 0)
 /// Registers of open calls whose RET probes read entry arguments. LRU, so frames a
 /// panic skipped cannot fill it.
 #[map]
-static ENTRY_REGS: LruHashMap<EntryKey, SavedRegs> = LruHashMap::with_max_entries(32768, 0);
+static ENTRY_REGS: LruHashMap<EntryKey, EntryRegs> = LruHashMap::with_max_entries(65536, 0);
+
+/// Scratch space for the registers at a hit (see `capture`).
+#[map]
+static SCRATCH_REGS: PerCpuArray<SavedRegs> = PerCpuArray::with_max_entries(1, 0);
 
 #[uprobe]
 pub fn go_entry(ctx: ProbeContext) -> u32 {
@@ -135,7 +139,16 @@ fn capture(ctx: &ProbeContext) {
             entry.submit(wakeup_flags());
         }
         Some(spec) => {
-            let all = saved(regs);
+            // The registers at this hit live in a per-CPU slot: with a copy of the entry
+            // registers and the event, they would not fit the 512-byte BPF stack.
+            let Some(all) = SCRATCH_REGS.get_ptr_mut(0) else {
+                return;
+            };
+            // SAFETY: this CPU's slot, used only while this program runs on it.
+            let all = unsafe {
+                *all = saved(regs);
+                &*all
+            };
             let key = EntryKey {
                 tgid,
                 _pad: 0,
@@ -143,19 +156,21 @@ fn capture(ctx: &ProbeContext) {
                 stack_depth,
             };
             if spec.save_entry != 0 {
-                let _ = ENTRY_REGS.insert(key, all, 0);
+                let mut kept = EntryRegs {
+                    regs: [0; ENTRY_SAVED_REGS],
+                };
+                kept.regs.copy_from_slice(&all.regs[..ENTRY_SAVED_REGS]);
+                let _ = ENTRY_REGS.insert(key, kept, 0);
             }
-            // Read in place (a copy would not fit the 512-byte BPF stack); removed below,
-            // after the captures used it.
+            // A copy: the map slot may be reused once removed.
             let entry_regs = if spec.use_entry != 0 {
-                unsafe { ENTRY_REGS.get(key) }
+                let found = unsafe { ENTRY_REGS.get(key) }.copied();
+                let _ = ENTRY_REGS.remove(key);
+                found
             } else {
                 None
             };
             let Some(mut entry) = EVENTS.reserve::<GoCaptureEvent>(0) else {
-                if entry_regs.is_some() {
-                    let _ = ENTRY_REGS.remove(key);
-                }
                 count_lost();
                 return;
             };
@@ -170,12 +185,9 @@ fn capture(ctx: &ProbeContext) {
                     slot.ok = 0;
                     slot.nbytes = 0;
                     if i < spec.ncaptures as usize {
-                        read_capture(&spec.captures[i], &all, entry_regs, slot);
+                        read_capture(&spec.captures[i], all, entry_regs.as_ref(), slot);
                     }
                 }
-            }
-            if entry_regs.is_some() {
-                let _ = ENTRY_REGS.remove(key);
             }
             entry.submit(wakeup_flags());
         }
@@ -248,29 +260,45 @@ fn walk_stack(regs: &pt_regs, pcs: &mut [u64; MAX_STACK]) -> u64 {
 fn read_capture(
     spec: &CaptureSpec,
     now: &SavedRegs,
-    at_entry: Option<&SavedRegs>,
+    at_entry: Option<&EntryRegs>,
     out: &mut Capture,
 ) {
-    let regs = match spec.base {
-        capture_base::REG => now,
-        capture_base::ENTRY_REG => match at_entry {
-            Some(r) => r,
-            None => return,
-        },
+    let reg = spec.reg as usize;
+    // The register, and the one after it (a string's length) where it exists. Plain
+    // bounds checks before each index: the verifier must see them.
+    let (first, second) = match spec.base {
+        capture_base::REG => {
+            if reg >= SAVED_REGS {
+                return;
+            }
+            let next = if reg + 1 < SAVED_REGS {
+                Some(now.regs[reg + 1])
+            } else {
+                None
+            };
+            (now.regs[reg], next)
+        }
+        capture_base::ENTRY_REG => {
+            let Some(r) = at_entry else { return };
+            if reg >= ENTRY_SAVED_REGS {
+                return;
+            }
+            let next = if reg + 1 < ENTRY_SAVED_REGS {
+                Some(r.regs[reg + 1])
+            } else {
+                None
+            };
+            (r.regs[reg], next)
+        }
         _ => return,
     };
-    let reg = spec.reg as usize;
-    if reg >= SAVED_REGS {
-        return;
-    }
     if spec.kind == capture_kind::STRING_REGS {
-        if reg + 1 >= SAVED_REGS {
-            return;
+        if let Some(len) = second {
+            read_string(first, len, out);
         }
-        read_string(regs.regs[reg], regs.regs[reg + 1], out);
         return;
     }
-    let mut value = regs.regs[reg];
+    let mut value = first;
     for step in 0..MAX_DEREFS {
         if step >= spec.nderefs as usize {
             break;
