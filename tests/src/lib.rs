@@ -61,6 +61,16 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A private copy of `binary` (its own inode), for a test that attaches uprobes while other
+/// tests may trace the same program: uprobes belong to the file, and tests running in
+/// parallel must not share them.
+pub fn private_copy(binary: &Path) -> PathBuf {
+    let name = binary.file_name().expect("a file name");
+    let copy = scratch_dir("bin").join(name);
+    std::fs::copy(binary, &copy).expect("copy the test program");
+    copy
+}
+
 pub fn tracer() -> Command {
     require_root();
     Command::new(tracer_bin())

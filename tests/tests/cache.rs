@@ -33,6 +33,7 @@ fn trace(binary: &Path, scenario: &str) -> Traced {
 
 fn trace_with(binary: &Path, scenario: &str, extra: &[&str]) -> Traced {
     let dir = scratch_dir("cache");
+    let binary = &integration_tests::private_copy(binary);
     let records = dir.join("records.jsonl");
     let truth = dir.join("truth.jsonl");
     let out = run(tracer()

@@ -412,7 +412,7 @@ fn check_watch(minor: u32) {
     let tc = gobuild::toolchain(minor).unwrap();
     let binary = gobuild::build("hang", &tc, true).unwrap();
     let v = tc.go_version();
-    let mut hung = Hung::start_gated(&binary);
+    let mut hung = Hung::start_gated(&integration_tests::private_copy(&binary));
     let out_path = scratch_dir("hang-watch").join("watch.jsonl");
     let first = watch_as_it_forms(
         &hung,
@@ -508,7 +508,7 @@ fn hang_watch_reports_the_deadlock_as_it_forms() {
 fn hang_watch_without_ownership_never_claims_certainty() {
     let tc = gobuild::newest_toolchain().unwrap();
     let binary = gobuild::build("hang", &tc, true).unwrap();
-    let mut hung = Hung::start_gated(&binary);
+    let mut hung = Hung::start_gated(&integration_tests::private_copy(&binary));
     let out_path = scratch_dir("hang-watch-noown").join("watch.txt");
     let first = watch_as_it_forms(&hung, &["--duration", "6"], &out_path);
     assert!(first.contains("no fast-path sites"), "{first}");

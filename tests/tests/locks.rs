@@ -23,7 +23,7 @@ fn check_version(minor: u32) {
     let truth_path = dir.join("truth.jsonl");
     let out = run(tracer()
         .args(["locks", "--json", "--"])
-        .arg(&binary)
+        .arg(integration_tests::private_copy(&binary))
         .args(["-rounds", "2", "-waiters", "3"])
         .arg("-truth")
         .arg(&truth_path));
@@ -116,7 +116,7 @@ fn locks_name_the_engines_locks() {
     let truth_path = scratch_dir("locks-engine").join("truth.jsonl");
     let out = run(tracer()
         .args(["locks", "--json", "--"])
-        .arg(&binary)
+        .arg(integration_tests::private_copy(&binary))
         .args(["-scenario", "highrate", "-duration", "2s", "-truth"])
         .arg(&truth_path));
     assert!(out.status.success(), "{out:?}");
@@ -159,7 +159,7 @@ fn locks_human_output() {
     let truth_path = scratch_dir("locks-human").join("truth.jsonl");
     let out = run(tracer()
         .args(["locks", "--"])
-        .arg(&binary)
+        .arg(integration_tests::private_copy(&binary))
         .args(["-rounds", "1", "-waiters", "2", "-truth"])
         .arg(&truth_path));
     assert!(out.status.success(), "{out:?}");
