@@ -49,11 +49,24 @@ impl ProbeKind {
 /// Cookie bit: this probe has a [`ProbeSpec`] in the `PROBE_SPECS` map.
 pub const COOKIE_HAS_SPEC: u64 = 1 << 63;
 
+/// Cookie bit: the probe sits on a function's stack-check jump (`JBE morestack`). A hit
+/// whose flags say the jump is taken (CF or ZF set) is dropped: the stack grows and the
+/// function starts again, so the call is reported on the second pass only.
+pub const COOKIE_AT_STACK_CHECK: u64 = 1 << 62;
+
+/// RFLAGS bits that make `JBE` jump.
+pub const FLAGS_BELOW_OR_EQUAL: u64 = (1 << 0) | (1 << 6);
+
 /// The attach cookie: the probe id in the low 32 bits, the kind above it, and
 /// [`COOKIE_HAS_SPEC`]. One generic program serves every probe; the cookie says which.
 pub const fn cookie(probe_id: u32, kind: ProbeKind, has_spec: bool) -> u64 {
     let spec = if has_spec { COOKIE_HAS_SPEC } else { 0 };
     spec | ((kind as u64) << 32) | probe_id as u64
+}
+
+/// [`cookie`], for a probe on a stack-check jump (see [`COOKIE_AT_STACK_CHECK`]).
+pub const fn cookie_at_stack_check(probe_id: u32, kind: ProbeKind, has_spec: bool) -> u64 {
+    cookie(probe_id, kind, has_spec) | COOKIE_AT_STACK_CHECK
 }
 
 /// Splits a cookie into (probe id, kind number, has spec).
@@ -284,13 +297,12 @@ pub const LOST_EVENTS_SLOT: u32 = 0;
 
 /// Names shared by the eBPF object and the loader.
 pub mod names {
-    pub const ENTRY_PROGRAM: &str = "go_entry";
-    pub const RETURN_PROGRAM: &str = "go_return";
+    /// The one program every probe runs; the attach cookie says what a hit means.
+    pub const PROBE_PROGRAM: &str = "go_probe";
     pub const EVENTS_MAP: &str = "EVENTS";
     pub const LOST_EVENTS_MAP: &str = "LOST_EVENTS";
     pub const PROBE_SPECS_MAP: &str = "PROBE_SPECS";
     pub const GOID_OFFSET_GLOBAL: &str = "GOID_OFFSET";
-    pub const TARGET_TGID_GLOBAL: &str = "TARGET_TGID";
 }
 
 #[cfg(feature = "user")]

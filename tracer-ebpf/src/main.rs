@@ -1,9 +1,9 @@
-//! Kernel side: two generic uprobe programs for Go functions.
+//! Kernel side: one generic uprobe program for Go functions.
 //!
-//! They hold no policy. Userspace attaches `go_entry` at a function's first body
-//! instruction (or any other instruction) and `go_return` at each of its `RET`s,
-//! with a cookie naming the probe. Both copy the same raw facts into the ring
-//! buffer: which probe, which goroutine, how deep in its stack, the nine ABI integer
+//! It holds no policy. Userspace attaches `go_probe` through multi-uprobe links (one
+//! link, many file offsets, limited by the kernel to the traced process) at function
+//! entries, at each `RET`, and at other instructions, with a cookie per offset naming the
+//! probe and its kind. Every hit copies the same raw facts into the ring buffer: which probe, which goroutine, how deep in its stack, the nine ABI integer
 //! registers, and the time. A probe with a spec (from an engine profile) also reads
 //! the values the spec names: fields behind pointers, Go strings.
 #![no_std]
@@ -21,19 +21,15 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use tracer_common::{
-    CAPTURE_BYTES, Capture, CaptureSpec, DEPTH_UNKNOWN, ENTRY_SAVED_REGS, EntryKey, EntryRegs,
-    G_STACK_HI_OFFSET, GOID_UNKNOWN, GoCallEvent, GoCaptureEvent, GoStackEvent, LOST_EVENTS_SLOT,
-    MAX_CAPTURES, MAX_DEREFS, MAX_STACK, ProbeSpec, SAVED_REGS, SavedRegs, capture_base,
-    capture_kind, spec_key, split_cookie,
+    CAPTURE_BYTES, COOKIE_AT_STACK_CHECK, Capture, CaptureSpec, DEPTH_UNKNOWN, ENTRY_SAVED_REGS,
+    EntryKey, EntryRegs, FLAGS_BELOW_OR_EQUAL, G_STACK_HI_OFFSET, GOID_UNKNOWN, GoCallEvent,
+    GoCaptureEvent, GoStackEvent, LOST_EVENTS_SLOT, MAX_CAPTURES, MAX_DEREFS, MAX_STACK, ProbeSpec,
+    SAVED_REGS, SavedRegs, capture_base, capture_kind, spec_key, split_cookie,
 };
 
 /// Offset of `goid` in `runtime.g` for the target's Go version; set by the loader.
 #[unsafe(no_mangle)]
 static GOID_OFFSET: u64 = 152;
-
-/// Host tgid to accept, or 0 for any process mapping the probed file.
-#[unsafe(no_mangle)]
-static TARGET_TGID: u32 = 0;
 
 /// Default 8 MiB; the loader may resize it.
 #[map]
@@ -61,32 +57,29 @@ static ENTRY_REGS: LruHashMap<EntryKey, EntryRegs> = LruHashMap::with_max_entrie
 #[map]
 static SCRATCH_REGS: PerCpuArray<SavedRegs> = PerCpuArray::with_max_entries(1, 0);
 
+/// Loaded by userspace as a multi-uprobe program (`BPF_TRACE_UPROBE_MULTI`).
 #[uprobe]
-pub fn go_entry(ctx: ProbeContext) -> u32 {
-    capture(&ctx);
-    0
-}
-
-#[uprobe]
-pub fn go_return(ctx: ProbeContext) -> u32 {
+pub fn go_probe(ctx: ProbeContext) -> u32 {
     capture(&ctx);
     0
 }
 
 #[inline(always)]
 fn capture(ctx: &ProbeContext) {
+    // The link's pid filter already limits hits to the traced process.
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    // SAFETY: globals are plain integers the loader may rewrite before load; volatile
-    // keeps the compiler from folding in the defaults.
-    let target = unsafe { core::ptr::read_volatile(&TARGET_TGID) };
-    if target != 0 && target != tgid {
-        return;
-    }
     // SAFETY: ctx.regs points at the trapped task's saved registers for this hit.
     let regs: &pt_regs = unsafe { &*(ctx.as_ptr() as *const pt_regs) };
-    // SAFETY: the helper only reads the cookie stored on this attachment.
-    let (probe_id, kind, has_spec) = split_cookie(unsafe { bpf_get_attach_cookie(ctx.as_ptr()) });
+    // SAFETY: the helper only reads the cookie stored for this offset of the link.
+    let raw_cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    if raw_cookie & COOKIE_AT_STACK_CHECK != 0 && regs.eflags & FLAGS_BELOW_OR_EQUAL != 0 {
+        // The stack-check jump will be taken: not a call yet (see COOKIE_AT_STACK_CHECK).
+        return;
+    }
+    let (probe_id, kind, has_spec) = split_cookie(raw_cookie);
+    // SAFETY: globals are plain integers the loader rewrites before load; volatile
+    // keeps the compiler from folding in the default.
     let goid_offset = unsafe { core::ptr::read_volatile(&GOID_OFFSET) };
     // R14 holds the current g in Go's register ABI.
     let g = regs.r14;

@@ -89,7 +89,7 @@ pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
         args.duration,
     ))?;
     let lost_events = probes.lost_events()?;
-    drop(probes);
+    super::tracing::detach(probes);
     pipeline.finish();
     let metrics = Metrics {
         connected_clients: Some(

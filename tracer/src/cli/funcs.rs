@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{
     target::TargetArgs,
-    tracing::{EventSink, Started, start, trace_until_stop},
+    tracing::{EventSink, Started, start_with, trace_until_stop},
 };
 use crate::{
     gobin::GoBinary,
@@ -15,7 +15,10 @@ use crate::{
         summary::CallSummary,
     },
     output::{self, calls::CallWriter},
-    probes::{Event, plan::PlanSet},
+    probes::{
+        Event,
+        plan::{PlanSet, Unprobeable},
+    },
 };
 
 #[derive(Args, Debug)]
@@ -61,11 +64,37 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
     }
 
     // Plan every probe before touching the kernel, so a bad binary fails cleanly.
+    // Functions that cannot be probed (linker markers, instructions the kernel refuses)
+    // are left out and listed, unless the pattern names only them.
     let mut plan = PlanSet::default();
     let mut traced = Vec::new();
+    let mut skipped: Vec<(String, String)> = Vec::new();
     for f in &matched {
-        plan.add_call(&binary, f, traced.len() as u32, args.entry_only)?;
-        traced.push(f.name.clone());
+        if f.name.starts_with("go:") {
+            skipped.push((f.name.clone(), "a linker marker, not a function".into()));
+            continue;
+        }
+        match plan.add_call(&binary, f, traced.len() as u32, args.entry_only) {
+            Ok(()) => traced.push(f.name.clone()),
+            Err(e) => match e.downcast_ref::<Unprobeable>() {
+                Some(u) => skipped.push((f.name.clone(), u.reason.clone())),
+                None => return Err(e),
+            },
+        }
+    }
+    if traced.is_empty() {
+        let (name, why) = &skipped[0];
+        bail!(
+            "cannot probe {name}: {why}{}",
+            if skipped.len() > 1 {
+                format!(
+                    " (and {} more matched functions cannot be probed either)",
+                    skipped.len() - 1
+                )
+            } else {
+                String::new()
+            }
+        );
     }
     if !args.entry_only {
         // Goroutine exits close frames that never returned (e.g. recovered elsewhere).
@@ -88,10 +117,27 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
         mut reader,
         child,
         runtime,
-    } = start(&target, &binary, &plan, args.ring_mb)?;
+    } = start_with(&target, &binary, &plan, args.ring_mb, true)?;
+    for (probe_id, _, why) in &probes.refused {
+        if let Some(name) = traced.get(*probe_id as usize) {
+            skipped.push((name.clone(), why.clone()));
+        }
+    }
+    if !skipped.is_empty() {
+        let list: Vec<String> = skipped
+            .iter()
+            .map(|(name, why)| format!("{name} ({why})"))
+            .collect();
+        eprintln!(
+            "tracer: skipped {} function(s) that cannot be probed: {}",
+            skipped.len(),
+            list.join(", ")
+        );
+    }
+    let refused_ids: std::collections::HashSet<u32> = probes.refused.iter().map(|r| r.0).collect();
     eprintln!(
         "tracer: tracing {} function(s) with {} probes in pid {} ({}){}",
-        traced.len(),
+        traced.len() - refused_ids.len(),
         probes.attached(),
         pid,
         binary.go_version(),
@@ -113,7 +159,7 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
         args.duration,
     ))?;
     let lost = probes.lost_events()?;
-    drop(probes); // detach before the target is waited on
+    super::tracing::detach(probes);
     pipeline.finish(lost, reader.malformed)?;
 
     Ok(stop.exit_status())

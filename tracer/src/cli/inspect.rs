@@ -114,6 +114,7 @@ fn describe(binary: &GoBinary, f: &Function) -> FunctionReport {
                 entry_kind: match plan.entry_kind {
                     EntryKind::AfterStackCheck => "after_stack_check",
                     EntryKind::NoStackCheck => "no_stack_check",
+                    EntryKind::StackCheckJump => "stack_check_jump",
                 },
                 entry_vaddr: plan.entry,
                 entry_file_offset: binary.file_offset(plan.entry),

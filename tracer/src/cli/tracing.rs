@@ -1,6 +1,6 @@
 //! The event loop every tracing subcommand shares: read the ring buffer, feed a
 //! pipeline, stop on duration, Ctrl-C or target exit, and say how the target ended.
-use std::{num::NonZeroU32, time::Duration};
+use std::time::Duration;
 
 use super::target::Resolved;
 use crate::{
@@ -19,25 +19,44 @@ pub struct Started {
 }
 
 /// Spawns the target if it is a command (held before exec), loads the programs,
-/// attaches the plan, and only then lets the command run.
+/// attaches the plan, and only then lets the command run. A probe the kernel refuses
+/// is an error.
 pub fn start(
     target: &Resolved,
     binary: &GoBinary,
     plan: &PlanSet,
     ring_mb: u32,
 ) -> anyhow::Result<Started> {
+    start_with(target, binary, plan, ring_mb, false)
+}
+
+/// [`start`], leaving out (and listing in `probes.refused`) probes the kernel refuses
+/// when `skip_refused`.
+pub fn start_with(
+    target: &Resolved,
+    binary: &GoBinary,
+    plan: &PlanSet,
+    ring_mb: u32,
+    skip_refused: bool,
+) -> anyhow::Result<Started> {
+    let mut probes = AttachedProbes::load(&LoadOptions {
+        goid_offset: binary.goid_offset().offset,
+        ring_bytes: ring_mb * 1024 * 1024,
+    })?;
     let mut child = target.spawn()?;
     let pid = match (target, &child) {
         (Resolved::Running(p), _) => p.pid,
         (_, Some(c)) => c.pid,
         _ => unreachable!("a spawn target always has a child"),
     };
-    let mut probes = AttachedProbes::load(&LoadOptions {
-        goid_offset: binary.goid_offset().offset,
-        target_tgid: pid,
-        ring_bytes: ring_mb * 1024 * 1024,
-    })?;
-    plan.attach(&mut probes, &target.binary(), NonZeroU32::new(pid))?;
+    // The pid as this tracer's PID namespace numbers it: the kernel resolves it there.
+    let report = plan.attach(&mut probes, &target.binary(), pid, skip_refused)?;
+    eprintln!(
+        "tracer: attached {} probes in {:.1} ms",
+        report.attached,
+        report.elapsed.as_secs_f64() * 1e3
+    );
+    probes.refused = report.refused;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -55,6 +74,15 @@ pub fn start(
         child,
         runtime,
     })
+}
+
+/// Detaches every probe and says how long it took.
+pub fn detach(mut probes: AttachedProbes) {
+    let (count, took) = probes.detach_all();
+    eprintln!(
+        "tracer: detached {count} probes in {:.1} ms",
+        took.as_secs_f64() * 1e3
+    );
 }
 
 /// Parses `--ring-mb`: a power of two up to 1 GiB.

@@ -11,8 +11,8 @@
 //! the first other control-flow instruction.
 
 use iced_x86::{
-    Decoder, DecoderOptions, FlowControl, Formatter, Instruction, IntelFormatter, Mnemonic, OpKind,
-    Register,
+    Decoder, DecoderOptions, EncodingKind, FlowControl, Formatter, Instruction, IntelFormatter,
+    Mnemonic, OpKind, Register,
 };
 
 /// Offset of `g.stackguard0`: stable since Go 1.x began (stack: lo, hi).
@@ -26,6 +26,12 @@ pub enum EntryKind {
     AfterStackCheck,
     /// No stack check (nosplit or frameless leaf): the function's first instruction.
     NoStackCheck,
+    /// The stack check's conditional jump itself, used when the instruction after it is
+    /// one the kernel would single-step (Go 1.19-1.20 open frames with `sub rsp`, ~13 us
+    /// a hit) while it emulates a jump (~1 us). A hit whose flags say the jump is taken is
+    /// not a call yet: the stack grows and the function starts again. The kernel side
+    /// drops those hits, so a call is still reported once.
+    StackCheckJump,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,12 +62,16 @@ pub(crate) fn plan(code: &[u8], start: u64) -> Result<ProbePlan, String> {
         .ok_or("the function's first instruction does not decode")?;
 
     let (entry_ins, entry_kind) = match stack_check_end(&insns) {
-        Some(i) => (
-            insns
+        Some(i) => {
+            let after = insns
                 .get(i)
-                .ok_or("the function ends right after its stack check")?,
-            EntryKind::AfterStackCheck,
-        ),
+                .ok_or("the function ends right after its stack check")?;
+            if is_push_rbp(after) {
+                (after, EntryKind::AfterStackCheck)
+            } else {
+                (&insns[i - 1], EntryKind::StackCheckJump)
+            }
+        }
         None => (first, EntryKind::NoStackCheck),
     };
     let entry = entry_ins.ip();
@@ -90,6 +100,69 @@ pub(crate) fn plan(code: &[u8], start: u64) -> Result<ProbePlan, String> {
         }
     }
     Ok(plan)
+}
+
+/// `push rbp`: the kernel emulates it, so a probe there costs one trap.
+fn is_push_rbp(ins: &Instruction) -> bool {
+    ins.mnemonic() == Mnemonic::Push
+        && ins.op0_kind() == OpKind::Register
+        && ins.op0_register() == Register::RBP
+}
+
+/// Start addresses of the instructions of `code` decoded linearly from `start`, and the
+/// bytes of each: the only addresses a probe may use.
+pub(crate) fn instruction_starts(code: &[u8], start: u64) -> Vec<(u64, usize)> {
+    Decoder::with_ip(64, code, start, DecoderOptions::NONE)
+        .into_iter()
+        .map(|i| (i.ip(), i.len()))
+        .collect()
+}
+
+/// Why the kernel would refuse a uprobe on this instruction (arch/x86 uprobes accept only
+/// instructions they can single-step or emulate safely), or `None` if it should accept it.
+pub(crate) fn kernel_refusal(code: &[u8], ip: u64) -> Option<String> {
+    let ins = Decoder::with_ip(64, code, ip, DecoderOptions::NONE).decode();
+    let name = || format_insn(&ins);
+    if ins.is_invalid() {
+        return Some("not a valid instruction".into());
+    }
+    if ins.has_lock_prefix() {
+        return Some(format!("`{}` has a LOCK prefix", name()));
+    }
+    if matches!(
+        ins.segment_prefix(),
+        Register::ES | Register::CS | Register::SS | Register::DS
+    ) {
+        return Some(format!("`{}` has a segment prefix", name()));
+    }
+    if matches!(
+        ins.encoding(),
+        EncodingKind::EVEX | EncodingKind::XOP | EncodingKind::D3NOW | EncodingKind::MVEX
+    ) {
+        return Some(format!("`{}` is an AVX-512/EVEX instruction", name()));
+    }
+    let refused = matches!(
+        ins.mnemonic(),
+        Mnemonic::Int3
+            | Mnemonic::Int
+            | Mnemonic::Into
+            | Mnemonic::Int1
+            | Mnemonic::Hlt
+            | Mnemonic::In
+            | Mnemonic::Out
+            | Mnemonic::Insb
+            | Mnemonic::Insw
+            | Mnemonic::Insd
+            | Mnemonic::Outsb
+            | Mnemonic::Outsw
+            | Mnemonic::Outsd
+            | Mnemonic::Ud0
+            | Mnemonic::Ud1
+            | Mnemonic::Ud2
+    ) || (ins.mnemonic() == Mnemonic::Mov
+        && ins.op0_kind() == OpKind::Register
+        && ins.op0_register() == Register::SS);
+    refused.then(|| format!("the kernel does not probe `{}`", name()))
 }
 
 /// Index of the instruction after the stack check's JBE, if the prologue has one.

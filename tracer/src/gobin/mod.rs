@@ -187,7 +187,11 @@ impl GoBinary {
             }
             Err(pclntab::HeaderError::Bad(what)) => return Err(corrupt(what)),
         };
-        let text_start = text_start(&data, &elf, &header, tab, pclntab.start);
+        let text_start = text_start(&data, &elf, &header, tab, pclntab.start).ok_or_else(|| {
+            corrupt(
+                "the module data giving the text base (runtime.text) was not found, so no function address can be trusted".into(),
+            )
+        })?;
         let mut functions = header.functions(tab, text_start).map_err(corrupt)?;
         if !functions.is_sorted_by_key(|f| f.entry) {
             functions.sort_by_key(|f| f.entry);
@@ -325,7 +329,58 @@ impl GoBinary {
             .elf
             .read_vaddr(&self.data, f.entry, f.end - f.entry)
             .ok_or_else(|| corrupt("its code is not in the file".into()))?;
+        self.check_decoding(f, code).map_err(corrupt)?;
         disasm::plan(code, f.entry).map_err(|e| corrupt(e.to_owned()))
+    }
+
+    /// Proves that decoding `f` from its entry agrees with the compiler: every PC where
+    /// the function's stack-pointer delta changes (its pcsp table) must start an
+    /// instruction of our decoding. A wrong text base or entry fails this, so no probe is
+    /// planned on a misaligned instruction stream.
+    fn check_decoding(&self, f: &Function, code: &[u8]) -> Result<(), String> {
+        let tab = &self.data[self.pclntab.clone()];
+        let changes = self
+            .header
+            .sp_change_pcs(tab, f)
+            .ok_or("its stack-pointer table is unreadable")?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let starts = disasm::instruction_starts(code, f.entry);
+        match changes
+            .iter()
+            .find(|&&pc| starts.binary_search_by_key(&pc, |&(ip, _)| ip).is_err())
+        {
+            Some(pc) => Err(format!(
+                "decoding from its entry {:#x} does not reach {pc:#x}, where its stack-pointer table says an instruction starts; refusing to probe it",
+                f.entry
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The bytes of the instruction at `vaddr` of `f`, if `vaddr` starts an instruction of
+    /// `f` decoded from its entry (the only addresses a probe may take).
+    pub fn instruction_at(&self, f: &Function, vaddr: u64) -> Option<&[u8]> {
+        if !self.owns(f) || vaddr < f.entry || vaddr >= f.end {
+            return None;
+        }
+        let code = self.elf.read_vaddr(&self.data, f.entry, f.end - f.entry)?;
+        let starts = disasm::instruction_starts(code, f.entry);
+        let i = starts.binary_search_by_key(&vaddr, |&(ip, _)| ip).ok()?;
+        let at = to_usize(vaddr - f.entry)?;
+        code.get(at..at + starts[i].1)
+    }
+
+    /// Why the kernel would refuse a uprobe at `vaddr` (see [`Self::instruction_at`]).
+    pub fn kernel_refusal(&self, f: &Function, vaddr: u64) -> Option<String> {
+        match self.instruction_at(f, vaddr) {
+            Some(bytes) => disasm::kernel_refusal(bytes, vaddr),
+            None => Some(format!(
+                "{vaddr:#x} is not an instruction boundary of {}",
+                f.name
+            )),
+        }
     }
 
     fn owns(&self, f: &Function) -> bool {
@@ -381,35 +436,63 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 const MODULEDATA_MINPC: u64 = 160;
 const MODULEDATA_TEXT: u64 = 176;
 
-/// Address functab entry offsets are relative to. PIE binaries store 0 in the header; the
-/// real value is the addend of the dynamic relocation of `runtime.firstmoduledata.text`,
-/// found via the relocation that points `firstmoduledata.pcHeader` at the table.
+/// Address functab entry offsets are relative to: `runtime.text`, read from the module data.
+///
+/// Go 1.18-1.25 also store it in the pclntab header (zero in PIE binaries, where only a
+/// dynamic relocation carries it). Go 1.26 stopped storing it there. `runtime.text` is not
+/// the `.text` section start when the external linker put C code first (cgo, `-race`), so
+/// the section start is never assumed: the module data is found as the word pointing at the
+/// pclntab header whose `text` plus the first function's offset equals its `minpc`.
 fn text_start(
     data: &[u8],
     elf: &ElfInfo,
     header: &pclntab::Header,
     tab: &[u8],
     tab_offset: usize,
-) -> u64 {
-    let text_section = || elf.section(".text").map_or(0, |s| s.addr);
+) -> Option<u64> {
     if header.text_start != 0 {
-        return header.text_start;
+        return Some(header.text_start);
     }
-    let (Some(tab_vaddr), Some(first)) = (
-        elf.vaddr_of_offset(tab_offset as u64),
-        header.first_entry_off(tab),
-    ) else {
-        return text_section();
+    let tab_vaddr = elf.vaddr_of_offset(tab_offset as u64)?;
+    let first = u64::from(header.first_entry_off(tab)?);
+    let relocs: std::collections::HashMap<u64, u64> =
+        elf.relative_relocs(data).into_iter().collect();
+    // A linked word: its value in the file, or for PIE its relocation addend.
+    let word_at = |at: u64| -> Option<u64> {
+        elf.read_vaddr(data, at, 8)
+            .and_then(|b| bytes::u64_at(b, 0))
+            .filter(|&v| v != 0)
+            .or_else(|| relocs.get(&at).copied())
     };
-    let relocs = elf.relative_relocs(data);
-    let addend_at: std::collections::HashMap<u64, u64> = relocs.iter().copied().collect();
-    relocs
-        .iter()
-        .filter(|&&(_, addend)| addend == tab_vaddr)
-        .find_map(|&(moduledata, _)| {
-            let text = *addend_at.get(&moduledata.checked_add(MODULEDATA_TEXT)?)?;
-            let minpc = *addend_at.get(&moduledata.checked_add(MODULEDATA_MINPC)?)?;
-            (text.checked_add(u64::from(first))? == minpc).then_some(text)
-        })
-        .unwrap_or_else(text_section)
+    let mut candidates: Vec<u64> = Vec::new();
+    // Every loaded word, not named sections: section headers may be stripped too.
+    for load in &elf.loads {
+        let (Some(start), Some(len)) = (to_usize(load.offset), to_usize(load.filesz)) else {
+            continue;
+        };
+        let Some(bytes) = data.get(start..start.saturating_add(len)) else {
+            continue;
+        };
+        let skew = (8 - (load.vaddr % 8) as usize) % 8;
+        let found = bytes
+            .get(skew..)
+            .unwrap_or_default()
+            .chunks_exact(8)
+            .enumerate();
+        candidates.extend(found.filter_map(|(i, w)| {
+            (u64::from_le_bytes(w.try_into().ok()?) == tab_vaddr)
+                .then(|| load.vaddr + (skew + 8 * i) as u64)
+        }));
+    }
+    candidates.extend(
+        relocs
+            .iter()
+            .filter(|&(_, &addend)| addend == tab_vaddr)
+            .map(|(&at, _)| at),
+    );
+    candidates.into_iter().find_map(|md| {
+        let text = word_at(md.checked_add(MODULEDATA_TEXT)?)?;
+        let minpc = word_at(md.checked_add(MODULEDATA_MINPC)?)?;
+        (text.checked_add(first)? == minpc).then_some(text)
+    })
 }

@@ -20,6 +20,7 @@ const HEADER_LEN: usize = 8 + 7 * 8;
 // Offsets inside `_func` (runtime2.go), identical in the 1.18 and 1.20 layouts.
 const FUNC_ENTRY_OFF: usize = 0;
 const FUNC_NAME_OFF: usize = 4;
+const FUNC_PCSP: usize = 16;
 const FUNC_PCFILE: usize = 20;
 const FUNC_PCLN: usize = 24;
 const FUNC_NPCDATA: usize = 28;
@@ -197,6 +198,36 @@ impl Header {
     /// A function name by its offset in funcnametab (inline tree entries refer to names so).
     pub fn name_at<'t>(&self, tab: &'t [u8], nameoff: u32) -> Option<&'t str> {
         cstr_at(tab, self.funcname.checked_add(nameoff as usize)?)
+    }
+
+    /// The PCs inside `f` where its stack-pointer delta (the pcsp table) changes: the
+    /// compiler's own record of where its SP-moving instructions end, so each must be an
+    /// instruction boundary of the code as we decode it. Empty for frameless functions.
+    pub fn sp_change_pcs(&self, tab: &[u8], f: &Function) -> Option<Vec<u64>> {
+        let table = u32_at(tab, f.record + FUNC_PCSP)?;
+        if table == 0 {
+            return Some(Vec::new());
+        }
+        let mut p = self.pctab.checked_add(table as usize)?;
+        let mut pc = f.entry;
+        let mut out = Vec::new();
+        let mut first = true;
+        // Bounded: a table has at most one pair per byte of code.
+        for _ in 0..=(f.end - f.entry) {
+            let (uv, n) = uvarint_at(tab, p)?;
+            if uv == 0 && !first {
+                return Some(out);
+            }
+            p += n;
+            let (pc_delta, n) = uvarint_at(tab, p)?;
+            p += n;
+            if !first && pc < f.end {
+                out.push(pc);
+            }
+            first = false;
+            pc = pc.checked_add(pc_delta.checked_mul(self.quantum)?)?;
+        }
+        None
     }
 
     /// Evaluates a pc-value table (runtime.pcvalue): a sequence of (zig-zag value delta,

@@ -1,14 +1,15 @@
-use std::{num::NonZeroU32, path::Path};
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{
-        UProbe,
-        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
-    },
 };
-use tracer_common::{LOST_EVENTS_SLOT, ProbeKind, ProbeSpec, cookie, names, spec_key};
+use tracer_common::{LOST_EVENTS_SLOT, ProbeKind, ProbeSpec, names, spec_key};
+
+use super::multi::{MultiLink, MultiProgram};
 
 /// The eBPF object built by tracer/build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
@@ -20,7 +21,7 @@ pub enum ProbeError {
     )]
     NoObject,
     #[error(
-        "not allowed to load eBPF programs: {0} (hint: run as root, or grant CAP_BPF and CAP_PERFMON)"
+        "not allowed to load eBPF programs: {0} (hint: run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)"
     )]
     NotPermitted(String),
     #[error("could not load the eBPF programs: {0}")]
@@ -31,29 +32,54 @@ pub enum ProbeError {
         offset: u64,
         reason: String,
     },
+    #[error(
+        "process {0} is gone, so its probes could not be attached (hint: check that it is still running)"
+    )]
+    ProcessGone(u32),
 }
 
 pub struct LoadOptions {
     /// Offset of `goid` in `runtime.g` for the target's Go version.
     pub goid_offset: u64,
-    /// Host pid of the one process to trace (0 = any process mapping the file).
-    pub target_tgid: u32,
     /// Ring buffer size in bytes (power of two, page multiple).
     pub ring_bytes: u32,
 }
 
-/// The loaded programs and every uprobe attached so far. Dropping it detaches all.
+/// One offset to attach at, and the cookie its hits carry.
+#[derive(Clone, Copy, Debug)]
+pub struct Offset {
+    pub file_offset: u64,
+    pub cookie: u64,
+}
+
+/// An offset the kernel refused, and its error.
+#[derive(Clone, Debug)]
+pub struct Refused {
+    pub offset: Offset,
+    pub reason: String,
+}
+
+/// The loaded program and every link attached so far. Dropping it detaches all.
 pub struct AttachedProbes {
     ebpf: Ebpf,
-    attached: usize,
+    program: MultiProgram,
+    links: Vec<MultiLink>,
+    /// Time spent in the kernel attaching, over every batch.
+    pub attach_time: Duration,
+    /// Probes left out because the kernel refused them: (probe id, file offset, reason).
+    pub refused: Vec<(u32, u64, String)>,
 }
 
 fn describe(err: &dyn std::error::Error) -> String {
+    // Wrapping errors often repeat their source's text; say each thing once.
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
         source = s.source();
     }
     text
@@ -68,22 +94,21 @@ impl AttachedProbes {
         if EBPF_OBJECT.is_empty() {
             return Err(ProbeError::NoObject);
         }
-        raise_fd_limit();
-        let mut ebpf = EbpfLoader::new()
+        super::features::check().map_err(ProbeError::Load)?;
+        let ebpf = EbpfLoader::new()
             .override_global(names::GOID_OFFSET_GLOBAL, &options.goid_offset, true)
-            .override_global(names::TARGET_TGID_GLOBAL, &options.target_tgid, true)
             .map_max_entries(names::EVENTS_MAP, options.ring_bytes)
             .load(EBPF_OBJECT)
             .map_err(|e| classify(describe(&e)))?;
-        for name in [names::ENTRY_PROGRAM, names::RETURN_PROGRAM] {
-            let program: &mut UProbe = ebpf
-                .program_mut(name)
-                .ok_or_else(|| ProbeError::Load(format!("program {name} missing from the object")))?
-                .try_into()
-                .map_err(|e| ProbeError::Load(describe(&e)))?;
-            program.load().map_err(|e| classify(describe(&e)))?;
-        }
-        Ok(AttachedProbes { ebpf, attached: 0 })
+        let program =
+            MultiProgram::load(EBPF_OBJECT, &ebpf, names::PROBE_PROGRAM).map_err(classify)?;
+        Ok(AttachedProbes {
+            ebpf,
+            program,
+            links: Vec::new(),
+            attach_time: Duration::ZERO,
+            refused: Vec::new(),
+        })
     }
 
     /// Stores what probe `probe_id` of `kind` reads at each hit (attach it with `has_spec`).
@@ -104,52 +129,77 @@ impl AttachedProbes {
             .map_err(|e| ProbeError::Load(describe(&e)))
     }
 
-    /// Attaches the program for `kind` at `file_offset` in `binary`, limited to
-    /// process `pid` when given. The cookie carries `probe_id`, `kind` and whether
-    /// the probe has a spec.
-    pub fn attach(
+    /// Attaches `offsets` of `binary` in process `pid` (as this tracer's PID namespace
+    /// numbers it) with one link. If the kernel refuses the batch, the batch is split
+    /// until each refused offset is found; the others stay attached. Returns the refused.
+    pub fn attach_batch(
         &mut self,
         binary: &Path,
-        file_offset: u64,
-        kind: ProbeKind,
-        probe_id: u32,
-        has_spec: bool,
-        pid: Option<NonZeroU32>,
-    ) -> Result<(), ProbeError> {
-        let program_name = match kind {
-            ProbeKind::FuncEntry | ProbeKind::GoroutineExit | ProbeKind::Point => {
-                names::ENTRY_PROGRAM
-            }
-            ProbeKind::FuncReturn => names::RETURN_PROGRAM,
-        };
-        let program: &mut UProbe = self
-            .ebpf
-            .program_mut(program_name)
-            .and_then(|p| p.try_into().ok())
-            .ok_or_else(|| ProbeError::Load(format!("program {program_name} missing")))?;
-        let scope = pid.map_or(UProbeScope::AllProcesses, UProbeScope::OneProcess);
-        let point = UProbeAttachPoint {
-            location: UProbeAttachLocation::AbsoluteOffset(file_offset),
-            cookie: Some(cookie(probe_id, kind, has_spec)),
-        };
-        program.attach(point, binary, scope).map_err(|e| {
-            let reason = describe(&e);
-            if is_permission_error(&reason) {
-                ProbeError::NotPermitted(reason)
-            } else {
-                ProbeError::Attach {
-                    path: binary.display().to_string(),
-                    offset: file_offset,
-                    reason,
-                }
-            }
-        })?;
-        self.attached += 1;
-        Ok(())
+        offsets: &[Offset],
+        pid: u32,
+    ) -> Result<Vec<Refused>, ProbeError> {
+        let started = Instant::now();
+        let mut refused = Vec::new();
+        let result = self.attach_split(binary, offsets, pid, &mut refused);
+        self.attach_time += started.elapsed();
+        result.map(|()| refused)
     }
 
+    fn attach_split(
+        &mut self,
+        binary: &Path,
+        offsets: &[Offset],
+        pid: u32,
+        refused: &mut Vec<Refused>,
+    ) -> Result<(), ProbeError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let files: Vec<u64> = offsets.iter().map(|o| o.file_offset).collect();
+        let cookies: Vec<u64> = offsets.iter().map(|o| o.cookie).collect();
+        match self.program.attach(binary, &files, &cookies, pid) {
+            Ok(link) => {
+                self.links.push(link);
+                Ok(())
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                match e.raw_os_error() {
+                    Some(libc::EPERM) | Some(libc::EACCES) => Err(ProbeError::NotPermitted(reason)),
+                    Some(libc::ESRCH) => Err(ProbeError::ProcessGone(pid)),
+                    Some(libc::ENOENT) if !binary.exists() => Err(ProbeError::Attach {
+                        path: binary.display().to_string(),
+                        offset: files[0],
+                        reason,
+                    }),
+                    _ if offsets.len() == 1 => {
+                        refused.push(Refused {
+                            offset: offsets[0],
+                            reason: explain_refusal(&e),
+                        });
+                        Ok(())
+                    }
+                    _ => {
+                        let (a, b) = offsets.split_at(offsets.len() / 2);
+                        self.attach_split(binary, a, pid, refused)?;
+                        self.attach_split(binary, b, pid, refused)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Offsets attached so far.
     pub fn attached(&self) -> usize {
-        self.attached
+        self.links.iter().map(|l| l.offsets).sum()
+    }
+
+    /// Detaches everything (one close per link); returns how many offsets and how long.
+    pub fn detach_all(&mut self) -> (usize, Duration) {
+        let count = self.attached();
+        let started = Instant::now();
+        self.links.clear();
+        (count, started.elapsed())
     }
 
     /// Takes the ring buffer for reading; call once.
@@ -176,26 +226,21 @@ impl AttachedProbes {
     }
 }
 
+/// What a refused offset's error means for a user.
+fn explain_refusal(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        // ENOTSUPP (524): arch/x86 uprobes cannot single-step or emulate the instruction.
+        Some(524) => "the kernel cannot probe the instruction there (error 524)".into(),
+        Some(libc::EINVAL) => "the kernel says the offset is invalid (EINVAL)".into(),
+        Some(libc::ENOEXEC) => "the kernel cannot decode the instruction there".into(),
+        _ => e.to_string(),
+    }
+}
+
 fn classify(text: String) -> ProbeError {
     if is_permission_error(&text) {
         ProbeError::NotPermitted(text)
     } else {
         ProbeError::Load(text)
-    }
-}
-
-/// Each uprobe holds a perf event fd; a broad match can need thousands.
-fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid pointer to an rlimit struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
     }
 }

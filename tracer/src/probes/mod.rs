@@ -1,6 +1,8 @@
 //! Turning "probe these instructions" into attached uprobes: loading the eBPF
 //! object, attaching the generic programs with cookies, and reading the ring buffer.
+pub mod features;
 mod loader;
+mod multi;
 pub mod plan;
 mod reader;
 pub mod sync;

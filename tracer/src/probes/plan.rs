@@ -1,22 +1,45 @@
 //! From "probe this function / this line" to attach points (file offsets, kinds,
 //! probe ids) and the specs of what each reads.
-use std::{num::NonZeroU32, path::Path};
+use std::{os::unix::fs::FileExt, path::Path, time::Duration};
 
 use anyhow::Context;
-use tracer_common::{ProbeKind, ProbeSpec};
+use tracer_common::{ProbeKind, ProbeSpec, cookie, cookie_at_stack_check};
 
-use super::{AttachedProbes, ProbeError};
-use crate::gobin::{Function, GoBinary};
+use super::{AttachedProbes, ProbeError, loader::Offset};
+use crate::gobin::{EntryKind, Function, GoBinary, ProbePlan};
 
 /// The function whose entry means "this goroutine is exiting".
 pub const GOEXIT_FUNC: &str = "runtime.goexit1";
 pub const GOEXIT_PROBE_ID: u32 = 0x00ff_ffff;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttachPoint {
     pub file_offset: u64,
     pub kind: ProbeKind,
     pub probe_id: u32,
+    /// On a stack-check jump: hits that will take the jump are dropped in the kernel.
+    pub at_stack_check: bool,
+    /// The instruction's bytes as analysed; checked against the file before attaching.
+    pub expect: Vec<u8>,
+}
+
+/// An instruction the kernel would refuse, or an address that is not an instruction of
+/// the function the analysis means: never probed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot probe {function} at {vaddr:#x}: {reason}")]
+pub struct Unprobeable {
+    pub function: String,
+    pub vaddr: u64,
+    pub reason: String,
+}
+
+/// What attaching did: how many offsets, which the kernel refused (when allowed), how long.
+#[derive(Debug, Default)]
+pub struct AttachReport {
+    pub attached: usize,
+    /// (probe id, file offset, reason) of every probe left out.
+    pub refused: Vec<(u32, u64, String)>,
+    pub elapsed: Duration,
 }
 
 /// Every uprobe to attach and every spec to load before attaching.
@@ -26,26 +49,54 @@ pub struct PlanSet {
     pub specs: Vec<(u32, ProbeKind, ProbeSpec)>,
 }
 
-impl PlanSet {
-    fn point(
-        &mut self,
-        binary: &GoBinary,
-        vaddr: u64,
-        kind: ProbeKind,
-        probe_id: u32,
-    ) -> anyhow::Result<()> {
-        let file_offset = binary.file_offset(vaddr).with_context(|| {
-            format!("address {vaddr:#x} is not in a loaded segment of the binary")
-        })?;
-        self.points.push(AttachPoint {
-            file_offset,
-            kind,
-            probe_id,
-        });
-        Ok(())
+fn make_point(
+    binary: &GoBinary,
+    vaddr: u64,
+    kind: ProbeKind,
+    probe_id: u32,
+    at_stack_check: bool,
+) -> anyhow::Result<AttachPoint> {
+    let f = binary
+        .function_at(vaddr)
+        .with_context(|| format!("address {vaddr:#x} is in no function of the binary"))?;
+    let unprobeable = |reason: String| Unprobeable {
+        function: f.name.clone(),
+        vaddr,
+        reason,
+    };
+    if let Some(reason) = binary.kernel_refusal(f, vaddr) {
+        return Err(unprobeable(reason).into());
     }
+    let expect = binary
+        .instruction_at(f, vaddr)
+        .ok_or_else(|| unprobeable("not an instruction boundary".into()))?
+        .to_vec();
+    let file_offset = binary
+        .file_offset(vaddr)
+        .with_context(|| format!("address {vaddr:#x} is not in a loaded segment of the binary"))?;
+    Ok(AttachPoint {
+        file_offset,
+        kind,
+        probe_id,
+        at_stack_check,
+        expect,
+    })
+}
 
-    /// Entry after the stack check, plus every RET unless `entry_only`.
+fn entry_point(
+    binary: &GoBinary,
+    plan: &ProbePlan,
+    kind: ProbeKind,
+    probe_id: u32,
+) -> anyhow::Result<AttachPoint> {
+    let at_jump = plan.entry_kind == EntryKind::StackCheckJump;
+    make_point(binary, plan.entry, kind, probe_id, at_jump)
+}
+
+impl PlanSet {
+    /// Entry (after the stack check, or on its jump), plus every RET unless `entry_only`.
+    /// All or nothing: if any address cannot be probed, nothing is added and the error
+    /// is an [`Unprobeable`] the caller may skip.
     pub fn add_call(
         &mut self,
         binary: &GoBinary,
@@ -54,12 +105,19 @@ impl PlanSet {
         entry_only: bool,
     ) -> anyhow::Result<()> {
         let plan = binary.probe_plan(f)?;
-        self.point(binary, plan.entry, ProbeKind::FuncEntry, probe_id)?;
+        let mut points = vec![entry_point(binary, &plan, ProbeKind::FuncEntry, probe_id)?];
         if !entry_only {
             for ret in &plan.rets {
-                self.point(binary, *ret, ProbeKind::FuncReturn, probe_id)?;
+                points.push(make_point(
+                    binary,
+                    *ret,
+                    ProbeKind::FuncReturn,
+                    probe_id,
+                    false,
+                )?);
             }
         }
+        self.points.extend(points);
         Ok(())
     }
 
@@ -70,7 +128,9 @@ impl PlanSet {
         vaddr: u64,
         probe_id: u32,
     ) -> anyhow::Result<()> {
-        self.point(binary, vaddr, ProbeKind::Point, probe_id)
+        let point = make_point(binary, vaddr, ProbeKind::Point, probe_id, false)?;
+        self.points.push(point);
+        Ok(())
     }
 
     /// A point event at the function's entry (after the stack check).
@@ -81,7 +141,9 @@ impl PlanSet {
         probe_id: u32,
     ) -> anyhow::Result<()> {
         let plan = binary.probe_plan(f)?;
-        self.point(binary, plan.entry, ProbeKind::Point, probe_id)
+        let point = entry_point(binary, &plan, ProbeKind::Point, probe_id)?;
+        self.points.push(point);
+        Ok(())
     }
 
     /// Point events at the start of every code range of `file:line` inside `f`.
@@ -96,7 +158,7 @@ impl PlanSet {
     ) -> anyhow::Result<usize> {
         let starts = line_starts(binary, f, file_suffix, line);
         for pc in &starts {
-            self.point(binary, *pc, ProbeKind::Point, probe_id)?;
+            self.add_point(binary, *pc, probe_id)?;
         }
         Ok(starts.len())
     }
@@ -109,12 +171,9 @@ impl PlanSet {
             .find(|f| f.name == GOEXIT_FUNC)
             .with_context(|| format!("{GOEXIT_FUNC} not found in {}", binary.path().display()))?;
         let plan = binary.probe_plan(goexit)?;
-        self.point(
-            binary,
-            plan.entry,
-            ProbeKind::GoroutineExit,
-            GOEXIT_PROBE_ID,
-        )
+        let point = entry_point(binary, &plan, ProbeKind::GoroutineExit, GOEXIT_PROBE_ID)?;
+        self.points.push(point);
+        Ok(())
     }
 
     pub fn spec(&mut self, probe_id: u32, kind: ProbeKind, spec: Option<ProbeSpec>) {
@@ -123,22 +182,98 @@ impl PlanSet {
         }
     }
 
-    /// Loads the specs, then attaches every point.
+    /// Loads the specs, checks every instruction against the file about to be probed,
+    /// then attaches: RET probes first, then entries and points, so that a call whose
+    /// entry is seen always has its returns probed. With `skip_refused`, probes the
+    /// kernel refuses are left out (with every other probe of the same probe id) and
+    /// listed in the report; without it, the first refusal is the error.
     pub fn attach(
         &self,
         probes: &mut AttachedProbes,
         binary: &Path,
-        pid: Option<NonZeroU32>,
-    ) -> Result<(), ProbeError> {
+        pid: u32,
+        skip_refused: bool,
+    ) -> Result<AttachReport, ProbeError> {
         for (id, kind, spec) in &self.specs {
             probes.set_spec(*id, *kind, spec)?;
         }
-        for p in &self.points {
-            let has_spec = self
-                .specs
+        self.check_bytes(binary)?;
+        let mut report = AttachReport::default();
+        let mut left_out: std::collections::HashSet<u32> = Default::default();
+        // At most two passes: the second runs only without the probes the first found
+        // refused (a refused RET must take its function's entry with it).
+        for _pass in 0..2 {
+            let (returns, others): (Vec<&AttachPoint>, Vec<&AttachPoint>) = self
+                .points
                 .iter()
-                .any(|(id, kind, _)| *id == p.probe_id && *kind == p.kind);
-            probes.attach(binary, p.file_offset, p.kind, p.probe_id, has_spec, pid)?;
+                .filter(|p| !left_out.contains(&p.probe_id))
+                .partition(|p| p.kind == ProbeKind::FuncReturn);
+            let mut refused = Vec::new();
+            for batch in [returns, others] {
+                let offsets: Vec<Offset> = batch.iter().map(|p| self.offset(p)).collect();
+                for r in probes.attach_batch(binary, &offsets, pid)? {
+                    let point = batch
+                        .iter()
+                        .find(|p| p.file_offset == r.offset.file_offset)
+                        .expect("a refused offset is one we asked for");
+                    if !skip_refused {
+                        return Err(ProbeError::Attach {
+                            path: binary.display().to_string(),
+                            offset: r.offset.file_offset,
+                            reason: r.reason,
+                        });
+                    }
+                    refused.push((point.probe_id, point.file_offset, r.reason));
+                }
+            }
+            if refused.is_empty() {
+                break;
+            }
+            probes.detach_all();
+            left_out.extend(refused.iter().map(|r| r.0));
+            report.refused.extend(refused);
+        }
+        report.attached = probes.attached();
+        report.elapsed = probes.attach_time;
+        Ok(report)
+    }
+
+    fn offset(&self, p: &AttachPoint) -> Offset {
+        let has_spec = self
+            .specs
+            .iter()
+            .any(|(id, kind, _)| *id == p.probe_id && *kind == p.kind);
+        let cookie = if p.at_stack_check {
+            cookie_at_stack_check(p.probe_id, p.kind, has_spec)
+        } else {
+            cookie(p.probe_id, p.kind, has_spec)
+        };
+        Offset {
+            file_offset: p.file_offset,
+            cookie,
+        }
+    }
+
+    /// The file about to be probed must hold, at every offset, the instruction the
+    /// analysis decoded: a binary replaced on disk since, or a wrong offset, is refused
+    /// before any breakpoint is written.
+    fn check_bytes(&self, binary: &Path) -> Result<(), ProbeError> {
+        let file = std::fs::File::open(binary).map_err(|e| ProbeError::Attach {
+            path: binary.display().to_string(),
+            offset: 0,
+            reason: e.to_string(),
+        })?;
+        let mut buf = [0u8; 16];
+        for p in &self.points {
+            let got = &mut buf[..p.expect.len().min(16)];
+            let same = file.read_exact_at(got, p.file_offset).is_ok() && got == &p.expect[..];
+            if !same {
+                return Err(ProbeError::Attach {
+                    path: binary.display().to_string(),
+                    offset: p.file_offset,
+                    reason: "the file does not hold the instruction the analysis decoded there (was the binary replaced since it was read?)".into(),
+                });
+            }
         }
         Ok(())
     }
