@@ -89,6 +89,7 @@ pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
         args.duration,
     ))?;
     let lost_events = probes.lost_events()?;
+    super::tracing::warn_if_silent(&reader, &probes);
     super::tracing::detach(probes);
     pipeline.finish();
     let metrics = Metrics {

@@ -149,7 +149,7 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
     let mut pipeline = Pipeline {
         tracker: CallTracker::new(args.entry_only),
         summary: CallSummary::new(traced.len()),
-        writer: CallWriter::new(sink, args.json, traced),
+        writer: CallWriter::new(sink, args.json, traced).with_pid(pid),
     };
     let stop = runtime.block_on(trace_until_stop(
         &mut reader,
@@ -159,6 +159,7 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
         args.duration,
     ))?;
     let lost = probes.lost_events()?;
+    super::tracing::warn_if_silent(&reader, &probes);
     super::tracing::detach(probes);
     pipeline.finish(lost, reader.malformed)?;
 

@@ -100,6 +100,7 @@ pub fn run(args: LocksArgs) -> anyhow::Result<i32> {
         args.duration,
     ))?;
     let lost_events = probes.lost_events()?;
+    super::tracing::warn_if_silent(&reader, &probes);
     super::tracing::detach(probes);
     let summary = pipeline.model.summary(args.top);
     if args.json {

@@ -76,6 +76,16 @@ pub fn start_with(
     })
 }
 
+/// Says so when probes were attached but not one fired: a silent zero is never a result.
+pub fn warn_if_silent(reader: &EventReader, probes: &AttachedProbes) {
+    if reader.received == 0 && probes.attached() > 0 {
+        eprintln!(
+            "tracer: warning: {} probes were attached but none fired (the traced code did not run while attached)",
+            probes.attached()
+        );
+    }
+}
+
 /// Detaches every probe and says how long it took.
 pub fn detach(mut probes: AttachedProbes) {
     let (count, took) = probes.detach_all();

@@ -22,6 +22,9 @@ pub struct CallWriter {
     line: Vec<u8>,
     /// The first write error, reported at the next flush (a closed pipe is not one).
     error: Option<io::Error>,
+    /// The traced process's pid as this tracer's PID namespace numbers it (events carry
+    /// the host's number, which differs inside a container).
+    pid: Option<u32>,
 }
 
 impl CallWriter {
@@ -34,7 +37,14 @@ impl CallWriter {
             json_names,
             line: Vec::with_capacity(512),
             error: None,
+            pid: None,
         }
+    }
+
+    /// Records name the process by `pid` (the tracer's view) besides the host pid.
+    pub fn with_pid(mut self, pid: u32) -> CallWriter {
+        self.pid = Some(pid);
+        self
     }
 
     pub fn names(&self) -> &[String] {
@@ -46,7 +56,7 @@ impl CallWriter {
         let id = rec.probe_id as usize;
         if self.json {
             let name = self.json_names.get(id).map_or("\"?\"", String::as_str);
-            json_line(&mut self.line, rec, name);
+            json_line(&mut self.line, rec, name, self.pid);
         } else {
             let name = self.names.get(id).map_or("?", String::as_str);
             human_line(&mut self.line, rec, name);
@@ -96,11 +106,12 @@ impl CallWriter {
     }
 }
 
-fn json_line(buf: &mut Vec<u8>, rec: &CallRecord, quoted_name: &str) {
+fn json_line(buf: &mut Vec<u8>, rec: &CallRecord, quoted_name: &str, pid: Option<u32>) {
     JsonObject::begin(buf)
         .raw("kind", "\"func_call\"")
         .raw("func", quoted_name)
-        .u64("pid", rec.tgid.into())
+        .u64("pid", pid.unwrap_or(rec.tgid).into())
+        .u64("host_pid", rec.tgid.into())
         .opt_u64("goid", rec.goid)
         .u64("tid", rec.tid.into())
         .opt_u64("start_ns", rec.start_ns)
@@ -275,9 +286,12 @@ mod tests {
             &mut buf,
             &record(CallStatus::Returned),
             &quoted("main.add9"),
+            Some(42),
         );
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(v["kind"], "func_call");
+        assert_eq!(v["pid"], 42);
+        assert_eq!(v["host_pid"], 1);
         assert_eq!(v["func"], "main.add9");
         assert_eq!(v["goid"], 7);
         assert_eq!(v["args"].as_array().unwrap().len(), 9);
@@ -286,7 +300,12 @@ mod tests {
         assert_eq!(v["status"], "returned");
 
         buf.clear();
-        json_line(&mut buf, &record(CallStatus::Unwound), &quoted("main.f"));
+        json_line(
+            &mut buf,
+            &record(CallStatus::Unwound),
+            &quoted("main.f"),
+            None,
+        );
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         assert!(v["ret"].is_null() && v["duration_ns"].is_null());
         assert_eq!(v["status"], "unwound");

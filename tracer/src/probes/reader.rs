@@ -50,6 +50,8 @@ pub struct EventReader {
     ring: AsyncFd<RingBuf<MapData>>,
     /// Records shorter than an event: should never happen, counted rather than hidden.
     pub malformed: u64,
+    /// Events read so far: zero after a whole run means no probe ever fired.
+    pub received: u64,
 }
 
 impl EventReader {
@@ -58,7 +60,11 @@ impl EventReader {
         // SAFETY: the RingBuf owns its map fd and keeps it open, unchanged, for as long
         // as it lives, and the AsyncFd owns the RingBuf.
         let ring = unsafe { AsyncFd::register(ring) }.map_err(std::io::Error::from)?;
-        Ok(EventReader { ring, malformed: 0 })
+        Ok(EventReader {
+            ring,
+            malformed: 0,
+            received: 0,
+        })
     }
 
     /// Waits until events are available, then appends every queued one to `batch`.
@@ -68,12 +74,15 @@ impl EventReader {
             batch.push(ev)
         });
         guard.clear_ready();
+        self.received += n as u64;
         Ok(n)
     }
 
     /// Hands every event queued right now to `sink`, without waiting.
     pub fn drain_now(&mut self, sink: &mut impl FnMut(Event)) -> usize {
-        drain(self.ring.get_mut(), &mut self.malformed, sink)
+        let n = drain(self.ring.get_mut(), &mut self.malformed, sink);
+        self.received += n as u64;
+        n
     }
 }
 
