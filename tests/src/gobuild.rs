@@ -11,10 +11,18 @@
 //! (no `-trimpath`, like the real engine). A build is skipped when the output is newer
 //! than every file under the program directory; builds go to a temporary name and are
 //! renamed into place, so concurrent test threads and processes are safe.
+//!
+//! [`build_with`] takes [`BuildOptions`]: cgo (`CGO_ENABLED=1`, needs gcc), PIE
+//! (`-buildmode=pie`), `-race` (implies cgo), external linking (`-ldflags=-linkmode=external`,
+//! implies cgo), build tags, stripped or not. Each option that differs from the default build
+//! adds a suffix to the output name (`-cgo`, `-pie`, `-race`, `-extlink`, then the tags), so
+//! the default build keeps its old name and every configuration has its own file.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
@@ -237,19 +245,120 @@ pub fn build_tagged(
     stripped: bool,
     tags: &str,
 ) -> Result<PathBuf> {
+    build_with(
+        program,
+        tc,
+        &BuildOptions {
+            stripped,
+            tags: tags.to_string(),
+            ..BuildOptions::default()
+        },
+    )
+}
+
+/// How to build a Go program. The default is what [`build`] does: `CGO_ENABLED=0`, a
+/// plain executable, internal linking, not stripped, no tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct BuildOptions {
+    /// `CGO_ENABLED=1` (gcc). Whether the program then calls C is up to its build tags.
+    pub cgo: bool,
+    /// `-buildmode=pie`.
+    pub pie: bool,
+    /// `-race` (implies cgo).
+    pub race: bool,
+    /// `-ldflags=-linkmode=external` (implies cgo: the host linker links runtime/cgo).
+    pub external_link: bool,
+    /// `-ldflags=-s -w`: no symbol table, no DWARF.
+    pub stripped: bool,
+    /// Go build tags, comma-separated ("" for none).
+    pub tags: String,
+}
+
+impl BuildOptions {
+    /// Whether the build runs with `CGO_ENABLED=1`.
+    pub fn cgo_enabled(&self) -> bool {
+        self.cgo || self.race || self.external_link
+    }
+
+    /// The same options, stripped or not.
+    pub fn with_stripped(&self, stripped: bool) -> BuildOptions {
+        BuildOptions {
+            stripped,
+            ..self.clone()
+        }
+    }
+
+    /// The output name's suffix after `-<stripped|debug>`: "" for the default build.
+    pub fn suffix(&self) -> String {
+        let mut s = String::new();
+        if self.cgo_enabled() {
+            s.push_str("-cgo");
+        }
+        if self.pie {
+            s.push_str("-pie");
+        }
+        if self.race {
+            s.push_str("-race");
+        }
+        if self.external_link {
+            s.push_str("-extlink");
+        }
+        if !self.tags.is_empty() {
+            s.push('-');
+            s.push_str(&self.tags.replace(',', "-"));
+        }
+        s
+    }
+
+    /// `-ldflags=...` for these options, if any.
+    fn ldflags(&self) -> Option<String> {
+        let mut flags = Vec::new();
+        if self.stripped {
+            flags.push("-s -w");
+        }
+        if self.external_link {
+            flags.push("-linkmode=external");
+        }
+        (!flags.is_empty()).then(|| format!("-ldflags={}", flags.join(" ")))
+    }
+}
+
+/// Where `build_with(program, tc, opts)` puts its output.
+pub fn output_path_with(program: &str, tc: &GoToolchain, opts: &BuildOptions) -> PathBuf {
+    let mut out = output_path(program, tc, opts.stripped);
+    let suffix = opts.suffix();
+    if !suffix.is_empty() {
+        out.set_file_name(format!(
+            "{}{suffix}",
+            out.file_name().unwrap().to_string_lossy()
+        ));
+    }
+    out
+}
+
+/// One lock per output file: test threads that need the same build wait for the one
+/// that builds it instead of building it again. (Other processes are safe through the
+/// temporary name and rename, at worst building twice.)
+fn output_lock(out: &Path) -> Arc<Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    locks.entry(out.to_path_buf()).or_default().clone()
+}
+
+/// Builds `tests/go/<program>` with `tc` and `opts` and returns the binary's path. Skips
+/// the build when the output exists and is newer than every file of the program.
+pub fn build_with(program: &str, tc: &GoToolchain, opts: &BuildOptions) -> Result<PathBuf> {
     let src = program_dir(program);
     if !src.join("go.mod").is_file() {
         bail!("no Go program at {} (missing go.mod)", src.display());
     }
-    let mut out = output_path(program, tc, stripped);
-    if !tags.is_empty() {
-        out.set_file_name(format!(
-            "{}-{}",
-            out.file_name().unwrap().to_string_lossy(),
-            tags.replace(',', "-")
-        ));
-    }
+    let out = output_path_with(program, tc, opts);
     let package = main_package(&src)?;
+    let lock = output_lock(&out);
+    let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
     let src_mtime = newest_mtime(&src)?;
     if let Ok(m) = std::fs::metadata(&out).and_then(|m| m.modified())
         && m >= src_mtime
@@ -275,11 +384,17 @@ pub fn build_tagged(
 
     let mut cmd = Command::new(&tc.go);
     cmd.current_dir(&src).arg("build").arg("-buildvcs=false");
-    if stripped {
-        cmd.arg("-ldflags=-s -w");
+    if let Some(ldflags) = opts.ldflags() {
+        cmd.arg(ldflags);
     }
-    if !tags.is_empty() {
-        cmd.arg(format!("-tags={tags}"));
+    if opts.pie {
+        cmd.arg("-buildmode=pie");
+    }
+    if opts.race {
+        cmd.arg("-race");
+    }
+    if !opts.tags.is_empty() {
+        cmd.arg(format!("-tags={}", opts.tags));
     }
     cmd.arg("-o").arg(&tmp).arg(&package);
     for var in [
@@ -292,10 +407,13 @@ pub fn build_tagged(
         "GOEXPERIMENT",
         "GOWORK",
         "GO111MODULE",
+        "CGO_CFLAGS",
+        "CGO_LDFLAGS",
     ] {
         cmd.env_remove(var);
     }
-    cmd.env("CGO_ENABLED", "0")
+    let cgo = if opts.cgo_enabled() { "1" } else { "0" };
+    cmd.env("CGO_ENABLED", cgo)
         .env("GOTOOLCHAIN", "local")
         .env("GOPROXY", "off")
         .env("GOWORK", "off")
@@ -308,7 +426,7 @@ pub fn build_tagged(
     if !output.status.success() {
         let _ = std::fs::remove_file(&tmp);
         bail!(
-            "go build of {program} with go{} ({}) failed: {}\n{}{}",
+            "go build of {program} with go{} ({}) and {opts:?} failed: {}\n{}{}",
             tc.version,
             tc.go.display(),
             output.status,
@@ -353,6 +471,60 @@ pub fn run_oracle(binary: &Path, functions: bool) -> Result<serde_json::Value> {
         );
     }
     serde_json::from_slice(&out.stdout).context("parsing oracle output")
+}
+
+/// A function name as the ELF symbol table spells it: the linker writes Go's middle dot
+/// (`type:.eq.T·7`) as a plain dot there.
+pub fn symtab_name(name: &str) -> String {
+    name.replace('·', ".")
+}
+
+/// The text symbols of an unstripped binary's ELF symbol table, as `go tool nm` of `tc`
+/// prints them: name to addresses (sorted). Go names ABI0 functions `<name>.abi0` there
+/// (the pclntab does not); the suffix is removed, so one name can have two addresses, as
+/// in the pclntab. Names are keyed by [`symtab_name`].
+pub fn text_symbols(tc: &GoToolchain, binary: &Path) -> Result<HashMap<String, Vec<u64>>> {
+    let out = Command::new(&tc.go)
+        .args(["tool", "nm"])
+        .arg(binary)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOENV", "off")
+        .output()
+        .with_context(|| format!("running {} tool nm", tc.go.display()))?;
+    if !out.status.success() {
+        bail!(
+            "go tool nm {} failed: {}\n{}",
+            binary.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut syms: HashMap<String, Vec<u64>> = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // "  49b720 T main.mxNative"; names may hold spaces ("go.shape.interface {}"),
+        // undefined symbols have no address.
+        let Some((addr, rest)) = line.trim_start().split_once(' ') else {
+            continue;
+        };
+        let Some((kind, name)) = rest.split_once(' ') else {
+            continue;
+        };
+        if !matches!(kind, "T" | "t") {
+            continue;
+        }
+        let Ok(addr) = u64::from_str_radix(addr, 16) else {
+            continue;
+        };
+        let name = name.strip_suffix(".abi0").unwrap_or(name);
+        syms.entry(symtab_name(name)).or_default().push(addr);
+    }
+    if syms.is_empty() {
+        bail!("go tool nm found no text symbol in {}", binary.display());
+    }
+    for addrs in syms.values_mut() {
+        addrs.sort_unstable();
+    }
+    Ok(syms)
 }
 
 #[cfg(test)]

@@ -122,3 +122,136 @@ pub fn go_int_register(v: &Value) -> u64 {
     v.as_i64()
         .unwrap_or_else(|| panic!("expected an int, got {v}")) as u64
 }
+
+/// Runs a command to completion with a time limit; on timeout the command is killed
+/// (SIGKILL) and the test fails. Its stderr is echoed for test logs.
+pub fn run_with_timeout(cmd: &mut Command, limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    let mut out_pipe = child.stdout.take().expect("piped stdout");
+    let mut err_pipe = child.stderr.take().expect("piped stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out_pipe.read_to_end(&mut b);
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err_pipe.read_to_end(&mut b);
+        b
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the command") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {limit:?}; killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let out = Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    };
+    eprintln!(
+        "--- stderr of {:?}\n{}",
+        cmd.get_program(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Checks `tracer funcs --json` records of a run of `tests/go/matrix` against the truth
+/// the program wrote (`-truth`): the same goroutine ids, per goroutine the same calls in
+/// entry order (function, first argument, result, each returned), the per-function
+/// counts of the program's "end" line, and a summary with that many calls and no lost
+/// event. `at` names the case in failure messages.
+pub fn assert_matrix_truth(at: &str, records: &[Value], truth: &[Value]) {
+    use std::collections::BTreeMap;
+    let ends = of_kind(truth, "end");
+    assert_eq!(ends.len(), 1, "{at}: the program's truth has no end line");
+    let end = ends[0];
+    let truth_calls = of_kind(truth, "call");
+    let total = end["total"].as_u64().expect("end.total") as usize;
+    assert_eq!(truth_calls.len(), total, "{at}: truth lines vs its total");
+    assert!(total > 0, "{at}: the program made no call");
+
+    let mut want: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
+    for c in &truth_calls {
+        want.entry(c["goid"].as_u64().expect("truth goid"))
+            .or_default()
+            .push(c);
+    }
+    for calls in want.values_mut() {
+        calls.sort_by_key(|c| c["seq"].as_u64());
+    }
+    let traced = of_kind(records, "func_call");
+    let mut got: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
+    for r in &traced {
+        let goid = r["goid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{at}: record without goroutine id: {r}"));
+        got.entry(goid).or_default().push(r);
+    }
+    for calls in got.values_mut() {
+        calls.sort_by_key(|r| r["start_ns"].as_u64());
+    }
+    let mut per_func: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &traced {
+        *per_func
+            .entry(r["func"].as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
+    }
+    let want_per_func: BTreeMap<String, u64> = end["calls"]
+        .as_object()
+        .expect("end.calls")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .filter(|(_, v)| *v > 0)
+        .collect();
+    assert_eq!(
+        per_func, want_per_func,
+        "{at}: calls per function, traced vs the program's own count"
+    );
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{at}: goroutine ids, traced vs the program's own"
+    );
+    for (goid, want_calls) in &want {
+        let got_calls = &got[goid];
+        assert_eq!(
+            got_calls.len(),
+            want_calls.len(),
+            "{at}: number of calls on goroutine {goid}"
+        );
+        for (i, (w, g)) in want_calls.iter().zip(got_calls).enumerate() {
+            let here = format!("{at}: goroutine {goid} call #{i}: truth {w} traced {g}");
+            assert_eq!(g["func"], w["func"], "{here}");
+            assert_eq!(g["status"], "returned", "{here}");
+            assert_eq!(
+                g["args"][0].as_u64(),
+                Some(go_int_register(&w["args"][0])),
+                "{here}: first argument"
+            );
+            assert_eq!(
+                g["ret"][0].as_u64(),
+                Some(go_int_register(&w["ret"])),
+                "{here}: result"
+            );
+        }
+    }
+    let summaries = of_kind(records, "summary");
+    assert_eq!(summaries.len(), 1, "{at}: exactly one summary record");
+    assert_eq!(summaries[0]["lost_events"], 0, "{at}: lost events");
+    assert_eq!(summaries[0]["calls"], total, "{at}: summary calls");
+}
