@@ -256,8 +256,12 @@ fn attaching_to_a_running_engine_reports_calls_from_then_on() {
     let started = Instant::now();
     let stderr = tracer_proc.stderr.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    let first = lines.next().unwrap().unwrap();
-    assert!(first.contains("code line L2"), "{first}");
+    let named = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("code line"))
+        .expect("the tracer names the code line once attached");
+    assert!(named.contains("code line L2"), "{named}");
     std::fs::write(&gate, "").unwrap();
     let status = tracer_proc.wait().unwrap();
     assert!(status.success(), "tracer exits when the engine does");

@@ -392,7 +392,11 @@ fn watch_as_it_forms(hung: &Hung, extra: &[&str], out: &Path) -> String {
         .unwrap();
     let stderr = watcher.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
-    let first = lines.next().unwrap().unwrap();
+    let first = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| !l.starts_with("tracer: attached"))
+        .expect("the tracer says it is watching");
     assert!(first.starts_with("tracer: watching pid"), "{first}");
     hung.open_gate();
     let status = watcher.wait().unwrap();

@@ -92,17 +92,17 @@ fn probe_plans_follow_the_prologue_shapes() {
                 .clone()
         };
         let at = format!("go {}", tc.version);
-        // Small, medium (LEAQ) and big frames all get their probe after the check.
-        // From Go 1.21 that is the frame-pointer push, which the kernel emulates
-        // cheaply; Go 1.19 allocates the frame first (`sub rsp, N`).
-        let first_insn = if tc.minor() >= 21 {
-            "push rbp"
+        // Small, medium (LEAQ) and big frames all get an emulated entry probe. From Go
+        // 1.21 that is the frame-pointer push after the check; Go 1.19 allocates the frame
+        // first (`sub rsp, N`, single-stepped), so the probe takes the check's own jump.
+        let (kind, first_insn) = if tc.minor() >= 21 {
+            ("after_stack_check", "push rbp")
         } else {
-            "sub rsp,"
+            ("stack_check_jump", "jbe ")
         };
         for framed in ["main.add9", "main.recurse", "main.mayPanic"] {
             let p = plan(framed);
-            assert_eq!(p["entry_kind"], "after_stack_check", "{at} {framed}");
+            assert_eq!(p["entry_kind"], kind, "{at} {framed}");
             let insn = p["entry_insn"].as_str().unwrap();
             assert!(insn.starts_with(first_insn), "{at} {framed}: {insn}");
             assert!(

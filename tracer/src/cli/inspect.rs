@@ -178,6 +178,9 @@ fn print_human(r: &Report, matched: bool) {
             (Some(p), _) => {
                 let why = match p.entry_kind {
                     "after_stack_check" => "after the stack-growth check",
+                    "stack_check_jump" => {
+                        "on the stack-growth check's jump (emulated; hits that grow the stack are dropped)"
+                    }
                     _ => "at offset 0: no stack check (frameless leaf or nosplit)",
                 };
                 println!(
