@@ -85,6 +85,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         target: TargetArgs {
             pid: None,
             exe: None,
+            inner: false,
             command: vec![
                 engine.display().to_string(),
                 "-scenario".into(),

@@ -6,6 +6,7 @@ mod funcs;
 mod hang;
 mod inspect;
 mod locks;
+mod ps;
 mod target;
 mod tracing;
 mod watch;
@@ -42,6 +43,8 @@ enum Command {
     /// Lock contention: every contended Mutex/RWMutex acquisition with its waiter, wait
     /// time, releaser and stack; per-lock totals at the end.
     Locks(locks::LocksArgs),
+    /// Every Go process in sight: pid namespaces, container, Go version, engine role.
+    Ps(ps::PsArgs),
 }
 
 /// Compiles a user's function-name pattern, anchored at both ends.
@@ -67,5 +70,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Demo(args) => demo::run(args),
         Command::Hang(args) => hang::run(args),
         Command::Locks(args) => locks::run(args),
+        Command::Ps(args) => ps::run(args),
     }
 }

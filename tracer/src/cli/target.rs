@@ -14,6 +14,10 @@ pub struct TargetArgs {
     /// Trace the running process whose executable has this name.
     #[arg(long)]
     pub exe: Option<String>,
+    /// Trace the inner dev engine: the one `dagger-engine` started with
+    /// `--network-name dagger-dev` (the engine under test of `dagger call engine-dev`).
+    #[arg(long)]
+    pub inner: bool,
     /// Start this command and trace it from its first instruction.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -32,6 +36,9 @@ impl TargetArgs {
         }
         if let Some(name) = &self.exe {
             return Ok(Resolved::Running(Process::from_exe_name(name)?));
+        }
+        if self.inner {
+            return Ok(Resolved::Running(Process::inner_engine()?));
         }
         let program = resolve_command(&self.command[0])?;
         // The uprobe binds to the file's inode; a canonical path names it plainly.
