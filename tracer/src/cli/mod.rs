@@ -2,6 +2,7 @@
 //! pipeline, print.
 mod cache;
 mod demo;
+mod follow;
 mod funcs;
 mod hang;
 mod inspect;

@@ -1,0 +1,82 @@
+//! `--follow`: wait for the target to appear, and trace it again each time it restarts
+//! (a dev engine is rebuilt and restarted often). Each attach is a record saying when and
+//! which pid, so counts can be told apart per incarnation.
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+
+use super::target::{Resolved, TargetArgs};
+use crate::target::{Process, TargetError};
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct FollowArgs {
+    /// With --exe or --inner: wait for the process to appear, and attach again each time
+    /// it restarts, until --duration or Ctrl-C.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+/// How often a followed target is looked for while it is not running.
+const POLL: Duration = Duration::from_millis(50);
+
+impl FollowArgs {
+    /// Refuses --follow with a target that cannot restart under the same name.
+    pub fn check(&self, target: &TargetArgs) -> anyhow::Result<()> {
+        if self.follow && target.exe.is_none() && !target.inner {
+            anyhow::bail!(
+                "--follow needs --exe NAME or --inner (a pid or a spawned command does not come back after a restart)"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Waits until the target exists (a process other than `previous`), or `deadline` passes
+/// (`None`), or Ctrl-C/SIGTERM arrives (`None`). Errors other than "not running yet"
+/// (e.g. several candidates) end the wait.
+pub fn wait_for(
+    target: &TargetArgs,
+    previous: Option<u32>,
+    deadline: Option<Instant>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<Option<Process>> {
+    let mut said = false;
+    loop {
+        match target.resolve() {
+            Ok(Resolved::Running(p)) if Some(p.pid) != previous && p.is_alive() => {
+                return Ok(Some(p));
+            }
+            Ok(_) => {}
+            Err(e) => match e.downcast_ref::<TargetError>() {
+                Some(TargetError::NoSuchExe(_)) | Some(TargetError::NoInnerEngine { .. }) => {}
+                _ => return Err(e),
+            },
+        }
+        if !said {
+            eprintln!("tracer: waiting for the target to start (--follow)");
+            said = true;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d)
+            || stop.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(None);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The `attach` record of one incarnation, as a JSON line.
+pub fn attach_record(incarnation: u32, process: &Process) -> String {
+    let unix_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    serde_json::json!({
+        "kind": "attach",
+        "incarnation": incarnation,
+        "pid": process.pid,
+        "host_pid": process.host_pid,
+        "exe": process.exe_link.display().to_string(),
+        "unix_ns": unix_ns,
+    })
+    .to_string()
+}
