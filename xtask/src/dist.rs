@@ -112,9 +112,7 @@ pub fn run(force_glibc: bool) -> anyhow::Result<()> {
         println!("dist:   file(1)  {f}");
     }
     println!("dist:   built in {build_secs:.0} s");
-    println!(
-        "dist:   verified in an empty root (only the binary and a Go program, own PID namespace): {verified}"
-    );
+    println!("dist:   verified in an empty root (only the binary and a Go program): {verified}");
     Ok(())
 }
 
