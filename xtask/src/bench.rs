@@ -2,8 +2,10 @@
 //! untraced, traced with entry probes only, and traced with entry + RET probes.
 //! Configurations are interleaved run by run so machine drift hits all of them alike;
 //! the overhead per hit is traced minus untraced from the same session.
-//! Also: the stand-in engine under `tracer cache`, and a scheduler-heavy program
-//! (tests/go/sched) under `tracer hang --watch` and `tracer locks`, attached by pid.
+//! Also: the stand-in engine under `tracer cache`, a scheduler-heavy program
+//! (tests/go/sched) under `tracer hang --watch` and `tracer locks`, attached by pid; the
+//! time to attach and detach 100 to 5,000 probes on a big busy program (tests/go/wide);
+//! and the entry-probe cost on Go 1.19 against Go 1.26 builds of the same program.
 use std::{
     io::{BufRead, BufReader},
     path::Path,
@@ -14,7 +16,7 @@ use std::{
 
 use anyhow::{Context, bail};
 
-use crate::{build_go_program, tracer_binary, workspace_root};
+use crate::{build_go_program, build_go_program_with, setup, tracer_binary, workspace_root};
 
 /// The benchmarks `cargo xtask bench --only` can select.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,6 +27,19 @@ pub enum Part {
     Engine,
     /// Scheduler hand-offs under `tracer hang --watch` and `tracer locks`.
     Sched,
+    /// Attach and detach times of 100 to 5,000 entry probes on a busy program.
+    Attach,
+    /// Entry-probe cost per hit on Go 1.19 and Go 1.26 builds of tests/go/bench.
+    Entry119,
+}
+
+/// What `cargo xtask bench` measures and how much.
+pub struct Options {
+    pub calls: u64,
+    pub runs: usize,
+    pub sched_ops: u64,
+    pub attach_probes: Vec<usize>,
+    pub only: Vec<Part>,
 }
 
 #[derive(Clone, Copy)]
@@ -44,7 +59,14 @@ impl Config {
     }
 }
 
-pub fn run(calls: u64, runs: usize, sched_ops: u64, only: &[Part]) -> anyhow::Result<()> {
+pub fn run(opts: &Options) -> anyhow::Result<()> {
+    let Options {
+        calls,
+        runs,
+        sched_ops,
+        ref attach_probes,
+        ref only,
+    } = *opts;
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
@@ -57,6 +79,12 @@ pub fn run(calls: u64, runs: usize, sched_ops: u64, only: &[Part]) -> anyhow::Re
     }
     if selected(Part::Sched) {
         sched_overhead(sched_ops, runs)?;
+    }
+    if selected(Part::Entry119) {
+        entry_cost_by_go(calls, runs)?;
+    }
+    if selected(Part::Attach) {
+        attach_detach(attach_probes, runs)?;
     }
     Ok(())
 }
@@ -538,4 +566,462 @@ const SIGINT: i32 = 2;
 unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// The Go toolchains compared by the entry119 part: Go 1.19 (first body instruction after
+/// the stack check is `sub rsp`, single-stepped) and the default (`push rbp`, emulated).
+const ENTRY_GO_VERSIONS: [&str; 2] = ["1.19", setup::DEFAULT_GO];
+
+/// Entry-probe cost per hit on Go 1.19 and Go 1.26 builds of tests/go/bench, each against
+/// its own untraced runs; all four configurations interleaved run by run.
+fn entry_cost_by_go(calls: u64, runs: usize) -> anyhow::Result<()> {
+    let programs = ENTRY_GO_VERSIONS
+        .iter()
+        .map(|v| build_go_program_with("bench", v, true))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let configs = [Config::Untraced, Config::EntryOnly];
+    // samples[version][config]
+    let mut samples = vec![vec![Vec::new(); configs.len()]; programs.len()];
+    for run in 0..runs {
+        for (v, program) in programs.iter().enumerate() {
+            for (c, config) in configs.iter().enumerate() {
+                let ns = measure(*config, program, calls)?;
+                eprintln!(
+                    "bench: run {}/{runs} Go {:<7} {:<20} {ns:>9.1} ns/call",
+                    run + 1,
+                    ENTRY_GO_VERSIONS[v],
+                    config.label()
+                );
+                samples[v][c].push(ns);
+            }
+        }
+    }
+    println!(
+        "\nentry probe on main.probed by Go version, {calls} calls per run, median of {runs} runs (stripped builds of tests/go/bench; each version against its own untraced runs)\n"
+    );
+    println!(
+        "| Go | untraced ns/call | `--entry-only` ns/call | overhead per hit | traced / untraced |"
+    );
+    println!("|---|---|---|---|---|");
+    let mut overheads = Vec::new();
+    for (v, per_config) in samples.iter_mut().enumerate() {
+        let untraced = median(&mut per_config[0]);
+        let traced = median(&mut per_config[1]);
+        let overhead_us = (traced - untraced) / 1000.0;
+        overheads.push(overhead_us);
+        println!(
+            "| {} | {untraced:.1} | {traced:.1} | {overhead_us:.2} us | {:.1}x |",
+            ENTRY_GO_VERSIONS[v],
+            traced / untraced
+        );
+    }
+    println!(
+        "\nGo {} entry overhead per hit = {:.2} x Go {}'s",
+        ENTRY_GO_VERSIONS[0],
+        overheads[0] / overheads[1],
+        ENTRY_GO_VERSIONS[1]
+    );
+    Ok(())
+}
+
+/// `--duration` of each traced run in the attach benchmark.
+const ATTACH_TRACE_SECS: f64 = 1.0;
+
+/// One `tracer funcs` run of the attach benchmark.
+struct AttachSample {
+    /// From the tracer's `tracer: attached N probes in X ms` line, when it prints one.
+    attach_ms: Option<f64>,
+    /// From its `tracer: detached N probes in Y ms` line.
+    detach_ms: Option<f64>,
+    /// The tracer process's wall time minus `--duration`: start-up (reading the binary,
+    /// planning), loading, attaching, detaching and the summary.
+    wall_minus_duration_ms: f64,
+}
+
+/// Attach and detach wall times of N entry probes (`tracer funcs --entry-only --pid`) on a
+/// busy program with many functions (tests/go/wide, an HTTPS client and server in one).
+fn attach_detach(sizes: &[usize], runs: usize) -> anyhow::Result<()> {
+    if sizes.is_empty() || sizes.contains(&0) {
+        bail!("--attach-probes needs probe counts of at least 1");
+    }
+    let program = build_go_program("wide", true)?;
+    let catalog = FunctionCatalog::read(&program)?;
+    let mut patterns = Vec::new();
+    for &n in sizes {
+        let (pattern, how) = catalog.pattern_for(n)?;
+        check_pattern(&program, &pattern, n)?;
+        eprintln!(
+            "bench: {n} probes: {how} ({} characters of regex)",
+            pattern.len()
+        );
+        patterns.push(pattern);
+    }
+
+    let mut wide = Reaped(
+        Command::new(&program)
+            .args(["-clients", "2", "-interval", "2ms"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start tests/go/wide")?,
+    );
+    let mut lines = BufReader::new(wide.0.stdout.take().expect("piped")).lines();
+    match lines.next().transpose()? {
+        Some(l) if l.starts_with("ready ") => {}
+        other => bail!("tests/go/wide did not start serving (first line: {other:?})"),
+    }
+    let pid = wide.0.id();
+
+    let mut samples: Vec<Vec<AttachSample>> = sizes.iter().map(|_| Vec::new()).collect();
+    for run in 0..runs {
+        for (i, &n) in sizes.iter().enumerate() {
+            let s = attach_measure(pid, &patterns[i], n)?;
+            let shown = |v: Option<f64>| v.map_or("-".into(), |ms| format!("{ms:.1} ms"));
+            eprintln!(
+                "bench: run {}/{runs} {n:>5} probes: attach {}, detach {}, wall - duration {:.1} ms",
+                run + 1,
+                shown(s.attach_ms),
+                shown(s.detach_ms),
+                s.wall_minus_duration_ms
+            );
+            samples[i].push(s);
+        }
+    }
+    if let Ok(Some(status)) = wide.0.try_wait() {
+        bail!("tests/go/wide exited during the benchmark ({status})");
+    }
+    drop(wide);
+
+    println!(
+        "\nattach and detach, `tracer funcs --entry-only --duration {ATTACH_TRACE_SECS} --pid` on a busy program (tests/go/wide: HTTPS client and server, stripped Go {}, {} functions), median of {runs} runs\n",
+        setup::DEFAULT_GO,
+        catalog.functions.len()
+    );
+    println!(
+        "| probes | attach (tracer's timing) | detach (tracer's timing) | tracer wall time - {ATTACH_TRACE_SECS} s |"
+    );
+    println!("|---|---|---|---|");
+    for (n, s) in sizes.iter().zip(&mut samples) {
+        // A column needs the tracer's line in every run: a median over some runs only
+        // would mislead.
+        let timed = |mut v: Vec<f64>| {
+            if v.len() < runs {
+                return "not printed by the tracer".to_string();
+            }
+            format_ms(median(&mut v))
+        };
+        let attach = timed(s.iter().filter_map(|s| s.attach_ms).collect());
+        let detach = timed(s.iter().filter_map(|s| s.detach_ms).collect());
+        let mut wall: Vec<f64> = s.iter().map(|s| s.wall_minus_duration_ms).collect();
+        println!(
+            "| {n} | {attach} | {detach} | {} |",
+            format_ms(median(&mut wall))
+        );
+    }
+    Ok(())
+}
+
+fn format_ms(ms: f64) -> String {
+    if ms >= 10_000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+fn attach_measure(pid: u32, pattern: &str, probes: usize) -> anyhow::Result<AttachSample> {
+    let started = Instant::now();
+    let out = Command::new(tracer_binary())
+        .args(["funcs", "--entry-only", "--match", pattern])
+        .args(["--duration", &ATTACH_TRACE_SECS.to_string()])
+        .args(["--pid", &pid.to_string()])
+        .args(["--max-probes", &probes.to_string()])
+        .args(["--json", "-o", "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run the tracer")?;
+    let wall = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!(
+            "`tracer funcs` with {probes} probes failed ({}): {}",
+            out.status,
+            stderr.trim()
+        );
+    }
+    let timing = |verb| -> anyhow::Result<Option<f64>> {
+        match probe_timing(&stderr, verb) {
+            Some((n, _)) if n != probes => {
+                bail!("the tracer {verb} {n} probes, expected {probes}: {stderr}")
+            }
+            t => Ok(t.map(|(_, ms)| ms)),
+        }
+    };
+    Ok(AttachSample {
+        attach_ms: timing("attached")?,
+        detach_ms: timing("detached")?,
+        wall_minus_duration_ms: (wall.as_secs_f64() - ATTACH_TRACE_SECS) * 1000.0,
+    })
+}
+
+/// Reads the tracer's `tracer: <verb> N probes in X ms` stderr line (verb: `attached` or
+/// `detached`): N and X.
+fn probe_timing(stderr: &str, verb: &str) -> Option<(usize, f64)> {
+    stderr.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("tracer: ")?.strip_prefix(verb)?;
+        let (count, ms) = rest.strip_prefix(' ')?.split_once(" probes in ")?;
+        Some((count.parse().ok()?, ms.strip_suffix(" ms")?.parse().ok()?))
+    })
+}
+
+/// The functions of a Go binary as `tracer inspect --json` reports them, and which of them
+/// the attach benchmark may probe.
+struct FunctionCatalog {
+    /// Every function name, in the binary's order (duplicates kept).
+    functions: Vec<String>,
+    /// Whether each function may be probed (same order).
+    usable: Vec<bool>,
+}
+
+impl FunctionCatalog {
+    fn read(program: &Path) -> anyhow::Result<FunctionCatalog> {
+        let report = inspect_json(program, ".*")?;
+        let matches = report["matches"]
+            .as_array()
+            .context("no `matches` in the inspect report")?;
+        let mut catalog = FunctionCatalog {
+            functions: Vec::with_capacity(matches.len()),
+            usable: Vec::with_capacity(matches.len()),
+        };
+        for f in matches {
+            let name = f["name"].as_str().context("a function without a name")?;
+            catalog
+                .usable
+                .push(probe_usable(f) && package_usable(package_of(name)));
+            catalog.functions.push(name.to_string());
+        }
+        Ok(catalog)
+    }
+
+    /// A regex (for `--match`, anchored by the tracer) matching exactly `n` usable
+    /// functions: whole packages (`pkg\..*`) where every function is usable, biggest first
+    /// while they fit, then single names; and how it was made.
+    fn pattern_for(&self, n: usize) -> anyhow::Result<(String, String)> {
+        use std::collections::BTreeMap;
+        // Per package: function count, whether all are usable.
+        let mut packages: BTreeMap<&str, (usize, bool)> = BTreeMap::new();
+        let mut name_count: BTreeMap<&str, usize> = BTreeMap::new();
+        for (name, usable) in self.functions.iter().zip(&self.usable) {
+            let p = packages.entry(package_of(name)).or_insert((0, true));
+            p.0 += 1;
+            p.1 &= *usable;
+            *name_count.entry(name).or_default() += 1;
+        }
+        let mut whole: Vec<(&str, usize)> = packages
+            .iter()
+            .filter(|(_, (_, all_usable))| *all_usable)
+            .map(|(p, (count, _))| (*p, *count))
+            .collect();
+        whole.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut chosen = Vec::new();
+        let mut total = 0;
+        for (p, count) in whole {
+            if total + count <= n {
+                chosen.push(p);
+                total += count;
+            }
+        }
+        let mut singles = Vec::new();
+        for (name, usable) in self.functions.iter().zip(&self.usable) {
+            if total == n {
+                break;
+            }
+            if *usable && name_count[name.as_str()] == 1 && !chosen.contains(&package_of(name)) {
+                singles.push(regex_escape(name));
+                total += 1;
+            }
+        }
+        if total < n {
+            bail!(
+                "tests/go/wide has only {total} functions the attach benchmark may probe, fewer than {n}"
+            );
+        }
+        let mut alternatives = Vec::new();
+        if !chosen.is_empty() {
+            let packages: Vec<String> = chosen.iter().map(|p| regex_escape(p)).collect();
+            alternatives.push(format!("(?:{})\\..*", packages.join("|")));
+        }
+        let how = format!(
+            "{} functions in {} whole packages + {} single functions",
+            n - singles.len(),
+            chosen.len(),
+            singles.len()
+        );
+        alternatives.extend(singles);
+        Ok((alternatives.join("|"), how))
+    }
+}
+
+/// `tracer inspect --json --match PATTERN PROGRAM`.
+fn inspect_json(program: &Path, pattern: &str) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(tracer_binary())
+        .args(["inspect", "--json", "--match", pattern])
+        .arg(program)
+        .output()
+        .context("cannot run tracer inspect")?;
+    if !out.status.success() {
+        bail!(
+            "tracer inspect failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("tracer inspect --json printed no JSON")
+}
+
+/// Confirms with `tracer inspect` that `pattern` matches exactly `n` functions, all usable.
+fn check_pattern(program: &Path, pattern: &str, n: usize) -> anyhow::Result<()> {
+    let report = inspect_json(program, pattern)?;
+    let matches = report["matches"].as_array().context("no matches")?;
+    let unusable = matches.iter().filter(|f| !probe_usable(f)).count();
+    if matches.len() != n || unusable != 0 {
+        bail!(
+            "the regex for {n} probes matches {} functions ({unusable} not probe-able)",
+            matches.len()
+        );
+    }
+    Ok(())
+}
+
+/// Whether an inspect record has a probe plan whose entry instruction the kernel accepts
+/// for a uprobe (it refuses e.g. AVX-512 instructions and int3 padding).
+fn probe_usable(f: &serde_json::Value) -> bool {
+    if !f["error"].is_null() {
+        return false;
+    }
+    let Some(insn) = f["probe"]["entry_insn"].as_str() else {
+        return false;
+    };
+    let insn = insn.trim();
+    // VEX/EVEX instructions and mask-register moves start with v or k; keep to plain ones.
+    !(insn.starts_with('v') || insn.starts_with('k') || insn.starts_with("int3"))
+}
+
+/// Packages the benchmark leaves alone: the runtime and low-level internals (probing them
+/// would trap on every allocation, lock or syscall of the busy program, which measures
+/// the program, not the attach), and linker pseudo-symbols.
+fn package_usable(package: &str) -> bool {
+    const SKIPPED: &[&str] = &[
+        "runtime",
+        "internal/",
+        "sync",
+        "syscall",
+        "unsafe",
+        "go:",
+        "type:",
+    ];
+    !SKIPPED.iter().any(|p| package.starts_with(p))
+}
+
+/// The package path of a Go function name: up to the first '.' after the last '/' that
+/// comes before any receiver or type-parameter bracket (`net/http.(*Server).Serve` is
+/// in `net/http`, `vendor/golang.org/x/net/http2/hpack.NewEncoder` in
+/// `vendor/golang.org/x/net/http2/hpack`).
+fn package_of(name: &str) -> &str {
+    let head = name.find(['(', '[']).unwrap_or(name.len());
+    let start = name[..head].rfind('/').map_or(0, |i| i + 1);
+    match name[start..].find('.') {
+        Some(dot) => &name[..start + dot],
+        None => name,
+    }
+}
+
+/// Escapes regex metacharacters (the regex crate's set) so `s` matches itself.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if r"\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_tracers_probe_timings() {
+        let stderr = "tracer: tracing 100 function(s) with 100 probes in pid 7 (go1.26.6), entry only\n\
+                      tracer: attached 100 probes in 12.5 ms\n\
+                      tracer: 300 calls\n\
+                      tracer: detached 100 probes in 1034 ms\n";
+        assert_eq!(probe_timing(stderr, "attached"), Some((100, 12.5)));
+        assert_eq!(probe_timing(stderr, "detached"), Some((100, 1034.0)));
+        assert_eq!(
+            probe_timing("tracer: attached many probes in 3 ms", "attached"),
+            None
+        );
+        assert_eq!(
+            probe_timing("tracer: tracing 3 functions", "attached"),
+            None
+        );
+    }
+
+    #[test]
+    fn package_paths() {
+        assert_eq!(package_of("net/http.(*Server).Serve"), "net/http");
+        assert_eq!(package_of("main.main.func1"), "main");
+        assert_eq!(
+            package_of("vendor/golang.org/x/net/http2/hpack.NewEncoder"),
+            "vendor/golang.org/x/net/http2/hpack"
+        );
+        assert_eq!(
+            package_of("sync/atomic.(*Pointer[go.shape.struct { a/b.c int }]).Load"),
+            "sync/atomic"
+        );
+        assert_eq!(
+            package_of("encoding/json.typeFields[go.shape.string]"),
+            "encoding/json"
+        );
+    }
+
+    #[test]
+    fn escapes_names() {
+        assert_eq!(
+            regex_escape("net/http.(*Server).Serve"),
+            r"net/http\.\(\*Server\)\.Serve"
+        );
+    }
+
+    #[test]
+    fn patterns_match_exactly_n_usable_functions() {
+        let names = [
+            "a.f",
+            "a.g",
+            "a.h",
+            "b.f",
+            "b.g",
+            "c.x",
+            "c.y",
+            "runtime.m",
+            "d.bad",
+            "d.ok",
+        ];
+        let catalog = FunctionCatalog {
+            functions: names.iter().map(|s| s.to_string()).collect(),
+            usable: names
+                .iter()
+                .map(|n| !n.contains("bad") && !n.starts_with("runtime"))
+                .collect(),
+        };
+        let (pattern, _) = catalog.pattern_for(4).unwrap();
+        assert_eq!(pattern, r"(?:a)\..*|b\.f");
+        let (pattern, _) = catalog.pattern_for(7).unwrap();
+        assert_eq!(pattern, r"(?:a|b|c)\..*");
+        let (pattern, how) = catalog.pattern_for(8).unwrap();
+        assert_eq!(pattern, r"(?:a|b|c)\..*|d\.ok");
+        assert_eq!(how, "7 functions in 3 whole packages + 1 single functions");
+        assert!(catalog.pattern_for(9).is_err());
+    }
 }

@@ -3,6 +3,7 @@
 //! `cargo xtask demo` and `cargo xtask test` are the README's two commands; both
 //! provision what is missing first, idempotently, saying what they install.
 mod bench;
+mod dist;
 mod setup;
 
 use std::{
@@ -30,6 +31,13 @@ enum Cmd {
     },
     /// Set up, build, and trace the bundled demo program.
     Demo,
+    /// Build one static `tracer` binary (eBPF object inside) into target/dist/tracer,
+    /// musl if possible, and check it in an empty root.
+    Dist {
+        /// Build the static glibc variant even when the musl target is available.
+        #[arg(long)]
+        glibc: bool,
+    },
     /// Set up, build, lint, and run every test (unit and real-eBPF integration).
     Test {
         /// Extra arguments passed to `cargo test` (e.g. a test name filter).
@@ -49,6 +57,9 @@ enum Cmd {
         /// Channel hand-offs per run of the scheduler benchmark (tests/go/sched).
         #[arg(long, default_value_t = 4_000_000)]
         sched_ops: u64,
+        /// Probe counts of the attach benchmark (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
+        attach_probes: Vec<usize>,
         /// Run only these benchmarks (comma-separated; default: all).
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<bench::Part>,
@@ -66,17 +77,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Setup { minimal } => setup::run(minimal),
         Cmd::Demo => demo(),
+        Cmd::Dist { glibc } => dist::run(glibc),
         Cmd::Test { cargo_args } => test(&cargo_args),
         Cmd::Lint => lint(),
         Cmd::Bench {
             calls,
             runs,
             sched_ops,
+            attach_probes,
             only,
         } => {
+            // Even the minimal setup installs Debian's Go 1.19 (entry119 part).
             setup::run(true)?;
             build_release()?;
-            bench::run(calls, runs, sched_ops, &only)
+            bench::run(&bench::Options {
+                calls,
+                runs,
+                sched_ops,
+                attach_probes,
+                only,
+            })
         }
     }
 }
@@ -104,7 +124,7 @@ pub fn run_cmd(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn shown(cmd: &Command) -> String {
+pub fn shown(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
         .map(|a| a.to_string_lossy().into_owned())
@@ -112,7 +132,7 @@ fn shown(cmd: &Command) -> String {
         .join(" ")
 }
 
-fn cargo() -> Command {
+pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace_root())
         .env("PATH", setup::path_with_tools());
@@ -125,11 +145,19 @@ fn build_release() -> anyhow::Result<()> {
 
 /// Builds a Go program under tests/go with the default (1.26) toolchain.
 pub fn build_go_program(name: &str, stripped: bool) -> anyhow::Result<PathBuf> {
-    let go = setup::go_binary(setup::DEFAULT_GO)?;
+    build_go_program_with(name, setup::DEFAULT_GO, stripped)
+}
+
+/// Builds a Go program under tests/go with the given Go toolchain (see setup::go_binary).
+pub fn build_go_program_with(
+    name: &str,
+    go_version: &str,
+    stripped: bool,
+) -> anyhow::Result<PathBuf> {
+    let go = setup::go_binary(go_version)?;
     let root = workspace_root();
     let out = root.join(format!(
-        "target/go-programs/{name}-go{}-{}",
-        setup::DEFAULT_GO,
+        "target/go-programs/{name}-go{go_version}-{}",
         if stripped { "stripped" } else { "debug" }
     ));
     let dir = root.join("tests/go").join(name);
@@ -146,7 +174,7 @@ pub fn build_go_program(name: &str, stripped: bool) -> anyhow::Result<PathBuf> {
         .env("GOTOOLCHAIN", "local")
         .env(
             "GOCACHE",
-            root.join(format!("target/go-cache/{}", setup::DEFAULT_GO)),
+            root.join(format!("target/go-cache/{go_version}")),
         )
         .args(["build", "-o"])
         .arg(&out);

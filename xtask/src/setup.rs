@@ -21,6 +21,8 @@ const APT_PACKAGES: &[&str] = &[
     "golang-1.19-go",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// The Rust target of the static `cargo xtask dist` binary.
+pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 const LLVM_BIN: &str = "/usr/lib/llvm-22/bin";
 
 pub fn run(minimal: bool) -> anyhow::Result<()> {
@@ -32,6 +34,10 @@ pub fn run(minimal: bool) -> anyhow::Result<()> {
             continue;
         }
         go_toolchain(&version)?;
+    }
+    if !minimal {
+        // Only `cargo xtask dist` needs it, and it has a fallback: never fatal.
+        musl_target();
     }
     Ok(())
 }
@@ -104,6 +110,75 @@ fn rust_src() -> anyhow::Result<()> {
         "setup: installing rust-src for the nightly toolchain (eBPF builds core from source)"
     );
     run_cmd(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+}
+
+/// The sysroot of the toolchain cargo builds with here, and its rustup name.
+fn rust_sysroot() -> anyhow::Result<(PathBuf, String)> {
+    let out = Command::new("rustc")
+        .env("PATH", path_with_tools())
+        .args(["--print", "sysroot"])
+        .output()
+        .context("cannot run rustc")?;
+    if !out.status.success() {
+        bail!(
+            "rustc --print sysroot failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    // rustup toolchains live in <RUSTUP_HOME>/toolchains/<name>.
+    let name = sysroot
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .context("rustc printed an empty sysroot")?;
+    Ok((sysroot, name))
+}
+
+/// Ensures the musl target's standard library is installed for the toolchain that builds
+/// the tracer (rustup, about 40 MB). Returns whether it is there; a failed download is
+/// reported, not an error: `cargo xtask dist` then builds a static glibc binary.
+pub fn musl_target() -> bool {
+    let (sysroot, toolchain) = match rust_sysroot() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("setup: Rust target {MUSL_TARGET}: cannot locate the toolchain ({e:#})");
+            return false;
+        }
+    };
+    let installed = || {
+        sysroot
+            .join("lib/rustlib")
+            .join(MUSL_TARGET)
+            .join("lib")
+            .is_dir()
+    };
+    if installed() {
+        eprintln!("setup: Rust target {MUSL_TARGET} ({toolchain}): present");
+        return true;
+    }
+    eprintln!(
+        "setup: installing the Rust target {MUSL_TARGET} for {toolchain} (static `cargo xtask dist` builds)"
+    );
+    let added = run_cmd(Command::new("rustup").args([
+        "target",
+        "add",
+        MUSL_TARGET,
+        "--toolchain",
+        &toolchain,
+    ]));
+    match added {
+        Ok(()) if installed() => true,
+        Ok(()) => {
+            eprintln!("setup: rustup reported success but {MUSL_TARGET} is still missing");
+            false
+        }
+        Err(e) => {
+            eprintln!(
+                "setup: cannot install {MUSL_TARGET} ({e:#}); `cargo xtask dist` will build a static glibc binary instead"
+            );
+            false
+        }
+    }
 }
 
 fn apt_installed(package: &str) -> bool {
