@@ -170,3 +170,40 @@ pub async fn trace_until_stop(
     }
     Ok(stop)
 }
+
+/// Parses `--duration`: a finite number of seconds above 0.
+pub fn parse_duration(s: &str) -> Result<f64, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| {
+        format!("`{s}` is not a number of seconds (hint: e.g. --duration 10 or 0.5)")
+    })?;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(
+            "must be a finite number of seconds above 0 (hint: leave --duration out to \
+                    trace until Ctrl-C or the target's exit)"
+                .into(),
+        );
+    }
+    if Duration::try_from_secs_f64(secs).is_err() {
+        return Err("too long (hint: leave --duration out to trace until Ctrl-C)".into());
+    }
+    Ok(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_must_be_positive_and_finite() {
+        assert_eq!(parse_duration("2.5"), Ok(2.5));
+        assert_eq!(parse_duration("0.001"), Ok(0.001));
+        for bad in [
+            "0", "-1", "-0", "0.0", "nan", "inf", "-inf", "", "abc", "1e400",
+        ] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("(hint: "), "{bad}: {err}");
+            assert!(!err.contains('\n'), "{bad}: {err}");
+        }
+        assert!(parse_duration("1e30").unwrap_err().contains("too long"));
+    }
+}
