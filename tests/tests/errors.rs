@@ -99,3 +99,72 @@ fn locks_and_watch_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--watch"));
 }
+
+/// `-o` into a directory that does not exist: refused before any eBPF is loaded or any
+/// command started (no `tracing` line, the command never ran), in every subcommand with -o.
+#[test]
+fn output_into_a_missing_directory() {
+    let dir = scratch_dir("errors");
+    let missing = dir.join("no-such-dir").join("records.jsonl");
+    let expected = format!(
+        "cannot write records to {}: No such file or directory (hint: create the directory first)",
+        missing.display()
+    );
+    let funcs = gobuild::build_default("funcs", true).unwrap();
+    let locks = gobuild::build_default("locks", true).unwrap();
+    let engine = gobuild::build_default("engine", true).unwrap();
+    let truth = dir.join("truth.jsonl");
+    let cases: [(&str, Vec<&str>, &Path); 3] = [
+        ("funcs", vec!["--match", r"main\.add9"], &funcs),
+        ("locks", vec![], &locks),
+        ("cache", vec![], &engine),
+    ];
+    for (sub, extra, bin) in cases {
+        let started = std::time::Instant::now();
+        let out = run(tracer()
+            .arg(sub)
+            .args(extra)
+            .arg("-o")
+            .arg(&missing)
+            .arg("--")
+            .arg(bin)
+            .arg("-truth")
+            .arg(&truth));
+        assert_one_line_error(&out, &expected);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim_end(),
+            format!("tracer: {expected}"),
+            "{sub}"
+        );
+        assert!(!truth.exists(), "{sub}: the command must not have run");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{sub}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// `--duration` must be a positive, finite number of seconds: checked while parsing the
+/// arguments, one line each, in every subcommand that has it.
+#[test]
+fn durations_that_are_not_positive() {
+    let cases: [&[&str]; 4] = [
+        &["funcs", "--match", "x", "--pid", "1"],
+        &["cache", "--pid", "1"],
+        &["locks", "--pid", "1"],
+        &["hang", "--watch", "--pid", "1"],
+    ];
+    for args in cases {
+        for bad in ["0", "-1", "nan", "inf", "0.0"] {
+            let out = run(tracer().args(args).args(["--duration", bad]));
+            assert_one_line_error(&out, "--duration");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("above 0"), "{args:?} {bad}: {stderr}");
+            assert!(stderr.contains("(hint: "), "{args:?} {bad}: {stderr}");
+            assert_eq!(out.status.code(), Some(2), "{args:?} {bad}");
+        }
+        let out = run(tracer().args(args).args(["--duration", "soon"]));
+        assert_one_line_error(&out, "is not a number of seconds");
+    }
+}

@@ -35,7 +35,8 @@ pub struct CacheArgs {
     #[arg(long)]
     pub json: bool,
     /// Stop after this many seconds.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true,
+          value_parser = super::tracing::parse_duration)]
     pub duration: Option<f64>,
     /// Write records to this file instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -57,6 +58,8 @@ pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
     let (plan, roles) = plan_profile(&binary, profile, args.light)?;
     let sites = call_sites(&binary, profile)?;
 
+    // The records' file is opened before any eBPF is loaded: a bad path fails fast, alone.
+    let sink = output::open_record_sink(args.output.as_deref())?;
     let Started {
         pid,
         probes,
@@ -69,8 +72,6 @@ pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
         "tracer: {engine}; {} probes in pid {pid}{mode}",
         probes.attached()
     );
-    let sink = output::record_sink(args.output.as_deref())
-        .with_context(|| format!("cannot write records to {:?}", args.output))?;
     let mut pipeline = CachePipeline {
         tracker: CallTracker::new(false),
         model: CacheModel::new(profile, roles, sites, args.light),
@@ -252,7 +253,7 @@ fn cache_entries(pid: u32, cache: u64, profile: &Profile) -> Option<u64> {
     let mem = Memory::new(pid);
     let mut total = 0;
     for off in profile.cache_entry_maps {
-        let map = mem.u64(cache + off).ok()?;
+        let map = mem.u64(cache.checked_add(*off)?).ok()?;
         // A nil map has no header; its length is 0.
         total += if map == 0 { 0 } else { mem.u64(map).ok()? };
     }

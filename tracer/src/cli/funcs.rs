@@ -35,7 +35,8 @@ pub struct FuncsArgs {
     #[arg(long)]
     entry_only: bool,
     /// Stop after this many seconds.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true,
+          value_parser = super::tracing::parse_duration)]
     duration: Option<f64>,
     /// Write records to this file instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -111,6 +112,8 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
         );
     }
 
+    // The records' file is opened before any eBPF is loaded: a bad path fails fast, alone.
+    let sink = output::open_record_sink(args.output.as_deref())?;
     let Started {
         pid,
         probes,
@@ -144,8 +147,6 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
         if args.entry_only { ", entry only" } else { "" }
     );
 
-    let sink = output::record_sink(args.output.as_deref())
-        .with_context(|| format!("cannot write records to {:?}", args.output))?;
     let mut pipeline = Pipeline {
         tracker: CallTracker::new(args.entry_only),
         summary: CallSummary::new(traced.len()),

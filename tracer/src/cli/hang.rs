@@ -37,7 +37,8 @@ pub struct HangArgs {
     #[arg(long, value_name = "REGEX", requires = "watch")]
     own: Option<String>,
     /// With --watch: stop after this many seconds (default: until Ctrl-C or the process exits).
-    #[arg(long, value_name = "SECS", requires = "watch")]
+    #[arg(long, value_name = "SECS", requires = "watch", allow_negative_numbers = true,
+          value_parser = super::tracing::parse_duration)]
     duration: Option<f64>,
 }
 

@@ -23,7 +23,8 @@ struct Report {
     path: String,
     go_version: String,
     main_path: String,
-    main_module: String,
+    /// None for a build outside any module (GOPATH mode, or `go build file.go`).
+    main_module: Option<String>,
     stripped: bool,
     has_dwarf: bool,
     goid_offset: u64,
@@ -82,7 +83,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
         path: args.binary.display().to_string(),
         go_version: binary.go_version().to_string(),
         main_path: info.path.clone(),
-        main_module: info.main.path.clone(),
+        main_module: Some(info.main.path.clone()).filter(|m| !m.is_empty()),
         stripped: binary.stripped(),
         has_dwarf: binary.has_dwarf(),
         goid_offset: goid.offset,
@@ -145,7 +146,10 @@ fn print_human(r: &Report, matched: bool) {
     println!("binary       {}", r.path);
     println!("go version   {}", r.go_version);
     if !r.main_path.is_empty() {
-        println!("main         {} (module {})", r.main_path, r.main_module);
+        match &r.main_module {
+            Some(m) => println!("main         {} (module {m})", r.main_path),
+            None => println!("main         {} (no module)", r.main_path),
+        }
     }
     let stripped = if r.stripped {
         "yes (no symbol table, no DWARF)"

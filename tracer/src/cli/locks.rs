@@ -2,7 +2,6 @@
 //! sync slow paths; one record per contended acquisition, per-lock totals at the end.
 use std::{io::Write, path::PathBuf};
 
-use anyhow::Context;
 use clap::Args;
 
 use super::{
@@ -32,7 +31,8 @@ pub struct LocksArgs {
     #[arg(long)]
     json: bool,
     /// Stop after this many seconds.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true,
+          value_parser = super::tracing::parse_duration)]
     duration: Option<f64>,
     /// Write records to this file instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -65,6 +65,8 @@ pub fn run(args: LocksArgs) -> anyhow::Result<i32> {
     }
     let profile = profiles::detect(&binary).ok();
 
+    // The records' file is opened before any eBPF is loaded: a bad path fails fast, alone.
+    let sink = output::open_record_sink(args.output.as_deref())?;
     let Started {
         pid,
         probes,
@@ -78,8 +80,6 @@ pub fn run(args: LocksArgs) -> anyhow::Result<i32> {
         profile.map_or(String::new(), |p| format!(", engine {}", p.id)),
         probes.attached()
     );
-    let sink = output::record_sink(args.output.as_deref())
-        .with_context(|| format!("cannot write records to {:?}", args.output))?;
     let mut pipeline = LocksPipeline {
         decoder: &probes_plan,
         model: LockModel::new(Some(Symbolizer::new(&binary, 0)), profile),

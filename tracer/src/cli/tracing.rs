@@ -2,6 +2,8 @@
 //! pipeline, stop on duration, Ctrl-C or target exit, and say how the target ended.
 use std::time::Duration;
 
+use tokio::signal::unix::{SignalKind, signal};
+
 use super::target::Resolved;
 use crate::{
     gobin::GoBinary,
@@ -111,11 +113,13 @@ pub trait EventSink {
 }
 
 impl Stop {
-    /// The tracer's exit status for this stop: a spawned command's own status.
+    /// The tracer's exit status for this stop: a spawned command's own status when it
+    /// ended, a shell's 128 + signal when a signal stopped tracing.
     pub fn exit_status(&self) -> i32 {
         match self {
             Stop::ChildExited(exit) => exit.shell_status(),
-            Stop::Interrupted => 130,
+            Stop::Interrupted => 128 + libc::SIGINT,
+            Stop::Terminated => 128 + libc::SIGTERM,
             Stop::Done => 0,
         }
     }
@@ -123,14 +127,30 @@ impl Stop {
 
 /// Why tracing stopped.
 pub enum Stop {
-    /// Duration elapsed or the attached process exited.
+    /// `--duration` elapsed (a spawned command keeps running, untraced), or the process
+    /// traced by pid or name exited.
     Done,
+    /// SIGINT (Ctrl-C).
     Interrupted,
+    /// SIGTERM, handled like Ctrl-C: stop, drain, summary.
+    Terminated,
+    /// The spawned command ended.
     ChildExited(ChildExit),
 }
 
-/// Feeds events to `pipeline` until the duration ends, Ctrl-C, or the target exits;
-/// then drains what the kernel queued before the stop.
+/// After a signal, how long a spawned command is given to end, to return its status: the
+/// terminal sends Ctrl-C's SIGINT to the whole foreground process group (and `kill` to a
+/// process group does the same), so it usually got the signal too.
+/// Short, because the tracer promises to be gone within a second of the signal.
+const CHILD_GRACE: Duration = Duration::from_millis(250);
+
+/// Feeds events to `pipeline` until the duration ends, SIGINT or SIGTERM, or the target
+/// exits; then drains what the kernel queued before the stop.
+///
+/// A spawned command is waited for only as long as tracing lasts: when `--duration` ends
+/// (or a signal stops the tracer) while it still runs, it is left running, untraced, and
+/// the tracer exits without it (the command is reparented like any orphan). Without
+/// `--duration` tracing lasts until it exits, and its status is the tracer's.
 pub async fn trace_until_stop(
     reader: &mut EventReader,
     pipeline: &mut dyn EventSink,
@@ -138,7 +158,15 @@ pub async fn trace_until_stop(
     child: Option<GatedChild>,
     duration: Option<f64>,
 ) -> anyhow::Result<Stop> {
-    let deadline = duration.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
+    // One stream per signal for the whole trace: a signal that arrives while the loop body
+    // runs (a drain, a snapshot) is kept by its stream and seen at the next turn. A fresh
+    // `ctrl_c()` future per turn would miss it.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    // A duration too long for the clock is no deadline at all.
+    let deadline = duration
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .and_then(|d| tokio::time::Instant::now().checked_add(d));
     let sleep = async {
         match deadline {
             Some(d) => tokio::time::sleep_until(d).await,
@@ -146,23 +174,10 @@ pub async fn trace_until_stop(
         }
     };
     tokio::pin!(sleep);
-    let spawned = child.is_some();
-    // The child is waited on in a blocking thread; it comes back when it exits.
-    let (exit_tx, mut exit_rx) = tokio::sync::oneshot::channel();
-    let child_waiter = child.map(|c| {
-        std::thread::spawn(move || {
-            let status = c.wait();
-            let _ = exit_tx.send(status);
-        })
-    });
-    let process_gone = async {
-        if spawned {
-            std::future::pending::<()>().await
-        } else {
-            let _ = crate::target::process_exit(pid).await;
-        }
-    };
-    tokio::pin!(process_gone);
+    // The spawned command (then `pid` is its pid) or the attached process, watched from
+    // now on; a spawned command's status is read once it has ended.
+    let exited = crate::target::process_exit(pid);
+    tokio::pin!(exited);
 
     let mut batch = Vec::new();
     // The kernel side wakes us only when the ring fills up; between wakeups the
@@ -181,30 +196,75 @@ pub async fn trace_until_stop(
                 }
                 pipeline.flush()?;
             }
-            status = &mut exit_rx, if spawned => {
-                break Stop::ChildExited(status??);
+            gone = &mut exited => {
+                gone?;
+                break match &child {
+                    Some(c) => Stop::ChildExited(c.wait()?),
+                    None => Stop::Done,
+                };
             }
-            _ = &mut process_gone => break Stop::Done,
             _ = &mut sleep => break Stop::Done,
-            _ = tokio::signal::ctrl_c() => break Stop::Interrupted,
+            _ = sigint.recv() => break Stop::Interrupted,
+            _ = sigterm.recv() => break Stop::Terminated,
         }
     };
     // Everything the kernel queued before the stop is still delivered.
     reader.drain_now(&mut |ev| pipeline.on_event(ev));
     pipeline.flush()?;
-    if spawned && !matches!(stop, Stop::ChildExited(_)) {
-        // Keep the child running untraced; its exit status is still ours to return.
-        if matches!(stop, Stop::Interrupted) {
-            // The terminal's Ctrl-C went to the child too; give it a moment.
-            if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), &mut exit_rx).await
-            {
-                return Ok(Stop::ChildExited(status?));
-            }
-            return Ok(Stop::Interrupted);
-        }
-        let status = exit_rx.await?;
-        drop(child_waiter);
-        return Ok(Stop::ChildExited(status?));
+    let Some(c) = child else { return Ok(stop) };
+    if matches!(stop, Stop::ChildExited(_)) {
+        return Ok(stop);
     }
+    if matches!(stop, Stop::Interrupted | Stop::Terminated)
+        && let Ok(gone) = tokio::time::timeout(CHILD_GRACE, &mut exited).await
+    {
+        gone?;
+        return Ok(Stop::ChildExited(c.wait()?));
+    }
+    // It may have ended at the same moment; otherwise it runs on without us.
+    if let Some(status) = c.try_wait()? {
+        return Ok(Stop::ChildExited(status));
+    }
+    eprintln!(
+        "tracer: tracing stopped; pid {} keeps running, untraced",
+        c.pid
+    );
     Ok(stop)
+}
+
+/// Parses `--duration`: a finite number of seconds above 0.
+pub fn parse_duration(s: &str) -> Result<f64, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| {
+        format!("`{s}` is not a number of seconds (hint: e.g. --duration 10 or 0.5)")
+    })?;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(
+            "must be a finite number of seconds above 0 (hint: leave --duration out to \
+                    trace until Ctrl-C or the target's exit)"
+                .into(),
+        );
+    }
+    if Duration::try_from_secs_f64(secs).is_err() {
+        return Err("too long (hint: leave --duration out to trace until Ctrl-C)".into());
+    }
+    Ok(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_must_be_positive_and_finite() {
+        assert_eq!(parse_duration("2.5"), Ok(2.5));
+        assert_eq!(parse_duration("0.001"), Ok(0.001));
+        for bad in [
+            "0", "-1", "-0", "0.0", "nan", "inf", "-inf", "", "abc", "1e400",
+        ] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("(hint: "), "{bad}: {err}");
+            assert!(!err.contains('\n'), "{bad}: {err}");
+        }
+        assert!(parse_duration("1e30").unwrap_err().contains("too long"));
+    }
 }

@@ -187,8 +187,10 @@ impl<'b> Reader<'b> {
     /// Reads every goroutine. `now_ns` is CLOCK_MONOTONIC at the time of reading.
     pub fn snapshot(&mut self, mem: &dyn Mem, now_ns: u64) -> anyhow::Result<Snapshot> {
         let start = std::time::Instant::now();
-        let allgs = self.layout.allgs + self.bias;
-        let (ptr, len, cap) = (mem.u64(allgs), mem.u64(allgs + 8), mem.u64(allgs + 16));
+        // Link-time address plus load bias: modular, like the bias itself.
+        let allgs = self.layout.allgs.wrapping_add(self.bias);
+        let field = |off: u64| mem.u64(allgs.checked_add(off)?);
+        let (ptr, len, cap) = (field(0), field(8), field(16));
         let (Some(ptr), Some(len), Some(cap)) = (ptr, len, cap) else {
             anyhow::bail!("cannot read runtime.allgs at {allgs:#x} in the target")
         };
@@ -335,7 +337,7 @@ impl<'b> Reader<'b> {
         bp: u64,
     ) {
         let window_end = hi.min(sp.saturating_add(STACK_WINDOW));
-        let mut window = vec![0u8; (window_end - sp) as usize];
+        let mut window = vec![0u8; window_end.saturating_sub(sp) as usize];
         if mem.read(sp, &mut window).is_err() {
             window.clear();
         }
@@ -344,11 +346,12 @@ impl<'b> Reader<'b> {
             .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
             .collect();
         let read = |addr: u64| -> Option<u64> {
-            if addr >= sp && addr + 8 <= sp + window.len() as u64 {
-                let i = (addr - sp) as usize;
-                return Some(u64::from_le_bytes(window[i..i + 8].try_into().ok()?));
+            // Every address here comes from the target's memory: no arithmetic may overflow.
+            let i = usize::try_from(addr.checked_sub(sp)?).ok()?;
+            match window.get(i..i.checked_add(8)?) {
+                Some(word) => Some(u64::from_le_bytes(word.try_into().ok()?)),
+                None => mem.u64(addr),
             }
-            mem.u64(addr)
         };
         let (mut pc, mut bp) = (pc, bp);
         let mut physical = 0;
@@ -374,21 +377,13 @@ impl<'b> Reader<'b> {
                 gr.stack_note = Some("stack cut at 64 frames");
                 break;
             }
-            // Frame pointers only grow toward the stack's top; anything else is a torn read.
-            if bp < lo || bp + 16 > hi {
-                gr.stack_note = Some("frame pointer chain left the stack (changed while reading?)");
-                break;
+            match caller_frame(bp, (lo, hi), &read) {
+                Ok((ret, next_bp)) => (pc, bp) = (ret, next_bp),
+                Err(note) => {
+                    gr.stack_note = Some(note);
+                    break;
+                }
             }
-            let (Some(next_bp), Some(ret)) = (read(bp), read(bp + 8)) else {
-                gr.stack_note = Some("stack unreadable");
-                break;
-            };
-            if next_bp != 0 && next_bp <= bp {
-                gr.stack_note = Some("frame pointer chain not increasing (changed while reading?)");
-                break;
-            }
-            pc = ret;
-            bp = next_bp;
         }
     }
 
@@ -410,7 +405,7 @@ impl<'b> Reader<'b> {
             return out;
         };
         let mut raw = vec![0u8; (SEMTAB_SIZE * SEMTAB_STRIDE) as usize];
-        if mem.read(table + self.bias, &mut raw).is_err() {
+        if mem.read(table.wrapping_add(self.bias), &mut raw).is_err() {
             return out;
         }
         let s = self.layout.sudog;
@@ -513,6 +508,31 @@ impl<'b> Reader<'b> {
     }
 }
 
+/// One step of a frame-pointer walk: from a frame's BP, the return address into its caller
+/// (`[bp+8]`) and the caller's BP (`[bp]`). Every value comes from a process that keeps
+/// running, so a torn read can give any BP, up to 2^64 - 1: the frame must lie inside the
+/// goroutine's stack `[lo, hi)`, computed without overflow, and the chain must grow toward
+/// the stack's top.
+fn caller_frame(
+    bp: u64,
+    (lo, hi): (u64, u64),
+    read: &dyn Fn(u64) -> Option<u64>,
+) -> Result<(u64, u64), &'static str> {
+    const LEFT: &str = "frame pointer chain left the stack (changed while reading?)";
+    let ret_at = bp.checked_add(8).ok_or(LEFT)?;
+    let frame_end = bp.checked_add(16).ok_or(LEFT)?;
+    if bp < lo || frame_end > hi {
+        return Err(LEFT);
+    }
+    let (Some(next_bp), Some(ret)) = (read(bp), read(ret_at)) else {
+        return Err("stack unreadable");
+    };
+    if next_bp != 0 && next_bp <= bp {
+        return Err("frame pointer chain not increasing (changed while reading?)");
+    }
+    Ok((ret, next_bp))
+}
+
 /// PCs of the target process to logical frames, with inlined calls, cached.
 pub struct Symbolizer<'b> {
     bin: &'b GoBinary,
@@ -556,7 +576,7 @@ impl<'b> Symbolizer<'b> {
                     .frames_at(f, lookup)
                     .into_iter()
                     .map(|fr| Frame {
-                        offset: (!fr.inlined).then(|| link_pc - f.entry),
+                        offset: (!fr.inlined).then(|| link_pc.saturating_sub(f.entry)),
                         func: fr.func,
                         file: fr.file,
                         line: fr.line,
@@ -772,6 +792,43 @@ mod tests {
         analyze(&mut snap, &Locked);
         assert!(snap.deadlocks.is_empty());
         assert!(snap.holders.is_empty());
+    }
+
+    #[test]
+    fn a_torn_frame_pointer_near_the_top_of_the_address_space_ends_the_walk() {
+        // Any address reads as a plausible value: only the bounds can stop the walk.
+        let read = |addr: u64| Some(addr | 1);
+        let whole = (0, u64::MAX);
+        for bp in [u64::MAX, u64::MAX - 7, u64::MAX - 8, u64::MAX - 15] {
+            assert_eq!(
+                caller_frame(bp, whole, &read),
+                Err("frame pointer chain left the stack (changed while reading?)"),
+                "{bp:#x}"
+            );
+        }
+        // The highest frame that fits reads [bp] and [bp+8], and they must increase.
+        let bp = u64::MAX - 16;
+        let next = |addr: u64| Some(if addr == bp { u64::MAX } else { 0x4567 });
+        assert_eq!(caller_frame(bp, whole, &next), Ok((0x4567, u64::MAX)));
+        // A normal frame inside a normal stack.
+        let stack = (0xc000_0000, 0xc000_8000);
+        let words = |addr: u64| match addr {
+            0xc000_1000 => Some(0xc000_2000),
+            0xc000_1008 => Some(0x40_1234),
+            _ => None,
+        };
+        assert_eq!(
+            caller_frame(0xc000_1000, stack, &words),
+            Ok((0x40_1234, 0xc000_2000))
+        );
+        assert_eq!(
+            caller_frame(0xc000_7ff8, stack, &words),
+            Err("frame pointer chain left the stack (changed while reading?)")
+        );
+        assert_eq!(
+            caller_frame(0xc000_3000, stack, &words),
+            Err("stack unreadable")
+        );
     }
 
     #[test]

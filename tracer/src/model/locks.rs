@@ -271,8 +271,8 @@ impl<'b> LockModel<'b> {
         let mut raw: Vec<(LockSummary, RawStacks)> = Vec::new();
         for (&lock, s) in &self.stats {
             let mut stacks: RawStacks = s.stacks.iter().map(|(pcs, &n)| (n, pcs.clone())).collect();
+            // A fixed order, so that a group's representative does not depend on hashing.
             stacks.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-            stacks.truncate(top);
             let summary = LockSummary {
                 lock,
                 lock_type: s.lock_type,
@@ -288,10 +288,11 @@ impl<'b> LockModel<'b> {
         let mut out: Vec<LockSummary> = raw
             .into_iter()
             .map(|(mut summary, stacks)| {
-                summary.top_stacks = stacks
+                let symbolized = stacks
                     .into_iter()
                     .map(|(n, pcs)| (n, self.frames(&pcs)))
                     .collect();
+                summary.top_stacks = group_stacks(symbolized, top);
                 summary
             })
             .collect();
@@ -302,6 +303,53 @@ impl<'b> LockModel<'b> {
         });
         out
     }
+}
+
+/// The waiter's frames from the code that asked for the lock: without the runtime's and
+/// the lock's own (a `sync.(*Once).doSlow` that locks stays: it says why).
+pub fn user_frames(stack: &[Frame]) -> impl Iterator<Item = &Frame> {
+    stack.iter().skip_while(|f| {
+        f.func.starts_with("runtime.")
+            || f.func.starts_with("internal/sync.")
+            || f.func.starts_with("sync.(*Mutex).")
+            || f.func.starts_with("sync.(*RWMutex).")
+            || f.func.starts_with("sync.runtime_")
+    })
+}
+
+/// Waiting stacks grouped as a reader sees them, the `top` largest groups first.
+///
+/// The model counts stacks by their raw return addresses, which tell apart stacks that
+/// print the same: two calls on one line, the runtime and sync frames that are never
+/// shown, and (in the human summary) everything below the first frames. Listed per raw
+/// stack, one lock's summary showed lines that looked identical, each with part of the
+/// count, and a call site split that way could fall out of the top entirely. So stacks
+/// are grouped on what is printed of them, the function and line of every user frame
+/// (all of them, as the JSON summary prints them), counts summed; each group keeps the
+/// frames of its most frequent member. The human summary starts at three frames and goes
+/// deeper where two listed groups share those (`output::locks::summary_human`).
+pub fn group_stacks(stacks: Vec<(u64, Vec<Frame>)>, top: usize) -> Vec<(u64, Vec<Frame>)> {
+    type Key = Vec<(String, Option<u32>)>;
+    // Per group: the summed count, and the largest member's count and frames.
+    let mut groups: HashMap<Key, (u64, u64, Vec<Frame>)> = HashMap::new();
+    for (n, frames) in stacks {
+        let key: Key = user_frames(&frames)
+            .map(|f| (f.func.clone(), f.line))
+            .collect();
+        let g = groups.entry(key).or_insert((0, 0, Vec::new()));
+        g.0 += n;
+        if n > g.1 {
+            (g.1, g.2) = (n, frames);
+        }
+    }
+    let mut out: Vec<(Key, u64, Vec<Frame>)> = groups
+        .into_iter()
+        .map(|(key, (n, _, frames))| (key, n, frames))
+        .collect();
+    // Most first; equal counts in a fixed order (by the printed frames).
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out.truncate(top);
+    out.into_iter().map(|(_, n, frames)| (n, frames)).collect()
 }
 
 /// Which lock a slow-path wait is for, from the waiting stack (innermost first). `None`
@@ -409,7 +457,69 @@ mod tests {
         assert_eq!(summary.len(), 1);
         assert_eq!(summary[0].contended, 3);
         assert_eq!(summary[0].total_wait_ns, 15 + 20 + 1);
-        assert_eq!(summary[0].top_stacks.len(), 3);
+        // Without symbols no stack has a user frame: the three are one group, "?".
+        assert_eq!(summary[0].top_stacks.len(), 1);
+        assert_eq!(summary[0].top_stacks[0].0, 3);
+    }
+
+    fn frame(func: &str, line: u32, pc: u64) -> Frame {
+        Frame {
+            func: func.into(),
+            file: Some("main.go".into()),
+            line: Some(line),
+            pc,
+            offset: None,
+            inlined: false,
+        }
+    }
+
+    #[test]
+    fn stacks_that_print_the_same_are_one_group() {
+        let lock_slow = |pc| frame("sync.(*Mutex).lockSlow", 10, pc);
+        let stacks = vec![
+            // Two return addresses on one line, below different sync internals.
+            (
+                4,
+                vec![
+                    lock_slow(0x100),
+                    frame("main.work", 20, 0x200),
+                    frame("main.main", 30, 0x300),
+                ],
+            ),
+            (
+                3,
+                vec![
+                    frame("sync.(*Mutex).Lock", 5, 0x110),
+                    lock_slow(0x101),
+                    frame("main.work", 20, 0x201),
+                    frame("main.main", 30, 0x300),
+                ],
+            ),
+            // Another caller of the same site: a group of its own.
+            (
+                5,
+                vec![
+                    lock_slow(0x100),
+                    frame("main.work", 20, 0x200),
+                    frame("main.other", 40, 0x400),
+                ],
+            ),
+            (1, vec![lock_slow(0x100), frame("main.rare", 50, 0x500)]),
+        ];
+        let groups = group_stacks(stacks, 2);
+        let summed: Vec<(u64, Vec<&str>)> = groups
+            .iter()
+            .map(|(n, frames)| (*n, user_frames(frames).map(|f| f.func.as_str()).collect()))
+            .collect();
+        assert_eq!(
+            summed,
+            vec![
+                (7, vec!["main.work", "main.main"]),
+                (5, vec!["main.work", "main.other"]),
+            ]
+        );
+        // The group keeps the frames of its most frequent member.
+        assert_eq!(groups[0].1[1].pc, 0x200);
     }
 
     #[test]

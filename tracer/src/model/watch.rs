@@ -211,11 +211,12 @@ impl<'b> Watch<'b> {
                             Some(s) => s.stack(&stack),
                             None => Vec::new(),
                         };
-                        frames
+                        let reader = frames
                             .iter()
                             .take_while(|f| !f.func.ends_with("(*Mutex).lockSlow"))
-                            .any(|f| f.func == "sync.(*RWMutex).RLock")
-                            .then(|| addr.wrapping_sub(RW_READER_SEM))
+                            .any(|f| f.func == "sync.(*RWMutex).RLock");
+                        // The address comes from the target: no wrap-around below 0.
+                        addr.checked_sub(RW_READER_SEM).filter(|_| reader)
                     }
                 };
                 if let Some(lock) = lock {

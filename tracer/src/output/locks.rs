@@ -17,17 +17,10 @@ fn frame_json(f: &Frame) -> Value {
     json!({"func": f.func, "file": f.file, "line": f.line, "inlined": f.inlined})
 }
 
-/// The waiter's frames from the code that asked for the lock: without the runtime's and
-/// the lock's own (a `sync.(*Once).doSlow` that locks stays: it says why).
-pub fn user_frames(stack: &[Frame]) -> impl Iterator<Item = &Frame> {
-    stack.iter().skip_while(|f| {
-        f.func.starts_with("runtime.")
-            || f.func.starts_with("internal/sync.")
-            || f.func.starts_with("sync.(*Mutex).")
-            || f.func.starts_with("sync.(*RWMutex).")
-            || f.func.starts_with("sync.runtime_")
-    })
-}
+pub use crate::model::locks::user_frames;
+
+/// Frames shown per waiting stack in the human summary, at least.
+const SUMMARY_FRAMES: usize = 3;
 
 fn lock_label(lock: u64, lock_type: &str, name: Option<&str>) -> String {
     match name {
@@ -109,12 +102,18 @@ pub fn summary_human(out: &mut dyn Write, locks: &[LockSummary]) -> io::Result<(
             q(s.wait.quantile(0.99)),
             q(s.wait.quantile(1.0)),
         )?;
-        for (n, frames) in &s.top_stacks {
-            let mut chain = user_frames(frames)
-                .take(3)
-                .map(|f| format!("{}:{}", f.func, f.line.unwrap_or(0)))
-                .collect::<Vec<_>>()
-                .join(" <- ");
+        let chains: Vec<Vec<String>> = s
+            .top_stacks
+            .iter()
+            .map(|(_, frames)| {
+                user_frames(frames)
+                    .map(|f| format!("{}:{}", f.func, f.line.unwrap_or(0)))
+                    .collect()
+            })
+            .collect();
+        let depths = distinct_depths(&chains);
+        for (((n, _), chain), depth) in s.top_stacks.iter().zip(&chains).zip(depths) {
+            let mut chain = chain[..depth].join(" <- ");
             if chain.is_empty() {
                 chain = "?".into();
             }
@@ -122,4 +121,45 @@ pub fn summary_human(out: &mut dyn Write, locks: &[LockSummary]) -> io::Result<(
         }
     }
     Ok(())
+}
+
+/// How many frames of each stack to print: `SUMMARY_FRAMES`, or more where another listed
+/// stack has the same first frames, down to the first frame that differs. The stacks are
+/// grouped on all their user frames (`model::locks::group_stacks`), so two listed stacks
+/// always differ somewhere; printed three deep only, they could look the same.
+fn distinct_depths(chains: &[Vec<String>]) -> Vec<usize> {
+    chains
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let shared = chains
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, b)| a.iter().zip(b).take_while(|(x, y)| x == y).count())
+                .max()
+                .unwrap_or(0);
+            (shared + 1).max(SUMMARY_FRAMES).min(a.len())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(funcs: &[&str]) -> Vec<String> {
+        funcs.iter().map(|f| f.to_string()).collect()
+    }
+
+    #[test]
+    fn stacks_are_printed_deep_enough_to_differ() {
+        let chains = vec![
+            chain(&["a:1", "b:2", "c:3", "d:4", "e:5"]),
+            chain(&["a:1", "b:2", "c:3", "x:9"]),
+            chain(&["f:1", "g:2", "h:3", "i:4"]),
+            chain(&["f:1"]),
+        ];
+        assert_eq!(distinct_depths(&chains), vec![4, 4, 3, 1]);
+    }
 }

@@ -19,3 +19,55 @@ pub fn record_sink(path: Option<&Path>) -> io::Result<Box<dyn Write + Send>> {
         None => Box::new(BufWriter::new(io::stdout())),
     })
 }
+
+/// Opens `-o FILE` (or stdout) for the records, with a one-line error that says what to do.
+/// Subcommands call it before loading or attaching anything, so a mistyped path costs
+/// nothing and leaves no probe behind.
+pub fn open_record_sink(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {
+    record_sink(path).map_err(|e| {
+        let shown = path.map_or("stdout".into(), |p| p.display().to_string());
+        let hint = match e.kind() {
+            io::ErrorKind::NotFound => "create the directory first",
+            io::ErrorKind::PermissionDenied => "choose a directory you can write to",
+            io::ErrorKind::IsADirectory => "give a file name, not a directory",
+            io::ErrorKind::NotADirectory => "a part of the path is a file, not a directory",
+            io::ErrorKind::ReadOnlyFilesystem => "choose a writable file system",
+            _ => "check the path",
+        };
+        anyhow::anyhow!(
+            "cannot write records to {shown}: {} (hint: {hint})",
+            os_error_text(&e)
+        )
+    })
+}
+
+/// An I/O error's text without the `(os error N)` suffix the standard library appends.
+pub fn os_error_text(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_owned(),
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_directory_is_one_line_with_a_hint() {
+        let path = Path::new("/nonexistent-dir-of-tracer-tests/x.jsonl");
+        let Err(err) = open_record_sink(Some(path)) else {
+            panic!("opened a file in a missing directory");
+        };
+        assert_eq!(
+            err.to_string(),
+            "cannot write records to /nonexistent-dir-of-tracer-tests/x.jsonl: No such file or \
+             directory (hint: create the directory first)"
+        );
+        let Err(err) = open_record_sink(Some(Path::new("/"))) else {
+            panic!("opened a directory as a file");
+        };
+        assert!(err.to_string().contains("(hint: give a file name"), "{err}");
+    }
+}

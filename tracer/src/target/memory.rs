@@ -60,6 +60,9 @@ impl Memory {
     /// Returns one result per address: `None` where the record could not be read entirely
     /// (the kernel stops a batch at the first unreadable record; the rest is retried).
     pub fn read_many(&self, addrs: &[u64], size: usize) -> Vec<Option<Vec<u8>>> {
+        if size == 0 {
+            return vec![Some(Vec::new()); addrs.len()];
+        }
         let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(addrs.len());
         let mut buf = vec![0u8; size * IOV_BATCH.min(addrs.len().max(1))];
         let mut start = 0;

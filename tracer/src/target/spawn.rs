@@ -140,7 +140,12 @@ impl GatedChild {
 
     /// Blocks until the child ends.
     pub fn wait(&self) -> io::Result<ChildExit> {
-        wait_pid(self.pid)
+        wait_pid(self.pid, 0).map(|status| status.expect("a blocking wait returns a status"))
+    }
+
+    /// The child's status if it has ended, without blocking.
+    pub fn try_wait(&self) -> io::Result<Option<ChildExit>> {
+        wait_pid(self.pid, libc::WNOHANG)
     }
 }
 
@@ -148,18 +153,22 @@ impl Drop for GatedChild {
     fn drop(&mut self) {
         // A child never released exits at once when the gate closes; reap it.
         if self.gate.take().is_some() {
-            let _ = wait_pid(self.pid);
+            let _ = wait_pid(self.pid, 0);
         }
     }
 }
 
-fn wait_pid(pid: u32) -> io::Result<ChildExit> {
+/// `waitpid` with `flags`; `None` when `WNOHANG` is given and the child still runs.
+fn wait_pid(pid: u32, flags: libc::c_int) -> io::Result<Option<ChildExit>> {
     let mut status = 0;
     loop {
         // SAFETY: waiting on our own child with a valid status pointer.
-        let r = unsafe { libc::waitpid(pid as i32, &mut status, 0) };
+        let r = unsafe { libc::waitpid(pid as i32, &mut status, flags) };
         if r == pid as i32 {
             break;
+        }
+        if r == 0 {
+            return Ok(None);
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
@@ -167,9 +176,9 @@ fn wait_pid(pid: u32) -> io::Result<ChildExit> {
         }
     }
     if libc::WIFEXITED(status) {
-        Ok(ChildExit::Code(libc::WEXITSTATUS(status)))
+        Ok(Some(ChildExit::Code(libc::WEXITSTATUS(status))))
     } else {
-        Ok(ChildExit::Signal(libc::WTERMSIG(status)))
+        Ok(Some(ChildExit::Signal(libc::WTERMSIG(status))))
     }
 }
 
@@ -185,6 +194,25 @@ mod tests {
         assert!(super::super::is_alive(child.pid));
         child.release().unwrap();
         assert_eq!(child.wait().unwrap(), ChildExit::Code(7));
+    }
+
+    #[test]
+    fn exit_is_seen_without_blocking() {
+        let argv = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            "sleep 0.1; exit 3".to_string(),
+        ];
+        let mut child = GatedChild::spawn(Path::new("/bin/sh"), &argv).unwrap();
+        child.release().unwrap();
+        assert_eq!(child.try_wait().unwrap(), None);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Seen ended (a zombie) by its pidfd, then reaped.
+        rt.block_on(super::super::process_exit(child.pid)).unwrap();
+        assert_eq!(child.try_wait().unwrap(), Some(ChildExit::Code(3)));
     }
 
     #[test]
