@@ -31,38 +31,47 @@ impl FollowArgs {
     }
 }
 
-/// Waits until the target exists (a process other than `previous`), or `deadline` passes
-/// (`None`), or Ctrl-C/SIGTERM arrives (`None`). Errors other than "not running yet"
-/// (e.g. several candidates) end the wait.
+/// Waits until the target exists (a process other than `previous`); `None` when
+/// `deadline` passes or SIGINT/SIGTERM arrives first. Errors other than "not running
+/// yet" (e.g. several candidates) end the wait.
 pub fn wait_for(
     target: &TargetArgs,
     previous: Option<u32>,
     deadline: Option<Instant>,
-    stop: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<Option<Process>> {
-    let mut said = false;
-    loop {
-        match target.resolve() {
-            Ok(Resolved::Running(p)) if Some(p.pid) != previous && p.is_alive() => {
-                return Ok(Some(p));
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut said = false;
+        loop {
+            match target.resolve() {
+                Ok(Resolved::Running(p)) if Some(p.pid) != previous && p.is_alive() => {
+                    return Ok(Some(p));
+                }
+                Ok(_) => {}
+                Err(e) => match e.downcast_ref::<TargetError>() {
+                    Some(TargetError::NoSuchExe(_)) | Some(TargetError::NoInnerEngine { .. }) => {}
+                    _ => return Err(e),
+                },
             }
-            Ok(_) => {}
-            Err(e) => match e.downcast_ref::<TargetError>() {
-                Some(TargetError::NoSuchExe(_)) | Some(TargetError::NoInnerEngine { .. }) => {}
-                _ => return Err(e),
-            },
+            if !said {
+                eprintln!("tracer: waiting for the target to start (--follow)");
+                said = true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = sigint.recv() => return Ok(None),
+                _ = sigterm.recv() => return Ok(None),
+            }
         }
-        if !said {
-            eprintln!("tracer: waiting for the target to start (--follow)");
-            said = true;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d)
-            || stop.load(std::sync::atomic::Ordering::Relaxed)
-        {
-            return Ok(None);
-        }
-        std::thread::sleep(POLL);
-    }
+    })
 }
 
 /// The `attach` record of one incarnation, as a JSON line.

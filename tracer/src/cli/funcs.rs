@@ -1,12 +1,13 @@
 //! `tracer funcs`: every call of the matching Go functions, paired per goroutine.
-use std::path::PathBuf;
+use std::{io::Write, path::PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
 
 use super::{
-    target::TargetArgs,
-    tracing::{EventSink, Started, start_with, trace_until_stop},
+    follow::{self, FollowArgs},
+    target::{Resolved, TargetArgs},
+    tracing::{EventSink, Started, Stop, start_with, trace_until_stop},
 };
 use crate::{
     gobin::GoBinary,
@@ -28,6 +29,8 @@ pub struct FuncsArgs {
     pattern: String,
     #[command(flatten)]
     target: TargetArgs,
+    #[command(flatten)]
+    follow: FollowArgs,
     /// One JSON object per line instead of human-readable lines.
     #[arg(long)]
     json: bool,
@@ -51,10 +54,63 @@ pub struct FuncsArgs {
 
 pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
     let regex = super::anchored_regex(&args.pattern)?;
-    let target = args.target.resolve()?;
+    args.follow.check(&args.target)?;
+    // The records' file is opened before any eBPF is loaded: a bad path fails fast, alone.
+    // With --follow it stays open across incarnations.
+    let sink = SharedSink::new(output::open_record_sink(args.output.as_deref())?);
+    if !args.follow.follow {
+        let target = args.target.resolve()?;
+        return Ok(trace_once(&args, &regex, &target, sink, args.duration)?.exit_status());
+    }
+    let deadline = args
+        .duration
+        .map(|d| std::time::Instant::now() + std::time::Duration::from_secs_f64(d));
+    let mut previous = None;
+    for incarnation in 1.. {
+        let Some(process) = follow::wait_for(&args.target, previous, deadline)? else {
+            return Ok(0);
+        };
+        previous = Some(process.pid);
+        let line = follow::attach_record(incarnation, &process);
+        eprintln!(
+            "tracer: following: incarnation {incarnation}, pid {}",
+            process.pid
+        );
+        if args.json {
+            sink.write_line(&line)?;
+        }
+        let remaining = deadline.map(|d| {
+            d.saturating_duration_since(std::time::Instant::now())
+                .as_secs_f64()
+                .max(0.001)
+        });
+        let pid = process.pid;
+        let stop = trace_once(
+            &args,
+            &regex,
+            &Resolved::Running(process),
+            sink.clone(),
+            remaining,
+        )?;
+        let target_ended = !crate::target::is_alive(pid);
+        if !matches!(stop, Stop::Done) || !target_ended {
+            return Ok(stop.exit_status());
+        }
+    }
+    unreachable!("incarnations are counted without end")
+}
+
+/// Traces one process (or spawned command) until it ends, the duration passes or a signal.
+fn trace_once(
+    args: &FuncsArgs,
+    regex: &regex::Regex,
+    target: &Resolved,
+    sink: SharedSink,
+    duration: Option<f64>,
+) -> anyhow::Result<Stop> {
     let binary_path = target.binary();
     let binary = GoBinary::open(&binary_path)?;
-    let matched = binary.find_functions(&regex);
+    let matched = binary.find_functions(regex);
     if matched.is_empty() {
         bail!(
             "no function in {} matches `{}` (hint: `tracer inspect {} --match '<regex>'` lists the names)",
@@ -112,15 +168,13 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
         );
     }
 
-    // The records' file is opened before any eBPF is loaded: a bad path fails fast, alone.
-    let sink = output::open_record_sink(args.output.as_deref())?;
     let Started {
         pid,
         probes,
         mut reader,
         child,
         runtime,
-    } = start_with(&target, &binary, &plan, args.ring_mb, true)?;
+    } = start_with(target, &binary, &plan, args.ring_mb, true)?;
     for (probe_id, _, why) in &probes.refused {
         if let Some(name) = traced.get(*probe_id as usize) {
             skipped.push((name.clone(), why.clone()));
@@ -150,21 +204,50 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
     let mut pipeline = Pipeline {
         tracker: CallTracker::new(args.entry_only),
         summary: CallSummary::new(traced.len()),
-        writer: CallWriter::new(sink, args.json, traced).with_pid(pid),
+        writer: CallWriter::new(Box::new(sink), args.json, traced).with_pid(pid),
     };
     let stop = runtime.block_on(trace_until_stop(
         &mut reader,
         &mut pipeline,
         pid,
         child,
-        args.duration,
+        duration,
     ))?;
     let lost = probes.lost_events()?;
     super::tracing::warn_if_silent(&reader, &probes);
     super::tracing::detach(probes);
     pipeline.finish(lost, reader.malformed)?;
+    Ok(stop)
+}
 
-    Ok(stop.exit_status())
+/// The records' writer, shared by the incarnations of a followed target.
+#[derive(Clone)]
+struct SharedSink(std::sync::Arc<std::sync::Mutex<Box<dyn Write + Send>>>);
+
+impl SharedSink {
+    fn new(inner: Box<dyn Write + Send>) -> SharedSink {
+        SharedSink(std::sync::Arc::new(std::sync::Mutex::new(inner)))
+    }
+
+    fn write_line(&self, line: &str) -> anyhow::Result<()> {
+        let mut w = self.0.lock().expect("the sink is never poisoned");
+        writeln!(w, "{line}")
+            .and_then(|()| w.flush())
+            .context("cannot write records")
+    }
+}
+
+impl Write for SharedSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("the sink is never poisoned")
+            .write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().expect("the sink is never poisoned").flush()
+    }
 }
 
 /// Events in, records out: the pairing model, the summary and the writer.

@@ -1,0 +1,114 @@
+//! `--follow`: the tracer waits for a program that is not running yet, traces it, and
+//! attaches again when it is started anew; each incarnation's calls are exact.
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use integration_tests::{gobuild, json_lines, of_kind, scratch_dir, tracer};
+use serde_json::Value;
+
+#[test]
+fn follow_waits_for_the_target_and_reattaches_after_a_restart() {
+    let built = gobuild::build_default("funcs", true).expect("build");
+    let dir = scratch_dir("follow");
+    // A name of its own (as a restarted dev engine keeps its name), under 15 bytes.
+    let name = format!("fol{}", std::process::id() % 1_000_000);
+    let binary = dir.join(&name);
+    std::fs::copy(&built, &binary).expect("copy");
+    let records = dir.join("records.jsonl");
+
+    let mut traced = tracer()
+        .args(["funcs", "--match", "main\\.add9", "--json", "--follow"])
+        .args(["--exe", &name, "--duration", "60", "-o"])
+        .arg(&records)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the tracer");
+    let stderr = traced.stderr.take().unwrap();
+    let (line_tx, line_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("tracer: {line}");
+            let _ = line_tx.send(line);
+        }
+    });
+    let wait_line = |what: &str| {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let line = line_rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("the tracer never said {what:?}"));
+            if line.contains(what) {
+                return line;
+            }
+        }
+    };
+    wait_line("waiting for the target to start");
+
+    // Two incarnations, each calling main.add9 80 times once the tracer is in.
+    let mut pids = Vec::new();
+    let mut truths = Vec::new();
+    for run in 0..2 {
+        let truth = dir.join(format!("truth{run}.jsonl"));
+        let mut child = Command::new(&binary)
+            .args(["-mode", "basic", "-goroutines", "2", "-calls", "40"])
+            .args(["-leafcalls", "0", "-start-delay", "2s", "-truth"])
+            .arg(&truth)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the program");
+        wait_line(&format!("incarnation {}, pid {}", run + 1, child.id()));
+        pids.push(child.id());
+        assert!(child.wait().unwrap().success());
+        truths.push(truth);
+    }
+    wait_line("waiting for the target to start");
+    let killed = Command::new("kill")
+        .args(["-TERM", &traced.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = traced.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "a followed trace ends cleanly");
+
+    let text = std::fs::read_to_string(&records).expect("records");
+    let recs = json_lines(&text);
+    let attaches = of_kind(&recs, "attach");
+    assert_eq!(attaches.len(), 2, "{attaches:?}");
+    for (i, (a, pid)) in attaches.iter().zip(&pids).enumerate() {
+        assert_eq!(a["incarnation"], i as u64 + 1);
+        assert_eq!(a["pid"], *pid);
+        assert!(a["unix_ns"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(
+        of_kind(&recs, "summary").len(),
+        2,
+        "one summary per incarnation"
+    );
+    for (pid, truth) in pids.iter().zip(&truths) {
+        let truth_text = std::fs::read_to_string(truth).expect("truth");
+        let truth = json_lines(&truth_text);
+        let expected: Vec<&Value> = truth
+            .iter()
+            .filter(|r| r["kind"] == "call" && r["func"] == "main.add9")
+            .collect();
+        let got: Vec<&Value> = of_kind(&recs, "func_call")
+            .into_iter()
+            .filter(|r| r["pid"] == *pid)
+            .collect();
+        assert_eq!(expected.len(), 80);
+        assert_eq!(got.len(), expected.len(), "pid {pid}");
+        let mut want: Vec<u64> = expected
+            .iter()
+            .map(|r| r["goid"].as_u64().unwrap())
+            .collect();
+        let mut have: Vec<u64> = got.iter().map(|r| r["goid"].as_u64().unwrap()).collect();
+        want.sort_unstable();
+        have.sort_unstable();
+        assert_eq!(have, want, "pid {pid}: goroutine ids");
+        assert!(got.iter().all(|r| r["status"] == "returned"));
+    }
+}
