@@ -7,7 +7,7 @@
 //!
 //! Outputs: `<workspace>/target/go-programs/<program>-go<version>-<stripped|debug>`, built with
 //! `CGO_ENABLED=0 GOTOOLCHAIN=local GOPROXY=off -buildvcs=false`, a per-version
-//! `GOCACHE=<workspace>/target/go-cache/<version>`, and `-ldflags=-s -w` when stripped
+//! `GOCACHE=$TRACER_GO_DIR/gocache/<version>`, and `-ldflags=-s -w` when stripped
 //! (no `-trimpath`, like the real engine). A build is skipped when the output is newer
 //! than every file under the program directory; builds go to a temporary name and are
 //! renamed into place, so concurrent test threads and processes are safe.
@@ -368,10 +368,10 @@ pub fn build_with(program: &str, tc: &GoToolchain, opts: &BuildOptions) -> Resul
 
     let dir = output_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let cache = workspace_root()
-        .join("target")
-        .join("go-cache")
-        .join(&tc.version);
+    // Beside the toolchains, not in target/: compiled standard-library packages (a minute
+    // or more per toolchain and build mode) survive a fresh clone on the same machine.
+    // Go's build cache is keyed by content and safe to share between processes.
+    let cache = tracer_go_dir().join("gocache").join(&tc.version);
     std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
 
     static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -112,3 +112,90 @@ fn follow_waits_for_the_target_and_reattaches_after_a_restart() {
         assert!(got.iter().all(|r| r["status"] == "returned"));
     }
 }
+
+/// The stand-in engine restarted under `tracer cache --follow`: each incarnation's calls
+/// (between its `attach` record and the next) equal that run's own record of its calls.
+#[test]
+fn cache_follow_traces_each_engine_incarnation() {
+    let built = gobuild::build_default("engine", true).expect("build the engine");
+    let dir = scratch_dir("follow-cache");
+    let name = format!("eng{}", std::process::id() % 1_000_000);
+    let binary = dir.join(&name);
+    std::fs::copy(&built, &binary).expect("copy");
+    let records = dir.join("records.jsonl");
+
+    let mut traced = tracer()
+        .args(["cache", "--json", "--follow", "--exe", &name])
+        .args(["--duration", "90", "-o"])
+        .arg(&records)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the tracer");
+    let stderr = traced.stderr.take().unwrap();
+    let (line_tx, line_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("tracer: {line}");
+            let _ = line_tx.send(line);
+        }
+    });
+    let wait_line = |what: &str| {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let line = line_rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("the tracer never said {what:?}"));
+            if line.contains(what) {
+                return line;
+            }
+        }
+    };
+    wait_line("waiting for the target to start");
+    let mut truths = Vec::new();
+    for run in 0..2 {
+        let truth = dir.join(format!("truth{run}.jsonl"));
+        let gate = dir.join(format!("gate{run}"));
+        let mut engine = Command::new(&binary)
+            .args(["-scenario", "hits", "-seed", &(run + 5).to_string()])
+            .args(["-duration", "1s", "-start-gate"])
+            .arg(&gate)
+            .arg("-truth")
+            .arg(&truth)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the engine");
+        // Probes are in once the tracer names the engine in this pid.
+        wait_line(&format!("probes in pid {}", engine.id()));
+        std::fs::write(&gate, "").unwrap();
+        assert!(engine.wait().unwrap().success());
+        truths.push(truth);
+    }
+    wait_line("waiting for the target to start");
+    let killed = Command::new("kill")
+        .args(["-TERM", &traced.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(traced.wait().unwrap().code(), Some(0));
+
+    let text = std::fs::read_to_string(&records).expect("records");
+    let recs = json_lines(&text);
+    let starts: Vec<usize> = recs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r["kind"] == "attach")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(starts.len(), 2, "two attach records");
+    for (run, truth) in truths.iter().enumerate() {
+        let end = starts.get(run + 1).copied().unwrap_or(recs.len());
+        let segment = &recs[starts[run]..end];
+        let got = of_kind(segment, "cache_call").len();
+        let truth_text = std::fs::read_to_string(truth).expect("truth");
+        let want = of_kind(&json_lines(&truth_text), "call").len();
+        assert!(want > 0, "run {run}: the engine made calls");
+        assert_eq!(got, want, "run {run}: cache calls of this incarnation");
+        assert_eq!(of_kind(segment, "cache_summary").len(), 1, "run {run}");
+    }
+}

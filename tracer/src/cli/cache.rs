@@ -6,8 +6,9 @@ use clap::Args;
 use tracer_common::ProbeKind;
 
 use super::{
-    target::TargetArgs,
-    tracing::{EventSink, Started, start, trace_until_stop},
+    follow::{self, FollowArgs},
+    target::{Resolved, TargetArgs},
+    tracing::{EventSink, Started, Stop, start, trace_until_stop},
 };
 use crate::{
     gobin::GoBinary,
@@ -16,7 +17,7 @@ use crate::{
         calls::CallTracker,
     },
     output::{
-        self,
+        self, SharedSink,
         cache::{CacheTotals, Metrics, SummaryInput},
     },
     probes::{
@@ -31,6 +32,8 @@ use crate::{
 pub struct CacheArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub follow: FollowArgs,
     /// One JSON object per line instead of human-readable lines.
     #[arg(long)]
     pub json: bool,
@@ -51,22 +54,39 @@ pub struct CacheArgs {
 }
 
 pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
-    let target = args.target.resolve()?;
+    // The records' file is opened before any eBPF is loaded: a bad path fails fast, alone.
+    // With --follow it stays open across the engine's restarts.
+    let sink = SharedSink::new(output::open_record_sink(args.output.as_deref())?);
+    follow::drive(
+        &args.target,
+        &args.follow,
+        args.duration,
+        args.json.then_some(&sink),
+        |target, duration| trace_once(&args, target, Box::new(sink.clone()), duration),
+    )
+}
+
+/// Traces one engine process (or spawned command) until it ends, the duration passes or a
+/// signal.
+fn trace_once(
+    args: &CacheArgs,
+    target: &Resolved,
+    sink: Box<dyn Write + Send>,
+    duration: Option<f64>,
+) -> anyhow::Result<Stop> {
     let binary = GoBinary::open(&target.binary())?;
     let profile = profiles::detect(&binary)?;
     let engine = describe_engine(&binary, profile);
     let (plan, roles) = plan_profile(&binary, profile, args.light)?;
     let sites = call_sites(&binary, profile)?;
 
-    // The records' file is opened before any eBPF is loaded: a bad path fails fast, alone.
-    let sink = output::open_record_sink(args.output.as_deref())?;
     let Started {
         pid,
         probes,
         mut reader,
         child,
         runtime,
-    } = start(&target, &binary, &plan, args.ring_mb)?;
+    } = start(target, &binary, &plan, args.ring_mb)?;
     let mode = if args.light { ", light mode" } else { "" };
     eprintln!(
         "tracer: {engine}; {} probes in pid {pid}{mode}",
@@ -87,7 +107,7 @@ pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
         &mut pipeline,
         pid,
         child,
-        args.duration,
+        duration,
     ))?;
     let lost_events = probes.lost_events()?;
     super::tracing::warn_if_silent(&reader, &probes);
@@ -127,7 +147,7 @@ pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
     }
     pipeline.sink.flush()?;
     output::cache::summary_human(&mut std::io::stderr(), &summary)?;
-    Ok(stop.exit_status())
+    Ok(stop)
 }
 
 /// CPU time this process has used, user plus system.

@@ -94,6 +94,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
                 format!("{}s", args.seconds),
             ],
         },
+        follow: Default::default(),
         json: args.json,
         duration: None,
         output: None,

@@ -5,7 +5,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 
-use super::target::{Resolved, TargetArgs};
+use super::{
+    target::{Resolved, TargetArgs},
+    tracing::Stop,
+};
+use crate::output::SharedSink;
 use crate::target::{Process, TargetError};
 
 #[derive(Args, Debug, Clone, Default)]
@@ -72,6 +76,48 @@ pub fn wait_for(
             }
         }
     })
+}
+
+/// Runs `once` on the target, or with `--follow` on each incarnation of it until the
+/// duration ends or a signal; an `attach` record goes to `records` (JSON mode) first.
+pub fn drive(
+    target: &TargetArgs,
+    follow: &FollowArgs,
+    duration: Option<f64>,
+    records: Option<&SharedSink>,
+    mut once: impl FnMut(&Resolved, Option<f64>) -> anyhow::Result<Stop>,
+) -> anyhow::Result<i32> {
+    follow.check(target)?;
+    if !follow.follow {
+        return Ok(once(&target.resolve()?, duration)?.exit_status());
+    }
+    let deadline = duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let mut previous = None;
+    for incarnation in 1.. {
+        let Some(process) = wait_for(target, previous, deadline)? else {
+            return Ok(0);
+        };
+        previous = Some(process.pid);
+        eprintln!(
+            "tracer: following: incarnation {incarnation}, pid {}",
+            process.pid
+        );
+        if let Some(records) = records {
+            records.write_line(&attach_record(incarnation, &process))?;
+        }
+        let remaining = deadline.map(|d| {
+            d.saturating_duration_since(Instant::now())
+                .as_secs_f64()
+                .max(0.001)
+        });
+        let pid = process.pid;
+        let stop = once(&Resolved::Running(process), remaining)?;
+        // Only the target's own end leads to waiting for the next one.
+        if !matches!(stop, Stop::Done) || crate::target::is_alive(pid) {
+            return Ok(stop.exit_status());
+        }
+    }
+    unreachable!("incarnations are counted without end")
 }
 
 /// The `attach` record of one incarnation, as a JSON line.

@@ -1,5 +1,5 @@
 //! `tracer funcs`: every call of the matching Go functions, paired per goroutine.
-use std::{io::Write, path::PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -15,7 +15,7 @@ use crate::{
         calls::{CallTracker, Tracked},
         summary::CallSummary,
     },
-    output::{self, calls::CallWriter},
+    output::{self, SharedSink, calls::CallWriter},
     probes::{
         Event,
         plan::{PlanSet, Unprobeable},
@@ -58,46 +58,13 @@ pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
     // The records' file is opened before any eBPF is loaded: a bad path fails fast, alone.
     // With --follow it stays open across incarnations.
     let sink = SharedSink::new(output::open_record_sink(args.output.as_deref())?);
-    if !args.follow.follow {
-        let target = args.target.resolve()?;
-        return Ok(trace_once(&args, &regex, &target, sink, args.duration)?.exit_status());
-    }
-    let deadline = args
-        .duration
-        .map(|d| std::time::Instant::now() + std::time::Duration::from_secs_f64(d));
-    let mut previous = None;
-    for incarnation in 1.. {
-        let Some(process) = follow::wait_for(&args.target, previous, deadline)? else {
-            return Ok(0);
-        };
-        previous = Some(process.pid);
-        let line = follow::attach_record(incarnation, &process);
-        eprintln!(
-            "tracer: following: incarnation {incarnation}, pid {}",
-            process.pid
-        );
-        if args.json {
-            sink.write_line(&line)?;
-        }
-        let remaining = deadline.map(|d| {
-            d.saturating_duration_since(std::time::Instant::now())
-                .as_secs_f64()
-                .max(0.001)
-        });
-        let pid = process.pid;
-        let stop = trace_once(
-            &args,
-            &regex,
-            &Resolved::Running(process),
-            sink.clone(),
-            remaining,
-        )?;
-        let target_ended = !crate::target::is_alive(pid);
-        if !matches!(stop, Stop::Done) || !target_ended {
-            return Ok(stop.exit_status());
-        }
-    }
-    unreachable!("incarnations are counted without end")
+    follow::drive(
+        &args.target,
+        &args.follow,
+        args.duration,
+        args.json.then_some(&sink),
+        |target, duration| trace_once(&args, &regex, target, sink.clone(), duration),
+    )
 }
 
 /// Traces one process (or spawned command) until it ends, the duration passes or a signal.
@@ -218,36 +185,6 @@ fn trace_once(
     super::tracing::detach(probes);
     pipeline.finish(lost, reader.malformed)?;
     Ok(stop)
-}
-
-/// The records' writer, shared by the incarnations of a followed target.
-#[derive(Clone)]
-struct SharedSink(std::sync::Arc<std::sync::Mutex<Box<dyn Write + Send>>>);
-
-impl SharedSink {
-    fn new(inner: Box<dyn Write + Send>) -> SharedSink {
-        SharedSink(std::sync::Arc::new(std::sync::Mutex::new(inner)))
-    }
-
-    fn write_line(&self, line: &str) -> anyhow::Result<()> {
-        let mut w = self.0.lock().expect("the sink is never poisoned");
-        writeln!(w, "{line}")
-            .and_then(|()| w.flush())
-            .context("cannot write records")
-    }
-}
-
-impl Write for SharedSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("the sink is never poisoned")
-            .write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.lock().expect("the sink is never poisoned").flush()
-    }
 }
 
 /// Events in, records out: the pairing model, the summary and the writer.

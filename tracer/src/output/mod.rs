@@ -71,3 +71,33 @@ mod tests {
         assert!(err.to_string().contains("(hint: give a file name"), "{err}");
     }
 }
+
+/// The records' writer, shared by the incarnations of a followed target.
+#[derive(Clone)]
+pub struct SharedSink(std::sync::Arc<std::sync::Mutex<Box<dyn Write + Send>>>);
+
+impl SharedSink {
+    pub fn new(inner: Box<dyn Write + Send>) -> SharedSink {
+        SharedSink(std::sync::Arc::new(std::sync::Mutex::new(inner)))
+    }
+
+    pub fn write_line(&self, line: &str) -> anyhow::Result<()> {
+        let mut w = self.0.lock().expect("the sink is never poisoned");
+        writeln!(w, "{line}")
+            .and_then(|()| w.flush())
+            .map_err(|e| anyhow::anyhow!("cannot write records: {}", os_error_text(&e)))
+    }
+}
+
+impl Write for SharedSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .expect("the sink is never poisoned")
+            .write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.lock().expect("the sink is never poisoned").flush()
+    }
+}
