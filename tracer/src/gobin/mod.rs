@@ -479,10 +479,11 @@ fn text_start(
             .unwrap_or_default()
             .chunks_exact(8)
             .enumerate();
-        candidates.extend(found.filter_map(|(i, w)| {
-            (u64::from_le_bytes(w.try_into().ok()?) == tab_vaddr)
-                .then(|| load.vaddr + (skew + 8 * i) as u64)
-        }));
+        candidates.extend(
+            found
+                .filter(|(_, w)| bytes::u64_at(w, 0) == Some(tab_vaddr))
+                .map(|(i, _)| load.vaddr + (skew + 8 * i) as u64),
+        );
     }
     candidates.extend(
         relocs
