@@ -168,3 +168,28 @@ fn durations_that_are_not_positive() {
         assert_one_line_error(&out, "is not a number of seconds");
     }
 }
+
+/// Without privileges (user nobody, no capabilities): one line saying what is missing,
+/// with the hint.
+#[test]
+fn without_privileges() {
+    let bin = gobuild::build_default("funcs", true).unwrap();
+    // A copy nobody can read and run, in a directory nobody can enter.
+    let dir = std::env::temp_dir().join(format!("tracer-nopriv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("funcs");
+    std::fs::copy(&bin, &copy).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for p in [&dir, &copy] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = run(std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(integration_tests::tracer_bin())
+        .args(["funcs", "--match", r"main\.add9", "--"])
+        .arg(&copy));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_one_line_error(&out, "not allowed to load eBPF programs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("hint: run as root"), "{stderr}");
+}

@@ -9,6 +9,58 @@ use std::{
 use integration_tests::{gobuild, json_lines, of_kind, scratch_dir, tracer};
 use serde_json::Value;
 
+/// A tracer started with `--follow`, whose stderr lines are echoed and can be awaited.
+struct Follower {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Follower {
+    fn start(args: &[&str], records: &std::path::Path) -> Follower {
+        let mut child = tracer()
+            .args(args)
+            .arg("-o")
+            .arg(records)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the tracer");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("tracer: {line}");
+                let _ = tx.send(line);
+            }
+        });
+        Follower { child, lines }
+    }
+
+    /// Waits (60 s at most) for a stderr line containing `what`.
+    fn wait_line(&self, what: &str) -> String {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("the tracer never said {what:?}"));
+            if line.contains(what) {
+                return line;
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit code, which must be 0: a followed trace ends cleanly.
+    fn stop(mut self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        assert_eq!(self.child.wait().unwrap().code(), Some(0));
+    }
+}
+
 #[test]
 fn follow_waits_for_the_target_and_reattaches_after_a_restart() {
     let built = gobuild::build_default("funcs", true).expect("build");
@@ -19,34 +71,21 @@ fn follow_waits_for_the_target_and_reattaches_after_a_restart() {
     std::fs::copy(&built, &binary).expect("copy");
     let records = dir.join("records.jsonl");
 
-    let mut traced = tracer()
-        .args(["funcs", "--match", "main\\.add9", "--json", "--follow"])
-        .args(["--exe", &name, "--duration", "60", "-o"])
-        .arg(&records)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the tracer");
-    let stderr = traced.stderr.take().unwrap();
-    let (line_tx, line_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("tracer: {line}");
-            let _ = line_tx.send(line);
-        }
-    });
-    let wait_line = |what: &str| {
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            let line = line_rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("the tracer never said {what:?}"));
-            if line.contains(what) {
-                return line;
-            }
-        }
-    };
-    wait_line("waiting for the target to start");
+    let follower = Follower::start(
+        &[
+            "funcs",
+            "--match",
+            "main\\.add9",
+            "--json",
+            "--follow",
+            "--exe",
+            &name,
+            "--duration",
+            "60",
+        ],
+        &records,
+    );
+    follower.wait_line("waiting for the target to start");
 
     // Two incarnations, each calling main.add9 80 times once the tracer is in.
     let mut pids = Vec::new();
@@ -60,19 +99,13 @@ fn follow_waits_for_the_target_and_reattaches_after_a_restart() {
             .stdout(Stdio::null())
             .spawn()
             .expect("start the program");
-        wait_line(&format!("incarnation {}, pid {}", run + 1, child.id()));
+        follower.wait_line(&format!("incarnation {}, pid {}", run + 1, child.id()));
         pids.push(child.id());
         assert!(child.wait().unwrap().success());
         truths.push(truth);
     }
-    wait_line("waiting for the target to start");
-    let killed = Command::new("kill")
-        .args(["-TERM", &traced.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = traced.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "a followed trace ends cleanly");
+    follower.wait_line("waiting for the target to start");
+    follower.stop();
 
     let text = std::fs::read_to_string(&records).expect("records");
     let recs = json_lines(&text);
@@ -124,34 +157,19 @@ fn cache_follow_traces_each_engine_incarnation() {
     std::fs::copy(&built, &binary).expect("copy");
     let records = dir.join("records.jsonl");
 
-    let mut traced = tracer()
-        .args(["cache", "--json", "--follow", "--exe", &name])
-        .args(["--duration", "90", "-o"])
-        .arg(&records)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the tracer");
-    let stderr = traced.stderr.take().unwrap();
-    let (line_tx, line_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("tracer: {line}");
-            let _ = line_tx.send(line);
-        }
-    });
-    let wait_line = |what: &str| {
-        let until = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            let line = line_rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("the tracer never said {what:?}"));
-            if line.contains(what) {
-                return line;
-            }
-        }
-    };
-    wait_line("waiting for the target to start");
+    let follower = Follower::start(
+        &[
+            "cache",
+            "--json",
+            "--follow",
+            "--exe",
+            &name,
+            "--duration",
+            "90",
+        ],
+        &records,
+    );
+    follower.wait_line("waiting for the target to start");
     let mut truths = Vec::new();
     for run in 0..2 {
         let truth = dir.join(format!("truth{run}.jsonl"));
@@ -166,18 +184,13 @@ fn cache_follow_traces_each_engine_incarnation() {
             .spawn()
             .expect("start the engine");
         // Probes are in once the tracer names the engine in this pid.
-        wait_line(&format!("probes in pid {}", engine.id()));
+        follower.wait_line(&format!("probes in pid {}", engine.id()));
         std::fs::write(&gate, "").unwrap();
         assert!(engine.wait().unwrap().success());
         truths.push(truth);
     }
-    wait_line("waiting for the target to start");
-    let killed = Command::new("kill")
-        .args(["-TERM", &traced.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    assert_eq!(traced.wait().unwrap().code(), Some(0));
+    follower.wait_line("waiting for the target to start");
+    follower.stop();
 
     let text = std::fs::read_to_string(&records).expect("records");
     let recs = json_lines(&text);

@@ -94,7 +94,7 @@ impl AttachedProbes {
         if EBPF_OBJECT.is_empty() {
             return Err(ProbeError::NoObject);
         }
-        super::features::check().map_err(ProbeError::Load)?;
+        super::features::check().map_err(classify)?;
         let ebpf = EbpfLoader::new()
             .override_global(names::GOID_OFFSET_GLOBAL, &options.goid_offset, true)
             .map_max_entries(names::EVENTS_MAP, options.ring_bytes)

@@ -183,9 +183,14 @@ fn load_insns(insns: &[bpf_insn], name: &str) -> Result<OwnedFd, String> {
             let text = String::from_utf8_lossy(&log);
             let tail: Vec<&str> = text.trim_end_matches('\0').lines().rev().take(3).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
+            let verifier = if tail.is_empty() {
+                String::new()
+            } else {
+                format!("; verifier: {}", tail.join(" | "))
+            };
             Err(format!(
-                "the kernel refused program {name}: {first}; verifier: {}",
-                tail.join(" | ")
+                "the kernel refused program {name}: {}{verifier}",
+                crate::output::os_error_text(&first)
             ))
         }
     }
