@@ -110,7 +110,11 @@ fn trace_once(
         duration,
     ))?;
     let lost_events = probes.lost_events()?;
-    super::tracing::warn_if_silent(&reader, &probes);
+    super::tracing::warn_if_silent(
+        &reader,
+        &probes,
+        "the engine made no cache call while attached",
+    );
     super::tracing::detach(probes);
     pipeline.finish();
     let metrics = Metrics {

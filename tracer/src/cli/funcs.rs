@@ -181,7 +181,11 @@ fn trace_once(
         duration,
     ))?;
     let lost = probes.lost_events()?;
-    super::tracing::warn_if_silent(&reader, &probes);
+    super::tracing::warn_if_silent(
+        &reader,
+        &probes,
+        "the traced functions did not run while attached",
+    );
     super::tracing::detach(probes);
     pipeline.finish(lost, reader.malformed)?;
     Ok(stop)

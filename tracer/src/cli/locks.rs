@@ -5,8 +5,9 @@ use std::{io::Write, path::PathBuf};
 use clap::Args;
 
 use super::{
-    target::TargetArgs,
-    tracing::{EventSink, Started, start, trace_until_stop},
+    follow::{self, FollowArgs},
+    target::{Resolved, TargetArgs},
+    tracing::{EventSink, Started, Stop, start, trace_until_stop},
 };
 use crate::{
     gobin::GoBinary,
@@ -14,7 +15,7 @@ use crate::{
         goroutines::Symbolizer,
         locks::{Contention, LockModel},
     },
-    output,
+    output::{self, SharedSink},
     probes::{
         Event,
         sync::{SyncOptions, SyncProbes},
@@ -27,6 +28,8 @@ use crate::{
 pub struct LocksArgs {
     #[command(flatten)]
     target: TargetArgs,
+    #[command(flatten)]
+    follow: FollowArgs,
     /// One JSON object per line instead of human-readable lines.
     #[arg(long)]
     json: bool,
@@ -46,7 +49,25 @@ pub struct LocksArgs {
 }
 
 pub fn run(args: LocksArgs) -> anyhow::Result<i32> {
-    let target = args.target.resolve()?;
+    // The records' file is opened before any eBPF is loaded: a bad path fails fast, alone.
+    // With --follow it stays open across restarts.
+    let sink = SharedSink::new(output::open_record_sink(args.output.as_deref())?);
+    follow::drive(
+        &args.target,
+        &args.follow,
+        args.duration,
+        args.json.then_some(&sink),
+        |target, duration| trace_once(&args, target, Box::new(sink.clone()), duration),
+    )
+}
+
+/// Traces one process (or spawned command) until it ends, the duration passes or a signal.
+fn trace_once(
+    args: &LocksArgs,
+    target: &Resolved,
+    sink: Box<dyn Write + Send>,
+    duration: Option<f64>,
+) -> anyhow::Result<Stop> {
     let binary = GoBinary::open(&target.binary())?;
     let probes_plan = SyncProbes::plan(
         &binary,
@@ -65,15 +86,13 @@ pub fn run(args: LocksArgs) -> anyhow::Result<i32> {
     }
     let profile = profiles::detect(&binary).ok();
 
-    // The records' file is opened before any eBPF is loaded: a bad path fails fast, alone.
-    let sink = output::open_record_sink(args.output.as_deref())?;
     let Started {
         pid,
         probes,
         mut reader,
         child,
         runtime,
-    } = start(&target, &binary, &probes_plan.plan, args.ring_mb)?;
+    } = start(target, &binary, &probes_plan.plan, args.ring_mb)?;
     eprintln!(
         "tracer: lock contention in pid {pid} ({}{}), {} probes on the sync slow paths",
         binary.go_version(),
@@ -97,10 +116,10 @@ pub fn run(args: LocksArgs) -> anyhow::Result<i32> {
         &mut pipeline,
         pid,
         child,
-        args.duration,
+        duration,
     ))?;
     let lost_events = probes.lost_events()?;
-    super::tracing::warn_if_silent(&reader, &probes);
+    super::tracing::warn_if_silent(&reader, &probes, "no lock was contended while attached");
     super::tracing::detach(probes);
     let summary = pipeline.model.summary(args.top);
     if args.json {
@@ -126,7 +145,7 @@ pub fn run(args: LocksArgs) -> anyhow::Result<i32> {
         "{} contended acquisitions; lost events: {lost_events}",
         pipeline.contended
     )?;
-    Ok(stop.exit_status())
+    Ok(stop)
 }
 
 struct LocksPipeline<'a> {

@@ -79,10 +79,10 @@ pub fn start_with(
 }
 
 /// Says so when probes were attached but not one fired: a silent zero is never a result.
-pub fn warn_if_silent(reader: &EventReader, probes: &AttachedProbes) {
+pub fn warn_if_silent(reader: &EventReader, probes: &AttachedProbes, likely: &str) {
     if reader.received == 0 && probes.attached() > 0 {
         eprintln!(
-            "tracer: warning: {} probes were attached but none fired (the traced code did not run while attached)",
+            "tracer: note: {} probes were attached and none fired ({likely})",
             probes.attached()
         );
     }
