@@ -208,8 +208,14 @@ pub async fn trace_until_stop(
             _ = sigterm.recv() => break Stop::Terminated,
         }
     };
-    // Everything the kernel queued before the stop is still delivered.
-    reader.drain_now(&mut |ev| pipeline.on_event(ev));
+    // Everything the kernel queued before the stop is still delivered: a full ring holds
+    // a few drains' worth; the bound keeps a target that never stops producing from
+    // holding the exit.
+    for _ in 0..16 {
+        if reader.drain_now(&mut |ev| pipeline.on_event(ev)) < crate::probes::MAX_PER_DRAIN {
+            break;
+        }
+    }
     pipeline.flush()?;
     let Some(c) = child else { return Ok(stop) };
     if matches!(stop, Stop::ChildExited(_)) {

@@ -8,7 +8,7 @@ mod reader;
 pub mod sync;
 
 pub use loader::{AttachedProbes, LoadOptions, ProbeError};
-pub use reader::{Event, EventReader};
+pub use reader::{Event, EventReader, MAX_PER_DRAIN};
 
 /// How often the reader drains the ring buffer when the kernel has not woken it.
 pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);

@@ -86,9 +86,16 @@ impl EventReader {
     }
 }
 
+/// Events handed over per drain at most: a target producing events faster than they are
+/// processed must not keep the event loop from seeing a stop (signal, deadline) for long.
+/// What is left is taken at the next turn (the reader also drains on a short timer).
+pub const MAX_PER_DRAIN: usize = 65_536;
+
 fn drain(ring: &mut RingBuf<MapData>, malformed: &mut u64, sink: &mut impl FnMut(Event)) -> usize {
     let mut n = 0;
-    while let Some(item) = ring.next() {
+    while n < MAX_PER_DRAIN
+        && let Some(item) = ring.next()
+    {
         match Event::from_bytes(&item) {
             Some(event) => {
                 n += 1;
