@@ -186,15 +186,45 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn host_tracer_on_a_program_two_namespaces_deep() {
+    trace_two_deep(false);
+}
+
+/// As the debugging guide's inner dev engine runs: two PID namespaces deep, in a root of
+/// its own, as `/usr/local/bin/dagger-engine` (the host sees the file elsewhere).
+#[test]
+fn host_tracer_on_a_chrooted_engine_two_namespaces_deep() {
+    trace_two_deep(true);
+}
+
+fn trace_two_deep(chroot: bool) {
     let prog = program();
     let dir = scratch_dir("ns-deep");
-    let truth = dir.join("truth.jsonl");
+    // Paths as the program sees them, and as the host (and this test) sees them.
+    let (root, exe, inside) = if chroot {
+        let root = dir.join("root");
+        let exe = root.join("usr/local/bin/dagger-engine");
+        std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
+        std::fs::copy(&prog, &exe).unwrap();
+        (root, exe, PathBuf::from("/"))
+    } else {
+        (PathBuf::from("/"), prog.clone(), dir.clone())
+    };
+    let host = |p: &Path| root.join(p.strip_prefix("/").unwrap());
+    let (truth, ready, gate) = (
+        inside.join("truth.jsonl"),
+        inside.join("ready"),
+        inside.join("gate"),
+    );
     let records = dir.join("records.jsonl");
-    let gate = dir.join("gate");
-    let ready = dir.join("ready");
-    let mut nested = unshare()
-        .args(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"])
-        .arg(&prog)
+    let mut inner = unshare();
+    inner.args(["unshare", "--pid", "--fork", "--kill-child"]);
+    if chroot {
+        inner.arg(format!("--root={}", root.display()));
+        inner.arg("/usr/local/bin/dagger-engine");
+    } else {
+        inner.args(["--mount-proc"]).arg(&exe);
+    }
+    let mut nested = inner
         .arg("-truth")
         .arg(&truth)
         .arg("-ready")
@@ -204,9 +234,10 @@ fn host_tracer_on_a_program_two_namespaces_deep() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    let (truth, ready, gate) = (host(&truth), host(&ready), host(&gate));
     let guard = KillOnDrop(&mut nested);
     wait_for("the nested program to start", || ready.exists());
-    let pid = host_pid_of(&prog).expect("the nested program's host pid");
+    let pid = host_pid_of(&exe).expect("the nested program's host pid");
     let nspids = ns_pids(pid);
     assert_eq!(
         nspids.len(),
@@ -241,7 +272,11 @@ fn host_tracer_on_a_program_two_namespaces_deep() {
     };
     let status = guard.0.wait().unwrap();
     eprintln!("--- tracer stderr\n{}", tracer_err());
-    let at = "host tracer, target two PID namespaces deep";
+    let at = if chroot {
+        "host tracer, chrooted target two PID namespaces deep"
+    } else {
+        "host tracer, target two PID namespaces deep"
+    };
     assert!(status.success(), "{at}: the nested program: {status}");
     assert!(tracer_status.success(), "{at}: tracer: {tracer_status}");
     let truth = read_json_lines(&truth);
