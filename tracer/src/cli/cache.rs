@@ -81,6 +81,7 @@ fn trace_once(
     let sites = call_sites(&binary, profile)?;
 
     let Started {
+        mut signals,
         pid,
         probes,
         mut reader,
@@ -103,6 +104,7 @@ fn trace_once(
         outputs: Vec::new(),
     };
     let stop = runtime.block_on(trace_until_stop(
+        &mut signals,
         &mut reader,
         &mut pipeline,
         pid,

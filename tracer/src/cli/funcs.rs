@@ -136,6 +136,7 @@ fn trace_once(
     }
 
     let Started {
+        mut signals,
         pid,
         probes,
         mut reader,
@@ -174,6 +175,7 @@ fn trace_once(
         writer: CallWriter::new(Box::new(sink), args.json, traced).with_pid(pid),
     };
     let stop = runtime.block_on(trace_until_stop(
+        &mut signals,
         &mut reader,
         &mut pipeline,
         pid,

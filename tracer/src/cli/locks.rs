@@ -87,6 +87,7 @@ fn trace_once(
     let profile = profiles::detect(&binary).ok();
 
     let Started {
+        mut signals,
         pid,
         probes,
         mut reader,
@@ -112,6 +113,7 @@ fn trace_once(
         buf: Vec::new(),
     };
     let stop = runtime.block_on(trace_until_stop(
+        &mut signals,
         &mut reader,
         &mut pipeline,
         pid,

@@ -12,7 +12,14 @@ use crate::{
 };
 
 /// Everything a running trace holds. Dropping `probes` detaches every uprobe.
+/// SIGINT and SIGTERM, listened to from before the first probe is attached until the end.
+pub struct Signals {
+    sigint: tokio::signal::unix::Signal,
+    sigterm: tokio::signal::unix::Signal,
+}
+
 pub struct Started {
+    pub signals: Signals,
     pub pid: u32,
     pub probes: AttachedProbes,
     pub reader: EventReader,
@@ -41,6 +48,18 @@ pub fn start_with(
     ring_mb: u32,
     skip_refused: bool,
 ) -> anyhow::Result<Started> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // From here on SIGINT and SIGTERM are kept for the trace loop: one arriving while the
+    // probes go in stops the trace at its first turn, with the summary.
+    let signals = {
+        let _in_runtime = runtime.enter();
+        Signals {
+            sigint: signal(SignalKind::interrupt())?,
+            sigterm: signal(SignalKind::terminate())?,
+        }
+    };
     let mut probes = AttachedProbes::load(&LoadOptions {
         goid_offset: binary.goid_offset().offset,
         ring_bytes: ring_mb * 1024 * 1024,
@@ -59,9 +78,6 @@ pub fn start_with(
         report.elapsed.as_secs_f64() * 1e3
     );
     probes.refused = report.refused;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let reader = {
         let _in_runtime = runtime.enter();
         EventReader::new(probes.take_events()?)?
@@ -70,6 +86,7 @@ pub fn start_with(
         c.release()?;
     }
     Ok(Started {
+        signals,
         pid,
         probes,
         reader,
@@ -152,17 +169,18 @@ const CHILD_GRACE: Duration = Duration::from_millis(250);
 /// the tracer exits without it (the command is reparented like any orphan). Without
 /// `--duration` tracing lasts until it exits, and its status is the tracer's.
 pub async fn trace_until_stop(
+    signals: &mut Signals,
     reader: &mut EventReader,
     pipeline: &mut dyn EventSink,
     pid: u32,
     child: Option<GatedChild>,
     duration: Option<f64>,
 ) -> anyhow::Result<Stop> {
-    // One stream per signal for the whole trace: a signal that arrives while the loop body
-    // runs (a drain, a snapshot) is kept by its stream and seen at the next turn. A fresh
-    // `ctrl_c()` future per turn would miss it.
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
+    // One stream per signal for the whole trace, made before anything was attached: a
+    // signal that arrives while probes are attached or while the loop body runs (a drain,
+    // a snapshot) is kept by its stream and seen at the next turn. A fresh `ctrl_c()`
+    // future per turn would miss it.
+    let Signals { sigint, sigterm } = signals;
     // A duration too long for the clock is no deadline at all.
     let deadline = duration
         .and_then(|s| Duration::try_from_secs_f64(s).ok())

@@ -56,6 +56,7 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
 
     let target = Resolved::Running(process);
     let Started {
+        mut signals,
         probes,
         reader: mut events,
         child,
@@ -104,6 +105,7 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
     };
     pipeline.report_possible(&first)?;
     let stop = runtime.block_on(trace_until_stop(
+        &mut signals,
         &mut events,
         &mut pipeline,
         pid,
