@@ -143,9 +143,15 @@ fn run_target(fuzz: &Path, target: &'static str, secs: u64) -> anyhow::Result<Ou
         .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
+    // The time libFuzzer really ran (less than asked when it stopped at a crash or hang).
+    let ran = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Done ")?.split(" runs in ").nth(1))
+        .and_then(|r| r.split(' ').next()?.parse().ok())
+        .unwrap_or(secs);
     Ok(Outcome {
         target,
-        secs,
+        secs: ran,
         execs,
         crashes: count("crash-") + count("oom-") + count("leak-") - before.0,
         hangs: count("timeout-") - before.1,
