@@ -4,6 +4,7 @@
 //! provision what is missing first, idempotently, saying what they install.
 mod bench;
 mod dist;
+mod fuzz;
 mod setup;
 
 use std::{
@@ -46,6 +47,14 @@ enum Cmd {
     },
     /// rustfmt --check and clippy -D warnings on userspace and eBPF crates.
     Lint,
+    /// Fuzz the parsers of untrusted input (cargo-fuzz on the nightly), each target N seconds.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// Only these targets (default: all).
+        targets: Vec<String>,
+    },
     /// Measure probe overhead per hit against an untraced run of the same program.
     Bench {
         /// Calls per run.
@@ -80,6 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Dist { glibc } => dist::run(glibc),
         Cmd::Test { cargo_args } => test(&cargo_args),
         Cmd::Lint => lint(),
+        Cmd::Fuzz { secs, targets } => fuzz::run(secs, &targets),
         Cmd::Bench {
             calls,
             runs,

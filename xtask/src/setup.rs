@@ -277,3 +277,28 @@ fn go_toolchain(version: &str) -> anyhow::Result<()> {
     )?;
     go_binary(version).map(|_| ())
 }
+
+/// The cargo-fuzz that `cargo xtask fuzz` drives (libFuzzer, on the nightly).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// Installs cargo-fuzz from crates.io unless this version is already there.
+pub fn cargo_fuzz() -> anyhow::Result<()> {
+    let out = Command::new("cargo")
+        .env("PATH", path_with_tools())
+        .args(["fuzz", "--version"])
+        .output();
+    if let Ok(out) = out
+        && String::from_utf8_lossy(&out.stdout).contains(CARGO_FUZZ_VERSION)
+    {
+        eprintln!("setup: cargo-fuzz {CARGO_FUZZ_VERSION}: present");
+        return Ok(());
+    }
+    eprintln!("setup: installing cargo-fuzz {CARGO_FUZZ_VERSION} from crates.io");
+    run_cmd(Command::new("cargo").env("PATH", path_with_tools()).args([
+        "install",
+        "cargo-fuzz",
+        "--locked",
+        "--version",
+        CARGO_FUZZ_VERSION,
+    ]))
+}
