@@ -2,8 +2,9 @@
 //! fuzzer found (`fuzz/seeds/<target>`, `fuzz/regressions/<target>`) through the very entry
 //! points the cargo-fuzz targets call (`fuzz/src/harness.rs`), without cargo-fuzz. The
 //! structure-aware targets need real Go binaries as bases: those `cargo xtask fuzz` put in
-//! `fuzz/bases`, or else the test programs in `target/go-programs`; without any, their
-//! inputs are skipped (said on stderr).
+//! `fuzz/bases`, or else the test programs in `target/go-programs` (the integration tests,
+//! which run first, build them); without any, their inputs are skipped (said on stderr),
+//! except under CI=true, where that is a failure.
 #[path = "../../fuzz/src/harness.rs"]
 mod harness;
 
@@ -53,6 +54,15 @@ fn bases() -> Vec<Base> {
     paths.iter().filter_map(|p| Base::load(p)).collect()
 }
 
+/// No bases: said on stderr, and a failure under CI (where the integration tests built them).
+fn no_bases(target: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{target}: no base Go binaries in fuzz/bases or target/go-programs"
+    );
+    eprintln!("{target}: no base Go binaries (cargo xtask fuzz builds them): skipped");
+}
+
 fn replay(target: &str, run: impl Fn(&[u8])) -> usize {
     let all = inputs(target);
     for (path, data) in &all {
@@ -79,7 +89,7 @@ fn gobin_bytes_inputs() {
 fn gobin_patch_inputs() {
     let bases = bases();
     if bases.is_empty() {
-        eprintln!("gobin_patch: no base Go binaries (cargo xtask fuzz builds them): skipped");
+        no_bases("gobin_patch");
         return;
     }
     replay("gobin_patch", |d| harness::gobin_patch(&bases, d));
@@ -93,7 +103,7 @@ fn gobin_patch_inputs() {
 fn walker_inputs() {
     let bases = bases();
     if bases.is_empty() {
-        eprintln!("walker: no base Go binaries (cargo xtask fuzz builds them): skipped");
+        no_bases("walker");
         return;
     }
     replay("walker", |d| harness::walker(&bases, d));
@@ -115,16 +125,15 @@ fn write_walker_seeds() {
 }
 
 /// Inputs on which the fuzzer found the walker hanging (`fuzz/known-hangs/walker`): each
-/// must finish within seconds. Ignored until the walker is fixed: a sudog whose `waitlink`
-/// points back into its own list, with no channel set (`c == 0`), loops forever in
-/// `Reader::wait_of`, whose loop is bounded by the channels found, not by the steps taken.
+/// must finish within seconds. A sudog whose `waitlink` points back into its own list, with
+/// no channel set (`c == 0`), looped forever in `Reader::wait_of` while its loop was
+/// bounded by the channels found; it is now bounded by the steps taken.
 #[test]
-#[ignore = "known walker hang: cyclic sudog waitlink without channels (fuzz/known-hangs)"]
 fn walker_known_hangs() {
     let dir = root().join("fuzz/known-hangs/walker");
     let bases = std::sync::Arc::new(bases());
     if bases.is_empty() {
-        eprintln!("walker: no base Go binaries: skipped");
+        no_bases("walker (known hangs)");
         return;
     }
     let mut paths: Vec<_> = std::fs::read_dir(&dir)

@@ -455,7 +455,11 @@ impl<'b> Reader<'b> {
             let mut chans = Vec::new();
             let mut sg = waiting;
             let mut buf = vec![0u8; s.size as usize];
-            while sg != 0 && chans.len() < MAX_WAIT_LIST && mem.read(sg, &mut buf).is_ok() {
+            // Bounded by steps, not by channels found: a torn read of a live process can
+            // make the list loop without a channel (found by fuzzing).
+            let mut steps = 0;
+            while sg != 0 && steps < MAX_WAIT_LIST && mem.read(sg, &mut buf).is_ok() {
+                steps += 1;
                 let w = |off: u64| {
                     u64::from_le_bytes(
                         buf[off as usize..off as usize + 8]
