@@ -73,8 +73,7 @@ pub fn exercise(bin: &GoBinary, sel: &[u8]) {
             std::hint::black_box(bin.source_line(f, pc));
             std::hint::black_box(bin.frames_at(f, pc));
             std::hint::black_box(bin.file_offset(pc));
-            std::hint::black_box(bin.instruction_at(f, pc));
-            std::hint::black_box(bin.kernel_refusal(f, pc));
+            std::hint::black_box(bin.probe_site(f, pc).map(<[u8]>::len).ok());
         }
         std::hint::black_box(bin.probe_plan(f).ok().map(|p| (p.entry, p.rets.len())));
     }

@@ -112,7 +112,7 @@ fn walker_inputs() {
 /// Regenerates `fuzz/seeds/walker` from the bases: `cargo test -p tracer --test fuzz_replay
 /// -- --ignored write_walker_seeds`.
 #[test]
-#[ignore]
+#[ignore = "a generator, not a check: rewrites fuzz/seeds/walker from the bases on demand"]
 fn write_walker_seeds() {
     let bases = bases();
     let dir = root().join("fuzz/seeds/walker");

@@ -17,7 +17,7 @@ use crate::{
         calls::CallTracker,
     },
     output::{
-        self, SharedSink,
+        self,
         cache::{CacheTotals, Metrics, SummaryInput},
     },
     probes::{
@@ -54,15 +54,13 @@ pub struct CacheArgs {
 }
 
 pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
-    // The records' file is opened before any eBPF is loaded: a bad path fails fast, alone.
-    // With --follow it stays open across the engine's restarts.
-    let sink = SharedSink::new(output::open_record_sink(args.output.as_deref())?);
     follow::drive(
         &args.target,
         &args.follow,
         args.duration,
-        args.json.then_some(&sink),
-        |target, duration| trace_once(&args, target, Box::new(sink.clone()), duration),
+        args.output.as_deref(),
+        args.json,
+        |target, duration, sink| trace_once(&args, target, Box::new(sink), duration),
     )
 }
 

@@ -1,7 +1,10 @@
 //! `--follow`: wait for the target to appear, and trace it again each time it restarts
 //! (a dev engine is rebuilt and restarted often). Each attach is a record saying when and
 //! which pid, so counts can be told apart per incarnation.
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::{
+    path::Path,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use clap::Args;
 
@@ -78,18 +81,23 @@ pub fn wait_for(
     })
 }
 
-/// Runs `once` on the target, or with `--follow` on each incarnation of it until the
-/// duration ends or a signal; an `attach` record goes to `records` (JSON mode) first.
+/// Opens the records' sink (`-o`, or stdout), then runs `once` on the target, or with
+/// `--follow` on each incarnation of it until the duration ends or a signal; in JSON mode
+/// an `attach` record goes before each incarnation's records.
 pub fn drive(
     target: &TargetArgs,
     follow: &FollowArgs,
     duration: Option<f64>,
-    records: Option<&SharedSink>,
-    mut once: impl FnMut(&Resolved, Option<f64>) -> anyhow::Result<Stop>,
+    output: Option<&Path>,
+    json: bool,
+    mut once: impl FnMut(&Resolved, Option<f64>, SharedSink) -> anyhow::Result<Stop>,
 ) -> anyhow::Result<i32> {
     follow.check(target)?;
+    // The records' file is opened before any eBPF is loaded: a bad path fails fast, alone.
+    // With --follow it stays open across incarnations.
+    let sink = SharedSink::new(crate::output::open_record_sink(output)?);
     if !follow.follow {
-        return Ok(once(&target.resolve()?, duration)?.exit_status());
+        return Ok(once(&target.resolve()?, duration, sink)?.exit_status());
     }
     let deadline = duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
     let mut previous = None;
@@ -102,8 +110,8 @@ pub fn drive(
             "tracer: following: incarnation {incarnation}, pid {}",
             process.pid
         );
-        if let Some(records) = records {
-            records.write_line(&attach_record(incarnation, &process))?;
+        if json {
+            sink.write_line(&attach_record(incarnation, &process))?;
         }
         let remaining = deadline.map(|d| {
             d.saturating_duration_since(Instant::now())
@@ -111,7 +119,7 @@ pub fn drive(
                 .max(0.001)
         });
         let pid = process.pid;
-        let stop = once(&Resolved::Running(process), remaining)?;
+        let stop = once(&Resolved::Running(process), remaining, sink.clone())?;
         // Only the target's own end leads to waiting for the next one.
         if !matches!(stop, Stop::Done) || crate::target::is_alive(pid) {
             return Ok(stop.exit_status());

@@ -15,7 +15,7 @@ use crate::{
         calls::{CallTracker, Tracked},
         summary::CallSummary,
     },
-    output::{self, SharedSink, calls::CallWriter},
+    output::{SharedSink, calls::CallWriter},
     probes::{
         Event,
         plan::{PlanSet, Unprobeable},
@@ -54,16 +54,13 @@ pub struct FuncsArgs {
 
 pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
     let regex = super::anchored_regex(&args.pattern)?;
-    args.follow.check(&args.target)?;
-    // The records' file is opened before any eBPF is loaded: a bad path fails fast, alone.
-    // With --follow it stays open across incarnations.
-    let sink = SharedSink::new(output::open_record_sink(args.output.as_deref())?);
     follow::drive(
         &args.target,
         &args.follow,
         args.duration,
-        args.json.then_some(&sink),
-        |target, duration| trace_once(&args, &regex, target, sink.clone(), duration),
+        args.output.as_deref(),
+        args.json,
+        |target, duration, sink| trace_once(&args, &regex, target, sink, duration),
     )
 }
 

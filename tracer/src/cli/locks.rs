@@ -15,7 +15,7 @@ use crate::{
         goroutines::Symbolizer,
         locks::{Contention, LockModel},
     },
-    output::{self, SharedSink},
+    output,
     probes::{
         Event,
         sync::{SyncOptions, SyncProbes},
@@ -49,15 +49,13 @@ pub struct LocksArgs {
 }
 
 pub fn run(args: LocksArgs) -> anyhow::Result<i32> {
-    // The records' file is opened before any eBPF is loaded: a bad path fails fast, alone.
-    // With --follow it stays open across restarts.
-    let sink = SharedSink::new(output::open_record_sink(args.output.as_deref())?);
     follow::drive(
         &args.target,
         &args.follow,
         args.duration,
-        args.json.then_some(&sink),
-        |target, duration| trace_once(&args, target, Box::new(sink.clone()), duration),
+        args.output.as_deref(),
+        args.json,
+        |target, duration, sink| trace_once(&args, target, Box::new(sink), duration),
     )
 }
 

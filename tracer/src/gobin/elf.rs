@@ -11,7 +11,6 @@ use super::bytes::{to_usize, u64_at};
 #[derive(Debug, Clone)]
 pub(crate) struct Section {
     pub name: String,
-    pub addr: u64,
     /// File range, `None` for SHT_NOBITS sections (.bss).
     pub file: Option<(u64, u64)>,
     pub sh_type: u32,
@@ -68,7 +67,6 @@ pub(crate) fn parse(data: &[u8]) -> Result<(ElfFile64<'_, Endianness>, ElfInfo),
         .sections()
         .map(|s| Section {
             name: s.name().unwrap_or("").to_owned(),
-            addr: s.address(),
             file: s.file_range(),
             sh_type: s.elf_section_header().sh_type(endian),
         })

@@ -9,6 +9,7 @@ mod disasm;
 mod dwarf;
 mod elf;
 mod inline;
+mod moduledata;
 mod pclntab;
 mod runtime;
 mod sync_sites;
@@ -187,11 +188,27 @@ impl GoBinary {
             }
             Err(pclntab::HeaderError::Bad(what)) => return Err(corrupt(what)),
         };
-        let text_start = text_start(&data, &elf, &header, tab, pclntab.start).ok_or_else(|| {
-            corrupt(
-                "the module data giving the text base (runtime.text) was not found, so no function address can be trusted".into(),
-            )
-        })?;
+        // Functab entries are offsets from `runtime.text`. Go 1.18-1.25 also store it in
+        // the pclntab header (zero in PIE, where only a relocation carries it); Go 1.26
+        // stopped. It is not the `.text` section start when the external linker put C code
+        // first (cgo, `-race`), so that is never assumed: the module data says it.
+        let tab_vaddr = elf.vaddr_of_offset(pclntab.start as u64);
+        let first_off = header.first_entry_off(tab).map(u64::from);
+        let found = match (header.text_start, tab_vaddr, first_off) {
+            (0, Some(tab_vaddr), Some(first_off)) => {
+                moduledata::find(&data, &elf, tab_vaddr, first_off)
+            }
+            _ => None,
+        };
+        let text_start = match (header.text_start, &found) {
+            (0, Some(md)) => md.text,
+            (0, None) => {
+                return Err(corrupt(
+                    "the module data giving the text base (runtime.text) was not found, so no function address can be trusted".into(),
+                ));
+            }
+            (stored, _) => stored,
+        };
         let mut functions = header.functions(tab, text_start).map_err(corrupt)?;
         if !functions.is_sorted_by_key(|f| f.entry) {
             functions.sort_by_key(|f| f.entry);
@@ -231,7 +248,11 @@ impl GoBinary {
             g_offsets,
             offsets_source,
             dwarf_problem,
-            moduledata: Default::default(),
+            // Found already when the header had no text base; otherwise on first use.
+            moduledata: match found {
+                Some(md) => std::sync::OnceLock::from(Some(md.addr)),
+                None => Default::default(),
+            },
             gofunc: Default::default(),
         })
     }
@@ -359,27 +380,27 @@ impl GoBinary {
         }
     }
 
-    /// The bytes of the instruction at `vaddr` of `f`, if `vaddr` starts an instruction of
-    /// `f` decoded from its entry (the only addresses a probe may take).
-    pub fn instruction_at(&self, f: &Function, vaddr: u64) -> Option<&[u8]> {
+    /// The bytes of the instruction at `vaddr` of `f`, if a probe may go there: `vaddr`
+    /// starts an instruction of `f` decoded from its entry, and the kernel accepts uprobes
+    /// on that instruction. Otherwise why not.
+    pub fn probe_site(&self, f: &Function, vaddr: u64) -> Result<&[u8], String> {
+        let boundary = || format!("{vaddr:#x} is not an instruction boundary of {}", f.name);
         if !self.owns(f) || vaddr < f.entry || vaddr >= f.end {
-            return None;
+            return Err(boundary());
         }
-        let code = self.elf.read_vaddr(&self.data, f.entry, f.end - f.entry)?;
+        let code = self
+            .elf
+            .read_vaddr(&self.data, f.entry, f.end - f.entry)
+            .ok_or_else(boundary)?;
         let starts = disasm::instruction_starts(code, f.entry);
-        let i = starts.binary_search_by_key(&vaddr, |&(ip, _)| ip).ok()?;
-        let at = to_usize(vaddr - f.entry)?;
-        code.get(at..at + starts[i].1)
-    }
-
-    /// Why the kernel would refuse a uprobe at `vaddr` (see [`Self::instruction_at`]).
-    pub fn kernel_refusal(&self, f: &Function, vaddr: u64) -> Option<String> {
-        match self.instruction_at(f, vaddr) {
-            Some(bytes) => disasm::kernel_refusal(bytes, vaddr),
-            None => Some(format!(
-                "{vaddr:#x} is not an instruction boundary of {}",
-                f.name
-            )),
+        let i = starts
+            .binary_search_by_key(&vaddr, |&(ip, _)| ip)
+            .map_err(|_| boundary())?;
+        let at = to_usize(vaddr - f.entry).ok_or_else(boundary)?;
+        let bytes = code.get(at..at + starts[i].1).ok_or_else(boundary)?;
+        match disasm::kernel_refusal(bytes, vaddr) {
+            Some(reason) => Err(reason),
+            None => Ok(bytes),
         }
     }
 
@@ -429,71 +450,4 @@ fn scan_buildinfo(data: &[u8]) -> Option<&[u8]> {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Offsets of `minpc` and `text` in runtime.moduledata (after the pcHeader pointer, six
-/// slices and findfunctab): unchanged from Go 1.16 through 1.27.
-const MODULEDATA_MINPC: u64 = 160;
-const MODULEDATA_TEXT: u64 = 176;
-
-/// Address functab entry offsets are relative to: `runtime.text`, read from the module data.
-///
-/// Go 1.18-1.25 also store it in the pclntab header (zero in PIE binaries, where only a
-/// dynamic relocation carries it). Go 1.26 stopped storing it there. `runtime.text` is not
-/// the `.text` section start when the external linker put C code first (cgo, `-race`), so
-/// the section start is never assumed: the module data is found as the word pointing at the
-/// pclntab header whose `text` plus the first function's offset equals its `minpc`.
-fn text_start(
-    data: &[u8],
-    elf: &ElfInfo,
-    header: &pclntab::Header,
-    tab: &[u8],
-    tab_offset: usize,
-) -> Option<u64> {
-    if header.text_start != 0 {
-        return Some(header.text_start);
-    }
-    let tab_vaddr = elf.vaddr_of_offset(tab_offset as u64)?;
-    let first = u64::from(header.first_entry_off(tab)?);
-    let relocs: std::collections::HashMap<u64, u64> =
-        elf.relative_relocs(data).into_iter().collect();
-    // A linked word: its value in the file, or for PIE its relocation addend.
-    let word_at = |at: u64| -> Option<u64> {
-        elf.read_vaddr(data, at, 8)
-            .and_then(|b| bytes::u64_at(b, 0))
-            .filter(|&v| v != 0)
-            .or_else(|| relocs.get(&at).copied())
-    };
-    let mut candidates: Vec<u64> = Vec::new();
-    // Every loaded word, not named sections: section headers may be stripped too.
-    for load in &elf.loads {
-        let (Some(start), Some(len)) = (to_usize(load.offset), to_usize(load.filesz)) else {
-            continue;
-        };
-        let Some(bytes) = data.get(start..start.saturating_add(len)) else {
-            continue;
-        };
-        let skew = (8 - (load.vaddr % 8) as usize) % 8;
-        let found = bytes
-            .get(skew..)
-            .unwrap_or_default()
-            .chunks_exact(8)
-            .enumerate();
-        candidates.extend(
-            found
-                .filter(|(_, w)| bytes::u64_at(w, 0) == Some(tab_vaddr))
-                .map(|(i, _)| load.vaddr + (skew + 8 * i) as u64),
-        );
-    }
-    candidates.extend(
-        relocs
-            .iter()
-            .filter(|&(_, &addend)| addend == tab_vaddr)
-            .map(|(&at, _)| at),
-    );
-    candidates.into_iter().find_map(|md| {
-        let text = word_at(md.checked_add(MODULEDATA_TEXT)?)?;
-        let minpc = word_at(md.checked_add(MODULEDATA_MINPC)?)?;
-        (text.checked_add(first)? == minpc).then_some(text)
-    })
 }

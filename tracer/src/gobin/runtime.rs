@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind};
 
 use super::GoBinary;
-use super::bytes::u64_at;
 
 /// Goroutine status values (`runtime._Gidle` …), stable since Go 1.x except for the two the
 /// newest releases added. `_Gscan` (0x1000) is a bit on top of them.
@@ -244,76 +243,20 @@ impl GoBinary {
         super::parse_go_version(self.go_version()).map_or(0, |v| v.1)
     }
 
-    /// A pointer-sized word of `runtime.firstmoduledata` as linked: read from the file, or for
-    /// PIE binaries (which store zero there) from the R_X86_64_RELATIVE addend.
+    /// A pointer-sized word of `runtime.firstmoduledata` as linked.
     pub(crate) fn moduledata_word(&self, offset: u64) -> Option<u64> {
-        let md = self.moduledata_addr()?;
-        let at = md.checked_add(offset)?;
-        let in_file = self
-            .elf
-            .read_vaddr(&self.data, at, 8)
-            .and_then(|b| u64_at(b, 0))
-            .filter(|&v| v != 0);
-        in_file.or_else(|| {
-            self.elf
-                .relative_relocs(&self.data)
-                .into_iter()
-                .find(|&(a, _)| a == at)
-                .map(|(_, addend)| addend)
-        })
+        let at = self.moduledata_addr()?.checked_add(offset)?;
+        super::moduledata::linked_word(&self.data, &self.elf, at)
     }
 
-    /// Address of `runtime.firstmoduledata`: the word pointing at the pclntab header whose
-    /// `minpc` and `text` words agree with the function table (cached after the first call).
+    /// Address of `runtime.firstmoduledata` (cached after the first call).
     pub(crate) fn moduledata_addr(&self) -> Option<u64> {
         *self.moduledata.get_or_init(|| {
+            let tab = &self.data[self.pclntab.clone()];
             let tab_vaddr = self.elf.vaddr_of_offset(self.pclntab.start as u64)?;
-            let minpc = self.functions.first()?.entry;
-            let word_at = |a: u64| -> Option<u64> {
-                let v = self
-                    .elf
-                    .read_vaddr(&self.data, a, 8)
-                    .and_then(|b| u64_at(b, 0))
-                    .filter(|&v| v != 0);
-                v.or_else(|| self.reloc_addend(a))
-            };
-            let candidates = self.pointer_slots(tab_vaddr);
-            candidates
-                .into_iter()
-                .find(|&md| word_at(md + super::MODULEDATA_MINPC) == Some(minpc))
+            let first_off = u64::from(self.header.first_entry_off(tab)?);
+            super::moduledata::find(&self.data, &self.elf, tab_vaddr, first_off).map(|md| md.addr)
         })
-    }
-
-    fn reloc_addend(&self, at: u64) -> Option<u64> {
-        self.elf
-            .relative_relocs(&self.data)
-            .into_iter()
-            .find(|&(a, _)| a == at)
-            .map(|(_, addend)| addend)
-    }
-
-    /// 8-aligned addresses in the data sections (go1.26+ puts the module data in its own
-    /// `.go.module`) holding `value` (or relocated to it).
-    fn pointer_slots(&self, value: u64) -> Vec<u64> {
-        let mut out = Vec::new();
-        for name in [".go.module", ".noptrdata", ".data", ".data.rel.ro"] {
-            let Some((s, bytes)) = self.elf.section_data(&self.data, name) else {
-                continue;
-            };
-            for (i, chunk) in bytes.chunks_exact(8).enumerate() {
-                if u64::from_le_bytes(chunk.try_into().unwrap_or_default()) == value {
-                    out.push(s.addr + 8 * i as u64);
-                }
-            }
-        }
-        out.extend(
-            self.elf
-                .relative_relocs(&self.data)
-                .into_iter()
-                .filter(|&(_, addend)| addend == value)
-                .map(|(a, _)| a),
-        );
-        out
     }
 }
 

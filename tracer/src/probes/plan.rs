@@ -59,17 +59,13 @@ fn make_point(
     let f = binary
         .function_at(vaddr)
         .with_context(|| format!("address {vaddr:#x} is in no function of the binary"))?;
-    let unprobeable = |reason: String| Unprobeable {
-        function: f.name.clone(),
-        vaddr,
-        reason,
-    };
-    if let Some(reason) = binary.kernel_refusal(f, vaddr) {
-        return Err(unprobeable(reason).into());
-    }
     let expect = binary
-        .instruction_at(f, vaddr)
-        .ok_or_else(|| unprobeable("not an instruction boundary".into()))?
+        .probe_site(f, vaddr)
+        .map_err(|reason| Unprobeable {
+            function: f.name.clone(),
+            vaddr,
+            reason,
+        })?
         .to_vec();
     let file_offset = binary
         .file_offset(vaddr)

@@ -1,0 +1,81 @@
+//! `runtime.firstmoduledata`: the runtime's own record of the module, which holds the text
+//! base (`runtime.text`) and the base of FUNCDATA offsets (`gofunc`). Stripped binaries
+//! have no symbol for it: it is the linked word that points at the pclntab header and
+//! whose `text` plus the first function's offset equals its `minpc`.
+use std::collections::HashMap;
+
+use super::bytes::{to_usize, u64_at};
+use super::elf::ElfInfo;
+
+/// Offsets of `minpc` and `text` in runtime.moduledata (after the pcHeader pointer, six
+/// slices and findfunctab): unchanged from Go 1.16 through 1.27.
+const MINPC: u64 = 160;
+const TEXT: u64 = 176;
+
+pub(crate) struct ModuleData {
+    /// Address of `runtime.firstmoduledata`.
+    pub addr: u64,
+    /// `runtime.text`: the address functab entry offsets are relative to.
+    pub text: u64,
+}
+
+/// Finds the module data for the pclntab at `tab_vaddr` whose first function sits at
+/// `first_off` from the text base. Every loaded word is a candidate (section headers may
+/// be stripped too), and for PIE every relocation whose addend is the table.
+pub(crate) fn find(
+    data: &[u8],
+    elf: &ElfInfo,
+    tab_vaddr: u64,
+    first_off: u64,
+) -> Option<ModuleData> {
+    let relocs: HashMap<u64, u64> = elf.relative_relocs(data).into_iter().collect();
+    let word_at = |at: u64| in_file(data, elf, at).or_else(|| relocs.get(&at).copied());
+    let mut candidates: Vec<u64> = Vec::new();
+    for load in &elf.loads {
+        let (Some(start), Some(len)) = (to_usize(load.offset), to_usize(load.filesz)) else {
+            continue;
+        };
+        let Some(bytes) = data.get(start..start.saturating_add(len)) else {
+            continue;
+        };
+        let skew = (8 - (load.vaddr % 8) as usize) % 8;
+        let words = bytes
+            .get(skew..)
+            .unwrap_or_default()
+            .chunks_exact(8)
+            .enumerate();
+        candidates.extend(
+            words
+                .filter(|(_, w)| u64_at(w, 0) == Some(tab_vaddr))
+                .map(|(i, _)| load.vaddr + (skew + 8 * i) as u64),
+        );
+    }
+    candidates.extend(
+        relocs
+            .iter()
+            .filter(|&(_, &addend)| addend == tab_vaddr)
+            .map(|(&at, _)| at),
+    );
+    candidates.into_iter().find_map(|addr| {
+        let text = word_at(addr.checked_add(TEXT)?)?;
+        let minpc = word_at(addr.checked_add(MINPC)?)?;
+        (text.checked_add(first_off)? == minpc).then_some(ModuleData { addr, text })
+    })
+}
+
+/// A pointer-sized word as linked: read from the file, or for PIE binaries (which store
+/// zero there) from its R_X86_64_RELATIVE addend.
+pub(crate) fn linked_word(data: &[u8], elf: &ElfInfo, at: u64) -> Option<u64> {
+    in_file(data, elf, at).or_else(|| {
+        elf.relative_relocs(data)
+            .into_iter()
+            .find(|&(a, _)| a == at)
+            .map(|(_, addend)| addend)
+    })
+}
+
+fn in_file(data: &[u8], elf: &ElfInfo, at: u64) -> Option<u64> {
+    elf.read_vaddr(data, at, 8)
+        .and_then(|b| u64_at(b, 0))
+        .filter(|&v| v != 0)
+}
