@@ -255,3 +255,27 @@ pub fn assert_matrix_truth(at: &str, records: &[Value], truth: &[Value]) {
     assert_eq!(summaries[0]["lost_events"], 0, "{at}: lost events");
     assert_eq!(summaries[0]["calls"], total, "{at}: summary calls");
 }
+
+/// `Command::spawn`, retried while exec says "Text file busy". Tests run in parallel threads
+/// of one process: a child forked by one test holds (until its own exec) the write
+/// descriptor of a binary another test is copying, and exec of that fresh copy fails with
+/// ETXTBSY meanwhile. The window is short; a few retries close it.
+pub trait SpawnRetrying {
+    fn spawn_retrying(&mut self) -> std::io::Result<std::process::Child>;
+}
+
+impl SpawnRetrying for Command {
+    fn spawn_retrying(&mut self) -> std::io::Result<std::process::Child> {
+        const ETXTBSY: i32 = 26;
+        let mut tries = 0;
+        loop {
+            match self.spawn() {
+                Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => return other,
+            }
+        }
+    }
+}

@@ -10,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use integration_tests::SpawnRetrying;
 use integration_tests::{gobuild, json_lines, of_kind, read_json_lines, run, scratch_dir, tracer};
 use serde_json::Value;
 
@@ -26,7 +27,7 @@ impl Spinner {
             .args(["-mode", "spin", "-interval", "2ms", "-truth"])
             .arg(&truth)
             .stdout(Stdio::null())
-            .spawn()
+            .spawn_retrying()
             .unwrap();
         let s = Spinner { child, truth };
         wait_for(|| s.truth_calls().len() >= 5, "the spinner to make calls");
@@ -134,7 +135,7 @@ fn attach_by_pid_then_sigkill_leaves_the_target_running_and_unprobed() {
         ])
         .arg(&records)
         .stderr(Stdio::null())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     wait_for(
         || count_calls(&records) >= 20,

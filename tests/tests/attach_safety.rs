@@ -7,6 +7,7 @@ use std::{
     time::Duration,
 };
 
+use integration_tests::SpawnRetrying;
 use integration_tests::{gobuild, json_lines, of_kind, private_copy, run, scratch_dir, tracer};
 use serde_json::Value;
 
@@ -24,7 +25,7 @@ fn attaching_to_a_busy_program_reports_no_unwound_calls() {
             .args(["-rounds", "1000000", "-truth"])
             .arg(&truth)
             .stdout(Stdio::null())
-            .spawn()
+            .spawn_retrying()
             .expect("start the program");
         sleep(Duration::from_millis(300));
         let records = scratch_dir("busy").join("records.jsonl");

@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use integration_tests::SpawnRetrying;
 use integration_tests::{gobuild, of_kind, read_json_lines, run, scratch_dir, tracer};
 use serde_json::Value;
 
@@ -243,14 +244,14 @@ fn attaching_to_a_running_engine_reports_calls_from_then_on() {
         .arg(&truth)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     let pid = engine.id();
     let mut tracer_proc = tracer()
         .args(["cache", "--json", "--pid", &pid.to_string(), "-o"])
         .arg(&records)
         .stderr(Stdio::piped())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     // Attached once the tracer names the engine; then open the gate.
     let started = Instant::now();

@@ -6,6 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use integration_tests::SpawnRetrying;
 use integration_tests::{gobuild, json_lines, of_kind, scratch_dir, tracer};
 use serde_json::Value;
 
@@ -22,7 +23,7 @@ impl Follower {
             .arg("-o")
             .arg(records)
             .stderr(Stdio::piped())
-            .spawn()
+            .spawn_retrying()
             .expect("start the tracer");
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = std::sync::mpsc::channel::<String>();
@@ -97,7 +98,7 @@ fn follow_waits_for_the_target_and_reattaches_after_a_restart() {
             .args(["-leafcalls", "0", "-start-delay", "2s", "-truth"])
             .arg(&truth)
             .stdout(Stdio::null())
-            .spawn()
+            .spawn_retrying()
             .expect("start the program");
         follower.wait_line(&format!("incarnation {}, pid {}", run + 1, child.id()));
         pids.push(child.id());
@@ -181,7 +182,7 @@ fn cache_follow_traces_each_engine_incarnation() {
             .arg("-truth")
             .arg(&truth)
             .stdout(Stdio::null())
-            .spawn()
+            .spawn_retrying()
             .expect("start the engine");
         // Probes are in once the tracer names the engine in this pid.
         follower.wait_line(&format!("probes in pid {}", engine.id()));

@@ -10,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use integration_tests::SpawnRetrying;
 use integration_tests::{gobuild, json_lines, of_kind, read_json_lines, run, scratch_dir, tracer};
 use serde_json::Value;
 
@@ -82,7 +83,7 @@ impl Hung {
             .arg(dir.join("dump.txt"))
             .args(extra)
             .stdout(Stdio::piped())
-            .spawn()
+            .spawn_retrying()
             .expect("start hang program");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -388,7 +389,7 @@ fn watch_as_it_forms(hung: &Hung, extra: &[&str], out: &Path) -> String {
         .args(extra)
         .stdout(std::fs::File::create(out).unwrap())
         .stderr(Stdio::piped())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     let stderr = watcher.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();

@@ -19,6 +19,7 @@ use std::{
     time::Duration,
 };
 
+use integration_tests::SpawnRetrying;
 use integration_tests::{
     assert_matrix_truth,
     gobuild::{self, BuildOptions, GoToolchain},
@@ -385,7 +386,7 @@ fn wide_match_completes(minor: u32) {
         .arg("-gate")
         .arg(&gate)
         .stdout(Stdio::null())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     let waited = |what: &str, cond: &mut dyn FnMut() -> bool| {
         let start = std::time::Instant::now();
@@ -403,7 +404,7 @@ fn wide_match_completes(minor: u32) {
         .arg(&records)
         .args(["--pid", &prog.id().to_string()])
         .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     let stderr = || std::fs::read_to_string(&err_path).unwrap_or_default();
     waited("the tracer to attach", &mut || {

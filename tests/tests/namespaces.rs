@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use integration_tests::SpawnRetrying;
 use integration_tests::{
     assert_matrix_truth, gobuild, private_copy, read_json_lines, require_root, run_with_timeout,
     scratch_dir, tracer, tracer_bin,
@@ -232,7 +233,7 @@ fn trace_two_deep(chroot: bool) {
         .arg("-gate")
         .arg(&gate)
         .stdout(Stdio::null())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     let (truth, ready, gate) = (host(&truth), host(&ready), host(&gate));
     let guard = KillOnDrop(&mut nested);
@@ -251,7 +252,7 @@ fn trace_two_deep(chroot: bool) {
         .arg(&records)
         .args(["--pid", &pid.to_string()])
         .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     let tracer_err = || std::fs::read_to_string(&err_path).unwrap_or_default();
     wait_for("the tracer to attach", || {

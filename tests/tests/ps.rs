@@ -12,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use integration_tests::SpawnRetrying;
 use integration_tests::{
     gobuild, json_lines, of_kind, require_root, run, scratch_dir, tracer, tracer_bin,
 };
@@ -32,7 +33,7 @@ fn start(cmd: &mut Command) -> Tree {
     Tree(
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
-            .spawn()
+            .spawn_retrying()
             .expect("start"),
     )
 }

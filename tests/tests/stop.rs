@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use integration_tests::SpawnRetrying;
 use integration_tests::{
     gobuild, json_lines, of_kind, private_copy, read_json_lines, scratch_dir, tracer,
 };
@@ -49,7 +50,7 @@ impl Target {
             .args(["-mode", "spin", "-seconds", "60", "-interval", interval])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
+            .spawn_retrying()
             .unwrap();
         Target { child }
     }
@@ -77,7 +78,7 @@ impl Tracer {
             .arg(records)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .spawn()
+            .spawn_retrying()
             .unwrap();
         let (tx, lines) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
