@@ -18,6 +18,8 @@ pub const DEPTH_UNKNOWN: u64 = u64::MAX;
 /// Offset of `g.stack.hi` in `runtime.g`: `stack` is the first field of `g` in
 /// every Go version (`stack{lo, hi}`), so `hi` is the second word.
 pub const G_STACK_HI_OFFSET: u64 = 8;
+/// `g.stack.lo`, stable across Go versions.
+pub const G_STACK_LO_OFFSET: u64 = 0;
 
 /// What a probe hit means. Stable numbers: they travel in attach cookies and events.
 #[repr(u32)]
@@ -203,18 +205,16 @@ pub struct EntryKey {
     pub stack_depth: u64,
 }
 
-/// Every register a capture can start from, at the probed instruction.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SavedRegs {
-    pub regs: [u64; SAVED_REGS],
-}
-
 /// The registers of an open call, saved at its entry for its RET probes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryRegs {
     pub regs: [u64; ENTRY_SAVED_REGS],
+    /// The goroutine's stack bounds at the entry: if the stack has moved by the RET
+    /// (grown or shrunk by a copy), a saved register pointing into the old stack is
+    /// moved by the same distance, as the Go runtime moved what it points at.
+    pub stack_lo: u64,
+    pub stack_hi: u64,
 }
 
 /// A hit of a probe that has a spec: the fixed part plus its captures.
@@ -222,11 +222,14 @@ pub struct EntryRegs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GoCaptureEvent {
     pub call: GoCallEvent,
+    /// The capture registers after the Go argument registers (`REG_RSP` onward): the
+    /// kernel reads captures from this event's own copy, never from shared scratch.
+    pub more_regs: [u64; SAVED_REGS - GO_INT_REGS],
     pub captures: [Capture; MAX_CAPTURES],
 }
 
 const _: () = assert!(core::mem::size_of::<Capture>() == 80);
-const _: () = assert!(core::mem::size_of::<GoCaptureEvent>() == 112 + 4 * 80);
+const _: () = assert!(core::mem::size_of::<GoCaptureEvent>() == 112 + 8 * 8 + 4 * 80);
 
 /// Return addresses kept per stack: enough to reach the caller's caller's code in
 /// deep Go servers, small enough to keep the per-event work bounded.

@@ -22,9 +22,10 @@ use aya_ebpf::{
 };
 use tracer_common::{
     CAPTURE_BYTES, COOKIE_AT_STACK_CHECK, Capture, CaptureSpec, DEPTH_UNKNOWN, ENTRY_SAVED_REGS,
-    EntryKey, EntryRegs, FLAGS_BELOW_OR_EQUAL, G_STACK_HI_OFFSET, GOID_UNKNOWN, GoCallEvent,
-    GoCaptureEvent, GoStackEvent, LOST_EVENTS_SLOT, MAX_CAPTURES, MAX_DEREFS, MAX_STACK, ProbeSpec,
-    SAVED_REGS, SavedRegs, capture_base, capture_kind, spec_key, split_cookie,
+    EntryKey, EntryRegs, FLAGS_BELOW_OR_EQUAL, G_STACK_HI_OFFSET, G_STACK_LO_OFFSET, GO_INT_REGS,
+    GOID_UNKNOWN, GoCallEvent, GoCaptureEvent, GoStackEvent, LOST_EVENTS_SLOT, MAX_CAPTURES,
+    MAX_DEREFS, MAX_STACK, ProbeSpec, SAVED_REGS, capture_base, capture_kind, spec_key,
+    split_cookie,
 };
 
 /// Offset of `goid` in `runtime.g` for the target's Go version; set by the loader.
@@ -52,10 +53,6 @@ static PROBE_SPECS: HashMap<u32, ProbeSpec> = HashMap::with_max_entries(4096, 0)
 /// panic skipped cannot fill it.
 #[map]
 static ENTRY_REGS: LruHashMap<EntryKey, EntryRegs> = LruHashMap::with_max_entries(65536, 0);
-
-/// Scratch space for the registers at a hit (see `capture`).
-#[map]
-static SCRATCH_REGS: PerCpuArray<SavedRegs> = PerCpuArray::with_max_entries(1, 0);
 
 /// Loaded by userspace as a multi-uprobe program (`BPF_TRACE_UPROBE_MULTI`).
 #[uprobe]
@@ -132,27 +129,29 @@ fn capture(ctx: &ProbeContext) {
             entry.submit(wakeup_flags());
         }
         Some(spec) => {
-            // The registers at this hit live in a per-CPU slot: with a copy of the entry
-            // registers and the event, they would not fit the 512-byte BPF stack.
-            let Some(all) = SCRATCH_REGS.get_ptr_mut(0) else {
-                return;
-            };
-            // SAFETY: this CPU's slot, used only while this program runs on it.
-            let all = unsafe {
-                *all = saved(regs);
-                &*all
-            };
+            // Registers are read from the trapped task's own saved registers (`regs`),
+            // never through a per-CPU scratch slot: uprobe programs run preemptibly,
+            // and another task's hit on the same CPU would overwrite such a slot.
             let key = EntryKey {
                 tgid,
                 _pad: 0,
                 goid,
                 stack_depth,
             };
+            let stack_hi_now = stack_hi.unwrap_or(0);
             if spec.save_entry != 0 {
-                let mut kept = EntryRegs {
-                    regs: [0; ENTRY_SAVED_REGS],
+                // SAFETY: a user-memory read through the helper; a fault gives 0.
+                let stack_lo =
+                    unsafe { bpf_probe_read_user((g + G_STACK_LO_OFFSET) as *const u64) }
+                        .unwrap_or(0);
+                let kept = EntryRegs {
+                    regs: [
+                        regs.rax, regs.rbx, regs.rcx, regs.rdi, regs.rsi, regs.r8, regs.r9,
+                        regs.r10, regs.r11, regs.rsp, regs.rdx, regs.r14,
+                    ],
+                    stack_lo,
+                    stack_hi: stack_hi_now,
                 };
-                kept.regs.copy_from_slice(&all.regs[..ENTRY_SAVED_REGS]);
                 let _ = ENTRY_REGS.insert(key, kept, 0);
             }
             // A copy: the map slot may be reused once removed.
@@ -172,13 +171,30 @@ fn capture(ctx: &ProbeContext) {
             // every field is written before submit.
             unsafe {
                 (*out).call = call;
+                (*out).more_regs = [
+                    regs.rsp,
+                    regs.rdx,
+                    regs.r14,
+                    regs.rbp,
+                    regs.r12,
+                    regs.r13,
+                    regs.r15,
+                    regs.eflags,
+                ];
                 for i in 0..MAX_CAPTURES {
                     let slot = &mut (*out).captures[i];
                     slot.value = 0;
                     slot.ok = 0;
                     slot.nbytes = 0;
                     if i < spec.ncaptures as usize {
-                        read_capture(&spec.captures[i], all, entry_regs.as_ref(), slot);
+                        read_capture(
+                            &spec.captures[i],
+                            &(*out).call.regs,
+                            &(*out).more_regs,
+                            entry_regs.as_ref(),
+                            stack_hi_now,
+                            slot,
+                        );
                     }
                 }
             }
@@ -187,28 +203,20 @@ fn capture(ctx: &ProbeContext) {
     }
 }
 
+/// Register `i` of the capture numbering (`tracer_common::REG_*`), from the event's
+/// own copy of the hit's registers.
 #[inline(always)]
-fn saved(regs: &pt_regs) -> SavedRegs {
-    SavedRegs {
-        regs: [
-            regs.rax,
-            regs.rbx,
-            regs.rcx,
-            regs.rdi,
-            regs.rsi,
-            regs.r8,
-            regs.r9,
-            regs.r10,
-            regs.r11,
-            regs.rsp,
-            regs.rdx,
-            regs.r14,
-            regs.rbp,
-            regs.r12,
-            regs.r13,
-            regs.r15,
-            regs.eflags,
-        ],
+fn reg_at(
+    call: &[u64; GO_INT_REGS],
+    more: &[u64; SAVED_REGS - GO_INT_REGS],
+    i: usize,
+) -> Option<u64> {
+    if i < GO_INT_REGS {
+        Some(call[i])
+    } else if i - GO_INT_REGS < SAVED_REGS - GO_INT_REGS {
+        Some(more[i - GO_INT_REGS])
+    } else {
+        None
     }
 }
 
@@ -252,8 +260,10 @@ fn walk_stack(regs: &pt_regs, pcs: &mut [u64; MAX_STACK]) -> u64 {
 #[inline(always)]
 fn read_capture(
     spec: &CaptureSpec,
-    now: &SavedRegs,
+    now: &[u64; GO_INT_REGS],
+    more: &[u64; SAVED_REGS - GO_INT_REGS],
     at_entry: Option<&EntryRegs>,
+    stack_hi_now: u64,
     out: &mut Capture,
 ) {
     let reg = spec.reg as usize;
@@ -264,12 +274,10 @@ fn read_capture(
             if reg >= SAVED_REGS {
                 return;
             }
-            let next = if reg + 1 < SAVED_REGS {
-                Some(now.regs[reg + 1])
-            } else {
-                None
+            let Some(first) = reg_at(now, more, reg) else {
+                return;
             };
-            (now.regs[reg], next)
+            (first, reg_at(now, more, reg + 1))
         }
         capture_base::ENTRY_REG => {
             let Some(r) = at_entry else { return };
@@ -281,7 +289,17 @@ fn read_capture(
             } else {
                 None
             };
-            (r.regs[reg], next)
+            let mut first = r.regs[reg];
+            // The goroutine's stack moved since the entry: so did anything on it.
+            if r.stack_hi != 0
+                && stack_hi_now != 0
+                && r.stack_hi != stack_hi_now
+                && first >= r.stack_lo
+                && first < r.stack_hi
+            {
+                first = first.wrapping_sub(r.stack_hi).wrapping_add(stack_hi_now);
+            }
+            (first, next)
         }
         _ => return,
     };
@@ -356,7 +374,10 @@ fn wakeup_flags() -> u64 {
 #[inline(always)]
 fn count_lost() {
     if let Some(slot) = LOST_EVENTS.get_ptr_mut(LOST_EVENTS_SLOT) {
-        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+        // SAFETY: a live, aligned u64 of this CPU's slot. The program runs preemptibly,
+        // so a hit of another task on this CPU between this load and store could lose
+        // one count (the BPF target has no atomic add in `core`); lost events are rare
+        // and that interleaving rarer still.
         unsafe { *slot += 1 };
     }
 }

@@ -1,9 +1,8 @@
 //! `tracer cache`: dagql cache call timelines of a running (or spawned) engine.
-use std::{collections::HashMap, io::Write, path::PathBuf};
+use std::{io::Write, path::PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use tracer_common::ProbeKind;
 
 use super::{
     follow::{self, FollowArgs},
@@ -13,18 +12,16 @@ use super::{
 use crate::{
     gobin::GoBinary,
     model::{
-        cache::{CacheModel, CacheOutput, SiteKind},
-        calls::CallTracker,
+        cache::{CacheModel, CacheOutput},
+        cache_events::CacheEvent,
+        calls::{CallTracker, Tracked},
     },
     output::{
         self,
         cache::{CacheTotals, Metrics, SummaryInput},
     },
-    probes::{
-        Event,
-        plan::{PlanSet, line_ranges},
-    },
-    profiles::{self, At, DAGGER, Profile, ProfileError, Role},
+    probes::Event,
+    profiles::{self, Decoder, DecoderSetup, LayoutError, Profile, Role},
     target::memory::Memory,
 };
 
@@ -75,8 +72,26 @@ fn trace_once(
     let binary = GoBinary::open(&target.binary())?;
     let profile = profiles::detect(&binary)?;
     let engine = describe_engine(&binary, profile);
-    let (plan, roles) = plan_profile(&binary, profile, args.light)?;
-    let sites = call_sites(&binary, profile)?;
+    let (plan, roles) = profiles::plan(&binary, profile, args.light)?;
+    for (def, role) in profile.probes.iter().zip(&roles) {
+        let dropped = args.light && def.light == profiles::Light::Drop;
+        if role.is_none()
+            && def.optional
+            && !dropped
+            && let Some(loss) = optional_loss(def.role)
+        {
+            eprintln!(
+                "tracer: warning: {} is not in this build (inlined?): {loss}",
+                def.full_name(),
+            );
+        }
+    }
+    let decoder = (profile.decoder)(&DecoderSetup {
+        binary: &binary,
+        profile,
+        roles,
+        light: args.light,
+    })?;
 
     let Started {
         mut signals,
@@ -93,22 +108,31 @@ fn trace_once(
     );
     let mut pipeline = CachePipeline {
         tracker: CallTracker::new(false),
-        model: CacheModel::new(profile, roles, sites, args.light),
-        parents: HashMap::new(),
+        decoder,
+        events: Vec::new(),
+        model: CacheModel::new((profile.sees_lookups)(args.light)),
+        layout_error: None,
         totals: CacheTotals::default(),
         sink,
         json: args.json,
         pid,
         outputs: Vec::new(),
     };
-    let stop = runtime.block_on(trace_until_stop(
+    let traced = runtime.block_on(trace_until_stop(
         &mut signals,
         &mut reader,
         &mut pipeline,
         pid,
         child,
         duration,
-    ))?;
+    ));
+    let stop = match traced {
+        Ok(stop) => stop,
+        Err(e) => {
+            super::tracing::detach(probes);
+            return Err(pipeline.layout_error.take().map_or(e, anyhow::Error::from));
+        }
+    };
     let lost_events = probes.lost_events()?;
     super::tracing::warn_if_silent(
         &reader,
@@ -117,6 +141,9 @@ fn trace_once(
     );
     super::tracing::detach(probes);
     pipeline.finish();
+    if let Some(e) = pipeline.layout_error.take() {
+        return Err(e.into());
+    }
     let metrics = Metrics {
         connected_clients: Some(
             pipeline
@@ -127,9 +154,10 @@ fn trace_once(
                 .count() as u64,
         ),
         cache_entries: pipeline
-            .model
-            .cache_pointer
-            .and_then(|c| cache_entries(pid, c, profile)),
+            .decoder
+            .cache_pointer()
+            .zip(profile.entry_maps(profiles::engine_version(&binary).as_deref()))
+            .and_then(|(c, maps)| cache_entries(pid, c, maps)),
     };
     let mut sessions: Vec<_> = pipeline
         .model
@@ -154,6 +182,15 @@ fn trace_once(
     Ok(stop)
 }
 
+/// What the records lose when an optional probe's function is not in the build (None:
+/// nothing a user would see, e.g. a context for ownership changes the build never makes).
+fn optional_loss(role: Role) -> Option<&'static str> {
+    match role {
+        Role::DigestIndex | Role::TermIndex => Some("hit_route is null"),
+        _ => None,
+    }
+}
+
 /// CPU time this process has used, user plus system.
 fn own_cpu_ns() -> u64 {
     // SAFETY: getrusage fills the struct we pass.
@@ -165,118 +202,40 @@ fn own_cpu_ns() -> u64 {
     ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
+/// "dagger engine v0.21.8, code line L3 (v0.21.x: ...), confirmed by its version, built
+/// with go1.26.6". A version that names another line is said, and the symbols win.
 fn describe_engine(binary: &GoBinary, profile: &Profile) -> String {
-    let version = profiles::engine_version(binary).map_or(String::new(), |v| format!(" {v}"));
+    let version = profiles::engine_version(binary);
+    let confirmation = match version
+        .as_deref()
+        .and_then(profiles::dagger::line_of_version)
+    {
+        Some((id, variant)) if id == profile.id && variant.is_none_or(|v| v == profile.variant) => {
+            ", confirmed by its version".to_string()
+        }
+        Some((id, variant)) => format!(
+            "; its version names {id}{}, but its functions are {}'s: reading it as {}",
+            variant.map_or(String::new(), |v| format!(" ({v})")),
+            profile.name(),
+            profile.name()
+        ),
+        None => String::new(),
+    };
     format!(
-        "dagger engine{version}, code line {} ({}), built with {}",
-        profile.id,
+        "dagger engine{}, code line {} ({}){confirmation}, built with {}",
+        version.map_or(String::new(), |v| format!(" {v}")),
+        profile.name(),
         profile.description,
         binary.go_version()
     )
 }
 
-/// Every probe of the profile, with its probe id = its index in the profile.
-fn plan_profile(
-    binary: &GoBinary,
-    profile: &Profile,
-    light: bool,
-) -> anyhow::Result<(PlanSet, Vec<Role>)> {
-    let mut plan = PlanSet::default();
-    let mut roles = Vec::new();
-    let parent_goid = binary.g_offsets().0.parent_goid;
-    for (id, def) in profile.probes.iter().enumerate() {
-        let id = id as u32;
-        let name = def.full_name();
-        let f = binary
-            .functions()
-            .iter()
-            .find(|f| f.name == name)
-            .ok_or_else(|| ProfileError::MissingFunctions {
-                path: binary.path().display().to_string(),
-                id: profile.id,
-                missing: def.func.to_string(),
-            })?;
-        match def.at {
-            At::Call => {
-                plan.add_call(binary, f, id, light && def.light_entry_only)?;
-                plan.spec(id, ProbeKind::FuncEntry, def.entry_spec(parent_goid));
-                plan.spec(id, ProbeKind::FuncReturn, def.ret_spec());
-            }
-            At::EntryPoint => {
-                plan.add_entry_point(binary, f, id)?;
-                plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid));
-            }
-            At::Line { file_suffix, line } => {
-                if plan.add_line_points(binary, f, file_suffix, line, id)? == 0 {
-                    return Err(ProfileError::MissingLine {
-                        path: binary.path().display().to_string(),
-                        func: name,
-                        file: file_suffix,
-                        line,
-                    }
-                    .into());
-                }
-                plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid));
-            }
-        }
-        roles.push(def.role);
-    }
-    plan.add_goexit(binary)?;
-    Ok((plan, roles))
-}
-
-/// PC ranges of the call sites that tell a join from a fresh execution.
-fn call_sites(
-    binary: &GoBinary,
-    profile: &Profile,
-) -> anyhow::Result<Vec<(std::ops::Range<u64>, SiteKind)>> {
-    let mut sites = Vec::new();
-    let groups = [
-        (
-            "dagql.(*cache).GetOrInitCall",
-            [
-                (profile.join_site, SiteKind::Join),
-                (profile.fresh_site, SiteKind::Fresh),
-            ],
-        ),
-        (
-            "engine/filesync.(*changeCache).getOrInit",
-            [
-                (profile.change_join_site, SiteKind::ChangeJoin),
-                (profile.change_new_site, SiteKind::ChangeNew),
-            ],
-        ),
-    ];
-    for (func, pairs) in groups {
-        let name = format!("{DAGGER}{func}");
-        let f = binary
-            .functions()
-            .iter()
-            .find(|f| f.name == name)
-            .with_context(|| format!("{name} missing"))?;
-        for (site, kind) in pairs {
-            let ranges = line_ranges(binary, f, site.file_suffix, site.line);
-            if ranges.is_empty() {
-                return Err(ProfileError::MissingLine {
-                    path: binary.path().display().to_string(),
-                    func: name.clone(),
-                    file: site.file_suffix,
-                    line: site.line,
-                }
-                .into());
-            }
-            sites.extend(ranges.into_iter().map(|r| (r, kind)));
-        }
-    }
-    Ok(sites)
-}
-
 /// What the engine's `cache.Size()` (and so `dagger_dagql_cache_entries`) would
 /// say now: the element counts of its maps, read from its memory without locks.
-fn cache_entries(pid: u32, cache: u64, profile: &Profile) -> Option<u64> {
+fn cache_entries(pid: u32, cache: u64, maps: &[u64]) -> Option<u64> {
     let mem = Memory::new(pid);
     let mut total = 0;
-    for off in profile.cache_entry_maps {
+    for off in maps {
         let map = mem.u64(cache.checked_add(*off)?).ok()?;
         // A nil map has no header; its length is 0.
         total += if map == 0 { 0 } else { mem.u64(map).ok()? };
@@ -286,8 +245,11 @@ fn cache_entries(pid: u32, cache: u64, profile: &Profile) -> Option<u64> {
 
 struct CachePipeline {
     tracker: CallTracker,
+    decoder: Box<dyn Decoder>,
+    events: Vec<CacheEvent>,
     model: CacheModel,
-    parents: HashMap<u64, Option<u64>>,
+    /// What was read does not fit the profile: tracing stops.
+    layout_error: Option<LayoutError>,
     totals: CacheTotals,
     sink: Box<dyn Write + Send>,
     json: bool,
@@ -311,35 +273,47 @@ impl CachePipeline {
         }
     }
 
+    /// Decodes one tracked hit and feeds the model; stops at the first layout error.
+    fn feed(&mut self, t: Tracked) {
+        if self.layout_error.is_some() {
+            return;
+        }
+        if let Err(e) = self.decoder.decode(t, &mut self.events) {
+            self.layout_error = Some(e);
+            self.events.clear();
+            return;
+        }
+        for ev in self.events.drain(..) {
+            self.model.on_event(ev, &mut |o| self.outputs.push(o));
+        }
+    }
+
     fn finish(&mut self) {
-        let CachePipeline {
-            tracker,
-            model,
-            parents,
-            outputs,
-            ..
-        } = self;
-        tracker.finish(&mut |t| model.on_tracked(t, parents, &mut |o| outputs.push(o)));
+        let mut tracked = Vec::new();
+        self.tracker.finish(&mut |t| {
+            if let Tracked::Completed(rec) = t {
+                tracked.push(rec);
+            }
+        });
+        for rec in tracked {
+            self.feed(Tracked::Completed(rec));
+        }
         self.emit();
     }
 }
 
 impl EventSink for CachePipeline {
     fn on_event(&mut self, ev: Event) {
-        let CachePipeline {
-            tracker,
-            model,
-            parents,
-            outputs,
-            ..
-        } = self;
-        tracker.on_event(ev, &mut |t| {
-            model.on_tracked(t, parents, &mut |o| outputs.push(o))
-        });
+        let mut tracker = std::mem::take(&mut self.tracker);
+        tracker.on_event(ev, &mut |t| self.feed(t));
+        self.tracker = tracker;
         self.emit();
     }
 
     fn flush(&mut self) -> anyhow::Result<()> {
+        if let Some(e) = &self.layout_error {
+            anyhow::bail!("{e}");
+        }
         match self.sink.flush() {
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                 Err(e).context("cannot write records")

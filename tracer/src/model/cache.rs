@@ -1,19 +1,16 @@
-//! dagql cache timelines: from probe hits on the engine's cache functions to one
-//! record per cache call (identity, outcome, session, goroutines, timing), session
-//! ref accounting and filesync change-cache events.
+//! dagql cache timelines: from typed cache events (see `cache_events`) to one record
+//! per cache call (identity, outcome, route, session, goroutines, timing), session
+//! reference accounting, ownership anomalies and filesync change-cache events.
 //!
-//! Outcomes are read off the code path each call took, as the debugging guide's
-//! "hit path" asks: DoNotCache pass-through, recursive-call error, a lookup that hit
-//! (by structure, or through the content-digest fallback line), a `wait` called from
-//! the join call site or from the fresh-execution one.
-use std::{collections::HashMap, ops::Range};
+//! Outcomes are read off the path each call took, as the debugging guide's "hit path"
+//! asks: uncached pass-through, recursive-call error, a lookup that hit, a wait as a
+//! joiner or for the execution the call started. The model knows no code line: every
+//! register and offset stays in the decoders of `profiles::dagger`.
+use std::collections::{HashMap, HashSet};
 
-use tracer_common::Capture;
-
-use super::calls::{CallRecord, CallStatus, Captures, OpenFrame, Tracked};
-use crate::{
-    probes::Event,
-    profiles::{Profile, Role},
+use super::{
+    cache_events::{CacheEvent, HitRoute, OwnerContext, SessionKey},
+    calls::CallStatus,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,29 +46,36 @@ impl Outcome {
             Outcome::Recursive => "recursive",
         }
     }
+
+    /// The engine's `CacheDecision.Outcome` word for this outcome, where it has one.
+    fn engine_word(self) -> Option<&'static str> {
+        match self {
+            Outcome::Hit | Outcome::HitContent => Some("hit"),
+            Outcome::Miss => Some("executed"),
+            Outcome::Join => Some("joined"),
+            Outcome::Uncached => Some("uncached"),
+            Outcome::Error | Outcome::Recursive => None,
+        }
+    }
 }
 
-/// Which call site a return address belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SiteKind {
-    Join,
-    Fresh,
-    ChangeJoin,
-    ChangeNew,
-}
-
-/// One cache call, as the session saw it.
+/// One cache call, as its caller saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheCall {
     pub tgid: u32,
     pub goid: u64,
     pub digest: Option<String>,
     pub outcome: Option<Outcome>,
-    /// The engine's session id, when the session's start was seen.
+    pub hit_route: Option<HitRoute>,
+    /// The engine's own record of the decision (L4 `CacheDecision`), when armed.
+    pub engine_outcome: Option<String>,
+    pub engine_hit_route: Option<String>,
+    /// The engine's record disagrees with the path the tracer saw.
+    pub engine_disagrees: bool,
     pub session: Option<String>,
     /// The goroutine that ran `fn` (miss, join; the caller itself for uncached).
     pub exec_goid: Option<u64>,
-    /// Callers that waited on the same execution (miss and join).
+    /// Callers waiting on the same execution.
     pub waiters: Option<u32>,
     pub returned_id_differs: Option<bool>,
     pub parent_digest: Option<String>,
@@ -80,9 +84,31 @@ pub struct CacheCall {
     /// The storage key, where the path computed one and handed it to the DB (TTL).
     pub storage_key: Option<String>,
     pub error: Option<String>,
+    pub result_id: Option<u64>,
     pub start_ns: Option<u64>,
     pub duration_ns: Option<u64>,
     pub status: CallStatus,
+}
+
+/// Ownership trouble the engine's own issue tracker calls bugs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnomalyKind {
+    /// An ownership count went below zero.
+    NegativeCount,
+    /// A result stays owned after every session that owned it was released.
+    OwnedAfterRelease,
+    /// A session was released that never made a call while we watched.
+    UnknownSessionRelease,
+}
+
+impl AnomalyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::NegativeCount => "negative_count",
+            AnomalyKind::OwnedAfterRelease => "owned_after_release",
+            AnomalyKind::UnknownSessionRelease => "unknown_session_release",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,12 +122,34 @@ pub enum CacheOutput {
         session: Option<String>,
         refs_taken: u64,
         refs_released: u64,
+        /// Results that left the cache during the release (L3/L4).
+        results_released: Option<u64>,
     },
     Release {
         session: Option<String>,
         digest: Option<String>,
         refcount_after: Option<i64>,
         goid: u64,
+    },
+    LoadHit {
+        session: Option<String>,
+        goid: u64,
+        digest: Option<String>,
+        via: &'static str,
+        route: Option<HitRoute>,
+        result_id: Option<u64>,
+    },
+    Anomaly {
+        kind: AnomalyKind,
+        session: Option<String>,
+        result_id: Option<u64>,
+        count: Option<i64>,
+    },
+    Arbitrary {
+        session: Option<String>,
+        goid: u64,
+        outcome: &'static str,
+        duration_ns: Option<u64>,
     },
     Change {
         path: Option<String>,
@@ -119,59 +167,55 @@ pub enum CacheOutput {
     },
 }
 
-/// Per-session ref accounting.
+/// Per-session reference accounting.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionRefs {
     pub id: Option<String>,
     pub calls: u64,
     pub refs_taken: u64,
     pub refs_released: u64,
+    /// Results that left the cache during this session's release (L3/L4).
+    pub results_released: Option<u64>,
     pub closed: bool,
     pub removed: bool,
 }
 
-#[derive(Default)]
-struct CallFacts {
-    lookup_hit: bool,
-    content_hit: bool,
-    wait_site: Option<SiteKind>,
-    ongoing_call: Option<u64>,
+/// One open cache call.
+struct OpenCall {
+    tgid: u32,
+    goid: u64,
+    start_ns: u64,
+    session: Option<SessionKey>,
+    digest: Option<String>,
+    parent: Option<u64>,
+    uncached: bool,
+    looked_up: Option<Lookup>,
+    waited: Option<Wait>,
+    engine: Option<(Option<String>, Option<String>)>,
     db_read: bool,
     db_written: bool,
     storage_key: Option<String>,
 }
 
-enum Frame {
-    Session {
-        sc: u64,
-        do_not_cache: bool,
-        logical_parent: Option<u64>,
-        base: Option<BaseResult>,
-    },
-    Base {
-        facts: CallFacts,
-        session_frame: Option<u64>,
-    },
-    Lookup {
-        base_frame: Option<u64>,
-        content_hit: bool,
-    },
-    ReleaseAndClose {
-        sc: u64,
-    },
-    InitSession {
-        id: Option<String>,
-    },
-    Change {
-        site: Option<SiteKind>,
-    },
-    Other,
+#[derive(Clone, Copy)]
+struct Lookup {
+    hit: bool,
+    content: bool,
+    route: Option<HitRoute>,
+    result: Option<u64>,
+}
+
+#[derive(Clone, Copy)]
+struct Wait {
+    ongoing: u64,
+    joined: Option<bool>,
+    waiters: Option<u32>,
 }
 
 /// What is known of one execution in flight.
 #[derive(Clone, Copy, Default)]
 struct Ongoing {
-    /// The base call that started it.
+    /// The call that started it.
     leader: Option<u64>,
     /// The goroutine running `fn`.
     exec: Option<u64>,
@@ -180,132 +224,62 @@ struct Ongoing {
     waiting: u32,
 }
 
-struct BaseResult {
-    outcome: Outcome,
-    /// The execution this call waited on, as it stood when the call completed.
-    ongoing: Option<Ongoing>,
-    returned_id_differs: Option<bool>,
-    error: Option<String>,
-    db_read: bool,
-    db_written: bool,
-    storage_key: Option<String>,
+/// Who owns a result, as far as the events show.
+#[derive(Default)]
+struct Owners {
+    sessions: HashSet<SessionKey>,
+    /// Sessions that owned it and were released since.
+    released: bool,
+    /// Ownership the engine took and dropped for itself (hand-off, dependencies).
+    engine_net: i64,
+    count: Option<i64>,
+    persisted: bool,
 }
+
+/// Bounds on what the model keeps for results it may never see again.
+const MAX_TRACKED_RESULTS: usize = 1 << 20;
 
 pub struct CacheModel {
-    profile: &'static Profile,
-    /// Light mode: the lookup's and the base call's RETs are not probed, so a hit is
-    /// "no wait, no error" and errors come from the session layer.
-    light: bool,
-    /// Probe id -> index into the profile's probes.
-    roles: Vec<Role>,
-    sites: Vec<(Range<u64>, SiteKind)>,
-    frames: HashMap<u64, Frame>,
-    /// Digest of each open session call, for its nested calls.
-    digests: HashMap<u64, Option<String>>,
-    /// Executions in flight, by `*ongoingCall`; dropped when their last waiting call
-    /// completes, so memory stays bounded and a reused address starts afresh.
+    calls: HashMap<u64, OpenCall>,
+    /// Open calls per goroutine, innermost last.
+    open: HashMap<(u32, u64), Vec<u64>>,
+    /// Executions in flight; dropped when their last waiting call completes.
     ongoing: HashMap<u64, Ongoing>,
-    /// Goroutines running `fn` for an ongoing call.
+    /// Goroutines running `fn` for an execution.
     exec_of: HashMap<(u32, u64), u64>,
-    /// Open base calls per goroutine, innermost last: the one that just started an
-    /// execution is its creator's innermost.
-    open_base: HashMap<(u32, u64), Vec<u64>>,
-    /// Sessions by SessionCache pointer. A pointer is reused once its session is gone;
-    /// the earlier session's counts then move to `ended`.
-    pub sessions: HashMap<u64, SessionRefs>,
+    /// Digest of each recently started call, for the calls its `fn` makes.
+    pub sessions: HashMap<SessionKey, SessionRefs>,
     pub ended: Vec<SessionRefs>,
-    /// SessionCache pointer -> session id, kept after the session ends (calls on a
-    /// closed SessionCache still name it) until the pointer starts a new session.
+    /// Session handle -> id, kept after the session ends until the handle is reused.
     names: HashMap<u64, String>,
-    /// The `*cache` the calls went through (for the engine's entry-count metric).
-    pub cache_pointer: Option<u64>,
-}
-
-/// A captured string, if it was read and looks like text. Error messages are read
-/// as "the first field of the error value"; for error types without a message field
-/// (e.g. context.DeadlineExceeded) that is not text, and we report nothing.
-fn text(c: Option<&Capture>) -> Option<String> {
-    let bytes = c?.text()?;
-    let s = std::str::from_utf8(bytes)
-        .ok()
-        .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))?;
-    Some(if c?.truncated() {
-        format!("{s}...")
-    } else {
-        s.to_string()
-    })
-}
-
-fn cap(caps: &Captures, i: Option<usize>) -> Option<&Capture> {
-    caps.as_ref()?.get(i?)
+    /// Sessions that made a call or were opened while we watched.
+    seen_sessions: HashSet<SessionKey>,
+    owners: HashMap<u64, Owners>,
+    /// Results each session owns (L3/L4), for the check at its release.
+    owned_by: HashMap<SessionKey, HashSet<u64>>,
+    /// Sessions whose release is running, with its collected-result count.
+    releasing: HashMap<SessionKey, u64>,
+    /// Whether the line reports `LookedUp` for every cached call (else a call that
+    /// neither waited nor failed is taken as a hit).
+    sees_lookups: bool,
 }
 
 impl CacheModel {
-    /// `roles[probe_id]` is the role of each attached probe; `sites` map return
-    /// addresses (minus one) to call sites.
-    pub fn new(
-        profile: &'static Profile,
-        roles: Vec<Role>,
-        sites: Vec<(Range<u64>, SiteKind)>,
-        light: bool,
-    ) -> CacheModel {
+    pub fn new(sees_lookups: bool) -> CacheModel {
         CacheModel {
-            profile,
-            light,
-            roles,
-            sites,
-            frames: HashMap::new(),
-            digests: HashMap::new(),
+            calls: HashMap::new(),
+            open: HashMap::new(),
             ongoing: HashMap::new(),
             exec_of: HashMap::new(),
-            open_base: HashMap::new(),
             sessions: HashMap::new(),
             ended: Vec::new(),
             names: HashMap::new(),
-            cache_pointer: None,
+            seen_sessions: HashSet::new(),
+            owners: HashMap::new(),
+            owned_by: HashMap::new(),
+            releasing: HashMap::new(),
+            sees_lookups,
         }
-    }
-
-    fn role(&self, probe_id: u32) -> Option<Role> {
-        self.roles.get(probe_id as usize).copied()
-    }
-
-    /// Where the profile put a named capture of a role's probe (each role has one).
-    fn cap_index(&self, role: Role, name: &str, ret: bool) -> Option<usize> {
-        let def = self.profile.probes.iter().find(|p| p.role == role)?;
-        if ret {
-            def.ret_cap(name)
-        } else {
-            def.entry_cap(name)
-        }
-    }
-
-    fn site(&self, return_address: u64) -> Option<SiteKind> {
-        let pc = return_address.checked_sub(1)?;
-        self.sites
-            .iter()
-            .find(|(r, _)| r.contains(&pc))
-            .map(|(_, k)| *k)
-    }
-
-    fn session_id(&self, sc: u64) -> Option<String> {
-        self.names.get(&sc).cloned()
-    }
-
-    /// The innermost enclosing base call of `frame` (itself included), following
-    /// traced parents on the goroutine.
-    fn enclosing_base(
-        &self,
-        mut frame: Option<u64>,
-        parents: &HashMap<u64, Option<u64>>,
-    ) -> Option<u64> {
-        while let Some(f) = frame {
-            if matches!(self.frames.get(&f), Some(Frame::Base { .. })) {
-                return Some(f);
-            }
-            frame = parents.get(&f).copied().flatten();
-        }
-        None
     }
 
     /// Every session seen: ended ones first, then live ones.
@@ -313,248 +287,418 @@ impl CacheModel {
         self.ended.iter().chain(self.sessions.values())
     }
 
-    pub fn on_tracked(
-        &mut self,
-        t: Tracked,
-        parents: &mut HashMap<u64, Option<u64>>,
-        out: &mut impl FnMut(CacheOutput),
-    ) {
-        match t {
-            Tracked::Entered(f) => {
-                parents.insert(f.frame, f.parent);
-                self.entered(f, parents);
-            }
-            Tracked::Point { event, within } => self.point(event, within, parents, out),
-            Tracked::Completed(rec) => {
-                parents.remove(&rec.frame);
-                self.completed(rec, out);
-            }
+    fn session_name(&self, key: &SessionKey) -> Option<String> {
+        match key {
+            SessionKey::Id(id) => Some(id.clone()),
+            SessionKey::Handle(h) => self.names.get(h).cloned(),
         }
     }
 
-    fn entered(&mut self, f: &OpenFrame, parents: &HashMap<u64, Option<u64>>) {
-        let Some(role) = self.role(f.probe_id) else {
-            return;
-        };
-        let frame = match role {
-            Role::SessionCall => {
-                let digest_at = self.cap_index(Role::SessionCall, "digest", false);
-                self.digests
-                    .insert(f.frame, text(cap(&f.captures, digest_at)));
-                // A nested call's parent: the session call around it on this goroutine,
-                // or, on a goroutine running `fn`, the call that started that execution.
-                let base = self.enclosing_base(f.parent, parents).or_else(|| {
-                    let oc = self.exec_of.get(&(f.tgid, f.goid))?;
+    fn session(&mut self, key: &SessionKey) -> &mut SessionRefs {
+        let id = self.session_name(key);
+        let s = self.sessions.entry(key.clone()).or_default();
+        if s.id.is_none() {
+            s.id = id;
+        }
+        s
+    }
+
+    pub fn on_event(&mut self, ev: CacheEvent, out: &mut impl FnMut(CacheOutput)) {
+        match ev {
+            CacheEvent::CallBegan {
+                call,
+                enclosing,
+                tgid,
+                goid,
+                start_ns,
+                session,
+                digest,
+                uncached,
+            } => {
+                // A nested call's parent: the call around it on this goroutine, or, on a
+                // goroutine running `fn`, the call that started that execution.
+                let parent = enclosing.or_else(|| {
+                    let oc = self.exec_of.get(&(tgid, goid))?;
                     self.ongoing.get(oc)?.leader
                 });
-                let logical_parent = base.and_then(|b| match self.frames.get(&b) {
-                    Some(Frame::Base { session_frame, .. }) => *session_frame,
-                    _ => None,
-                });
-                let sc = f.args[0];
-                if let Some(id) = self.initialising_session(f.parent, parents) {
-                    self.bind_session(sc, id);
+                if let Some(key) = &session {
+                    self.seen_sessions.insert(key.clone());
+                    self.session(key).calls += 1;
                 }
-                self.sessions.entry(sc).or_default().calls += 1;
-                Frame::Session {
-                    sc,
-                    do_not_cache: f.args[7] & 0xff != 0,
-                    logical_parent,
-                    base: None,
+                self.open.entry((tgid, goid)).or_default().push(call);
+                self.calls.insert(
+                    call,
+                    OpenCall {
+                        tgid,
+                        goid,
+                        start_ns,
+                        session,
+                        digest,
+                        parent,
+                        uncached,
+                        looked_up: None,
+                        waited: None,
+                        engine: None,
+                        db_read: false,
+                        db_written: false,
+                        storage_key: None,
+                    },
+                );
+            }
+            CacheEvent::Digest { call, digest } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.digest = Some(digest);
                 }
             }
-            Role::CacheCall => {
-                self.cache_pointer.get_or_insert(f.args[0]);
-                self.open_base
-                    .entry((f.tgid, f.goid))
-                    .or_default()
-                    .push(f.frame);
-                let session_frame = f
-                    .parent
-                    .filter(|p| matches!(self.frames.get(p), Some(Frame::Session { .. })));
-                Frame::Base {
-                    facts: CallFacts::default(),
-                    session_frame,
+            CacheEvent::Uncached { call } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.uncached = true;
                 }
             }
-            Role::Lookup => Frame::Lookup {
-                base_frame: self.enclosing_base(f.parent, parents),
-                content_hit: false,
-            },
-            Role::ReleaseAndClose => Frame::ReleaseAndClose { sc: f.args[0] },
-            Role::InitSession => Frame::InitSession {
-                id: text(cap(
-                    &f.captures,
-                    self.cap_index(Role::InitSession, "session_id", false),
-                )),
-            },
-            Role::ChangeGetOrInit => Frame::Change { site: None },
-            _ => Frame::Other,
-        };
-        self.frames.insert(f.frame, frame);
-    }
-
-    fn point(
-        &mut self,
-        event: &Event,
-        within: Option<u64>,
-        parents: &HashMap<u64, Option<u64>>,
-        out: &mut impl FnMut(CacheOutput),
-    ) {
-        let ev = &event.call;
-        let key = (ev.tgid, ev.goid);
-        if ev.kind == tracer_common::ProbeKind::GoroutineExit as u32 {
-            self.exec_of.remove(&key);
-            return;
-        }
-        let Some(role) = self.role(ev.probe_id) else {
-            return;
-        };
-        let caps = &event.captures;
-        let base = self.enclosing_base(within, parents);
-        match role {
-            Role::ContentFallback => {
-                if let Some(Frame::Lookup { content_hit, .. }) =
-                    within.and_then(|w| self.frames.get_mut(&w))
-                {
-                    *content_hit = true;
+            CacheEvent::LookedUp {
+                call,
+                hit,
+                content,
+                route,
+                result,
+            } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    // The first lookup decides (a lookup made by `fn` belongs to its call).
+                    c.looked_up.get_or_insert(Lookup {
+                        hit,
+                        content,
+                        route,
+                        result,
+                    });
                 }
             }
-            Role::Wait => {
-                let ra = cap(caps, self.cap_index(role, "return_address", false))
-                    .and_then(Capture::word);
-                let site = ra.and_then(|ra| self.site(ra));
-                let oc = ev.regs[3];
-                let o = self.ongoing.entry(oc).or_default();
+            CacheEvent::Waited {
+                call,
+                ongoing,
+                joined,
+                waiters,
+            } => {
+                let leader = self.calls.contains_key(&call).then_some(call);
+                let o = self.ongoing.entry(ongoing).or_default();
                 o.waiters += 1;
                 o.waiting += 1;
-                if site == Some(SiteKind::Fresh) {
-                    o.leader = o.leader.or(base);
+                if joined == Some(false) {
+                    o.leader = o.leader.or(leader);
                 }
-                if let Some(Frame::Base { facts, .. }) = base.and_then(|b| self.frames.get_mut(&b))
-                {
-                    facts.wait_site = site;
-                    facts.ongoing_call = Some(oc);
-                }
-            }
-            Role::Exec => {
-                if let Some(oc) =
-                    cap(caps, self.cap_index(role, "ongoing_call", false)).and_then(Capture::word)
-                {
-                    self.ongoing.entry(oc).or_default().exec = Some(ev.goid);
-                    self.exec_of.insert(key, oc);
-                    // The goroutine that started this execution is inside the call that
-                    // missed. Knowing it now, not at that call's later `wait`, lets calls
-                    // nested in `fn` find their parent however goroutines are scheduled.
-                    let creator = cap(caps, self.cap_index(role, "creator_goid", false))
-                        .and_then(Capture::word);
-                    if let Some(leader) = creator
-                        .and_then(|g| self.open_base.get(&(ev.tgid, g)))
-                        .and_then(|frames| frames.last().copied())
-                    {
-                        self.ongoing.entry(oc).or_default().leader = Some(leader);
-                    }
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.waited = Some(Wait {
+                        ongoing,
+                        joined,
+                        waiters,
+                    });
                 }
             }
-            Role::DbRead | Role::DbWrite => {
-                let storage_key = (role == Role::DbWrite)
-                    .then(|| {
-                        text(cap(
-                            caps,
-                            self.cap_index(Role::DbWrite, "storage_key", false),
-                        ))
-                    })
-                    .flatten();
-                if let Some(Frame::Base { facts, .. }) = base.and_then(|b| self.frames.get_mut(&b))
-                {
-                    if role == Role::DbRead {
-                        facts.db_read = true;
+            CacheEvent::EngineDecision {
+                call,
+                outcome,
+                route,
+            } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.engine = Some((outcome, route));
+                }
+            }
+            CacheEvent::Db {
+                call,
+                written,
+                storage_key,
+            } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    if written {
+                        c.db_written = true;
+                        c.storage_key = storage_key;
                     } else {
-                        facts.db_written = true;
-                        facts.storage_key = storage_key;
+                        c.db_read = true;
                     }
                 }
             }
-            Role::Release => {
-                let sc = self.releasing_session(within, parents);
-                if let Some(sc) = sc {
-                    self.sessions.entry(sc).or_default().refs_released += 1;
+            CacheEvent::CallEnded {
+                call,
+                end_ns,
+                status,
+                error,
+                returned_id_differs,
+                result,
+                ref_taken,
+            } => {
+                let Some(c) = self.calls.remove(&call) else {
+                    return;
+                };
+                if let Some(open) = self.open.get_mut(&(c.tgid, c.goid)) {
+                    open.retain(|f| *f != call);
+                    if open.is_empty() {
+                        self.open.remove(&(c.tgid, c.goid));
+                    }
                 }
-                let refcount =
-                    cap(caps, self.cap_index(role, "refcount", false)).and_then(Capture::word);
+                if ref_taken && let Some(key) = &c.session {
+                    self.session(key).refs_taken += 1;
+                }
+                let record =
+                    self.record(call, c, end_ns, status, error, returned_id_differs, result);
+                out(CacheOutput::Call(record));
+            }
+            CacheEvent::ExecStarted {
+                tgid,
+                goid,
+                ongoing,
+                creator,
+            } => {
+                // The goroutine that started this execution is inside the call that
+                // missed. Knowing it now, not at that call's later `wait`, lets calls
+                // nested in `fn` find their parent however goroutines are scheduled.
+                let leader = creator
+                    .and_then(|g| self.open.get(&(tgid, g)))
+                    .and_then(|calls| calls.last().copied());
+                let o = self.ongoing.entry(ongoing).or_default();
+                o.exec = Some(goid);
+                if leader.is_some() {
+                    o.leader = leader;
+                }
+                self.exec_of.insert((tgid, goid), ongoing);
+            }
+            CacheEvent::GoroutineExited { tgid, goid } => {
+                self.exec_of.remove(&(tgid, goid));
+            }
+            CacheEvent::LoadHit {
+                goid,
+                session,
+                digest,
+                via,
+                route,
+                result,
+                t_ns: _,
+            } => {
+                let session = session.and_then(|k| self.session_name(&k));
+                out(CacheOutput::LoadHit {
+                    session,
+                    goid,
+                    digest,
+                    via,
+                    route,
+                    result_id: result,
+                });
+            }
+            CacheEvent::SessionOpened {
+                key,
+                id,
+                goid,
+                announce,
+            } => {
+                if let SessionKey::Handle(h) = key {
+                    self.bind_handle(h, id.clone());
+                }
+                self.seen_sessions.insert(key.clone());
+                self.session(&key);
+                if announce {
+                    out(CacheOutput::SessionOpened { session: id, goid });
+                }
+            }
+            CacheEvent::SessionRemoved { key, id } => {
+                // Still live: the release runs inside the removal. The counts move to
+                // `ended` when the handle names a new session.
+                let s = self.session(&key);
+                s.removed = true;
+                s.id = s.id.take().or(id);
+            }
+            CacheEvent::SessionReleaseBegan { key } => {
+                if !self.seen_sessions.contains(&key) {
+                    out(CacheOutput::Anomaly {
+                        kind: AnomalyKind::UnknownSessionRelease,
+                        session: self.session_name(&key),
+                        result_id: None,
+                        count: None,
+                    });
+                    // Reported once; its release is then accounted like any other.
+                    self.seen_sessions.insert(key.clone());
+                }
+                self.releasing.insert(key, 0);
+            }
+            CacheEvent::SessionReleased { key, goid: _ } => {
+                let collected = self.releasing.remove(&key);
+                self.check_release(&key, out);
+                let s = self.session(&key);
+                s.closed = true;
+                if collected.is_some() {
+                    s.results_released = collected;
+                }
+                let closed = CacheOutput::SessionClosed {
+                    session: s.id.clone(),
+                    refs_taken: s.refs_taken,
+                    refs_released: s.refs_released,
+                    results_released: s.results_released,
+                };
+                out(closed);
+            }
+            CacheEvent::RefReleased {
+                session,
+                digest,
+                refcount_after,
+                goid,
+            } => {
+                if let Some(key) = &session {
+                    self.session(key).refs_released += 1;
+                }
                 out(CacheOutput::Release {
-                    session: sc.and_then(|sc| self.session_id(sc)),
-                    digest: text(cap(caps, self.cap_index(role, "digest", false))),
-                    refcount_after: refcount.map(|r| r as i64 - 1),
-                    goid: ev.goid,
+                    session: session.and_then(|k| self.session_name(&k)),
+                    digest,
+                    refcount_after,
+                    goid,
                 });
             }
-            Role::RemoveSession => {
-                let id = text(cap(caps, self.cap_index(role, "session_id", false)));
-                if let Some(sc) =
-                    cap(caps, self.cap_index(role, "session_cache", false)).and_then(Capture::word)
+            CacheEvent::Ownership {
+                result,
+                delta,
+                count_after,
+                context,
+            } => self.ownership(result, delta, count_after, context, out),
+            CacheEvent::ResultCollected {
+                result,
+                during_release_of,
+            } => {
+                self.owners.remove(&result);
+                if let Some(key) = during_release_of
+                    && let Some(n) = self.releasing.get_mut(&key)
                 {
-                    // Still live: ReleaseAndClose runs inside removeDaggerSession. The
-                    // counts move to `ended` when the pointer names a new session.
-                    let s = self.sessions.entry(sc).or_default();
-                    s.removed = true;
-                    s.id = s.id.take().or(id);
+                    *n += 1;
                 }
             }
-            Role::ChangeWait => {
-                let ra = cap(caps, self.cap_index(role, "return_address", false))
-                    .and_then(Capture::word);
-                let site = ra.and_then(|ra| self.site(ra));
-                if let Some(Frame::Change { site: s }) =
-                    within.and_then(|w| self.frames.get_mut(&w))
-                {
-                    *s = site;
+            CacheEvent::Persisted { result } => {
+                if let Some(o) = self.owners.get_mut(&result) {
+                    o.persisted = true;
                 }
             }
-            Role::ChangeRelease => {
-                let refcount =
-                    cap(caps, self.cap_index(role, "refcount", false)).and_then(Capture::word);
-                out(CacheOutput::ChangeRelease {
-                    path: text(cap(caps, self.cap_index(role, "path", false))),
-                    refcount_after: refcount.map(|r| r as i64 - 1),
+            CacheEvent::Arbitrary {
+                session,
+                goid,
+                outcome,
+                duration_ns,
+            } => {
+                let session = session.and_then(|k| self.session_name(&k));
+                out(CacheOutput::Arbitrary {
+                    session,
+                    goid,
+                    outcome,
+                    duration_ns,
                 });
             }
-            _ => {}
+            CacheEvent::Change {
+                path,
+                outcome,
+                goid,
+                duration_ns,
+            } => out(CacheOutput::Change {
+                path,
+                outcome,
+                goid,
+                duration_ns,
+            }),
+            CacheEvent::ChangeRelease {
+                path,
+                refcount_after,
+            } => out(CacheOutput::ChangeRelease {
+                path,
+                refcount_after,
+            }),
+            CacheEvent::Conflict { path, error } => out(CacheOutput::Conflict { path, error }),
         }
     }
 
-    /// The id of the session being initialised around `frame`, if any.
-    fn initialising_session(
-        &self,
-        mut frame: Option<u64>,
-        parents: &HashMap<u64, Option<u64>>,
-    ) -> Option<String> {
-        while let Some(f) = frame {
-            if let Some(Frame::InitSession { id }) = self.frames.get(&f) {
-                return id.clone();
-            }
-            frame = parents.get(&f).copied().flatten();
+    fn ownership(
+        &mut self,
+        result: u64,
+        delta: i64,
+        count_after: Option<i64>,
+        context: OwnerContext,
+        out: &mut impl FnMut(CacheOutput),
+    ) {
+        if count_after.is_some_and(|c| c < 0) {
+            let session = match &context {
+                OwnerContext::SessionTracked(k) | OwnerContext::SessionReleased(k) => {
+                    self.session_name(k)
+                }
+                _ => None,
+            };
+            out(CacheOutput::Anomaly {
+                kind: AnomalyKind::NegativeCount,
+                session,
+                result_id: Some(result),
+                count: count_after,
+            });
         }
-        None
+        if !self.owners.contains_key(&result) && self.owners.len() >= MAX_TRACKED_RESULTS {
+            return;
+        }
+        let o = self.owners.entry(result).or_default();
+        o.count = count_after;
+        match context {
+            OwnerContext::SessionTracked(key) => {
+                o.sessions.insert(key.clone());
+                self.session(&key).refs_taken += 1;
+                self.owned_by.entry(key).or_default().insert(result);
+            }
+            OwnerContext::SessionReleased(key) => {
+                o.sessions.remove(&key);
+                o.released = true;
+                self.session(&key).refs_released += 1;
+            }
+            OwnerContext::Engine => o.engine_net += delta,
+            // Ownership taken where no probed context explains it stays unexplained.
+            OwnerContext::Unknown => {}
+        }
     }
 
-    /// Names SessionCache `sc` as session `id`. A pointer already naming another
-    /// session was reused: that session's counts are kept as ended.
-    fn bind_session(&mut self, sc: u64, id: String) -> bool {
-        if self.names.get(&sc) == Some(&id) {
-            return false;
+    /// At the end of `key`'s release: results it owned that every owning session has
+    /// released, that did not leave the cache, are not kept by design (persisted) and
+    /// whose count is not explained by the engine's own holds, stay owned by nobody.
+    fn check_release(&mut self, key: &SessionKey, out: &mut impl FnMut(CacheOutput)) {
+        let Some(results) = self.owned_by.remove(key) else {
+            return;
+        };
+        let mut leaked: Vec<(u64, Option<i64>)> = Vec::new();
+        for r in results {
+            let Some(o) = self.owners.get_mut(&r) else {
+                continue; // collected
+            };
+            // A session that owned it is released even if its decrement was never made.
+            o.sessions.remove(key);
+            o.released = true;
+            let count = o.count.unwrap_or(0);
+            if o.sessions.is_empty() && !o.persisted && count > o.engine_net.max(0) {
+                leaked.push((r, o.count));
+            }
         }
-        self.names.insert(sc, id.clone());
+        leaked.sort_unstable();
+        for (r, count) in leaked {
+            self.owners.remove(&r);
+            out(CacheOutput::Anomaly {
+                kind: AnomalyKind::OwnedAfterRelease,
+                session: self.session_name(key),
+                result_id: Some(r),
+                count,
+            });
+        }
+    }
+
+    /// Names handle `h` as session `id`. A handle already naming another session was
+    /// reused: that session's counts are kept as ended.
+    fn bind_handle(&mut self, h: u64, id: String) {
+        if self.names.get(&h) == Some(&id) {
+            return;
+        }
+        self.names.insert(h, id.clone());
         let fresh = SessionRefs {
             id: Some(id),
             ..SessionRefs::default()
         };
-        if let Some(old) = self.sessions.insert(sc, fresh)
+        if let Some(old) = self.sessions.insert(SessionKey::Handle(h), fresh)
             && (old.id.is_some() || old.calls > 0)
         {
             self.ended.push(old);
         }
-        true
     }
 
     /// A call that waited on execution `oc` completed; the last one ends its record.
@@ -567,526 +711,333 @@ impl CacheModel {
         }
     }
 
-    /// The session a release belongs to: the closing session whose ReleaseAndClose
-    /// is running it, or the session call it happens in.
-    fn releasing_session(
-        &self,
-        mut frame: Option<u64>,
-        parents: &HashMap<u64, Option<u64>>,
-    ) -> Option<u64> {
-        while let Some(f) = frame {
-            match self.frames.get(&f) {
-                Some(Frame::ReleaseAndClose { sc }) | Some(Frame::Session { sc, .. }) => {
-                    return Some(*sc);
-                }
-                _ => frame = parents.get(&f).copied().flatten(),
-            }
-        }
-        None
-    }
-
-    fn completed(&mut self, rec: CallRecord, out: &mut impl FnMut(CacheOutput)) {
-        let Some(frame) = self.frames.remove(&rec.frame) else {
-            return;
-        };
-        let Some(role) = self.role(rec.probe_id) else {
-            return;
-        };
-        let ret = rec.ret.unwrap_or_default();
-        let returned = rec.status == CallStatus::Returned;
-        match (role, frame) {
-            (
-                Role::Lookup,
-                Frame::Lookup {
-                    base_frame,
-                    content_hit,
-                },
-            ) => {
-                if let Some(Frame::Base { facts, .. }) =
-                    base_frame.and_then(|b| self.frames.get_mut(&b))
-                {
-                    // lookupCacheForID returns (AnyResult RAX,RBX; hit CL; error RDI,RSI).
-                    facts.lookup_hit = returned && ret[2] & 0xff == 1;
-                    facts.content_hit = content_hit;
-                }
-            }
-            (
-                Role::CacheCall,
-                Frame::Base {
-                    facts,
-                    session_frame,
-                },
-            ) => {
-                let key = (rec.tgid, rec.goid.unwrap_or_default());
-                if let Some(open) = self.open_base.get_mut(&key) {
-                    open.retain(|f| *f != rec.frame);
-                    if open.is_empty() {
-                        self.open_base.remove(&key);
-                    }
-                }
-                let waited_on = facts.ongoing_call;
-                let result = self.base_result(&rec, facts);
-                if let Some(oc) = waited_on {
-                    self.done_waiting(oc);
-                }
-                match session_frame.and_then(|s| self.frames.get_mut(&s)) {
-                    Some(Frame::Session { base, .. }) => *base = Some(result),
-                    _ => out(CacheOutput::Call(self.record(
-                        &rec,
-                        None,
-                        None,
-                        Some(result),
-                        false,
-                    ))),
-                }
-            }
-            (
-                Role::SessionCall,
-                Frame::Session {
-                    sc,
-                    do_not_cache,
-                    logical_parent,
-                    base,
-                },
-            ) => {
-                let parent_digest =
-                    logical_parent.and_then(|p| self.digests.get(&p).cloned().flatten());
-                let call = self.record(&rec, Some(sc), parent_digest, base, do_not_cache);
-                self.digests.remove(&rec.frame);
-                // SessionCache keeps non-DoNotCache results with a value: a ref taken.
-                if returned && !do_not_cache && ret[0] != 0 && ret[2] == 0 {
-                    self.sessions.entry(sc).or_default().refs_taken += 1;
-                }
-                out(CacheOutput::Call(call));
-            }
-            (Role::ReleaseAndClose, Frame::ReleaseAndClose { sc }) => {
-                let s = self.sessions.entry(sc).or_default();
-                s.closed = true;
-                out(CacheOutput::SessionClosed {
-                    session: s.id.clone(),
-                    refs_taken: s.refs_taken,
-                    refs_released: s.refs_released,
-                });
-            }
-            (Role::InitSession, _) if returned => {
-                let caps = &rec.ret_captures;
-                let sc =
-                    cap(caps, self.cap_index(role, "session_cache", true)).and_then(Capture::word);
-                let id = text(cap(caps, self.cap_index(role, "session_id", true)));
-                if let (Some(sc), Some(id)) = (sc, id) {
-                    self.bind_session(sc, id.clone());
-                    out(CacheOutput::SessionOpened {
-                        session: id,
-                        goid: rec.goid.unwrap_or_default(),
-                    });
-                }
-            }
-            (Role::ChangeGetOrInit, Frame::Change { site }) => {
-                let outcome = if !returned {
-                    "unfinished"
-                } else if ret[1] != 0 {
-                    "error"
-                } else {
-                    match site {
-                        Some(SiteKind::ChangeJoin) => "join",
-                        Some(SiteKind::ChangeNew) => "new",
-                        _ => "hit",
-                    }
-                };
-                out(CacheOutput::Change {
-                    path: text(cap(
-                        &rec.entry_captures,
-                        self.cap_index(role, "path", false),
-                    )),
-                    outcome,
-                    goid: rec.goid.unwrap_or_default(),
-                    duration_ns: rec.duration_ns(),
-                });
-            }
-            (Role::VerifyChange, _) if returned && ret[0] != 0 => {
-                out(CacheOutput::Conflict {
-                    path: text(cap(
-                        &rec.entry_captures,
-                        self.cap_index(role, "path", false),
-                    )),
-                    error: text(cap(&rec.ret_captures, self.cap_index(role, "error", true))),
-                });
-            }
-            _ => {}
-        }
-    }
-
-    fn base_result(&self, rec: &CallRecord, facts: CallFacts) -> BaseResult {
-        let ret = rec.ret.unwrap_or_default();
-        let args = rec.args.unwrap_or_default();
-        let caps = &rec.ret_captures;
-        let error = (ret[2] != 0)
-            .then(|| text(cap(caps, self.cap_index(Role::CacheCall, "error", true))))
-            .flatten();
-        let outcome = if ret[2] != 0 && error.as_deref() == Some(self.profile.recursive_error) {
-            Outcome::Recursive
-        } else if ret[2] != 0 {
-            Outcome::Error
-        } else if args[7] & 0xff != 0 {
-            Outcome::Uncached
-        } else if (self.light && facts.wait_site.is_none()) || facts.lookup_hit {
-            // Light mode has no lookup result: a call that neither waited nor failed hit.
-            if facts.content_hit {
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        call: u64,
+        c: OpenCall,
+        end_ns: Option<u64>,
+        status: CallStatus,
+        error: Option<super::cache_events::CallError>,
+        returned_id_differs: Option<bool>,
+        result: Option<u64>,
+    ) -> CacheCall {
+        let returned = status == CallStatus::Returned;
+        let hit_seen = c.looked_up.is_some_and(|l| l.hit);
+        let outcome = match &error {
+            Some(e) if e.recursive => Some(Outcome::Recursive),
+            Some(_) => Some(Outcome::Error),
+            None if c.uncached => Some(Outcome::Uncached),
+            None if hit_seen => Some(if c.looked_up.is_some_and(|l| l.content) {
                 Outcome::HitContent
             } else {
                 Outcome::Hit
-            }
-        } else {
-            match facts.wait_site {
-                Some(SiteKind::Join) => Outcome::Join,
-                _ => Outcome::Miss,
-            }
-        };
-        let requested = text(cap(
-            &rec.entry_captures,
-            self.cap_index(Role::CacheCall, "digest", false),
-        ));
-        let returned = (ret[0] != 0 && ret[2] == 0)
-            .then(|| {
-                text(cap(
-                    caps,
-                    self.cap_index(Role::CacheCall, "returned_digest", true),
-                ))
-            })
-            .flatten();
-        BaseResult {
-            outcome,
-            ongoing: facts
-                .ongoing_call
-                .and_then(|oc| self.ongoing.get(&oc).copied()),
-            returned_id_differs: match (requested, returned) {
-                (Some(a), Some(b)) => Some(a != b),
-                _ => None,
-            },
-            error,
-            db_read: facts.db_read,
-            db_written: facts.db_written,
-            storage_key: facts.storage_key,
-        }
-    }
-
-    fn record(
-        &self,
-        rec: &CallRecord,
-        sc: Option<u64>,
-        parent_digest: Option<String>,
-        base: Option<BaseResult>,
-        do_not_cache: bool,
-    ) -> CacheCall {
-        let ret = rec.ret.unwrap_or_default();
-        let returned = rec.status == CallStatus::Returned;
-        let session_error = (returned && ret[2] != 0)
-            .then(|| {
-                text(cap(
-                    &rec.ret_captures,
-                    self.cap_index(Role::SessionCall, "error", true),
-                ))
-            })
-            .flatten();
-        let digest_role = if sc.is_some() {
-            Role::SessionCall
-        } else {
-            Role::CacheCall
-        };
-        let digest = text(cap(
-            &rec.entry_captures,
-            self.cap_index(digest_role, "digest", false),
-        ));
-        let goid = rec.goid.unwrap_or_default();
-        let (outcome, exec_goid, waiters, differs, error, db_read, db_written) = match &base {
-            Some(b) => {
-                // In light mode the base call's RET is not probed: its error shows at
-                // the session layer's RET.
-                let outcome = if self.light && returned && ret[2] != 0 {
-                    match session_error.as_deref() {
-                        Some(t) if t == self.profile.recursive_error => Outcome::Recursive,
-                        _ => Outcome::Error,
+            }),
+            None => match c.waited {
+                Some(w) => Some(match w.joined {
+                    Some(true) => Outcome::Join,
+                    Some(false) => Outcome::Miss,
+                    // The call whose goroutine started the execution is its leader.
+                    None if self.ongoing.get(&w.ongoing).and_then(|o| o.leader) == Some(call) => {
+                        Outcome::Miss
                     }
-                } else {
-                    b.outcome
-                };
-                let (exec, waiters) = match (outcome, b.ongoing) {
-                    (Outcome::Miss | Outcome::Join, Some(o)) => (o.exec, Some(o.waiters)),
-                    (Outcome::Uncached, _) => (Some(goid), None),
-                    _ => (None, None),
-                };
-                let error = b.error.clone().or(session_error);
-                (
-                    Some(outcome),
-                    exec,
-                    waiters,
-                    b.returned_id_differs,
-                    error,
-                    b.db_read,
-                    b.db_written,
-                )
-            }
-            // The session layer answered alone (e.g. "session cache is closed").
-            None if returned && ret[2] != 0 => (
-                Some(Outcome::Error),
-                None,
-                None,
-                None,
-                session_error,
-                false,
-                false,
-            ),
-            None if returned && do_not_cache => (
-                Some(Outcome::Uncached),
-                Some(goid),
-                None,
-                None,
-                None,
-                false,
-                false,
-            ),
-            None => (None, None, None, None, None, false, false),
+                    None => Outcome::Join,
+                }),
+                // Without lookup results, a call that returned without waiting or
+                // failing was answered from the cache.
+                None if returned && !self.sees_lookups => {
+                    Some(if c.looked_up.is_some_and(|l| l.content) {
+                        Outcome::HitContent
+                    } else {
+                        Outcome::Hit
+                    })
+                }
+                None if returned => None,
+                None => None,
+            },
         };
-        let storage_key = base.as_ref().and_then(|b| b.storage_key.clone());
+        let ongoing = c.waited.and_then(|w| self.ongoing.get(&w.ongoing).copied());
+        let (exec_goid, waiters) = match (outcome, ongoing) {
+            (Some(Outcome::Miss | Outcome::Join), Some(o)) => {
+                (o.exec, c.waited.and_then(|w| w.waiters).or(Some(o.waiters)))
+            }
+            (Some(Outcome::Uncached), _) => (Some(c.goid), None),
+            _ => (None, None),
+        };
+        if let Some(w) = c.waited {
+            self.done_waiting(w.ongoing);
+        }
+        let parent_digest = c
+            .parent
+            .and_then(|p| self.calls.get(&p))
+            .and_then(|p| p.digest.clone());
+        let hit_route = match outcome {
+            Some(Outcome::Hit | Outcome::HitContent) => c.looked_up.and_then(|l| l.route),
+            _ => None,
+        };
+        let (engine_outcome, engine_hit_route) = c.engine.clone().unwrap_or_default();
+        let engine_disagrees = match (&engine_outcome, outcome.and_then(Outcome::engine_word)) {
+            (Some(e), Some(ours)) => e != ours,
+            _ => false,
+        } || match (&engine_hit_route, hit_route) {
+            (Some(e), Some(ours)) => e != ours.as_str(),
+            _ => false,
+        };
         CacheCall {
-            storage_key,
-            tgid: rec.tgid,
-            goid,
-            digest,
+            tgid: c.tgid,
+            goid: c.goid,
+            session: c.session.as_ref().and_then(|k| self.session_name(k)),
+            digest: c.digest,
             outcome,
-            session: sc.and_then(|sc| self.session_id(sc)),
+            hit_route,
+            engine_outcome,
+            engine_hit_route,
+            engine_disagrees,
             exec_goid,
             waiters,
-            returned_id_differs: differs,
+            returned_id_differs,
             parent_digest,
-            db_read,
-            db_written,
-            error,
-            start_ns: rec.start_ns,
-            duration_ns: rec.duration_ns(),
-            status: rec.status,
+            db_read: c.db_read,
+            db_written: c.db_written,
+            storage_key: c.storage_key,
+            error: error.and_then(|e| e.text),
+            result_id: result.or(c.looked_up.and_then(|l| l.result)),
+            start_ns: Some(c.start_ns),
+            duration_ns: end_ns.map(|e| e.saturating_sub(c.start_ns)),
+            status,
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use tracer_common::{CAPTURE_BYTES, GoCallEvent, MAX_CAPTURES, ProbeKind};
-
     use super::*;
-    use crate::{model::calls::CallTracker, profiles::detect_for_tests};
+    use crate::model::cache_events::CallError;
 
-    /// Builds events for the L2 profile: probe ids are profile indexes.
-    struct Script {
-        events: Vec<Event>,
-        ts: u64,
-    }
-
-    fn id_of(role: Role) -> u32 {
-        detect_for_tests()
-            .probes
-            .iter()
-            .position(|p| p.role == role)
-            .unwrap() as u32
-    }
-
-    fn string_cap(s: &str) -> Capture {
-        let mut c = Capture {
-            value: s.len() as u64,
-            ok: 1,
-            nbytes: s.len() as u32,
-            bytes: [0; CAPTURE_BYTES],
-        };
-        c.bytes[..s.len()].copy_from_slice(s.as_bytes());
-        c
-    }
-
-    fn word_cap(v: u64) -> Capture {
-        Capture {
-            value: v,
-            ok: 1,
-            nbytes: 0,
-            bytes: [0; CAPTURE_BYTES],
+    fn began(call: u64, goid: u64, digest: &str, session: &str) -> CacheEvent {
+        CacheEvent::CallBegan {
+            call,
+            enclosing: None,
+            tgid: 1,
+            goid,
+            start_ns: call * 10,
+            session: Some(SessionKey::Id(session.into())),
+            digest: Some(digest.into()),
+            uncached: false,
         }
     }
 
-    impl Script {
-        fn push(
-            &mut self,
-            kind: ProbeKind,
-            role: Role,
-            goid: u64,
-            depth: u64,
-            regs: [u64; 9],
-            caps: &[Capture],
-        ) {
-            self.ts += 10;
-            let mut all = [word_cap(0); MAX_CAPTURES];
-            for (slot, c) in all.iter_mut().zip(caps) {
-                *slot = *c;
-            }
-            for slot in all.iter_mut().skip(caps.len()) {
-                slot.ok = 0;
-            }
-            self.events.push(Event {
-                call: GoCallEvent {
-                    kind: kind as u32,
-                    probe_id: id_of(role),
-                    tgid: 1,
-                    tid: 1,
-                    ts_ns: self.ts,
-                    goid,
-                    stack_depth: depth,
-                    regs,
-                },
-                captures: Some(Box::new(all)),
-                stack: Vec::new(),
-            });
+    fn ended(call: u64) -> CacheEvent {
+        CacheEvent::CallEnded {
+            call,
+            end_ns: Some(call * 10 + 5),
+            status: CallStatus::Returned,
+            error: None,
+            returned_id_differs: None,
+            result: None,
+            ref_taken: false,
         }
     }
 
-    const SC: u64 = 0x5c;
-    const JOIN_RA: u64 = 0x1001;
-    const FRESH_RA: u64 = 0x2001;
-
-    fn run(script: Script) -> Vec<CacheOutput> {
-        let sites = vec![
-            (0x1000..0x1001, SiteKind::Join),
-            (0x2000..0x2001, SiteKind::Fresh),
-        ];
-        let profile = detect_for_tests();
-        let roles = profile.probes.iter().map(|p| p.role).collect();
-        let mut model = CacheModel::new(profile, roles, sites, false);
-        let mut tracker = CallTracker::new(false);
-        let mut parents = HashMap::new();
+    fn run(events: Vec<CacheEvent>) -> Vec<CacheOutput> {
+        let mut model = CacheModel::new(true);
         let mut out = Vec::new();
-        for ev in script.events {
-            tracker.on_event(ev, &mut |t| {
-                model.on_tracked(t, &mut parents, &mut |o| out.push(o))
-            });
+        for e in events {
+            model.on_event(e, &mut |o| out.push(o));
         }
         out
     }
 
     fn calls(out: &[CacheOutput]) -> Vec<&CacheCall> {
         out.iter()
-            .filter_map(|o| {
-                if let CacheOutput::Call(c) = o {
-                    Some(c)
-                } else {
-                    None
-                }
+            .filter_map(|o| match o {
+                CacheOutput::Call(c) => Some(c),
+                _ => None,
             })
             .collect()
     }
 
-    /// session call -> base call -> (lookup) -> returns, on goroutine `g`.
-    /// A call up to (and including) its `wait`, on goroutine `g`.
-    fn begin_call(s: &mut Script, g: u64, digest: &str, hit: bool, wait_ra: Option<u64>, oc: u64) {
-        let mut entry = [0; 9];
-        entry[0] = SC;
-        s.push(
-            ProbeKind::FuncEntry,
-            Role::SessionCall,
-            g,
-            100,
-            entry,
-            &[string_cap(digest)],
-        );
-        s.push(
-            ProbeKind::FuncEntry,
-            Role::CacheCall,
-            g,
-            200,
-            [0; 9],
-            &[string_cap(digest)],
-        );
-        s.push(ProbeKind::FuncEntry, Role::Lookup, g, 300, [0; 9], &[]);
-        let mut lookup_ret = [0; 9];
-        lookup_ret[2] = hit as u64;
-        s.push(ProbeKind::FuncReturn, Role::Lookup, g, 300, lookup_ret, &[]);
-        if let Some(ra) = wait_ra {
-            let mut regs = [0; 9];
-            regs[3] = oc;
-            s.push(ProbeKind::Point, Role::Wait, g, 300, regs, &[word_cap(ra)]);
-        }
-    }
-
-    /// The returns of a call begun with `begin_call`.
-    fn end_call(s: &mut Script, g: u64, digest: &str) {
-        let mut ret = [0; 9];
-        ret[0] = 0x7e; // a result
-        s.push(
-            ProbeKind::FuncReturn,
-            Role::CacheCall,
-            g,
-            200,
-            ret,
-            &[string_cap(digest), word_cap(0)],
-        );
-        s.push(ProbeKind::FuncReturn, Role::SessionCall, g, 100, ret, &[]);
-    }
-
-    fn call(s: &mut Script, g: u64, digest: &str, hit: bool, wait_ra: Option<u64>, oc: u64) {
-        begin_call(s, g, digest, hit, wait_ra, oc);
-        end_call(s, g, digest);
+    #[test]
+    fn outcomes_follow_the_path() {
+        let out = run(vec![
+            began(1, 2, "xxh3:a", "s1"),
+            CacheEvent::LookedUp {
+                call: 1,
+                hit: true,
+                content: false,
+                route: Some(HitRoute::Digest),
+                result: Some(7),
+            },
+            ended(1),
+            // A miss on g3 starts execution 0xc on g9; g4 joins it.
+            began(2, 3, "xxh3:b", "s1"),
+            CacheEvent::LookedUp {
+                call: 2,
+                hit: false,
+                content: false,
+                route: None,
+                result: None,
+            },
+            CacheEvent::Waited {
+                call: 2,
+                ongoing: 0xc,
+                joined: None,
+                waiters: None,
+            },
+            CacheEvent::ExecStarted {
+                tgid: 1,
+                goid: 9,
+                ongoing: 0xc,
+                creator: Some(3),
+            },
+            // A call made by fn on g9 has the miss as its parent.
+            began(3, 9, "xxh3:c", "s1"),
+            CacheEvent::LookedUp {
+                call: 3,
+                hit: true,
+                content: false,
+                route: Some(HitRoute::Recipe),
+                result: Some(8),
+            },
+            ended(3),
+            began(4, 4, "xxh3:b", "s1"),
+            CacheEvent::Waited {
+                call: 4,
+                ongoing: 0xc,
+                joined: Some(true),
+                waiters: Some(2),
+            },
+            ended(2),
+            ended(4),
+            began(5, 5, "xxh3:d", "s2"),
+            CacheEvent::CallEnded {
+                call: 5,
+                end_ns: Some(60),
+                status: CallStatus::Returned,
+                error: Some(CallError {
+                    text: Some("recursive call detected".into()),
+                    recursive: true,
+                }),
+                returned_id_differs: None,
+                result: None,
+                ref_taken: false,
+            },
+        ]);
+        let c = calls(&out);
+        assert_eq!(c.len(), 5);
+        assert_eq!(c[0].outcome, Some(Outcome::Hit));
+        assert_eq!(c[0].hit_route, Some(HitRoute::Digest));
+        assert_eq!(c[0].result_id, Some(7));
+        assert_eq!(c[1].parent_digest.as_deref(), Some("xxh3:b"));
+        assert_eq!(c[2].outcome, Some(Outcome::Miss));
+        assert_eq!(c[2].exec_goid, Some(9));
+        assert_eq!(c[3].outcome, Some(Outcome::Join));
+        assert_eq!(c[3].exec_goid, Some(9));
+        assert_eq!(c[3].waiters, Some(2));
+        assert_eq!(c[4].outcome, Some(Outcome::Recursive));
     }
 
     #[test]
-    fn outcomes_follow_the_code_path() {
-        let mut s = Script {
-            events: Vec::new(),
-            ts: 0,
-        };
-        // Session start: initializeDaggerSession's RET reads id and SessionCache.
-        s.push(ProbeKind::FuncEntry, Role::InitSession, 1, 50, [0; 9], &[]);
-        s.push(
-            ProbeKind::FuncReturn,
-            Role::InitSession,
-            1,
-            50,
-            [0; 9],
-            &[string_cap("sess-1"), word_cap(SC)],
+    fn engine_decision_disagreement_is_flagged() {
+        let out = run(vec![
+            began(1, 2, "xxh3:a", "s1"),
+            CacheEvent::LookedUp {
+                call: 1,
+                hit: true,
+                content: false,
+                route: Some(HitRoute::Recipe),
+                result: None,
+            },
+            CacheEvent::EngineDecision {
+                call: 1,
+                outcome: Some("hit".into()),
+                route: Some("structural".into()),
+            },
+            ended(1),
+        ]);
+        assert!(calls(&out)[0].engine_disagrees);
+    }
+
+    fn own(result: u64, delta: i64, after: i64, context: OwnerContext) -> CacheEvent {
+        CacheEvent::Ownership {
+            result,
+            delta,
+            count_after: Some(after),
+            context,
+        }
+    }
+
+    fn anomalies(out: &[CacheOutput]) -> Vec<(AnomalyKind, Option<u64>)> {
+        out.iter()
+            .filter_map(|o| match o {
+                CacheOutput::Anomaly {
+                    kind, result_id, ..
+                } => Some((*kind, *result_id)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ownership_anomalies() {
+        let s1 = SessionKey::Id("s1".into());
+        let s2 = SessionKey::Id("s2".into());
+        let out = run(vec![
+            began(1, 2, "xxh3:a", "s1"),
+            ended(1),
+            began(2, 2, "xxh3:a", "s2"),
+            ended(2),
+            // Result 1 is shared by s1 and s2 and released by both: fine.
+            own(1, 1, 1, OwnerContext::SessionTracked(s1.clone())),
+            own(1, 1, 2, OwnerContext::SessionTracked(s2.clone())),
+            // Result 2: s1 tracked it, but its release never decrements it.
+            own(2, 1, 1, OwnerContext::SessionTracked(s1.clone())),
+            // Result 3: the engine holds it for itself (explained).
+            own(3, 1, 1, OwnerContext::SessionTracked(s1.clone())),
+            own(3, 1, 2, OwnerContext::Engine),
+            CacheEvent::SessionReleaseBegan { key: s1.clone() },
+            own(1, -1, 1, OwnerContext::SessionReleased(s1.clone())),
+            own(3, -1, 1, OwnerContext::SessionReleased(s1.clone())),
+            CacheEvent::SessionReleased {
+                key: s1.clone(),
+                goid: 1,
+            },
+            CacheEvent::SessionReleaseBegan { key: s2.clone() },
+            own(1, -1, 0, OwnerContext::SessionReleased(s2.clone())),
+            CacheEvent::ResultCollected {
+                result: 1,
+                during_release_of: Some(s2.clone()),
+            },
+            // A second decrement of a collected result goes negative.
+            own(1, -1, -1, OwnerContext::SessionReleased(s2.clone())),
+            CacheEvent::SessionReleased {
+                key: s2.clone(),
+                goid: 1,
+            },
+            CacheEvent::SessionReleaseBegan {
+                key: SessionKey::Id("ghost".into()),
+            },
+        ]);
+        assert_eq!(
+            anomalies(&out),
+            vec![
+                (AnomalyKind::OwnedAfterRelease, Some(2)),
+                (AnomalyKind::NegativeCount, Some(1)),
+                (AnomalyKind::UnknownSessionRelease, None),
+            ]
         );
-        call(&mut s, 2, "xxh3:aaaaaaaaaaaaaaaa", true, None, 0);
-        // A miss on g3 starts an execution (ongoing call 0x0c) that runs on g9; g4
-        // joins it while it runs; then both waiting calls return.
-        begin_call(
-            &mut s,
-            3,
-            "xxh3:bbbbbbbbbbbbbbbb",
-            false,
-            Some(FRESH_RA),
-            0x0c,
-        );
-        s.push(
-            ProbeKind::Point,
-            Role::Exec,
-            9,
-            40,
-            [0; 9],
-            &[word_cap(0x0c)],
-        );
-        begin_call(
-            &mut s,
-            4,
-            "xxh3:bbbbbbbbbbbbbbbb",
-            false,
-            Some(JOIN_RA),
-            0x0c,
-        );
-        end_call(&mut s, 3, "xxh3:bbbbbbbbbbbbbbbb");
-        end_call(&mut s, 4, "xxh3:bbbbbbbbbbbbbbbb");
-        let out = run(s);
-        let c = calls(&out);
-        assert_eq!(c.len(), 3);
-        assert_eq!(c[0].outcome, Some(Outcome::Hit));
-        assert_eq!(c[0].session.as_deref(), Some("sess-1"));
-        assert_eq!(c[1].outcome, Some(Outcome::Miss));
-        assert_eq!(c[2].outcome, Some(Outcome::Join));
-        assert_eq!(c[2].exec_goid, Some(9));
-        assert_eq!(c[2].waiters, Some(2));
-        assert_eq!(c[0].returned_id_differs, Some(false));
-        assert!(matches!(out[0], CacheOutput::SessionOpened { .. }));
+        let closed: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                CacheOutput::SessionClosed {
+                    refs_taken,
+                    refs_released,
+                    results_released,
+                    ..
+                } => Some((*refs_taken, *refs_released, *results_released)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closed, vec![(3, 2, Some(0)), (1, 2, Some(1))]);
     }
 }

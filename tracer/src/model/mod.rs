@@ -1,6 +1,7 @@
 //! Reconstruction: turning raw probe hits into meaning. Pure functions over event
 //! streams, so they are tested without a kernel.
 pub mod cache;
+pub mod cache_events;
 pub mod calls;
 pub mod goroutines;
 pub mod latency;

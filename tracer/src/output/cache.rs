@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::format::duration;
 use crate::model::{
     cache::{CacheCall, CacheOutput, Outcome, SessionRefs},
+    cache_events::HitRoute,
     latency::Histogram,
 };
 
@@ -74,6 +75,11 @@ pub fn json_record(out: &CacheOutput, pid: u32) -> Value {
             "goid": c.goid,
             "digest": c.digest,
             "outcome": c.outcome.map(Outcome::as_str),
+            "hit_route": c.hit_route.map(HitRoute::as_str),
+            "engine_outcome": c.engine_outcome,
+            "engine_hit_route": c.engine_hit_route,
+            "engine_disagrees": c.engine_disagrees,
+            "result_id": c.result_id,
             "session": c.session,
             "start_ns": c.start_ns,
             "duration_ns": c.duration_ns,
@@ -93,12 +99,43 @@ pub fn json_record(out: &CacheOutput, pid: u32) -> Value {
             session,
             refs_taken,
             refs_released,
+            results_released,
         } => json!({
             "kind": "session_close",
             "session": session,
             "refs_taken": refs_taken,
             "refs_released": refs_released,
+            "results_released": results_released,
             "leaked": refs_taken > refs_released,
+        }),
+        CacheOutput::LoadHit {
+            session,
+            goid,
+            digest,
+            via,
+            route,
+            result_id,
+        } => json!({
+            "kind": "load_hit", "pid": pid, "session": session, "goid": goid, "digest": digest,
+            "via": via, "hit_route": route.map(HitRoute::as_str), "result_id": result_id,
+        }),
+        CacheOutput::Anomaly {
+            kind,
+            session,
+            result_id,
+            count,
+        } => json!({
+            "kind": "ownership_anomaly", "type": kind.as_str(), "session": session,
+            "result_id": result_id, "count": count,
+        }),
+        CacheOutput::Arbitrary {
+            session,
+            goid,
+            outcome,
+            duration_ns,
+        } => json!({
+            "kind": "arbitrary", "session": session, "goid": goid, "outcome": outcome,
+            "duration_ns": duration_ns,
         }),
         CacheOutput::Release {
             session,
@@ -138,6 +175,16 @@ fn call_line(c: &CacheCall) -> String {
         opt(&c.digest),
         c.duration_ns.map_or("-".into(), duration),
     );
+    if let Some(r) = c.hit_route {
+        line.push_str(&format!(" route={}", r.as_str()));
+    }
+    if c.engine_disagrees {
+        line.push_str(&format!(
+            " FINDING: engine recorded {}/{}",
+            opt(&c.engine_outcome),
+            opt(&c.engine_hit_route)
+        ));
+    }
     if let Some(g) = c.exec_goid.filter(|g| *g != c.goid) {
         line.push_str(&format!(" exec=g{g}"));
     }
@@ -179,11 +226,15 @@ pub fn human_line(out: &CacheOutput) -> Option<String> {
             session,
             refs_taken,
             refs_released,
+            results_released,
         } => {
             let mut l = format!(
                 "{:<12} session closed: refs taken {refs_taken}, released {refs_released}",
                 opt(session)
             );
+            if let Some(n) = results_released {
+                l.push_str(&format!(", {n} results left the cache"));
+            }
             if refs_taken > refs_released {
                 l.push_str(&format!(
                     "  LEAK: {} refs still held",
@@ -206,6 +257,41 @@ pub fn human_line(out: &CacheOutput) -> Option<String> {
         CacheOutput::Conflict { path, error } => {
             format!("{:<12} CONFLICT {} {}", "filesync", opt(path), opt(error))
         }
+        CacheOutput::LoadHit {
+            session,
+            goid,
+            digest,
+            via,
+            route,
+            ..
+        } => format!(
+            "{:<12} g{goid:<6} load-hit    {} via {via}{}",
+            opt(session),
+            opt(digest),
+            route.map_or(String::new(), |r| format!(" route={}", r.as_str()))
+        ),
+        CacheOutput::Anomaly {
+            kind,
+            session,
+            result_id,
+            count,
+        } => format!(
+            "{:<12} OWNERSHIP ANOMALY {}: result {} count {}",
+            opt(session),
+            kind.as_str(),
+            opt(result_id),
+            opt(count)
+        ),
+        CacheOutput::Arbitrary {
+            session,
+            goid,
+            outcome,
+            duration_ns,
+        } => format!(
+            "{:<12} g{goid:<6} arbitrary {outcome:<5} {}",
+            opt(session),
+            duration_ns.map_or("-".into(), duration)
+        ),
         CacheOutput::Release { .. } | CacheOutput::ChangeRelease { .. } => return None,
     })
 }

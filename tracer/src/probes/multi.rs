@@ -181,6 +181,9 @@ fn load_insns(insns: &[bpf_insn], name: &str) -> Result<OwnedFd, String> {
                 return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
             }
             let text = String::from_utf8_lossy(&log);
+            if let Some(path) = std::env::var_os("TRACER_VERIFIER_LOG") {
+                let _ = std::fs::write(path, text.trim_end_matches('\0'));
+            }
             let tail: Vec<&str> = text.trim_end_matches('\0').lines().rev().take(3).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             let verifier = if tail.is_empty() {

@@ -1,54 +1,27 @@
-//! Engine code lines as data: which functions to probe, where, and what each probe
-//! reads. Adding a code line is adding a profile; the kernel programs and the
-//! attach code stay the same.
-mod dagger_l2;
+//! Engine code lines as data: which functions to probe, where, what each probe
+//! reads, and a decoder that turns the raw hits into typed cache events. Adding a
+//! code line is adding a profile under `dagger/`; the kernel programs, the attach
+//! code and the cache model stay the same.
+pub mod dagger;
 
 use tracer_common::{
-    CAPTURE_BYTES, CaptureSpec, MAX_DEREFS, ProbeSpec, capture_base, capture_kind,
+    CAPTURE_BYTES, CaptureSpec, MAX_DEREFS, ProbeKind, ProbeSpec, capture_base, capture_kind,
 };
 
-use crate::gobin::GoBinary;
-
-/// The dagql package prefix every engine symbol starts with.
-pub const DAGGER: &str = "github.com/dagger/dagger/";
-
-/// What a probe means to the cache model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// `(*SessionCache).GetOrInitCall`: one cache call as the session sees it.
-    SessionCall,
-    /// The base cache's `GetOrInitCall`.
-    CacheCall,
-    /// `lookupCacheForID`: returns hit in CL.
-    Lookup,
-    /// The content-digest fallback line inside the lookup.
-    ContentFallback,
-    /// `wait` entry: which call site (join or fresh execution) and the ongoing call.
-    Wait,
-    /// The goroutine that runs `fn` for an ongoing call.
-    Exec,
-    /// `(*sharedResult).release` entry.
-    Release,
-    /// `(*SessionCache).ReleaseAndClose`: releases of a closing session.
-    ReleaseAndClose,
-    /// TTL metadata: `db.(*Queries).SelectCall` (read) and `SetExpiration` (write).
-    DbRead,
-    DbWrite,
-    /// Sessions: created (with its id and SessionCache) and removed.
-    InitSession,
-    RemoveSession,
-    /// filesync change cache.
-    ChangeGetOrInit,
-    ChangeWait,
-    ChangeRelease,
-    VerifyChange,
-}
+use crate::{gobin::GoBinary, probes::plan::PlanSet};
+pub use dagger::{
+    DAGGER, Decoder, DecoderSetup, LayoutError, LockName, Profile, ProfileError, Role, detect,
+    engine_version,
+};
 
 /// Where a probe goes in its function.
 #[derive(Clone, Copy, Debug)]
 pub enum At {
     /// Entry and every RET: a call with a duration and results.
     Call,
+    /// Entry only, as a call frame whose end is proven by the goroutine's later events
+    /// (it gives the probes inside it a context at the cost of one emulated trap).
+    Frame,
     /// Entry only, as a point event (no frame).
     EntryPoint,
     /// The first instruction of a source line, as a point event.
@@ -56,6 +29,17 @@ pub enum At {
         file_suffix: &'static str,
         line: u32,
     },
+}
+
+/// What `--light` keeps of a probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Light {
+    /// Everything.
+    Keep,
+    /// The entry only (its RETs are the expensive part).
+    EntryOnly,
+    /// Nothing.
+    Drop,
 }
 
 /// Placeholder offset for `g.parentGoid`, which moves between Go versions: the
@@ -133,20 +117,53 @@ pub const fn at_entry(mut cap: Cap) -> Cap {
 }
 
 /// One probe of a profile.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ProbeDef {
     pub role: Role,
-    /// In light mode, only the entry of this call is probed (its RETs are the
-    /// expensive part and the model can do without them).
-    pub light_entry_only: bool,
+    pub light: Light,
     /// Full Go name without the `github.com/dagger/dagger/` prefix.
     pub func: &'static str,
     pub at: At,
-    pub entry: &'static [Cap],
-    pub ret: &'static [Cap],
+    pub entry: Vec<Cap>,
+    pub ret: Vec<Cap>,
+    /// A build may lack it (e.g. inlined): the feature it serves is then off, and
+    /// the first line says so.
+    pub optional: bool,
 }
 
 impl ProbeDef {
+    pub fn new(role: Role, func: &'static str, at: At) -> ProbeDef {
+        ProbeDef {
+            role,
+            light: Light::Keep,
+            func,
+            at,
+            entry: Vec::new(),
+            ret: Vec::new(),
+            optional: false,
+        }
+    }
+
+    pub fn entry(mut self, caps: &[Cap]) -> ProbeDef {
+        self.entry = caps.to_vec();
+        self
+    }
+
+    pub fn ret(mut self, caps: &[Cap]) -> ProbeDef {
+        self.ret = caps.to_vec();
+        self
+    }
+
+    pub fn light(mut self, light: Light) -> ProbeDef {
+        self.light = light;
+        self
+    }
+
+    pub fn optional(mut self) -> ProbeDef {
+        self.optional = true;
+        self
+    }
+
     pub fn full_name(&self) -> String {
         format!("{DAGGER}{}", self.func)
     }
@@ -170,7 +187,7 @@ impl ProbeDef {
     /// The kernel-side spec of the entry (or point) probe, if it reads anything.
     /// `parent_goid` is the target's `g.parentGoid` offset, if it has one.
     pub fn entry_spec(&self, parent_goid: Option<u64>) -> Option<ProbeSpec> {
-        let mut spec = Self::spec(self.entry, self.uses_entry_regs(), false)?;
+        let mut spec = Self::spec(&self.entry, self.uses_entry_regs(), false)?;
         for c in spec.captures.iter_mut().take(spec.ncaptures as usize) {
             let n = c.nderefs as usize;
             if let Some(off) = c.derefs[..n].iter_mut().find(|o| **o == G_PARENT_GOID) {
@@ -186,7 +203,7 @@ impl ProbeDef {
 
     /// The kernel-side spec of the RET probes, if they read anything.
     pub fn ret_spec(&self) -> Option<ProbeSpec> {
-        Self::spec(self.ret, false, self.uses_entry_regs())
+        Self::spec(&self.ret, false, self.uses_entry_regs())
     }
 
     fn uses_entry_regs(&self) -> bool {
@@ -205,196 +222,65 @@ impl ProbeDef {
     }
 }
 
-/// A call site that tells two paths apart by where a function was called from.
-#[derive(Clone, Copy, Debug)]
-pub struct Site {
-    pub file_suffix: &'static str,
-    pub line: u32,
-}
-
-/// An engine code line.
-pub struct Profile {
-    pub id: &'static str,
-    pub description: &'static str,
-    pub probes: &'static [ProbeDef],
-    /// `wait` called from here joins another call's execution...
-    pub join_site: Site,
-    /// ...and from here waits for the execution it just started.
-    pub fresh_site: Site,
-    pub change_join_site: Site,
-    pub change_new_site: Site,
-    /// Error text of a recursive call.
-    pub recursive_error: &'static str,
-    /// Fields the metrics read from the `cache` struct: map pointers whose first word
-    /// is the element count (ongoing calls, result terms, ongoing/completed arbitrary).
-    pub cache_entry_maps: &'static [u64],
-    /// The engine's own locks, recognised by who waits on them.
-    pub locks: &'static [LockName],
-}
-
-/// A lock of the engine, named by the method that waits on it: the first frame of a
-/// waiting (or blocked) stack outside the runtime and the sync package.
-#[derive(Clone, Copy, Debug)]
-pub struct LockName {
-    /// Function-name prefix after the module path, e.g. `dagql.(*cache).`.
-    pub waiter_prefix: &'static str,
-    /// A `sync.RWMutex` (the stack passes through `sync.(*RWMutex)` methods) or a Mutex.
-    pub rwmutex: bool,
-    pub name: &'static str,
-}
-
-impl Profile {
-    /// The engine's name for the lock a stack waits on. `funcs` are the stack's function
-    /// names, innermost first.
-    pub fn lock_name<'a>(&self, funcs: impl IntoIterator<Item = &'a str>) -> Option<&'static str> {
-        let mut rwmutex = false;
-        for f in funcs {
-            if f.starts_with("sync.(*RWMutex).") {
-                rwmutex = true;
-                continue;
+/// The probes of `profile` as attached: probe id = index into the profile's probes.
+/// Returns the plan and, per probe id, the role (None: not attached, e.g. an optional
+/// function this build lacks, or dropped by `--light`).
+pub fn plan(
+    binary: &GoBinary,
+    profile: &Profile,
+    light: bool,
+) -> anyhow::Result<(PlanSet, Vec<Option<Role>>)> {
+    let mut plan = PlanSet::default();
+    let mut roles = Vec::new();
+    let parent_goid = binary.g_offsets().0.parent_goid;
+    for (id, def) in profile.probes.iter().enumerate() {
+        let id = id as u32;
+        let name = def.full_name();
+        let keep = !light || def.light != Light::Drop;
+        let f = binary.functions().iter().find(|f| f.name == name);
+        let Some(f) = f.filter(|_| keep) else {
+            if keep && !def.optional {
+                return Err(ProfileError::MissingFunctions {
+                    path: binary.path().display().to_string(),
+                    id: profile.id,
+                    missing: def.func.to_string(),
+                }
+                .into());
             }
-            if f.starts_with("runtime.")
-                || f.starts_with("internal/sync.")
-                || f.starts_with("sync.(*Mutex).")
-                || f.starts_with("sync.runtime_")
-            {
-                continue;
+            roles.push(None);
+            continue;
+        };
+        match def.at {
+            At::Call | At::Frame => {
+                let entry_only =
+                    matches!(def.at, At::Frame) || (light && def.light == Light::EntryOnly);
+                plan.add_call(binary, f, id, entry_only)?;
+                plan.spec(id, ProbeKind::FuncEntry, def.entry_spec(parent_goid));
+                if !entry_only {
+                    plan.spec(id, ProbeKind::FuncReturn, def.ret_spec());
+                }
             }
-            // Another sync primitive (Once, WaitGroup, Cond) owns this lock, not the engine.
-            let user = f.strip_prefix(DAGGER)?;
-            return self
-                .locks
-                .iter()
-                .find(|l| l.rwmutex == rwmutex && user.starts_with(l.waiter_prefix))
-                .map(|l| l.name);
+            At::EntryPoint => {
+                plan.add_entry_point(binary, f, id)?;
+                plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid));
+            }
+            At::Line { file_suffix, line } => {
+                if plan.add_line_points(binary, f, file_suffix, line, id)? == 0 {
+                    return Err(ProfileError::MissingLine {
+                        path: binary.path().display().to_string(),
+                        func: name,
+                        file: file_suffix,
+                        line,
+                    }
+                    .into());
+                }
+                plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid));
+            }
         }
-        None
+        roles.push(Some(def.role));
     }
-}
-
-/// A code line we can recognise, supported or not.
-struct CodeLine {
-    id: &'static str,
-    description: &'static str,
-    /// All of these present identifies the code line.
-    markers: &'static [&'static str],
-    profile: Option<&'static Profile>,
-}
-
-const CODE_LINES: &[CodeLine] = &[
-    CodeLine {
-        id: "L4",
-        description: "main HEAD (getOrInitCallInner, CacheDecision)",
-        markers: &["dagql.(*Cache).getOrInitCallInner"],
-        profile: None,
-    },
-    CodeLine {
-        id: "L3",
-        description: "v0.21+ (aa719a10d5: exported *Cache, no SessionCache)",
-        markers: &["dagql.(*Cache).getOrInitCall"],
-        profile: None,
-    },
-    CodeLine {
-        id: "L2",
-        description: "egraph branch (5c5fa454fe: e-graph lookups, callsMu/egraphMu)",
-        markers: &[
-            "dagql.(*cache).GetOrInitCall",
-            "dagql.(*cache).indexWaitResultInEgraphLocked",
-        ],
-        profile: Some(&dagger_l2::PROFILE),
-    },
-    CodeLine {
-        id: "L1",
-        description: "v0.20.x and older (single cache mutex, completedCalls maps)",
-        markers: &[
-            "dagql.(*SessionCache).GetOrInitCall",
-            "dagql.(*cache).GetOrInitCall",
-        ],
-        profile: None,
-    },
-];
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProfileError {
-    #[error(
-        "{path} is not a Dagger engine: it has no dagql cache functions (hint: point at the dagger-engine process or binary)"
-    )]
-    NotAnEngine { path: String },
-    #[error(
-        "{path} is a Dagger engine of code line {id} ({description}), which `tracer cache` does not support yet; supported: L2"
-    )]
-    Unsupported {
-        path: String,
-        id: &'static str,
-        description: &'static str,
-    },
-    #[error(
-        "{path} looks like engine code line {id}, but functions the profile probes are missing: {missing} (hint: this build differs from the profile; check `tracer inspect {path} --match 'github.com/dagger/dagger/dagql.*'`)"
-    )]
-    MissingFunctions {
-        path: String,
-        id: &'static str,
-        missing: String,
-    },
-    #[error(
-        "{path}: source line {file}:{line} of {func} has no code (hint: this build differs from the profile)"
-    )]
-    MissingLine {
-        path: String,
-        func: String,
-        file: &'static str,
-        line: u32,
-    },
-}
-
-/// Recognises the engine's code line and returns its profile, or says clearly
-/// why not.
-pub fn detect(binary: &GoBinary) -> Result<&'static Profile, ProfileError> {
-    let path = binary.path().display().to_string();
-    let has = |f: &str| {
-        binary
-            .functions()
-            .iter()
-            .any(|x| x.name.strip_prefix(DAGGER) == Some(f))
-    };
-    let line = CODE_LINES
-        .iter()
-        .find(|l| l.markers.iter().all(|m| has(m)))
-        .ok_or(ProfileError::NotAnEngine { path: path.clone() })?;
-    let profile = line.profile.ok_or(ProfileError::Unsupported {
-        path: path.clone(),
-        id: line.id,
-        description: line.description,
-    })?;
-    let missing: Vec<&str> = profile
-        .probes
-        .iter()
-        .map(|p| p.func)
-        .filter(|f| !has(f))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ProfileError::MissingFunctions {
-            path,
-            id: profile.id,
-            missing: missing.join(", "),
-        });
-    }
-    Ok(profile)
-}
-
-/// The L2 profile, for unit tests of the models that consume it.
-#[cfg(test)]
-pub fn detect_for_tests() -> &'static Profile {
-    &dagger_l2::PROFILE
-}
-
-/// The engine version stamped by the build (`-X ...engine.Version=...`), if any.
-pub fn engine_version(binary: &GoBinary) -> Option<String> {
-    let ldflags = binary.build_info().setting("-ldflags")?;
-    let at = ldflags.find("engine.Version=")? + "engine.Version=".len();
-    let rest = ldflags[at..].trim_start_matches(['\'', '"']);
-    let end = rest.find(['\'', '"', ' ']).unwrap_or(rest.len());
-    Some(rest[..end].to_string()).filter(|v| !v.is_empty())
+    plan.add_goexit(binary)?;
+    Ok((plan, roles))
 }
 
 const _: () = assert!(

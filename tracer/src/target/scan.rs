@@ -206,9 +206,9 @@ fn code_line(binary: &GoBinary) -> Option<&'static str> {
     use crate::profiles::{ProfileError, detect};
     match detect(binary) {
         Ok(profile) => Some(profile.id),
-        Err(ProfileError::Unsupported { id, .. } | ProfileError::MissingFunctions { id, .. }) => {
-            Some(id)
-        }
+        Err(
+            ProfileError::UnknownVariant { id, .. } | ProfileError::MissingFunctions { id, .. },
+        ) => Some(id),
         Err(_) => None,
     }
 }

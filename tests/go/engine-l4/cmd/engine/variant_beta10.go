@@ -1,0 +1,6 @@
+//go:build l4beta10
+
+package main
+
+// variant names this build (the "variant" of the end record).
+const variant = "beta10"

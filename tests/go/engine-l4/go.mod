@@ -1,0 +1,3 @@
+module github.com/dagger/dagger
+
+go 1.21

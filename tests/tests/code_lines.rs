@@ -1,0 +1,352 @@
+//! `tracer cache` on every engine code line a user runs: the stand-ins of L1 (v0.20.x),
+//! L3 (v0.21.x) and L4 (v1.0 betas and main, three variants) record what each cache
+//! call really did; the tracer's records must match exactly, with no lost events.
+use std::{collections::BTreeMap, path::PathBuf};
+
+use integration_tests::{gobuild, of_kind, read_json_lines, run, scratch_dir, tracer};
+use serde_json::Value;
+
+fn stand_in(program: &str, stripped: bool, tags: &str) -> PathBuf {
+    let tc = gobuild::default_toolchain().unwrap();
+    gobuild::build_tagged(program, &tc, stripped, tags).unwrap()
+}
+
+struct Traced {
+    status: Option<i32>,
+    stderr: String,
+    records: Vec<Value>,
+    truth: Vec<Value>,
+}
+
+fn trace(binary: &PathBuf, scenario: &str, extra: &[&str]) -> Traced {
+    let dir = scratch_dir("code-lines");
+    let binary = integration_tests::private_copy(binary);
+    let records = dir.join("records.jsonl");
+    let truth = dir.join("truth.jsonl");
+    let out = run(tracer()
+        .args(["cache", "--json", "-o"])
+        .arg(&records)
+        .args(extra)
+        .arg("--")
+        .arg(&binary)
+        .args(["-scenario", scenario, "-seed", "7", "-truth"])
+        .arg(&truth));
+    Traced {
+        status: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        records: read_json_lines(&records),
+        truth: read_json_lines(&truth),
+    }
+}
+
+fn summary(records: &[Value]) -> &Value {
+    let s = of_kind(records, "cache_summary");
+    assert_eq!(s.len(), 1, "one summary");
+    s[0]
+}
+
+/// Per goroutine in start order: `(truth, traced)` pairs of cache calls.
+fn paired<'a>(t: &'a Traced, what: &str) -> Vec<(&'a Value, &'a Value)> {
+    let group = |recs: Vec<&'a Value>| {
+        let mut m: BTreeMap<u64, Vec<&'a Value>> = BTreeMap::new();
+        for c in recs {
+            m.entry(c["goid"].as_u64().unwrap()).or_default().push(c);
+        }
+        for v in m.values_mut() {
+            v.sort_by_key(|c| c["start_ns"].as_u64().unwrap_or(0));
+        }
+        m
+    };
+    let truth = group(of_kind(&t.truth, "call"));
+    let traced = group(of_kind(&t.records, "cache_call"));
+    assert_eq!(
+        traced.keys().collect::<Vec<_>>(),
+        truth.keys().collect::<Vec<_>>(),
+        "{what}: goroutines that made cache calls"
+    );
+    let mut pairs = Vec::new();
+    for (goid, want) in &truth {
+        let got = &traced[goid];
+        assert_eq!(got.len(), want.len(), "{what}: calls on goroutine {goid}");
+        pairs.extend(want.iter().copied().zip(got.iter().copied()));
+    }
+    assert!(!pairs.is_empty(), "{what}: no calls compared");
+    pairs
+}
+
+/// Every call's identity, outcome, route and goroutines equal the truth's. `light`:
+/// no RET probes, so a returned error is not seen (those calls are only paired).
+fn assert_calls(t: &Traced, what: &str, fields: &[&str], light: bool) {
+    for (w, g) in paired(t, what) {
+        let at = format!("{what}\n truth  {w}\n traced {g}");
+        if light && (w["outcome"] == "error" || w["outcome"] == "recursive") {
+            assert_eq!(g["status"], "entry_only", "{at}");
+            continue;
+        }
+        for f in fields {
+            assert_eq!(g[*f], w[*f], "{f}: {at}");
+        }
+        if w["outcome"] == "join" || w["outcome"] == "miss" {
+            assert_eq!(g["exec_goid"], w["exec_goid"], "exec_goid: {at}");
+        }
+        if w["outcome"] == "join" {
+            assert!(g["waiters"].as_u64().unwrap_or(0) >= 2, "waiters: {at}");
+        }
+        // Error texts are read from the error value's first field; null means unreadable.
+        if !g["error"].is_null() {
+            assert_eq!(g["error"], w["error"], "error: {at}");
+        }
+        assert_eq!(g["engine_disagrees"], false, "{at}");
+    }
+}
+
+/// Session release accounting, per session, equals the engine's.
+fn assert_sessions(t: &Traced, what: &str, with_results: bool) {
+    let s = summary(&t.records);
+    let closes = of_kind(&t.truth, "session_close");
+    assert!(!closes.is_empty(), "{what}: no session closed");
+    let traced = of_kind(&t.records, "session_close");
+    for close in closes {
+        let session = &close["session"];
+        let got = s["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| &x["session"] == session)
+            .unwrap_or_else(|| panic!("{what}: session {session} missing in {s}"));
+        assert_eq!(got["refs_taken"], close["refs_taken"], "{what} {session}");
+        assert_eq!(
+            got["refs_released"], close["refs_released"],
+            "{what} {session}"
+        );
+        assert_eq!(got["leaked"], close["leaked"], "{what} {session}");
+        if with_results {
+            let rec = traced
+                .iter()
+                .find(|x| &x["session"] == session)
+                .unwrap_or_else(|| panic!("{what}: no session_close record for {session}"));
+            assert_eq!(
+                rec["results_released"], close["results_released"],
+                "{what} {session}"
+            );
+        }
+    }
+}
+
+/// Multisets of a record kind's chosen fields.
+fn bag(records: &[Value], kind: &str, fields: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = of_kind(records, kind)
+        .iter()
+        .map(|r| {
+            fields
+                .iter()
+                .map(|f| r[*f].to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn assert_clean_run(t: &Traced, what: &str, line: &str, light: bool) {
+    assert_eq!(t.status, Some(0), "{what}: {}", t.stderr);
+    assert!(
+        t.stderr.contains(&format!("code line {line}")),
+        "{what}: detected line\n{}",
+        t.stderr
+    );
+    let s = summary(&t.records);
+    assert_eq!(s["lost_events"], 0, "{what}");
+    let unseen = if light {
+        // Calls that failed before any lookup or wait: their path shows nothing.
+        of_kind(&t.truth, "call")
+            .iter()
+            .filter(|c| c["outcome"] == "error" || c["outcome"] == "recursive")
+            .count() as u64
+    } else {
+        0
+    };
+    assert!(
+        s["unknown_outcome"].as_u64().unwrap() <= unseen,
+        "{what}: {s}"
+    );
+}
+
+/// What the ownership lines (L3, L4) report besides calls.
+fn assert_ownership_line_extras(t: &Traced, what: &str) {
+    assert_eq!(
+        bag(
+            &t.records,
+            "load_hit",
+            &["goid", "digest", "via", "hit_route", "result_id"]
+        ),
+        bag(
+            &t.truth,
+            "load_hit",
+            &["goid", "digest", "via", "hit_route", "result_id"]
+        ),
+        "{what}: load hits"
+    );
+    assert!(
+        !of_kind(&t.truth, "load_hit").is_empty(),
+        "{what}: no load hit in the scenario"
+    );
+    assert_eq!(
+        bag(&t.records, "arbitrary", &["goid", "outcome"]),
+        bag(&t.truth, "arbitrary", &["goid", "outcome"]),
+        "{what}: arbitrary cache"
+    );
+    assert_eq!(
+        bag(&t.records, "ownership_anomaly", &["type", "result_id"]),
+        bag(&t.truth, "anomaly", &["type", "result_id"]),
+        "{what}: ownership anomalies"
+    );
+    let changes = |r: &[Value]| bag(r, "change", &["path", "outcome"]);
+    assert_eq!(changes(&t.records), changes(&t.truth), "{what}: filesync");
+    assert_eq!(
+        of_kind(&t.records, "conflict").len(),
+        of_kind(&t.truth, "conflict").len(),
+        "{what}: conflicts"
+    );
+}
+
+const OWNERSHIP_FIELDS: &[&str] = &["digest", "outcome", "session", "hit_route", "parent_digest"];
+
+#[test]
+fn l1_matches_ground_truth_stripped_and_full() {
+    for stripped in [true, false] {
+        let bin = stand_in("engine-l1", stripped, "");
+        let what = format!("L1 mixed stripped={stripped}");
+        let t = trace(&bin, "mixed", &[]);
+        assert_clean_run(&t, &what, "L1", false);
+        assert_calls(
+            &t,
+            &what,
+            &["digest", "outcome", "session", "parent_digest"],
+            false,
+        );
+        assert_sessions(&t, &what, false);
+        let outcomes = bag(&t.records, "cache_call", &["outcome"]);
+        for o in [
+            "hit",
+            "hit_content",
+            "miss",
+            "join",
+            "uncached",
+            "error",
+            "recursive",
+        ] {
+            assert!(outcomes.contains(&format!("\"{o}\"")), "{what}: no {o}");
+        }
+    }
+}
+
+#[test]
+fn l3_matches_ground_truth_stripped_and_full() {
+    for stripped in [true, false] {
+        let bin = stand_in("engine-l3", stripped, "");
+        let what = format!("L3 mixed stripped={stripped}");
+        let t = trace(&bin, "mixed", &[]);
+        assert_clean_run(&t, &what, "L3", false);
+        assert_calls(&t, &what, OWNERSHIP_FIELDS, false);
+        assert_sessions(&t, &what, true);
+        assert_ownership_line_extras(&t, &what);
+        let routes = bag(&t.records, "cache_call", &["hit_route"]);
+        for r in ["recipe", "digest", "structural"] {
+            assert!(routes.contains(&format!("\"{r}\"")), "{what}: no {r} route");
+        }
+    }
+}
+
+#[test]
+fn l4_variants_match_ground_truth() {
+    for (tags, variant) in [
+        ("", "main after beta.10"),
+        ("l4beta10", "beta.8-10"),
+        ("l4beta4", "beta.4-7"),
+    ] {
+        let bin = stand_in("engine-l4", true, tags);
+        let what = format!("L4 {variant} mixed");
+        let t = trace(&bin, "mixed", &[]);
+        assert_clean_run(&t, &what, &format!("L4 ({variant})"), false);
+        let mut fields = OWNERSHIP_FIELDS.to_vec();
+        fields.extend(["engine_outcome", "engine_hit_route"]);
+        assert_calls(&t, &what, &fields, false);
+        assert_sessions(&t, &what, true);
+        assert_ownership_line_extras(&t, &what);
+        let armed = of_kind(&t.records, "cache_call")
+            .iter()
+            .filter(|c| !c["engine_outcome"].is_null())
+            .count();
+        if tags == "l4beta4" {
+            assert_eq!(armed, 0, "{what}: beta.4-7 has no CacheDecision");
+        } else {
+            assert!(armed > 0, "{what}: no CacheDecision read");
+        }
+    }
+}
+
+#[test]
+fn planted_ownership_anomalies_are_reported_and_nothing_else() {
+    for (program, tags) in [("engine-l3", ""), ("engine-l4", "")] {
+        let bin = stand_in(program, true, tags);
+        let what = format!("{program} anomalies");
+        let t = trace(&bin, "anomalies", &[]);
+        assert_eq!(t.status, Some(0), "{what}: {}", t.stderr);
+        let planted = bag(&t.truth, "anomaly", &["type"]);
+        assert_eq!(planted.len(), 3, "{what}: the scenario plants three");
+        assert_eq!(
+            bag(&t.records, "ownership_anomaly", &["type", "result_id"]),
+            bag(&t.truth, "anomaly", &["type", "result_id"]),
+            "{what}"
+        );
+        assert!(t.stderr.contains("OWNERSHIP ANOMALY") || !t.records.is_empty());
+    }
+}
+
+#[test]
+fn light_mode_keeps_outcomes_and_routes() {
+    for (program, line) in [("engine-l3", "L3"), ("engine-l4", "L4")] {
+        let bin = stand_in(program, true, "");
+        let what = format!("{line} light");
+        let t = trace(&bin, "mixed", &["--light"]);
+        assert_clean_run(&t, &what, line, true);
+        assert!(t.stderr.contains("light mode"), "{}", t.stderr);
+        assert_calls(
+            &t,
+            &what,
+            &["digest", "outcome", "session", "hit_route"],
+            true,
+        );
+    }
+}
+
+#[test]
+fn an_unknown_variant_is_refused_naming_what_did_not_match() {
+    let bin = stand_in("engine-l4", true, "l4unknown");
+    let out = run(tracer().args(["cache", "--"]).arg(&bin));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("matches no variant"), "{stderr}");
+    assert!(stderr.contains("releaseOngoingCallHandoff"), "{stderr}");
+    assert!(stderr.contains("core.recordCacheEvidence"), "{stderr}");
+}
+
+#[test]
+fn a_shifted_layout_stops_the_trace_instead_of_printing_garbage() {
+    let bin = stand_in("engine-l3", true, "shifted");
+    let t = trace(&bin, "mixed", &[]);
+    assert_ne!(t.status, Some(0), "{}", t.stderr);
+    assert!(
+        t.stderr.contains("does not match code line L3"),
+        "{}",
+        t.stderr
+    );
+    assert!(
+        t.stderr.matches("does not match code line").count() == 1,
+        "said once: {}",
+        t.stderr
+    );
+}

@@ -1,0 +1,210 @@
+//! The cache model's input: what happened in the engine's dagql cache, as typed
+//! events. Each code line's decoder (`profiles::dagger`) turns its raw probe hits into
+//! these; the model knows no register, offset or function name.
+use super::calls::CallStatus;
+
+/// How the engine names a session: its id string (L3/L4 pass it to every cache
+/// method) or a per-session object pointer that a `SessionOpened` names (L1/L2's
+/// `*SessionCache`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SessionKey {
+    Id(String),
+    Handle(u64),
+}
+
+/// Which index answered a hit, in Dagger's own words (`CacheDecision.HitRoute`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HitRoute {
+    /// The request's recipe digest.
+    Recipe,
+    /// One of the request's extra (content) digests.
+    Digest,
+    /// The e-graph term: self digest plus input equivalence classes.
+    Structural,
+}
+
+impl HitRoute {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HitRoute::Recipe => "recipe",
+            HitRoute::Digest => "digest",
+            HitRoute::Structural => "structural",
+        }
+    }
+}
+
+/// An error a call returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallError {
+    /// Its message, when it could be read.
+    pub text: Option<String>,
+    /// The engine's recursive-call error.
+    pub recursive: bool,
+}
+
+/// Where an ownership count changed, as far as the probes can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnerContext {
+    /// A session started owning the result (it tracked it for the first time).
+    SessionTracked(SessionKey),
+    /// A session's release dropped its ownership.
+    SessionReleased(SessionKey),
+    /// The engine's own bookkeeping (publication hand-off, dependencies, persistence).
+    Engine,
+    /// No probed context around the change.
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CacheEvent {
+    /// A cache call began, as its caller sees it. `call` identifies it until
+    /// `CallEnded`; `enclosing` is the cache call open around it on the same goroutine.
+    CallBegan {
+        call: u64,
+        enclosing: Option<u64>,
+        tgid: u32,
+        goid: u64,
+        start_ns: u64,
+        session: Option<SessionKey>,
+        digest: Option<String>,
+        uncached: bool,
+    },
+    /// The recipe digest, learned after the call began.
+    Digest {
+        call: u64,
+        digest: String,
+    },
+    /// The call runs its resolver inline without caching (DoNotCache), decided inside.
+    Uncached {
+        call: u64,
+    },
+    /// The cache index answered: `hit`, and if so by which route (None: unknown).
+    LookedUp {
+        call: u64,
+        hit: bool,
+        content: bool,
+        route: Option<HitRoute>,
+        result: Option<u64>,
+    },
+    /// The call waits for execution `ongoing`: as a joiner (`joined`), or for the
+    /// execution it just started. `waiters` is the engine's count right after this
+    /// caller registered, when it was read.
+    Waited {
+        call: u64,
+        ongoing: u64,
+        joined: Option<bool>,
+        waiters: Option<u32>,
+    },
+    /// The engine's own record of the decision (L4 `CacheDecision`), when armed.
+    EngineDecision {
+        call: u64,
+        outcome: Option<String>,
+        route: Option<String>,
+    },
+    /// TTL metadata read or written for the call (L1/L2 SQL).
+    Db {
+        call: u64,
+        written: bool,
+        storage_key: Option<String>,
+    },
+    /// The call returned, or is proven gone (`status`).
+    CallEnded {
+        call: u64,
+        end_ns: Option<u64>,
+        status: CallStatus,
+        error: Option<CallError>,
+        /// The returned result's identity differs from the request's (L1/L2).
+        returned_id_differs: Option<bool>,
+        /// The engine's id of the returned result.
+        result: Option<u64>,
+        /// The session now holds a reference it did not hold (L1/L2).
+        ref_taken: bool,
+    },
+    /// A goroutine began running the resolver of execution `ongoing`; `creator` is the
+    /// goroutine whose call started it.
+    ExecStarted {
+        tgid: u32,
+        goid: u64,
+        ongoing: u64,
+        creator: Option<u64>,
+    },
+    GoroutineExited {
+        tgid: u32,
+        goid: u64,
+    },
+    /// A hit taken while loading an ID, outside any cache call.
+    LoadHit {
+        goid: u64,
+        session: Option<SessionKey>,
+        digest: Option<String>,
+        via: &'static str,
+        route: Option<HitRoute>,
+        result: Option<u64>,
+        t_ns: u64,
+    },
+    /// The session is known by `id` (and its handle, if any, names it from now on);
+    /// `announce` when this is its opening rather than an early naming.
+    SessionOpened {
+        key: SessionKey,
+        id: String,
+        goid: u64,
+        announce: bool,
+    },
+    /// The server removed the session (its release may run inside).
+    SessionRemoved {
+        key: SessionKey,
+        id: Option<String>,
+    },
+    /// The session's release began and ended.
+    SessionReleaseBegan {
+        key: SessionKey,
+    },
+    SessionReleased {
+        key: SessionKey,
+        goid: u64,
+    },
+    /// A reference a session held was released (L1/L2 `release`).
+    RefReleased {
+        session: Option<SessionKey>,
+        digest: Option<String>,
+        refcount_after: Option<i64>,
+        goid: u64,
+    },
+    /// A result's ownership count changed by `delta`; `count_after` as read.
+    Ownership {
+        result: u64,
+        delta: i64,
+        count_after: Option<i64>,
+        context: OwnerContext,
+    },
+    /// A result left the cache.
+    ResultCollected {
+        result: u64,
+        during_release_of: Option<SessionKey>,
+    },
+    /// A result was marked to persist across sessions (kept by design).
+    Persisted {
+        result: u64,
+    },
+    /// The arbitrary-value cache answered.
+    Arbitrary {
+        session: Option<SessionKey>,
+        goid: u64,
+        outcome: &'static str,
+        duration_ns: Option<u64>,
+    },
+    Change {
+        path: Option<String>,
+        outcome: &'static str,
+        goid: u64,
+        duration_ns: Option<u64>,
+    },
+    ChangeRelease {
+        path: Option<String>,
+        refcount_after: Option<i64>,
+    },
+    Conflict {
+        path: Option<String>,
+        error: Option<String>,
+    },
+}

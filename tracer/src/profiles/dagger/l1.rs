@@ -1,0 +1,141 @@
+//! Code line L1: v0.20.x (v0.20.8 = 74bff7d10f): one `*cache` behind a per-session
+//! `SessionCache`, a single cache mutex, refcounted results. Registers, offsets and
+//! lines are from shared/reference/engine-l1.md §1-§4.
+use tracer_common::{REG_G, REG_RDX, REG_RSP};
+
+use super::{
+    EntryMaps, LockName, Profile, Role,
+    l2::{FILESYNC_LOCK, error_text, filesync_probes},
+    session_cache::{self, ContentKind, Design, WaitKind},
+};
+use crate::profiles::{At, G_PARENT_GOID, Light, ProbeDef, at_entry, string, word};
+
+const RAX: u8 = 0;
+const RBX: u8 = 1;
+const RCX: u8 = 2;
+const RDI: u8 = 3;
+
+static DESIGN: Design = Design {
+    line: "L1",
+    // wait(ctx, res *sharedResult, isFirstCaller bool): isFirstCaller in SIL.
+    wait: WaitKind::FirstCallerArg { reg: 4 },
+    content: ContentKind::ResultFlag,
+    recursive_error: "recursive call detected",
+    change_sites: (64, 89),
+};
+
+pub fn profile() -> Profile {
+    // key.ID RDI -> pb (+0) -> Digest (+120): the call digest (§3 `callpbv1.Call`).
+    let digest = string("digest", RDI, &[0], 120);
+    let mut probes = vec![
+        // session_cache.go:95 — c RAX; key.ID RDI; ConcurrencyKey RSI/R8; TTL R9;
+        // DoNotCache R10B; fn R11; opts on the stack -> (AnyResult RAX,RBX; error RCX,RDI).
+        ProbeDef::new(
+            Role::SessionCall,
+            "dagql.(*SessionCache).GetOrInitCall",
+            At::Call,
+        )
+        .entry(&[digest])
+        .ret(&[error_text("error", RDI)]),
+        // cache.go:786 — same registers; the returned Result (RBX) has hitCache +16 and
+        // hitContentDigestCache +17; R10B set here but not at the session layer = the
+        // forced no-cache retry.
+        ProbeDef::new(Role::BaseCall, "dagql.(*cache).GetOrInitCall", At::Call)
+            .entry(&[digest])
+            .ret(&[word("hit_flags", RBX, &[16]), error_text("error", RDI)])
+            .light(Light::EntryOnly),
+        // cache.go:1070 — res RDI (the in-flight sharedResult), isFirstCaller SIL.
+        ProbeDef::new(Role::Wait, "dagql.(*cache).wait", At::EntryPoint),
+        // cache.go:1032 — the goroutine running fn; closure [RDX+8] = res *sharedResult.
+        ProbeDef::new(
+            Role::Exec,
+            "dagql.(*cache).GetOrInitCall.func3",
+            At::EntryPoint,
+        )
+        .entry(&[
+            word("ongoing", REG_RDX, &[8]),
+            word("creator_goid", REG_G, &[G_PARENT_GOID]),
+        ]),
+        // cache.go:312 — res RAX: refCount +208 (before the decrement), callKey +24/+32.
+        ProbeDef::new(
+            Role::Release,
+            "dagql.(*sharedResult).release",
+            At::EntryPoint,
+        )
+        .entry(&[
+            word("refcount", RAX, &[208]),
+            string("digest", RAX, &[], 24),
+        ]),
+        // session_cache.go:238 — c RAX.
+        ProbeDef::new(
+            Role::ReleaseAndClose,
+            "dagql.(*SessionCache).ReleaseAndClose",
+            At::Call,
+        ),
+        ProbeDef::new(
+            Role::DbRead,
+            "dagql/db.(*Queries).SelectCall",
+            At::EntryPoint,
+        ),
+        // queries.go:34 — SetExpirationParams on the stack: StorageKey [RSP+24].
+        ProbeDef::new(
+            Role::DbWrite,
+            "dagql/db.(*Queries).SetExpiration",
+            At::EntryPoint,
+        )
+        .entry(&[string("storage_key", REG_RSP, &[], 24)]),
+        // session.go:273 — sess RCX: sessionID +0, dagqlCache +280 (stored inside).
+        ProbeDef::new(
+            Role::InitSession,
+            "engine/server.(*Server).initializeDaggerSession",
+            At::Call,
+        )
+        .entry(&[string("session_id", RCX, &[], 0)])
+        .ret(&[
+            at_entry(string("session_id", RCX, &[], 0)),
+            at_entry(word("session_cache", RCX, &[280])),
+        ]),
+        // session.go:344 — sess RDI.
+        ProbeDef::new(
+            Role::RemoveSession,
+            "engine/server.(*Server).removeDaggerSession",
+            At::EntryPoint,
+        )
+        .entry(&[
+            string("session_id", RDI, &[], 0),
+            word("session_cache", RDI, &[280]),
+        ]),
+    ];
+    probes.extend(filesync_probes());
+    Profile {
+        id: "L1",
+        variant: "v0.20.x",
+        description: "v0.20.x: SessionCache over one cache mutex, refcounted results",
+        probes,
+        // §3: ongoingCalls 8, completedCalls 16, completedCallsByContent 24,
+        // ongoingArbitraryCalls 32, completedArbitraryCalls 40. Size() sums list entries
+        // under each key; the map counts are the keys.
+        cache_entry_maps: EntryMaps::Fixed(&[8, 16, 24, 32, 40]),
+        locks: &[
+            LockName {
+                waiter_prefix: "dagql.(*cache).",
+                rwmutex: false,
+                name: "dagql cache mu",
+            },
+            LockName {
+                waiter_prefix: "dagql.(*sharedResult).release",
+                rwmutex: false,
+                name: "dagql cache mu",
+            },
+            LockName {
+                waiter_prefix: "dagql.(*SessionCache).",
+                rwmutex: false,
+                name: "dagql SessionCache.mu",
+            },
+            FILESYNC_LOCK,
+        ],
+        // No lookup function: a call that neither waited nor failed hit.
+        sees_lookups: |_| false,
+        decoder: |setup| session_cache::build(setup, &DESIGN),
+    }
+}

@@ -1,0 +1,301 @@
+//! Code line L3: v0.21.x (v0.21.8 = 7902e644be) and v1.0.0-beta.1..3, the aa719a10d5
+//! design: one exported `*Cache`, sessions by id, ownership counts. Registers, offsets
+//! and lines are from shared/reference/engine-l3-l4.md §2.1, §3, §4, §5, §11. The
+//! probe set is shared with L4, which differs in the layout values below.
+use tracer_common::{REG_G, REG_RDX, REG_RSP};
+
+use super::{
+    EntryMaps, LockName, Profile, Role,
+    l2::{FILESYNC_LOCK, error_text, filesync_probes},
+    ownership::{self, Design, JoinedBy},
+};
+use crate::profiles::{At, G_PARENT_GOID, Light, ProbeDef, at_entry, string, string_regs, word};
+
+pub(super) const RAX: u8 = 0;
+pub(super) const RCX: u8 = 2;
+pub(super) const RDI: u8 = 3;
+pub(super) const R9: u8 = 6;
+pub(super) const R10: u8 = 7;
+
+/// What moves between L3 and L4's variants.
+pub(super) struct Layout {
+    /// The goroutine closure that runs `fn`, and where its context holds `*ongoingCall`.
+    pub exec_func: &'static str,
+    pub exec_closure_ongoing: i32,
+    /// `ongoingCall.waiters`.
+    pub ongoing_waiters: i32,
+    /// `sharedResult.incomingOwnershipCount`.
+    pub ownership_count: i32,
+    /// `CallRequest.CacheEvidence` (*CacheDecision), where the line has it.
+    pub cache_evidence: Option<i32>,
+    /// `wait`'s `joined bool` stack argument (L4), else the call sites.
+    pub joined_argument: bool,
+    /// L4 after beta.10: the hand-off release left `wait` for its own function.
+    pub handoff_release: bool,
+}
+
+/// The probes of the ownership design, for `layout`.
+pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
+    // GetOrInitCall(c RAX, ctx RBX/RCX, sessionID RDI/RSI, resolver R8/R9, req R10, fn R11)
+    // -> (AnyResult RAX/RBX, error RCX/RDI). req: *ResultCall +0 (recipeDigest +224/+232),
+    // DoNotCache +32; the recipe digest is there only once derived (or set by telemetry).
+    // The recipe digest as derived by the end of the call (before any lookup for a
+    // recursive call, never for an uncached one without telemetry).
+    let mut call_ret = vec![
+        error_text("error", RDI),
+        at_entry(string("digest", R10, &[0], 224)),
+    ];
+    if let Some(ev) = layout.cache_evidence {
+        // CacheDecision: Outcome +0, HitRoute +16; nil unless the caller armed it.
+        call_ret.push(at_entry(string("engine_outcome", R10, &[ev], 0)));
+        call_ret.push(at_entry(string("engine_route", R10, &[ev], 16)));
+    }
+    let wait_caps = if layout.joined_argument {
+        vec![
+            word("joined", REG_RSP, &[8]),
+            word("waiters", R10, &[layout.ongoing_waiters]),
+        ]
+    } else {
+        vec![
+            word("return_address", REG_RSP, &[0]),
+            word("waiters", R10, &[layout.ongoing_waiters]),
+        ]
+    };
+    // *sharedResult: id +0, the ownership count at its offset.
+    let result_caps = |reg: u8| {
+        [
+            word("result", reg, &[0]),
+            word("count", reg, &[layout.ownership_count]),
+        ]
+    };
+    let mut probes = vec![
+        ProbeDef::new(Role::Call, "dagql.(*Cache).GetOrInitCall", At::Call)
+            .entry(&[
+                string_regs("session", RDI),
+                word("do_not_cache", R10, &[32]),
+                string("digest", R10, &[0], 224),
+            ])
+            .ret(&call_ret)
+            .light(Light::EntryOnly),
+        // appendDigestResultsLocked(c RAX, candidates RBX, dig RCX/RDI, nowUnix RSI): the
+        // first of a lookup is the recipe digest, later ones extra digests.
+        ProbeDef::new(
+            Role::DigestIndex,
+            "dagql.(*Cache).appendDigestResultsLocked",
+            At::EntryPoint,
+        )
+        .entry(&[string_regs("digest", RCX)])
+        .optional(),
+        // appendTermSetResultsLocked: the structural lookup, after the digests missed.
+        ProbeDef::new(
+            Role::TermIndex,
+            "dagql.(*Cache).appendTermSetResultsLocked",
+            At::EntryPoint,
+        )
+        .optional(),
+        // ensurePersistedHitValueLoaded(c, ctx, resolver RDI/RSI, hit R8/R9): hits only;
+        // hit data -> Result{shared +0} -> sharedResult.id +0.
+        ProbeDef::new(
+            Role::Hit,
+            "dagql.(*Cache).ensurePersistedHitValueLoaded",
+            At::EntryPoint,
+        )
+        .entry(&[word("result", R9, &[0, 0])]),
+        // wait(c, ctx, sessionID, resolver, oc R10, req R11[, joined [RSP+8]]).
+        ProbeDef::new(Role::Wait, "dagql.(*Cache).wait", At::Frame).entry(&wait_caps),
+        ProbeDef::new(Role::Exec, layout.exec_func, At::EntryPoint).entry(&[
+            word("ongoing", REG_RDX, &[layout.exec_closure_ongoing]),
+            word("creator_goid", REG_G, &[G_PARENT_GOID]),
+        ]),
+        // trackSessionResult(c, ctx, sessionID RDI/RSI, res R8/R9, hitCache R10B).
+        ProbeDef::new(
+            Role::TrackSession,
+            "dagql.(*Cache).trackSessionResult",
+            At::Frame,
+        )
+        .entry(&[string_regs("session", RDI), word("result", R9, &[0, 0])]),
+        // increment/decrementIncomingOwnershipLocked(c, ctx, res RDI, ...): count before.
+        ProbeDef::new(
+            Role::OwnershipUp,
+            "dagql.(*Cache).incrementIncomingOwnershipLocked",
+            At::EntryPoint,
+        )
+        .entry(&result_caps(RDI)),
+        ProbeDef::new(
+            Role::OwnershipDown,
+            "dagql.(*Cache).decrementIncomingOwnershipLocked",
+            At::EntryPoint,
+        )
+        .entry(&result_caps(RDI)),
+        // removeResultFromEgraphLocked(c, ctx, res RDI): a result leaves the cache.
+        ProbeDef::new(
+            Role::Collect,
+            "dagql.(*Cache).removeResultFromEgraphLocked",
+            At::EntryPoint,
+        )
+        .entry(&[word("result", RDI, &[0])]),
+        // upsertPersistedEdgeLocked(c, ctx, res RDI, ...): kept across sessions by design
+        // (the ownership it takes is the persisted edge's).
+        ProbeDef::new(
+            Role::Persist,
+            "dagql.(*Cache).upsertPersistedEdgeLocked",
+            At::Frame,
+        )
+        .entry(&[word("result", RDI, &[0])])
+        .optional(),
+        // The engine's own ownership: publication (hand-off hold, dependencies), the
+        // dependencies a collected result drops, explicit dependencies.
+        ProbeDef::new(
+            Role::Publish,
+            "dagql.(*Cache).initCompletedResult",
+            At::Frame,
+        ),
+        ProbeDef::new(
+            Role::Publish,
+            "dagql.(*Cache).collectUnownedResultsLocked",
+            At::Frame,
+        ),
+        ProbeDef::new(
+            Role::Publish,
+            "dagql.(*Cache).addExplicitDependencyLocked",
+            At::Frame,
+        )
+        .optional(),
+        // ReleaseSession(c, ctx, sessionID RDI/RSI) error.
+        ProbeDef::new(
+            Role::ReleaseSession,
+            "dagql.(*Cache).ReleaseSession",
+            At::Call,
+        )
+        .entry(&[string_regs("session", RDI)]),
+        // ID loading: lookupCallRequest(c, ctx, sessionID RDI/RSI, resolver, req R10) and
+        // lookupCacheForDigests(c, ctx, sessionID, resolver, recipeDigest R10/R11, ...)
+        // -> (AnyResult, hit CL, error RDI/RSI).
+        ProbeDef::new(
+            Role::LoadRequest,
+            "dagql.(*Cache).lookupCallRequest",
+            At::Call,
+        )
+        .entry(&[string_regs("session", RDI)]),
+        ProbeDef::new(
+            Role::LoadDigests,
+            "dagql.(*Cache).lookupCacheForDigests",
+            At::Call,
+        )
+        .entry(&[string_regs("session", RDI), string_regs("digest", R10)]),
+        // GetOrInitArbitrary(c, ctx, sessionID RDI/RSI, callKey R8/R9, fn R10)
+        // -> (ArbitraryCachedResult RAX/RBX, error RCX/RDI).
+        ProbeDef::new(
+            Role::Arbitrary,
+            "dagql.(*Cache).GetOrInitArbitrary",
+            At::Call,
+        )
+        .entry(&[string_regs("session", RDI)]),
+        ProbeDef::new(
+            Role::ArbitraryWait,
+            "dagql.(*Cache).waitArbitrary",
+            At::EntryPoint,
+        ),
+        // initializeDaggerSession(srv, clientMetadata RBX, sess RCX, ...): sess.sessionID +0.
+        ProbeDef::new(
+            Role::InitSession,
+            "engine/server.(*Server).initializeDaggerSession",
+            At::EntryPoint,
+        )
+        .entry(&[string("session_id", RCX, &[], 0)]),
+        // removeDaggerSession(srv, ctx, sess RDI).
+        ProbeDef::new(
+            Role::RemoveSession,
+            "engine/server.(*Server).removeDaggerSession",
+            At::EntryPoint,
+        )
+        .entry(&[string("session_id", RDI, &[], 0)]),
+    ];
+    if layout.handoff_release {
+        // releaseOngoingCallHandoff(c, ctx, oc RDI): the last waiter's hold, released.
+        probes.push(ProbeDef::new(
+            Role::Publish,
+            "dagql.(*Cache).releaseOngoingCallHandoff",
+            At::Frame,
+        ));
+    }
+    probes.extend(filesync_probes());
+    probes
+}
+
+/// §5: callsMu c+0, sessionMu c+8, egraphMu c+16 (exclusive even for lookups).
+pub(super) const LOCKS: &[LockName] = &[
+    LockName {
+        waiter_prefix: "dagql.(*Cache).trackSession",
+        rwmutex: false,
+        name: "dagql cache sessionMu",
+    },
+    LockName {
+        waiter_prefix: "dagql.(*Cache).lookupCacheFor",
+        rwmutex: false,
+        name: "dagql cache sessionMu",
+    },
+    LockName {
+        waiter_prefix: "dagql.(*Cache).ReleaseSession",
+        rwmutex: false,
+        name: "dagql cache sessionMu or callsMu",
+    },
+    LockName {
+        waiter_prefix: "dagql.(*Cache).",
+        rwmutex: false,
+        name: "dagql cache callsMu",
+    },
+    LockName {
+        waiter_prefix: "dagql.(*Cache).",
+        rwmutex: true,
+        name: "dagql cache egraphMu",
+    },
+    FILESYNC_LOCK,
+];
+
+static DESIGN: Design = Design {
+    line: "L3",
+    joined_by: JoinedBy::CallSites {
+        func: "dagql.(*Cache).getOrInitCall",
+        file: "dagql/cache.go",
+        join_line: 3591,
+        fresh_line: 3639,
+    },
+    recursive_error: "recursive call detected",
+    change_sites: (64, 89),
+};
+
+pub fn profile() -> Profile {
+    let layout = Layout {
+        exec_func: "dagql.(*Cache).getOrInitCall.func1",
+        exec_closure_ongoing: L3_EXEC_CLOSURE_ONGOING,
+        ongoing_waiters: 96,
+        ownership_count: 272,
+        cache_evidence: None,
+        joined_argument: false,
+        handoff_release: false,
+    };
+    Profile {
+        id: "L3",
+        variant: "v0.21.x",
+        description: "v0.21.x: exported *Cache, sessions by id, ownership counts",
+        probes: probes(&layout),
+        // §4 and §6: Size() = ongoingCalls 56 + resultOutputEqClasses 200 +
+        // ongoingArbitraryCalls 248 + completedArbitraryCalls 256.
+        cache_entry_maps: EntryMaps::Fixed(L3_ENTRY_MAPS),
+        locks: LOCKS,
+        sees_lookups: |_| true,
+        decoder: |setup| ownership::build(setup, &DESIGN),
+    }
+}
+
+/// `Size()`'s maps in the 424-byte cache of L3 and of L4 up to beta.9: ongoingCalls 56,
+/// resultOutputEqClasses 200, ongoingArbitraryCalls 248, completedArbitraryCalls 256.
+pub(super) const L3_ENTRY_MAPS: &[u64] = &[56, 200, 248, 256];
+
+/// Offset of `*ongoingCall` in `getOrInitCall.func1`'s closure context (measured on
+/// the stand-in with -gcflags=-S; captures in source order).
+const L3_EXEC_CLOSURE_ONGOING: i32 = 8;
+
+/// `RAX` is the receiver of every method above; kept for the register table's sake.
+const _: u8 = RAX;

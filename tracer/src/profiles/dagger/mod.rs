@@ -1,0 +1,550 @@
+//! The Dagger engine's dagql cache, one module per code line. Each line gives its
+//! probes (names, registers, offsets, lines: its fact sheet made code) and a decoder
+//! from raw probe hits to the typed events of `model::cache_events`.
+//!
+//! | line | releases | module |
+//! |---|---|---|
+//! | L1 | v0.20.x | `l1` |
+//! | L2 | egraph branch 5c5fa454fe (no release) | `l2` |
+//! | L3 | v0.21.x, v1.0.0-beta.1..3 | `l3` (decoder shared with L4: `ownership`) |
+//! | L4 | v1.0.0-beta.4+, main | `l4` (variants beta.4-7, beta.8-10, post-beta.10) |
+mod l1;
+mod l2;
+mod l3;
+mod l4;
+mod ownership;
+mod session_cache;
+
+use std::collections::HashMap;
+
+use tracer_common::Capture;
+
+use super::ProbeDef;
+use crate::{
+    gobin::GoBinary,
+    model::{
+        cache_events::CacheEvent,
+        calls::{Captures, Tracked},
+    },
+};
+
+/// The module path every engine symbol starts with.
+pub const DAGGER: &str = "github.com/dagger/dagger/";
+
+/// What a probe means to its line's decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// L1/L2 `(*SessionCache).GetOrInitCall`: one cache call as the session sees it.
+    SessionCall,
+    /// L1/L2 base cache `(*cache).GetOrInitCall`.
+    BaseCall,
+    /// L3/L4 `(*Cache).GetOrInitCall`: one cache call.
+    Call,
+    /// L2 `lookupCacheForID`: returns hit in CL.
+    Lookup,
+    /// L2: the content-digest fallback line inside the lookup.
+    ContentFallback,
+    /// L3/L4 `appendDigestResultsLocked`: a digest index consulted (the first one of a
+    /// lookup is the recipe digest).
+    DigestIndex,
+    /// L3/L4 `appendTermSetResultsLocked`: the structural (term) index consulted.
+    TermIndex,
+    /// L3/L4 `ensurePersistedHitValueLoaded`: a lookup hit, with its result.
+    Hit,
+    /// `wait`: a caller waits for an execution.
+    Wait,
+    /// The goroutine that runs `fn` for an execution.
+    Exec,
+    /// L1/L2 `(*sharedResult).release`.
+    Release,
+    /// L1/L2 `(*SessionCache).ReleaseAndClose`.
+    ReleaseAndClose,
+    /// L1/L2 TTL metadata: `db.(*Queries).SelectCall` (read) and `SetExpiration` (write).
+    DbRead,
+    DbWrite,
+    /// Sessions: created and removed by the server.
+    InitSession,
+    RemoveSession,
+    /// L3/L4 `trackSessionResult`: a session tracks a result.
+    TrackSession,
+    /// L3/L4 ownership counts and collection.
+    OwnershipUp,
+    OwnershipDown,
+    Collect,
+    Persist,
+    /// L3/L4 engine-internal contexts of ownership changes (publication).
+    Publish,
+    /// L3/L4 `ReleaseSession`.
+    ReleaseSession,
+    /// L3/L4 ID loading: `lookupCallRequest`, `lookupCacheForDigests`.
+    LoadRequest,
+    LoadDigests,
+    /// The arbitrary-value cache.
+    Arbitrary,
+    ArbitraryWait,
+    /// filesync change cache.
+    ChangeGetOrInit,
+    ChangeWait,
+    ChangeRelease,
+    VerifyChange,
+}
+
+/// A lock of the engine, named by the method that waits on it: the first frame of a
+/// waiting (or blocked) stack outside the runtime and the sync package.
+#[derive(Clone, Copy, Debug)]
+pub struct LockName {
+    /// Function-name prefix after the module path, e.g. `dagql.(*cache).`.
+    pub waiter_prefix: &'static str,
+    /// A `sync.RWMutex` (the stack passes through `sync.(*RWMutex)` methods) or a Mutex.
+    pub rwmutex: bool,
+    pub name: &'static str,
+}
+
+/// What a decoder is built from.
+pub struct DecoderSetup<'a> {
+    pub binary: &'a GoBinary,
+    pub profile: &'static Profile,
+    /// Role of each probe id (None: not attached).
+    pub roles: Vec<Option<Role>>,
+    pub light: bool,
+}
+
+/// Turns one line's raw probe hits into cache events.
+pub trait Decoder: Send {
+    fn decode(&mut self, t: Tracked, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError>;
+    /// The engine's cache object, once a probe has seen it (for the entry-count metric).
+    fn cache_pointer(&self) -> Option<u64>;
+}
+
+/// An engine code line (and variant), as the tracer reads it.
+pub struct Profile {
+    pub id: &'static str,
+    pub variant: &'static str,
+    pub description: &'static str,
+    pub probes: Vec<ProbeDef>,
+    /// Fields `Size()` sums (`dagger_dagql_cache_entries`): offsets in the cache struct of
+    /// map pointers whose first word is the element count.
+    pub cache_entry_maps: EntryMaps,
+    /// The engine's own locks, recognised by who waits on them.
+    pub locks: &'static [LockName],
+    /// Whether every cached call's lookup result is seen (else a call that neither
+    /// waited nor failed counts as a hit).
+    pub sees_lookups: fn(light: bool) -> bool,
+    pub decoder: fn(&DecoderSetup) -> anyhow::Result<Box<dyn Decoder>>,
+}
+
+/// Where `Size()`'s maps are in the cache struct.
+#[derive(Clone, Copy)]
+pub enum EntryMaps {
+    Fixed(&'static [u64]),
+    /// Builds that the functions cannot tell apart differ here: the engine version
+    /// decides, and without one the metric is unknown.
+    ByVersion(fn(Option<&str>) -> Option<&'static [u64]>),
+}
+
+impl Profile {
+    /// The map offsets `Size()` sums for an engine of `version`, if they are known.
+    pub fn entry_maps(&self, version: Option<&str>) -> Option<&'static [u64]> {
+        match self.cache_entry_maps {
+            EntryMaps::Fixed(m) => Some(m),
+            EntryMaps::ByVersion(f) => f(version),
+        }
+    }
+
+    /// The engine's name for the lock a stack waits on. `funcs` are the stack's function
+    /// names, innermost first.
+    pub fn lock_name<'a>(&self, funcs: impl IntoIterator<Item = &'a str>) -> Option<&'static str> {
+        let mut rwmutex = false;
+        for f in funcs {
+            if f.starts_with("sync.(*RWMutex).") {
+                rwmutex = true;
+                continue;
+            }
+            if f.starts_with("runtime.")
+                || f.starts_with("internal/sync.")
+                || f.starts_with("sync.(*Mutex).")
+                || f.starts_with("sync.runtime_")
+            {
+                continue;
+            }
+            // Another sync primitive (Once, WaitGroup, Cond) owns this lock, not the engine.
+            let user = f.strip_prefix(DAGGER)?;
+            return self
+                .locks
+                .iter()
+                .find(|l| l.rwmutex == rwmutex && user.starts_with(l.waiter_prefix))
+                .map(|l| l.name);
+        }
+        None
+    }
+
+    /// "L4 (beta.8-10)".
+    pub fn name(&self) -> String {
+        format!("{} ({})", self.id, self.variant)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error(
+        "{path} is not a Dagger engine: it has no dagql cache functions (hint: point at the dagger-engine process or binary)"
+    )]
+    NotAnEngine { path: String },
+    #[error(
+        "{path} looks like a Dagger engine of code line {id}, but it matches no variant the tracer knows: {mismatch}; refusing to read it with guessed offsets (hint: check `tracer inspect {path} --match 'github.com/dagger/dagger/.*'` and report the engine version)"
+    )]
+    UnknownVariant {
+        path: String,
+        id: &'static str,
+        mismatch: String,
+    },
+    #[error(
+        "{path} looks like engine code line {id}, but functions the profile probes are missing: {missing} (hint: this build differs from the profile; check `tracer inspect {path} --match 'github.com/dagger/dagger/dagql.*'`)"
+    )]
+    MissingFunctions {
+        path: String,
+        id: &'static str,
+        missing: String,
+    },
+    #[error(
+        "{path}: source line {file}:{line} of {func} has no code (hint: this build differs from the profile)"
+    )]
+    MissingLine {
+        path: String,
+        func: String,
+        file: &'static str,
+        line: u32,
+    },
+}
+
+/// What was read does not fit the layout the profile assumes: the build differs.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the engine's memory does not match code line {line}: {what} read {value}; stopping rather than printing wrong data (hint: this engine build differs from the profile; report its version and `tracer inspect` output)"
+)]
+pub struct LayoutError {
+    pub line: String,
+    pub what: &'static str,
+    pub value: String,
+}
+
+/// Picks a line's profile (its variant) given which functions the binary has, or
+/// says what matched no known variant.
+type SelectVariant = fn(&dyn Fn(&str) -> bool) -> Result<Profile, String>;
+
+struct CodeLine {
+    id: &'static str,
+    /// All present: this line (or family; the line module then picks the variant).
+    markers: &'static [&'static str],
+    /// Any present: not this line.
+    absent: &'static [&'static str],
+    select: SelectVariant,
+}
+
+/// Tested in order: the first whose markers are all present (and none of its
+/// `absent` ones) is the line (engine-l3-l4.md §8, engine-l1.md §5.1).
+const CODE_LINES: &[CodeLine] = &[
+    CodeLine {
+        id: "L2",
+        markers: &[
+            "dagql.(*cache).GetOrInitCall",
+            "dagql.(*cache).indexWaitResultInEgraphLocked",
+        ],
+        absent: &[],
+        select: |_| Ok(l2::profile()),
+    },
+    CodeLine {
+        id: "L1",
+        markers: &[
+            "dagql.(*SessionCache).GetOrInitCall",
+            "dagql.(*resultList).add",
+        ],
+        absent: &[],
+        select: |_| Ok(l1::profile()),
+    },
+    CodeLine {
+        id: "L4",
+        markers: &["dagql.(*Cache).getOrInitCallInner"],
+        absent: &[],
+        select: l4::select,
+    },
+    CodeLine {
+        id: "L3",
+        markers: &["dagql.(*Cache).getOrInitCall.func1"],
+        absent: &["dagql.(*Cache).getOrInitCallInner", "engine/wcprof.BeginOp"],
+        select: |_| Ok(l3::profile()),
+    },
+];
+
+/// Recognises the engine's code line and variant and returns its profile, or says
+/// clearly why not. Profiles live for the whole run.
+pub fn detect(binary: &GoBinary) -> Result<&'static Profile, ProfileError> {
+    let path = binary.path().display().to_string();
+    let names: std::collections::HashSet<&str> = binary
+        .functions()
+        .iter()
+        .filter_map(|f| f.name.strip_prefix(DAGGER))
+        .collect();
+    let has = |f: &str| names.contains(f);
+    let line = CODE_LINES
+        .iter()
+        .find(|l| l.markers.iter().all(|m| has(m)) && !l.absent.iter().any(|m| has(m)))
+        .ok_or(ProfileError::NotAnEngine { path: path.clone() })?;
+    let profile = (line.select)(&has).map_err(|mismatch| ProfileError::UnknownVariant {
+        path: path.clone(),
+        id: line.id,
+        mismatch,
+    })?;
+    let missing: Vec<&str> = profile
+        .probes
+        .iter()
+        .filter(|p| !p.optional && !has(p.func))
+        .map(|p| p.func)
+        .collect();
+    if !missing.is_empty() {
+        return Err(ProfileError::MissingFunctions {
+            path,
+            id: profile.id,
+            missing: missing.join(", "),
+        });
+    }
+    Ok(Box::leak(Box::new(profile)))
+}
+
+/// The L2 profile, for unit tests of the models that consume it.
+#[cfg(test)]
+pub fn l2_for_tests() -> &'static Profile {
+    Box::leak(Box::new(l2::profile()))
+}
+
+/// The engine version stamped by the build (`-X ...engine.Version=...`), if any.
+pub fn engine_version(binary: &GoBinary) -> Option<String> {
+    let ldflags = binary.build_info().setting("-ldflags")?;
+    let at = ldflags.find("engine.Version=")? + "engine.Version=".len();
+    let rest = ldflags[at..].trim_start_matches(['\'', '"']);
+    let end = rest.find(['\'', '"', ' ']).unwrap_or(rest.len());
+    Some(rest[..end].to_string()).filter(|v| !v.is_empty())
+}
+
+/// The code line (and L4 variant) a release version carries, from the release table
+/// (engine-l3-l4.md §1): used to confirm what the symbols say.
+pub fn line_of_version(version: &str) -> Option<(&'static str, Option<&'static str>)> {
+    let v = version.trim_start_matches('v');
+    if v.starts_with("0.20.") {
+        return Some(("L1", None));
+    }
+    if v.starts_with("0.21.") {
+        return Some(("L3", None));
+    }
+    let beta: u32 = v
+        .strip_prefix("1.0.0-beta.")?
+        .split(['.', '-', '+'])
+        .next()?
+        .parse()
+        .ok()?;
+    Some(match beta {
+        1..=3 => ("L3", None),
+        4..=7 => ("L4", Some(l4::BETA4)),
+        8..=10 => ("L4", Some(l4::BETA10)),
+        _ => ("L4", Some(l4::HEAD)),
+    })
+}
+
+// ---- helpers shared by the decoders ----
+
+/// A captured string, if it was read and looks like text. Error messages are read
+/// as "the first field of the error value"; for error types without a message field
+/// (e.g. context.DeadlineExceeded) that is not text, and we report nothing.
+fn text(c: Option<&Capture>) -> Option<String> {
+    let bytes = c?.text()?;
+    let s = std::str::from_utf8(bytes)
+        .ok()
+        .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))?;
+    Some(if c?.truncated() {
+        format!("{s}...")
+    } else {
+        s.to_string()
+    })
+}
+
+fn cap(caps: &Captures, i: Option<usize>) -> Option<&Capture> {
+    caps.as_ref()?.get(i?)
+}
+
+fn word(caps: &Captures, i: Option<usize>) -> Option<u64> {
+    cap(caps, i).and_then(Capture::word)
+}
+
+/// Capture indexes of one role's probe, resolved once.
+struct Slots<'a> {
+    def: Option<&'a ProbeDef>,
+}
+
+impl Slots<'_> {
+    fn entry(&self, name: &str) -> Option<usize> {
+        self.def?.entry_cap(name)
+    }
+    fn ret(&self, name: &str) -> Option<usize> {
+        self.def?.ret_cap(name)
+    }
+}
+
+fn slots(profile: &Profile, role: Role) -> Slots<'_> {
+    Slots {
+        def: profile.probes.iter().find(|p| p.role == role),
+    }
+}
+
+/// Plausibility of what was read: an engine digest is `<algorithm>:<hex>`.
+fn check_digest(line: &str, what: &'static str, d: &str) -> Result<(), LayoutError> {
+    let ok = d.split_once(':').is_some_and(|(alg, hex)| {
+        !alg.is_empty()
+            && alg.len() <= 16
+            && alg
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && hex.len() >= 16
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    }) || d.ends_with("...");
+    if ok {
+        Ok(())
+    } else {
+        Err(LayoutError {
+            line: line.to_string(),
+            what,
+            value: format!("{d:?}, which is not a digest"),
+        })
+    }
+}
+
+/// A captured digest: None when empty or unreadable, an error when it is not one.
+fn digest_of(
+    line: &str,
+    what: &'static str,
+    c: Option<&Capture>,
+) -> Result<Option<String>, LayoutError> {
+    let Some(c) = c else { return Ok(None) };
+    if c.ok == 0 || c.text().is_none_or(<[u8]>::is_empty) {
+        return Ok(None);
+    }
+    match text(Some(c)) {
+        Some(d) => check_digest(line, what, &d).map(|()| Some(d)),
+        None => Err(LayoutError {
+            line: line.to_string(),
+            what,
+            value: format!("{} bytes that are not text", c.nbytes),
+        }),
+    }
+}
+
+/// A session id must be printable text.
+fn session_of(line: &str, c: Option<&Capture>) -> Result<Option<String>, LayoutError> {
+    let Some(c) = c else { return Ok(None) };
+    if c.ok == 0 || c.text().is_none_or(<[u8]>::is_empty) {
+        return Ok(None);
+    }
+    let printable = c
+        .text()
+        .is_some_and(|b| b.iter().all(|b| b.is_ascii_graphic()));
+    if printable {
+        Ok(text(Some(c)))
+    } else {
+        Err(LayoutError {
+            line: line.to_string(),
+            what: "a session id",
+            value: format!("{} bytes that are not printable", c.nbytes),
+        })
+    }
+}
+
+/// A count the engine keeps must be in a sane range.
+fn count_of(line: &str, what: &'static str, v: Option<u64>) -> Result<Option<i64>, LayoutError> {
+    let Some(v) = v else { return Ok(None) };
+    let v = v as i64;
+    if (-(1 << 20)..(1 << 32)).contains(&v) {
+        Ok(Some(v))
+    } else {
+        Err(LayoutError {
+            line: line.to_string(),
+            what,
+            value: format!("{v}, out of range for a count"),
+        })
+    }
+}
+
+/// Parent links of open frames, for finding the frame of a kind around a hit.
+struct Frames<K> {
+    open: HashMap<u64, (K, Option<u64>)>,
+}
+
+impl<K> Default for Frames<K> {
+    fn default() -> Self {
+        Frames {
+            open: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Clone> Frames<K> {
+    fn insert(&mut self, frame: u64, kind: K, parent: Option<u64>) {
+        self.open.insert(frame, (kind, parent));
+    }
+    fn remove(&mut self, frame: u64) -> Option<K> {
+        self.open.remove(&frame).map(|(k, _)| k)
+    }
+    fn get(&self, frame: u64) -> Option<&K> {
+        self.open.get(&frame).map(|(k, _)| k)
+    }
+    fn get_mut(&mut self, frame: u64) -> Option<&mut K> {
+        self.open.get_mut(&frame).map(|(k, _)| k)
+    }
+    /// The innermost frame from `frame` outward (itself included) that `pick` accepts.
+    fn find(&self, mut frame: Option<u64>, pick: impl Fn(&K) -> bool) -> Option<u64> {
+        let mut steps = 0;
+        while let Some(f) = frame {
+            let (k, parent) = self.open.get(&f)?;
+            if pick(k) {
+                return Some(f);
+            }
+            frame = *parent;
+            steps += 1;
+            if steps > 4096 {
+                return None;
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_name_their_lines() {
+        assert_eq!(line_of_version("v0.20.8"), Some(("L1", None)));
+        assert_eq!(line_of_version("v0.21.8"), Some(("L3", None)));
+        assert_eq!(line_of_version("v1.0.0-beta.2"), Some(("L3", None)));
+        assert_eq!(
+            line_of_version("v1.0.0-beta.7"),
+            Some(("L4", Some(l4::BETA4)))
+        );
+        assert_eq!(
+            line_of_version("v1.0.0-beta.10"),
+            Some(("L4", Some(l4::BETA10)))
+        );
+        assert_eq!(
+            line_of_version("v1.0.0-beta.11"),
+            Some(("L4", Some(l4::HEAD)))
+        );
+        assert_eq!(line_of_version("dev"), None);
+    }
+
+    #[test]
+    fn digests_are_checked() {
+        assert!(check_digest("L3", "d", "xxh3:0123456789abcdef").is_ok());
+        assert!(check_digest("L3", "d", "sha256:0123456789abcdef0123").is_ok());
+        assert!(check_digest("L3", "d", "\u{1}garbage").is_err());
+        assert!(check_digest("L3", "d", "xxh3:short").is_err());
+    }
+}

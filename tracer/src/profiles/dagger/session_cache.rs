@@ -1,0 +1,594 @@
+//! Decoder of the SessionCache design (L1, L2): a per-session `SessionCache` in
+//! front of one base `*cache`; references are refcounts released by
+//! `(*sharedResult).release`. What differs between the two lines is a `Design`.
+use std::ops::Range;
+
+use tracer_common::ProbeKind;
+
+use super::{
+    Decoder, DecoderSetup, Frames, LayoutError, Role, Slots, cap, count_of, digest_of, slots, text,
+    word,
+};
+use crate::{
+    model::{
+        cache_events::{CacheEvent, CallError, SessionKey},
+        calls::{CallRecord, CallStatus, OpenFrame, Tracked},
+    },
+    probes::{Event, plan::line_ranges},
+    profiles::DAGGER,
+};
+
+/// How a `wait` tells a joiner from the caller that started the execution.
+pub enum WaitKind {
+    /// By the call site its return address lies in (L2: `wait(ctx, oc, requestID)`).
+    CallSites {
+        func: &'static str,
+        file: &'static str,
+        join_line: u32,
+        fresh_line: u32,
+    },
+    /// By its `isFirstCaller bool` argument (L1: SIL).
+    FirstCallerArg { reg: usize },
+}
+
+/// How a content-digest hit shows.
+pub enum ContentKind {
+    /// A line probe inside the lookup (L2).
+    FallbackLine,
+    /// The returned `Result.hitContentDigestCache` flag (L1), a base-call RET capture.
+    ResultFlag,
+}
+
+pub struct Design {
+    pub line: &'static str,
+    pub wait: WaitKind,
+    pub content: ContentKind,
+    pub recursive_error: &'static str,
+    /// `(*changeCache).getOrInit`'s `wait` call sites: join, new.
+    pub change_sites: (u32, u32),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Site {
+    Join,
+    Fresh,
+    ChangeJoin,
+    ChangeNew,
+}
+
+#[derive(Clone)]
+enum Kind {
+    /// A cache call as its caller sees it: the session layer's, or a base call made
+    /// without one.
+    Top {
+        sc: Option<u64>,
+        do_not_cache: bool,
+        differs: Option<bool>,
+    },
+    Base {
+        top: Option<u64>,
+    },
+    Lookup {
+        top: Option<u64>,
+        content: bool,
+    },
+    ReleaseAndClose {
+        sc: u64,
+    },
+    InitSession {
+        id: Option<String>,
+    },
+    Change {
+        site: Option<Site>,
+    },
+    Other,
+}
+
+struct Slot<'a> {
+    session_digest: Option<usize>,
+    session_error: Option<usize>,
+    base_digest: Option<usize>,
+    base_returned: Option<usize>,
+    base_hit_flags: Option<usize>,
+    base_error: Option<usize>,
+    wait_ra: Option<usize>,
+    exec_oc: Option<usize>,
+    exec_creator: Option<usize>,
+    release: Slots<'a>,
+    init: Slots<'a>,
+    remove: Slots<'a>,
+    storage_key: Option<usize>,
+    change: Slots<'a>,
+    change_wait_ra: Option<usize>,
+    change_release: Slots<'a>,
+    verify: Slots<'a>,
+}
+
+pub struct SessionCacheDecoder {
+    design: &'static Design,
+    roles: Vec<Option<Role>>,
+    slot: Slot<'static>,
+    sites: Vec<(Range<u64>, Site)>,
+    frames: Frames<Kind>,
+    cache: Option<u64>,
+}
+
+pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Box<dyn Decoder>> {
+    let p = setup.profile;
+    let binary = setup.binary;
+    let mut sites = Vec::new();
+    let mut add = |func: &str, file: &'static str, line: u32, site: Site| -> anyhow::Result<()> {
+        let name = format!("{DAGGER}{func}");
+        let Some(f) = binary.functions().iter().find(|f| f.name == name) else {
+            return Ok(());
+        };
+        let ranges = line_ranges(binary, f, file, line);
+        if ranges.is_empty() {
+            return Err(super::ProfileError::MissingLine {
+                path: binary.path().display().to_string(),
+                func: name,
+                file,
+                line,
+            }
+            .into());
+        }
+        sites.extend(ranges.into_iter().map(|r| (r, site)));
+        Ok(())
+    };
+    if let WaitKind::CallSites {
+        func,
+        file,
+        join_line,
+        fresh_line,
+    } = design.wait
+    {
+        add(func, file, join_line, Site::Join)?;
+        add(func, file, fresh_line, Site::Fresh)?;
+    }
+    let change = "engine/filesync.(*changeCache).getOrInit";
+    let change_file = "engine/filesync/change_cache.go";
+    add(change, change_file, design.change_sites.0, Site::ChangeJoin)?;
+    add(change, change_file, design.change_sites.1, Site::ChangeNew)?;
+    let session = slots(p, Role::SessionCall);
+    let base = slots(p, Role::BaseCall);
+    let slot = Slot {
+        session_digest: session.entry("digest"),
+        session_error: session.ret("error"),
+        base_digest: base.entry("digest"),
+        base_returned: base.ret("returned_digest"),
+        base_hit_flags: base.ret("hit_flags"),
+        base_error: base.ret("error"),
+        wait_ra: slots(p, Role::Wait).entry("return_address"),
+        exec_oc: slots(p, Role::Exec).entry("ongoing"),
+        exec_creator: slots(p, Role::Exec).entry("creator_goid"),
+        release: slots(p, Role::Release),
+        init: slots(p, Role::InitSession),
+        remove: slots(p, Role::RemoveSession),
+        storage_key: slots(p, Role::DbWrite).entry("storage_key"),
+        change: slots(p, Role::ChangeGetOrInit),
+        change_wait_ra: slots(p, Role::ChangeWait).entry("return_address"),
+        change_release: slots(p, Role::ChangeRelease),
+        verify: slots(p, Role::VerifyChange),
+    };
+    Ok(Box::new(SessionCacheDecoder {
+        design,
+        roles: setup.roles.clone(),
+        slot,
+        sites,
+        frames: Frames::default(),
+        cache: None,
+    }))
+}
+
+impl SessionCacheDecoder {
+    fn role(&self, probe_id: u32) -> Option<Role> {
+        self.roles.get(probe_id as usize).copied().flatten()
+    }
+
+    fn site(&self, return_address: Option<u64>) -> Option<Site> {
+        let pc = return_address?.checked_sub(1)?;
+        self.sites
+            .iter()
+            .find(|(r, _)| r.contains(&pc))
+            .map(|(_, k)| *k)
+    }
+
+    fn top(&self, frame: Option<u64>) -> Option<u64> {
+        self.frames.find(frame, |k| matches!(k, Kind::Top { .. }))
+    }
+
+    fn entered(&mut self, f: &OpenFrame, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError> {
+        let Some(role) = self.role(f.probe_id) else {
+            return Ok(());
+        };
+        let line = self.design.line;
+        let kind = match role {
+            Role::SessionCall => {
+                let sc = f.args[0];
+                // A call made while the session is being initialised names it first.
+                if let Some(id) = self.initialising(f.parent) {
+                    out.push(CacheEvent::SessionOpened {
+                        key: SessionKey::Handle(sc),
+                        id,
+                        goid: f.goid,
+                        announce: false,
+                    });
+                }
+                let do_not_cache = f.args[7] & 0xff != 0;
+                out.push(CacheEvent::CallBegan {
+                    call: f.frame,
+                    enclosing: self.top(f.parent),
+                    tgid: f.tgid,
+                    goid: f.goid,
+                    start_ns: f.start_ns,
+                    session: Some(SessionKey::Handle(sc)),
+                    digest: digest_of(
+                        line,
+                        "a call digest",
+                        cap(&f.captures, self.slot.session_digest),
+                    )?,
+                    uncached: do_not_cache,
+                });
+                Kind::Top {
+                    sc: Some(sc),
+                    do_not_cache,
+                    differs: None,
+                }
+            }
+            Role::BaseCall => {
+                self.cache.get_or_insert(f.args[0]);
+                let do_not_cache = f.args[7] & 0xff != 0;
+                match self.top(f.parent) {
+                    Some(top) => {
+                        if do_not_cache {
+                            out.push(CacheEvent::Uncached { call: top });
+                        }
+                        Kind::Base { top: Some(top) }
+                    }
+                    // A base call made without the session layer is a call of its own.
+                    None => {
+                        out.push(CacheEvent::CallBegan {
+                            call: f.frame,
+                            enclosing: None,
+                            tgid: f.tgid,
+                            goid: f.goid,
+                            start_ns: f.start_ns,
+                            session: None,
+                            digest: digest_of(
+                                line,
+                                "a call digest",
+                                cap(&f.captures, self.slot.base_digest),
+                            )?,
+                            uncached: do_not_cache,
+                        });
+                        Kind::Top {
+                            sc: None,
+                            do_not_cache,
+                            differs: None,
+                        }
+                    }
+                }
+            }
+            Role::Lookup => Kind::Lookup {
+                top: self.top(f.parent),
+                content: false,
+            },
+            Role::ReleaseAndClose => Kind::ReleaseAndClose { sc: f.args[0] },
+            Role::InitSession => Kind::InitSession {
+                id: text(cap(&f.captures, self.slot.init.entry("session_id"))),
+            },
+            Role::ChangeGetOrInit => Kind::Change { site: None },
+            _ => Kind::Other,
+        };
+        self.frames.insert(f.frame, kind, f.parent);
+        Ok(())
+    }
+
+    /// The id of the session being initialised around `frame`, if any.
+    fn initialising(&self, frame: Option<u64>) -> Option<String> {
+        let f = self
+            .frames
+            .find(frame, |k| matches!(k, Kind::InitSession { .. }))?;
+        match self.frames.get(f) {
+            Some(Kind::InitSession { id }) => id.clone(),
+            _ => None,
+        }
+    }
+
+    fn point(
+        &mut self,
+        event: &Event,
+        within: Option<u64>,
+        out: &mut Vec<CacheEvent>,
+    ) -> Result<(), LayoutError> {
+        let ev = &event.call;
+        if ev.kind == ProbeKind::GoroutineExit as u32 {
+            out.push(CacheEvent::GoroutineExited {
+                tgid: ev.tgid,
+                goid: ev.goid,
+            });
+            return Ok(());
+        }
+        let Some(role) = self.role(ev.probe_id) else {
+            return Ok(());
+        };
+        let caps = &event.captures;
+        let line = self.design.line;
+        match role {
+            Role::ContentFallback => {
+                if let Some(Kind::Lookup { content, .. }) =
+                    within.and_then(|w| self.frames.get_mut(w))
+                {
+                    *content = true;
+                }
+            }
+            Role::Wait => {
+                let joined = match self.design.wait {
+                    WaitKind::CallSites { .. } => match self.site(word(caps, self.slot.wait_ra)) {
+                        Some(Site::Join) => Some(true),
+                        Some(Site::Fresh) => Some(false),
+                        _ => None,
+                    },
+                    WaitKind::FirstCallerArg { reg } => Some(ev.regs[reg] & 0xff == 0),
+                };
+                if let Some(call) = self.top(within) {
+                    out.push(CacheEvent::Waited {
+                        call,
+                        ongoing: ev.regs[3],
+                        joined,
+                        waiters: None,
+                    });
+                }
+            }
+            Role::Exec => {
+                if let Some(oc) = word(caps, self.slot.exec_oc) {
+                    out.push(CacheEvent::ExecStarted {
+                        tgid: ev.tgid,
+                        goid: ev.goid,
+                        ongoing: oc,
+                        creator: word(caps, self.slot.exec_creator),
+                    });
+                }
+            }
+            Role::DbRead | Role::DbWrite => {
+                if let Some(call) = self.top(within) {
+                    let storage_key = (role == Role::DbWrite)
+                        .then(|| text(cap(caps, self.slot.storage_key)))
+                        .flatten();
+                    out.push(CacheEvent::Db {
+                        call,
+                        written: role == Role::DbWrite,
+                        storage_key,
+                    });
+                }
+            }
+            Role::Release => {
+                let session = self
+                    .frames
+                    .find(within, |k| {
+                        matches!(
+                            k,
+                            Kind::ReleaseAndClose { .. } | Kind::Top { sc: Some(_), .. }
+                        )
+                    })
+                    .and_then(|f| match self.frames.get(f) {
+                        Some(Kind::ReleaseAndClose { sc })
+                        | Some(Kind::Top { sc: Some(sc), .. }) => Some(SessionKey::Handle(*sc)),
+                        _ => None,
+                    });
+                let refcount = count_of(
+                    line,
+                    "a result refcount",
+                    word(caps, self.slot.release.entry("refcount")),
+                )?;
+                out.push(CacheEvent::RefReleased {
+                    session,
+                    digest: text(cap(caps, self.slot.release.entry("digest"))),
+                    refcount_after: refcount.map(|r| r - 1),
+                    goid: ev.goid,
+                });
+            }
+            Role::RemoveSession => {
+                if let Some(sc) = word(caps, self.slot.remove.entry("session_cache")) {
+                    out.push(CacheEvent::SessionRemoved {
+                        key: SessionKey::Handle(sc),
+                        id: text(cap(caps, self.slot.remove.entry("session_id"))),
+                    });
+                }
+            }
+            Role::ChangeWait => {
+                let site = self.site(word(caps, self.slot.change_wait_ra));
+                if let Some(Kind::Change { site: s }) = within.and_then(|w| self.frames.get_mut(w))
+                {
+                    *s = site;
+                }
+            }
+            Role::ChangeRelease => {
+                let refcount = word(caps, self.slot.change_release.entry("refcount"));
+                out.push(CacheEvent::ChangeRelease {
+                    path: text(cap(caps, self.slot.change_release.entry("path"))),
+                    refcount_after: refcount.map(|r| r as i64 - 1),
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn completed(&mut self, rec: CallRecord, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError> {
+        let Some(kind) = self.frames.remove(rec.frame) else {
+            return Ok(());
+        };
+        let Some(role) = self.role(rec.probe_id) else {
+            return Ok(());
+        };
+        let ret = rec.ret.unwrap_or_default();
+        let returned = rec.status == CallStatus::Returned;
+        match (role, kind) {
+            (Role::Lookup, Kind::Lookup { top, content }) => {
+                // lookupCacheForID returns (AnyResult RAX,RBX; hit CL; error RDI,RSI).
+                // Without its RET (light mode) only the content fallback is known.
+                if let Some(call) = top
+                    && (returned || content)
+                {
+                    out.push(CacheEvent::LookedUp {
+                        call,
+                        hit: returned && ret[2] & 0xff == 1,
+                        content,
+                        route: None,
+                        result: None,
+                    });
+                }
+            }
+            (Role::BaseCall, Kind::Base { top }) => {
+                if let (Some(top), true) = (top, returned) {
+                    let differs = self.returned_differs(&rec);
+                    self.content_hit(&rec, top, out);
+                    if let Some(Kind::Top { differs: d, .. }) = self.frames.get_mut(top) {
+                        *d = d.or(differs);
+                    }
+                }
+            }
+            (Role::BaseCall, Kind::Top { .. }) => {
+                if returned {
+                    self.content_hit(&rec, rec.frame, out);
+                }
+                let error = self.error(&rec, self.slot.base_error);
+                out.push(CacheEvent::CallEnded {
+                    call: rec.frame,
+                    end_ns: rec.end_ns,
+                    status: rec.status,
+                    error,
+                    returned_id_differs: self.returned_differs(&rec),
+                    result: None,
+                    ref_taken: false,
+                });
+            }
+            (
+                Role::SessionCall,
+                Kind::Top {
+                    sc: Some(_),
+                    do_not_cache,
+                    differs,
+                },
+            ) => {
+                let error = self.error(&rec, self.slot.session_error);
+                // SessionCache keeps non-DoNotCache results with a value: a ref taken.
+                let ref_taken = returned && !do_not_cache && ret[0] != 0 && ret[2] == 0;
+                out.push(CacheEvent::CallEnded {
+                    call: rec.frame,
+                    end_ns: rec.end_ns,
+                    status: rec.status,
+                    error,
+                    returned_id_differs: differs,
+                    result: None,
+                    ref_taken,
+                });
+            }
+            (Role::ReleaseAndClose, Kind::ReleaseAndClose { sc }) => {
+                out.push(CacheEvent::SessionReleased {
+                    key: SessionKey::Handle(sc),
+                    goid: rec.goid.unwrap_or_default(),
+                });
+            }
+            (Role::InitSession, _) if returned => {
+                let caps = &rec.ret_captures;
+                let sc = word(caps, self.slot.init.ret("session_cache"));
+                let id = text(cap(caps, self.slot.init.ret("session_id")));
+                if let (Some(sc), Some(id)) = (sc, id) {
+                    out.push(CacheEvent::SessionOpened {
+                        key: SessionKey::Handle(sc),
+                        id,
+                        goid: rec.goid.unwrap_or_default(),
+                        announce: true,
+                    });
+                }
+            }
+            (Role::ChangeGetOrInit, Kind::Change { site }) => {
+                let outcome = if !returned {
+                    "unfinished"
+                } else if ret[1] != 0 {
+                    "error"
+                } else {
+                    match site {
+                        Some(Site::ChangeJoin) => "join",
+                        Some(Site::ChangeNew) => "new",
+                        _ => "hit",
+                    }
+                };
+                out.push(CacheEvent::Change {
+                    path: text(cap(&rec.entry_captures, self.slot.change.entry("path"))),
+                    outcome,
+                    goid: rec.goid.unwrap_or_default(),
+                    duration_ns: rec.duration_ns(),
+                });
+            }
+            (Role::VerifyChange, _) if returned && ret[0] != 0 => {
+                out.push(CacheEvent::Conflict {
+                    path: text(cap(&rec.entry_captures, self.slot.verify.entry("path"))),
+                    error: text(cap(&rec.ret_captures, self.slot.verify.ret("error"))),
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The error a call returned (error interface in RCX,RDI), if any.
+    fn error(&self, rec: &CallRecord, slot: Option<usize>) -> Option<CallError> {
+        let ret = rec.ret?;
+        (ret[2] != 0).then(|| {
+            let text = text(cap(&rec.ret_captures, slot));
+            let recursive = text.as_deref() == Some(self.design.recursive_error);
+            CallError { text, recursive }
+        })
+    }
+
+    /// Whether the base call returned a result whose ID is not the request's.
+    fn returned_differs(&self, rec: &CallRecord) -> Option<bool> {
+        let ret = rec.ret?;
+        if ret[0] == 0 || ret[2] != 0 {
+            return None;
+        }
+        let requested = text(cap(&rec.entry_captures, self.slot.base_digest))?;
+        let returned = text(cap(&rec.ret_captures, self.slot.base_returned))?;
+        Some(requested != returned)
+    }
+
+    /// L1: the returned Result's flags say a content-digest hit.
+    fn content_hit(&self, rec: &CallRecord, call: u64, out: &mut Vec<CacheEvent>) {
+        if !matches!(self.design.content, ContentKind::ResultFlag) {
+            return;
+        }
+        let Some(ret) = rec.ret else { return };
+        if ret[2] != 0 || ret[0] == 0 {
+            return;
+        }
+        // hitCache (+16) and hitContentDigestCache (+17) as one word from +16.
+        if let Some(flags) = word(&rec.ret_captures, self.slot.base_hit_flags)
+            && flags & 0xff00 != 0
+        {
+            out.push(CacheEvent::LookedUp {
+                call,
+                hit: true,
+                content: true,
+                route: None,
+                result: None,
+            });
+        }
+    }
+}
+
+impl Decoder for SessionCacheDecoder {
+    fn decode(&mut self, t: Tracked, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError> {
+        match t {
+            Tracked::Entered(f) => self.entered(f, out),
+            Tracked::Point { event, within } => self.point(event, within, out),
+            Tracked::Completed(rec) => self.completed(rec, out),
+        }
+    }
+
+    fn cache_pointer(&self) -> Option<u64> {
+        self.cache
+    }
+}
