@@ -1,7 +1,10 @@
 //! `tracer cache` on every engine code line a user runs: the stand-ins of L1 (v0.20.x),
 //! L3 (v0.21.x) and L4 (v1.0 betas and main, three variants) record what each cache
 //! call really did; the tracer's records must match exactly, with no lost events.
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use integration_tests::{gobuild, of_kind, read_json_lines, run, scratch_dir, tracer};
 use serde_json::Value;
@@ -18,7 +21,7 @@ struct Traced {
     truth: Vec<Value>,
 }
 
-fn trace(binary: &PathBuf, scenario: &str, extra: &[&str]) -> Traced {
+fn trace(binary: &Path, scenario: &str, extra: &[&str]) -> Traced {
     let dir = scratch_dir("code-lines");
     let binary = integration_tests::private_copy(binary);
     let records = dir.join("records.jsonl");
@@ -349,4 +352,33 @@ fn a_shifted_layout_stops_the_trace_instead_of_printing_garbage() {
         "said once: {}",
         t.stderr
     );
+}
+
+#[test]
+fn demo_runs_a_chosen_line_and_says_where_engines_come_from() {
+    let dir = scratch_dir("demo-engines");
+    std::fs::copy(
+        stand_in("engine-l3", true, ""),
+        dir.join("dagger-engine-l3"),
+    )
+    .unwrap();
+    let out = run(tracer().env("TRACER_DEMO_DIR", &dir).args([
+        "demo",
+        "--code-line",
+        "L3",
+        "--seconds",
+        "1",
+        "--json",
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("code line L3"), "{stderr}");
+    let records = integration_tests::json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert!(!of_kind(&records, "cache_call").is_empty(), "{stderr}");
+
+    let out = run(tracer().args(["demo", "--engine", "/nonexistent/dagger-engine"]));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cargo xtask demo"), "{stderr}");
 }

@@ -176,10 +176,30 @@ fn measure(config: Config, program: &std::path::Path, calls: u64) -> anyhow::Res
     Ok(elapsed / measured_calls)
 }
 
-/// The stand-in engine's sustained high-rate workload, untraced and under
-/// `tracer cache`, interleaved run by run; plus the tracer's own CPU per 1,000 calls.
+/// The stand-in engines of every code line.
+const ENGINE_LINES: [(&str, &str); 4] = [
+    ("L1 (v0.20.x)", "engine-l1"),
+    ("L2 (egraph branch)", "engine"),
+    ("L3 (v0.21.x)", "engine-l3"),
+    ("L4 (main)", "engine-l4"),
+];
+
+/// Each code line's stand-in engine on its sustained high-rate workload, untraced and
+/// under `tracer cache` (default and `--light`), interleaved run by run; plus the
+/// tracer's own CPU per 1,000 calls.
 fn engine_throughput(runs: usize) -> anyhow::Result<()> {
-    let engine = build_go_program("engine", true)?;
+    let mut tables = Vec::new();
+    for (line, program) in ENGINE_LINES {
+        let engine = build_go_program(program, true)?;
+        tables.push(engine_line(line, &engine, runs)?);
+    }
+    for t in tables {
+        println!("{t}");
+    }
+    Ok(())
+}
+
+fn engine_line(line: &str, engine: &Path, runs: usize) -> anyhow::Result<String> {
     let modes: [(&str, &[&str]); 2] = [
         ("tracer cache", &[]),
         ("tracer cache --light", &["--light"]),
@@ -188,53 +208,60 @@ fn engine_throughput(runs: usize) -> anyhow::Result<()> {
     let mut traced: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut cpu_per_k: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     for run in 0..runs {
-        untraced.push(engine_rate(Command::new(&engine))?.0);
+        untraced.push(engine_rate(Command::new(engine))?.0);
         for (i, (label, flags)) in modes.iter().enumerate() {
             let mut cmd = Command::new(tracer_binary());
             cmd.args(["cache", "--json", "-o", "/dev/stderr"])
                 .args(*flags)
                 .arg("--")
-                .arg(&engine);
+                .arg(engine);
             let (rate, cpu) = engine_rate(cmd)?;
             traced[i].push(rate);
             cpu_per_k[i].push(cpu.context("no tracer CPU figure in the cache summary")?);
             eprintln!(
-                "bench: run {}/{runs} engine highrate, {label}: {rate:.0} calls/s",
+                "bench: run {}/{runs} {line} highrate, {label}: {rate:.0} calls/s",
                 run + 1
             );
         }
         eprintln!(
-            "bench: run {}/{runs} engine highrate, untraced: {:.0} calls/s",
+            "bench: run {}/{runs} {line} highrate, untraced: {:.0} calls/s",
             run + 1,
             untraced[run]
         );
     }
     let u = median(&mut untraced);
-    println!("\nstand-in engine, scenario highrate (5 s), median of {runs} runs");
-    println!(
-        "{:<24} {:>16} {:>8} {:>18} {:>22}",
-        "mode", "calls/s", "ratio", "overhead per call", "tracer CPU/1,000 calls"
+    let mut out = format!(
+        "\nstand-in engine {line}, scenario highrate (5 s, one caller), median of {runs} runs\n{:<24} {:>16} {:>8} {:>18} {:>22}\n{:<24} {:>16.0} {:>8.2}\n",
+        "mode",
+        "calls/s",
+        "ratio",
+        "overhead per call",
+        "tracer CPU/1,000 calls",
+        "untraced",
+        u,
+        1.0
     );
-    println!("{:<24} {:>16.0} {:>8.2}", "untraced", u, 1.0);
     for (i, (label, _)) in modes.iter().enumerate() {
         let t = median(&mut traced[i]);
         let c = median(&mut cpu_per_k[i]);
         let overhead_us = (1.0 / t - 1.0 / u) * 1e6;
-        println!(
-            "{label:<24} {t:>16.0} {:>8.2} {:>15.1} us {:>19.2} ms",
+        out.push_str(&format!(
+            "{label:<24} {t:>16.0} {:>8.2} {:>15.1} us {:>19.2} ms\n",
             t / u,
             overhead_us,
             c / 1e6
-        );
+        ));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Runs the engine's high-rate scenario; returns its calls/s and, when traced, the
 /// tracer's CPU ns per 1,000 calls (from the JSON summary, sent to stderr).
 fn engine_rate(mut cmd: Command) -> anyhow::Result<(f64, Option<f64>)> {
     let out = cmd
-        .args(["-scenario", "highrate"])
+        // One caller: the overhead per call is then the time the probes add to a call
+        // (the tracer's own processing runs on the other CPU and is reported apart).
+        .args(["-scenario", "highrate", "-sessions", "1"])
         .output()
         .context("cannot run the engine")?;
     if !out.status.success() {

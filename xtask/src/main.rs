@@ -195,15 +195,37 @@ pub fn build_go_program_with(
     Ok(out)
 }
 
+/// The stand-in engines `tracer demo` runs, one per code line, built stripped like the
+/// real engine and laid out where the tracer binary finds them (`demo/` next to it).
+const DEMO_ENGINES: [(&str, &str); 4] = [
+    ("engine-l1", "dagger-engine-l1"),
+    ("engine", "dagger-engine-l2"),
+    ("engine-l3", "dagger-engine-l3"),
+    ("engine-l4", "dagger-engine-l4"),
+];
+
 fn demo() -> anyhow::Result<()> {
     setup::run(true)?;
     build_release()?;
-    // The stand-in engine builds with the Go 1.26 that setup just provided.
-    run_cmd(
-        Command::new(tracer_binary())
-            .arg("demo")
-            .env("TRACER_GO_DIR", setup::go_dir()),
-    )
+    let demo_dir = tracer_binary()
+        .parent()
+        .context("tracer binary has no directory")?
+        .join("demo");
+    std::fs::create_dir_all(&demo_dir)?;
+    for (program, name) in DEMO_ENGINES {
+        println!(
+            "xtask: building the stand-in engine tests/go/{program} -> {}",
+            demo_dir.join(name).display()
+        );
+        let built = build_go_program(program, true)?;
+        let dest = demo_dir.join(name);
+        // Replace, not overwrite: a running demo engine may still map the old file.
+        let _ = std::fs::remove_file(&dest);
+        std::fs::copy(&built, &dest)?;
+    }
+    // The newest code line (main, the v1.0 betas); `tracer demo --code-line L1|L2|L3`
+    // runs the others.
+    run_cmd(Command::new(tracer_binary()).args(["demo", "--code-line", "l4"]))
 }
 
 fn lint() -> anyhow::Result<()> {

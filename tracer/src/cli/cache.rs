@@ -117,6 +117,7 @@ fn trace_once(
         json: args.json,
         pid,
         outputs: Vec::new(),
+        line: Vec::new(),
     };
     let traced = runtime.block_on(trace_until_stop(
         &mut signals,
@@ -255,22 +256,29 @@ struct CachePipeline {
     json: bool,
     pid: u32,
     outputs: Vec<CacheOutput>,
+    /// Formatted records of one batch.
+    line: Vec<u8>,
 }
 
 impl CachePipeline {
     fn emit(&mut self) {
+        if self.outputs.is_empty() {
+            return;
+        }
+        // Records are formatted into one buffer and written at once: the sink may be
+        // shared (a mutex per write) and serde writes in many small pieces.
+        self.line.clear();
         for out in self.outputs.drain(..) {
             self.totals.add(&out);
-            let line = if self.json {
-                Some(output::cache::json_record(&out, self.pid).to_string())
-            } else {
-                output::cache::human_line(&out)
-            };
-            if let Some(line) = line {
-                // A closed pipe ends the output, not the tracing.
-                let _ = writeln!(self.sink, "{line}");
+            if self.json {
+                let _ = output::cache::write_json_record(&mut self.line, &out, self.pid);
+            } else if let Some(text) = output::cache::human_line(&out) {
+                self.line.extend_from_slice(text.as_bytes());
+                self.line.push(b'\n');
             }
         }
+        // A closed pipe ends the output, not the tracing.
+        let _ = self.sink.write_all(&self.line);
     }
 
     /// Decodes one tracked hit and feeds the model; stops at the first layout error.

@@ -1,81 +1,100 @@
-//! `tracer demo`: builds the bundled stand-in engine if needed, starts it on the
-//! mixed workload, and traces its cache for a few seconds.
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+//! `tracer demo`: starts a stand-in engine of one code line on its mixed workload and
+//! traces its dagql cache. The stand-ins are built by `cargo xtask demo` (the tracer
+//! binary carries no source tree); it finds them with `--engine`, in
+//! `$TRACER_DEMO_DIR`, or in `demo/` next to itself.
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use clap::Args;
+use anyhow::bail;
+use clap::{Args, ValueEnum};
 
 use super::{
     TargetArgs,
     cache::{self, CacheArgs},
 };
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CodeLine {
+    /// v0.20.x.
+    L1,
+    /// The egraph branch (in no release).
+    L2,
+    /// v0.21.x, the default install.
+    L3,
+    /// v1.0 betas and main.
+    L4,
+}
+
+impl CodeLine {
+    /// The stand-in's file name, as `cargo xtask demo` lays them out.
+    fn file_name(self) -> &'static str {
+        match self {
+            CodeLine::L1 => "dagger-engine-l1",
+            CodeLine::L2 => "dagger-engine-l2",
+            CodeLine::L3 => "dagger-engine-l3",
+            CodeLine::L4 => "dagger-engine-l4",
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct DemoArgs {
+    /// Which engine code line's stand-in to run.
+    #[arg(long, value_enum, default_value = "l4", ignore_case = true)]
+    code_line: CodeLine,
+    /// The stand-in engine binary (default: found as the module doc says).
+    #[arg(long, value_name = "PATH")]
+    engine: Option<PathBuf>,
     /// How long the stand-in engine runs its workload.
     #[arg(long, default_value_t = 4)]
     seconds: u32,
-    /// Workload: mixed, hits, joins, ttl, errors, leak, filesync, highrate.
+    /// Workload: mixed (every line), anomalies (L3, L4), highrate; L2 also hits,
+    /// joins, ttl, errors, leak, filesync.
     #[arg(long, default_value = "mixed")]
     scenario: String,
     /// JSON lines instead of human-readable lines.
     #[arg(long)]
     json: bool,
+    /// Cheaper tracing: entry probes only.
+    #[arg(long)]
+    light: bool,
 }
 
-/// The stand-in engine's source, in this repository.
-fn source_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/go/engine")
-}
-
-/// A Go 1.26 toolchain: the one `cargo xtask setup` installs, else `go` on PATH.
-fn go_binary() -> anyhow::Result<PathBuf> {
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    let dir = std::env::var_os("TRACER_GO_DIR")
+/// Where the stand-in of `line` is, or why there is none.
+fn find_engine(line: CodeLine, given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        if p.is_file() {
+            return Ok(p.to_path_buf());
+        }
+        bail!(
+            "no stand-in engine at {} (hint: `cargo xtask demo` builds them)",
+            p.display()
+        );
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var_os("TRACER_DEMO_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(&home).join(".cache/go-tracer/go"));
-    let installed = dir.join("1.26.6/go/bin/go");
-    if installed.is_file() {
-        return Ok(installed);
+        .into_iter()
+        .collect();
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        dirs.push(dir.join("demo"));
     }
-    let on_path = Command::new("go").arg("version").output();
-    if on_path.is_ok_and(|o| o.status.success()) {
-        return Ok(PathBuf::from("go"));
+    for dir in &dirs {
+        let p = dir.join(line.file_name());
+        if p.is_file() {
+            return Ok(p);
+        }
     }
-    bail!("no Go toolchain to build the stand-in engine (hint: run `cargo xtask setup --minimal`)")
-}
-
-/// Builds `dagger-engine` like the real one: CGO off, `-s -w` (stripped), non-PIE.
-fn build_engine() -> anyhow::Result<PathBuf> {
-    let src = source_dir();
-    let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/demo");
-    std::fs::create_dir_all(&out_dir)?;
-    let out = out_dir.join("dagger-engine");
-    eprintln!(
-        "tracer demo: building the stand-in engine ({}) with -ldflags \"-s -w\"",
-        src.display()
-    );
-    let status = Command::new(go_binary()?)
-        .current_dir(&src)
-        .env("CGO_ENABLED", "0")
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "-buildvcs=false")
-        .args(["build", "-ldflags=-s -w", "-o"])
-        .arg(&out)
-        .arg("./cmd/engine")
-        .status()
-        .context("cannot run go build")?;
-    if !status.success() {
-        bail!("building the stand-in engine failed ({status})");
-    }
-    Ok(out)
+    let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    bail!(
+        "no stand-in engine for code line {line:?} (looked in {}) (hint: `cargo xtask demo` builds them, or pass --engine PATH)",
+        looked.join(", ")
+    )
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
-    let engine = build_engine()?;
+    let engine = find_engine(args.code_line, args.engine.as_deref())?;
     eprintln!(
         "tracer demo: starting {} -scenario {} and tracing its dagql cache\n",
         engine.display(),
@@ -99,6 +118,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         duration: None,
         output: None,
         ring_mb: 16,
-        light: false,
+        light: args.light,
     })
 }

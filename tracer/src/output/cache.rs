@@ -5,6 +5,7 @@ use std::{
     io::{self, Write},
 };
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::format::duration;
@@ -67,31 +68,81 @@ pub fn leaked(s: &SessionRefs) -> bool {
     (s.closed || s.removed) && s.refs_taken > s.refs_released
 }
 
-pub fn json_record(out: &CacheOutput, pid: u32) -> Value {
+/// A `cache_call` record, serialized straight from the call (the hot path: no
+/// intermediate JSON tree).
+#[derive(Serialize)]
+struct CallJson<'a> {
+    kind: &'static str,
+    pid: u32,
+    goid: u64,
+    digest: &'a Option<String>,
+    outcome: Option<&'static str>,
+    hit_route: Option<&'static str>,
+    engine_outcome: &'a Option<String>,
+    engine_hit_route: &'a Option<String>,
+    engine_disagrees: bool,
+    result_id: Option<u64>,
+    session: &'a Option<String>,
+    start_ns: Option<u64>,
+    duration_ns: Option<u64>,
+    exec_goid: Option<u64>,
+    waiters: Option<u32>,
+    returned_id_differs: Option<bool>,
+    parent_digest: &'a Option<String>,
+    storage_key: &'a Option<String>,
+    ttl: Ttl,
+    error: &'a Option<String>,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct Ttl {
+    db_read: bool,
+    db_written: bool,
+}
+
+/// Writes one record as a JSON line.
+pub fn write_json_record(w: &mut dyn Write, out: &CacheOutput, pid: u32) -> io::Result<()> {
     match out {
-        CacheOutput::Call(c) => json!({
-            "kind": "cache_call",
-            "pid": pid,
-            "goid": c.goid,
-            "digest": c.digest,
-            "outcome": c.outcome.map(Outcome::as_str),
-            "hit_route": c.hit_route.map(HitRoute::as_str),
-            "engine_outcome": c.engine_outcome,
-            "engine_hit_route": c.engine_hit_route,
-            "engine_disagrees": c.engine_disagrees,
-            "result_id": c.result_id,
-            "session": c.session,
-            "start_ns": c.start_ns,
-            "duration_ns": c.duration_ns,
-            "exec_goid": c.exec_goid,
-            "waiters": c.waiters,
-            "returned_id_differs": c.returned_id_differs,
-            "parent_digest": c.parent_digest,
-            "storage_key": c.storage_key,
-            "ttl": {"db_read": c.db_read, "db_written": c.db_written},
-            "error": c.error,
-            "status": c.status.as_str(),
-        }),
+        CacheOutput::Call(c) => serde_json::to_writer(
+            &mut *w,
+            &CallJson {
+                kind: "cache_call",
+                pid,
+                goid: c.goid,
+                digest: &c.digest,
+                outcome: c.outcome.map(Outcome::as_str),
+                hit_route: c.hit_route.map(HitRoute::as_str),
+                engine_outcome: &c.engine_outcome,
+                engine_hit_route: &c.engine_hit_route,
+                engine_disagrees: c.engine_disagrees,
+                result_id: c.result_id,
+                session: &c.session,
+                start_ns: c.start_ns,
+                duration_ns: c.duration_ns,
+                exec_goid: c.exec_goid,
+                waiters: c.waiters,
+                returned_id_differs: c.returned_id_differs,
+                parent_digest: &c.parent_digest,
+                storage_key: &c.storage_key,
+                ttl: Ttl {
+                    db_read: c.db_read,
+                    db_written: c.db_written,
+                },
+                error: &c.error,
+                status: c.status.as_str(),
+            },
+        )?,
+        other => serde_json::to_writer(&mut *w, &json_record(other, pid))?,
+    }
+    w.write_all(b"\n")
+}
+
+/// The JSON of a record other than a call (rare ones: sessions, releases, filesync).
+fn json_record(out: &CacheOutput, pid: u32) -> Value {
+    match out {
+        // Calls are serialized by `write_json_record` without a tree.
+        CacheOutput::Call(_) => Value::Null,
         CacheOutput::SessionOpened { session, goid } => {
             json!({"kind": "session_open", "session": session, "goid": goid})
         }

@@ -94,13 +94,15 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
         )
         .optional(),
         // ensurePersistedHitValueLoaded(c, ctx, resolver RDI/RSI, hit R8/R9): hits only;
-        // hit data -> Result{shared +0} -> sharedResult.id +0.
+        // hit data -> Result{shared +0} -> sharedResult.id +0. Light mode infers a hit
+        // from a lookup not followed by a wait, and does without the result id.
         ProbeDef::new(
             Role::Hit,
             "dagql.(*Cache).ensurePersistedHitValueLoaded",
             At::EntryPoint,
         )
-        .entry(&[word("result", R9, &[0, 0])]),
+        .entry(&[word("result", R9, &[0, 0])])
+        .light(Light::Drop),
         // wait(c, ctx, sessionID, resolver, oc R10, req R11[, joined [RSP+8]]).
         ProbeDef::new(Role::Wait, "dagql.(*Cache).wait", At::Frame).entry(&wait_caps),
         ProbeDef::new(Role::Exec, layout.exec_func, At::EntryPoint).entry(&[

@@ -81,6 +81,8 @@ enum Kind {
         session: Option<SessionKey>,
         lookup: Lookup,
         result: Option<u64>,
+        /// It entered `wait` (as joiner or for its own execution).
+        waited: bool,
     },
     Load {
         via: &'static str,
@@ -287,6 +289,7 @@ impl OwnershipDecoder {
                     session,
                     lookup: Lookup::default(),
                     result: None,
+                    waited: false,
                 }
             }
             Role::LoadRequest | Role::LoadDigests => {
@@ -328,6 +331,9 @@ impl OwnershipDecoder {
                     word(caps, self.slot.wait.entry("waiters")),
                 )?;
                 if let Some(call) = self.call(f.parent) {
+                    if let Some(Kind::Call { waited, .. }) = self.frames.get_mut(call) {
+                        *waited = true;
+                    }
                     out.push(CacheEvent::Waited {
                         call,
                         // wait(c, ctx, sessionID, resolver, oc R10, req R11, ...)
@@ -564,7 +570,26 @@ impl OwnershipDecoder {
         let returned = rec.status == CallStatus::Returned;
         let goid = rec.goid.unwrap_or_default();
         match (role, kind) {
-            (Role::Call, Kind::Call { result, lookup, .. }) => {
+            (
+                Role::Call,
+                Kind::Call {
+                    result,
+                    lookup,
+                    waited,
+                    ..
+                },
+            ) => {
+                // Light mode has no hit probe: a call whose lookup consulted an index and
+                // that then did not wait was answered from the cache.
+                if self.light && !waited && !lookup.hit && (lookup.digests > 0 || lookup.term) {
+                    out.push(CacheEvent::LookedUp {
+                        call: rec.frame,
+                        hit: true,
+                        content: false,
+                        route: lookup.route(),
+                        result: None,
+                    });
+                }
                 let caps = &rec.ret_captures;
                 let line = self.design.line;
                 let digest = digest_of(
