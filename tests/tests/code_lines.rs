@@ -382,3 +382,50 @@ fn demo_runs_a_chosen_line_and_says_where_engines_come_from() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("cargo xtask demo"), "{stderr}");
 }
+
+#[test]
+fn the_cache_entry_metric_is_read_from_the_running_engine() {
+    for program in ["engine-l3", "engine-l4"] {
+        let bin = integration_tests::private_copy(&stand_in(program, true, ""));
+        let dir = scratch_dir("metric");
+        let records = dir.join("records.jsonl");
+        let truth = dir.join("truth.jsonl");
+        // The anomalies scenario leaves results owned, then the engine idles (-serve):
+        // its Size() is non-zero while the tracer reads it at the end of --duration.
+        // The spawned engine outlives the tracer (--duration): output goes to files, not
+        // pipes the engine would hold open.
+        let log = dir.join("tracer.log");
+        let status = tracer()
+            .args(["cache", "--json", "--duration", "4", "-o"])
+            .arg(&records)
+            .arg("--")
+            .arg(&bin)
+            .args(["-scenario", "anomalies", "-serve", "-truth"])
+            .arg(&truth)
+            .stdout(std::fs::File::create(dir.join("engine.out")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .status()
+            .unwrap();
+        let records = read_json_lines(&records);
+        if let Some(pid) = of_kind(&records, "cache_call")
+            .first()
+            .and_then(|c| c["pid"].as_i64())
+        {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+        }
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(status.success(), "{program}: {stderr}");
+        let truth = read_json_lines(&truth);
+        let end = of_kind(&truth, "end");
+        assert_eq!(end.len(), 1, "{program}: the workload finished");
+        let want = &end[0]["cache_entries"];
+        assert!(want.as_u64().unwrap() > 0, "{program}: entries left");
+        assert_eq!(
+            summary(&records)["metrics"]["dagger_dagql_cache_entries"],
+            *want,
+            "{program}"
+        );
+    }
+}
