@@ -272,6 +272,9 @@ pub struct BuildOptions {
     pub stripped: bool,
     /// Go build tags, comma-separated ("" for none).
     pub tags: String,
+    /// `-X github.com/dagger/dagger/engine.Version=...`, as the engine's release build
+    /// stamps it ("" for none).
+    pub engine_version: String,
 }
 
 impl BuildOptions {
@@ -307,6 +310,10 @@ impl BuildOptions {
             s.push('-');
             s.push_str(&self.tags.replace(',', "-"));
         }
+        if !self.engine_version.is_empty() {
+            s.push_str("-version-");
+            s.push_str(&self.engine_version);
+        }
         s
     }
 
@@ -314,10 +321,16 @@ impl BuildOptions {
     fn ldflags(&self) -> Option<String> {
         let mut flags = Vec::new();
         if self.stripped {
-            flags.push("-s -w");
+            flags.push("-s -w".to_string());
         }
         if self.external_link {
-            flags.push("-linkmode=external");
+            flags.push("-linkmode=external".to_string());
+        }
+        if !self.engine_version.is_empty() {
+            flags.push(format!(
+                "-X github.com/dagger/dagger/engine.Version={}",
+                self.engine_version
+            ));
         }
         (!flags.is_empty()).then(|| format!("-ldflags={}", flags.join(" ")))
     }

@@ -429,3 +429,33 @@ fn the_cache_entry_metric_is_read_from_the_running_engine() {
         );
     }
 }
+
+#[test]
+fn the_stamped_version_confirms_the_line_or_is_named_when_it_disagrees() {
+    let tc = gobuild::default_toolchain().unwrap();
+    for (program, version, said) in [
+        ("engine-l3", "v0.21.8", "confirmed by its version"),
+        ("engine-l4", "v1.0.0-beta.11", "confirmed by its version"),
+        (
+            "engine-l3",
+            "v1.0.0-beta.9",
+            "its version names L4 (beta.8-10)",
+        ),
+    ] {
+        let opts = gobuild::BuildOptions {
+            stripped: true,
+            engine_version: version.to_string(),
+            ..Default::default()
+        };
+        let bin = gobuild::build_with(program, &tc, &opts).unwrap();
+        let t = trace(&bin, "mixed", &["--light"]);
+        assert_eq!(t.status, Some(0), "{program} {version}: {}", t.stderr);
+        let first = t
+            .stderr
+            .lines()
+            .find(|l| l.contains("code line"))
+            .unwrap_or_default();
+        assert!(first.contains(version), "{first}");
+        assert!(first.contains(said), "{first}");
+    }
+}
