@@ -1,18 +1,16 @@
 //! Code line L1: v0.20.x (v0.20.8 = 74bff7d10f): one `*cache` behind a per-session
 //! `SessionCache`, a single cache mutex, refcounted results. Registers, offsets and
 //! lines are from shared/reference/engine-l1.md §1-§4.
-use tracer_common::{REG_G, REG_RDX, REG_RSP};
+use tracer_common::{REG_G, REG_RDX};
 
 use super::{
-    EntryMaps, LockName, Profile, Role,
-    l2::{FILESYNC_LOCK, error_text, filesync_probes},
-    session_cache::{self, ContentKind, Design, WaitKind},
+    EntryMaps, LockName, Profile, Role, error_text, filesync,
+    session_cache::{self, ContentKind, Design, WaitKind, session_layer_probes},
 };
-use crate::profiles::{At, G_PARENT_GOID, Light, ProbeDef, at_entry, string, word};
+use crate::profiles::{At, G_PARENT_GOID, Light, ProbeDef, string, word};
 
 const RAX: u8 = 0;
 const RBX: u8 = 1;
-const RCX: u8 = 2;
 const RDI: u8 = 3;
 
 static DESIGN: Design = Design {
@@ -21,7 +19,6 @@ static DESIGN: Design = Design {
     wait: WaitKind::FirstCallerArg { reg: 4 },
     content: ContentKind::ResultFlag,
     recursive_error: "recursive call detected",
-    change_sites: (64, 89),
 };
 
 pub fn profile() -> Profile {
@@ -66,47 +63,9 @@ pub fn profile() -> Profile {
             word("refcount", RAX, &[208]),
             string("digest", RAX, &[], 24),
         ]),
-        // session_cache.go:238 — c RAX.
-        ProbeDef::new(
-            Role::ReleaseAndClose,
-            "dagql.(*SessionCache).ReleaseAndClose",
-            At::Call,
-        ),
-        ProbeDef::new(
-            Role::DbRead,
-            "dagql/db.(*Queries).SelectCall",
-            At::EntryPoint,
-        ),
-        // queries.go:34 — SetExpirationParams on the stack: StorageKey [RSP+24].
-        ProbeDef::new(
-            Role::DbWrite,
-            "dagql/db.(*Queries).SetExpiration",
-            At::EntryPoint,
-        )
-        .entry(&[string("storage_key", REG_RSP, &[], 24)]),
-        // session.go:273 — sess RCX: sessionID +0, dagqlCache +280 (stored inside).
-        ProbeDef::new(
-            Role::InitSession,
-            "engine/server.(*Server).initializeDaggerSession",
-            At::Call,
-        )
-        .entry(&[string("session_id", RCX, &[], 0)])
-        .ret(&[
-            at_entry(string("session_id", RCX, &[], 0)),
-            at_entry(word("session_cache", RCX, &[280])),
-        ]),
-        // session.go:344 — sess RDI.
-        ProbeDef::new(
-            Role::RemoveSession,
-            "engine/server.(*Server).removeDaggerSession",
-            At::EntryPoint,
-        )
-        .entry(&[
-            string("session_id", RDI, &[], 0),
-            word("session_cache", RDI, &[280]),
-        ]),
     ];
-    probes.extend(filesync_probes());
+    probes.extend(session_layer_probes());
+    probes.extend(filesync::probes());
     Profile {
         id: "L1",
         variant: "v0.20.x",
@@ -132,7 +91,7 @@ pub fn profile() -> Profile {
                 rwmutex: false,
                 name: "dagql SessionCache.mu",
             },
-            FILESYNC_LOCK,
+            filesync::LOCK,
         ],
         // No lookup function: a call that neither waited nor failed hit.
         sees_lookups: |_| false,

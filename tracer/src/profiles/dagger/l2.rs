@@ -4,28 +4,19 @@
 use tracer_common::{REG_G, REG_RDX, REG_RSP};
 
 use super::{
-    EntryMaps, LockName, Profile, Role,
-    session_cache::{self, ContentKind, Design, WaitKind},
+    EntryMaps, LockName, Profile, Role, error_text, filesync,
+    session_cache::{self, ContentKind, Design, WaitKind, session_layer_probes},
 };
-use crate::profiles::{
-    At, Cap, G_PARENT_GOID, Light, ProbeDef, at_entry, string, string_regs, word,
-};
+use crate::profiles::{At, Cap, G_PARENT_GOID, Light, ProbeDef, string, word};
 
 // Go ABI integer registers, in argument order.
 const RAX: u8 = 0;
 const RBX: u8 = 1;
-const RCX: u8 = 2;
 const RDI: u8 = 3;
 
 /// `*call.ID` -> `pb *callpbv1.Call` (+0) -> `Digest string` (+120): the call digest.
 const fn id_digest(name: &'static str, reg: u8) -> Cap {
     string(name, reg, &[0], 120)
-}
-
-/// The message of an error whose dynamic value starts with its text (errors.New,
-/// fmt.Errorf): the interface's data pointer is in `reg`.
-pub(super) const fn error_text(name: &'static str, reg: u8) -> Cap {
-    string(name, reg, &[], 0)
 }
 
 static DESIGN: Design = Design {
@@ -38,44 +29,7 @@ static DESIGN: Design = Design {
     },
     content: ContentKind::FallbackLine,
     recursive_error: "recursive call detected",
-    change_sites: (64, 89),
 };
-
-/// filesync's change cache: the same file in every code line (engine-l3-l4.md §2).
-pub(super) fn filesync_probes() -> Vec<ProbeDef> {
-    vec![
-        // change_cache.go:38 — callKey RDI/RSI -> (*cachedChange RAX; error RBX,RCX).
-        ProbeDef::new(
-            Role::ChangeGetOrInit,
-            "engine/filesync.(*changeCache).getOrInit",
-            At::Call,
-        )
-        .entry(&[string_regs("path", RDI)])
-        .ret(&[error_text("error", RCX)]),
-        // change_cache.go:92 — call site 64 (join) or 89 (new).
-        ProbeDef::new(
-            Role::ChangeWait,
-            "engine/filesync.(*changeCache).wait",
-            At::EntryPoint,
-        )
-        .entry(&[word("return_address", REG_RSP, &[0])]),
-        // change_cache.go:147 — res RAX: callKey +8/+16, refCount +72 (before the decrement).
-        ProbeDef::new(
-            Role::ChangeRelease,
-            "engine/filesync.(*cachedChange).release",
-            At::EntryPoint,
-        )
-        .entry(&[string("path", RAX, &[], 8), word("refcount", RAX, &[72])]),
-        // verifyExpectedChange: path RAX/RBX -> error RAX,RBX (non-nil = conflict).
-        ProbeDef::new(
-            Role::VerifyChange,
-            "engine/filesync.verifyExpectedChange",
-            At::Call,
-        )
-        .entry(&[string_regs("path", RAX)])
-        .ret(&[error_text("error", RBX)]),
-    ]
-}
 
 pub fn profile() -> Profile {
     let mut probes = vec![
@@ -136,49 +90,9 @@ pub fn profile() -> Profile {
             word("refcount", RAX, &[184]),
             string("digest", RAX, &[], 72),
         ]),
-        // session_cache.go:239 — c RAX.
-        ProbeDef::new(
-            Role::ReleaseAndClose,
-            "dagql.(*SessionCache).ReleaseAndClose",
-            At::Call,
-        ),
-        ProbeDef::new(
-            Role::DbRead,
-            "dagql/db.(*Queries).SelectCall",
-            At::EntryPoint,
-        ),
-        // queries.go:18 — SetExpirationParams on the stack: CallKey [RSP+8],
-        // StorageKey [RSP+24]: the storage key the TTL path computed.
-        ProbeDef::new(
-            Role::DbWrite,
-            "dagql/db.(*Queries).SetExpiration",
-            At::EntryPoint,
-        )
-        .entry(&[string("storage_key", REG_RSP, &[], 24)]),
-        // session.go:249 — sess RCX: sessionID +0, dagqlCache *SessionCache +280 (set
-        // inside the function, so read at its RETs from the entry's RCX).
-        ProbeDef::new(
-            Role::InitSession,
-            "engine/server.(*Server).initializeDaggerSession",
-            At::Call,
-        )
-        .entry(&[string("session_id", RCX, &[], 0)])
-        .ret(&[
-            at_entry(string("session_id", RCX, &[], 0)),
-            at_entry(word("session_cache", RCX, &[280])),
-        ]),
-        // session.go:320 — sess RDI.
-        ProbeDef::new(
-            Role::RemoveSession,
-            "engine/server.(*Server).removeDaggerSession",
-            At::EntryPoint,
-        )
-        .entry(&[
-            string("session_id", RDI, &[], 0),
-            word("session_cache", RDI, &[280]),
-        ]),
     ];
-    probes.extend(filesync_probes());
+    probes.extend(session_layer_probes());
+    probes.extend(filesync::probes());
     Profile {
         id: "L2",
         variant: "egraph branch",
@@ -210,16 +124,10 @@ pub fn profile() -> Profile {
                 rwmutex: false,
                 name: "dagql SessionCache.mu",
             },
-            FILESYNC_LOCK,
+            filesync::LOCK,
         ],
         // Light mode has no lookup RET: a call that neither waited nor failed hit.
         sees_lookups: |light| !light,
         decoder: |setup| session_cache::build(setup, &DESIGN),
     }
 }
-
-pub(super) const FILESYNC_LOCK: LockName = LockName {
-    waiter_prefix: "engine/filesync.(*changeCache).",
-    rwmutex: false,
-    name: "filesync changeCache.mu",
-};

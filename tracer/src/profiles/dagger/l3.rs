@@ -5,8 +5,7 @@
 use tracer_common::{REG_G, REG_RDX, REG_RSP};
 
 use super::{
-    EntryMaps, LockName, Profile, Role,
-    l2::{FILESYNC_LOCK, error_text, filesync_probes},
+    EntryMaps, LockName, Profile, Role, error_text, filesync,
     ownership::{self, Design, JoinedBy},
 };
 use crate::profiles::{At, G_PARENT_GOID, Light, ProbeDef, at_entry, string, string_regs, word};
@@ -221,7 +220,7 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
             At::Frame,
         ));
     }
-    probes.extend(filesync_probes());
+    probes.extend(filesync::probes());
     probes
 }
 
@@ -252,7 +251,7 @@ pub(super) const LOCKS: &[LockName] = &[
         rwmutex: true,
         name: "dagql cache egraphMu",
     },
-    FILESYNC_LOCK,
+    filesync::LOCK,
 ];
 
 static DESIGN: Design = Design {
@@ -264,7 +263,6 @@ static DESIGN: Design = Design {
         fresh_line: 3639,
     },
     recursive_error: "recursive call detected",
-    change_sites: (64, 89),
 };
 
 pub fn profile() -> Profile {

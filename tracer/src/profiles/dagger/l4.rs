@@ -27,7 +27,6 @@ const fn design(line: &'static str) -> Design {
         line,
         joined_by: JoinedBy::Argument,
         recursive_error: "recursive call detected",
-        change_sites: (64, 89),
     }
 }
 

@@ -8,6 +8,7 @@
 //! | L2 | egraph branch 5c5fa454fe (no release) | `l2` |
 //! | L3 | v0.21.x, v1.0.0-beta.1..3 | `l3` (decoder shared with L4: `ownership`) |
 //! | L4 | v1.0.0-beta.4+, main | `l4` (variants beta.4-7, beta.8-10, post-beta.10) |
+mod filesync;
 mod l1;
 mod l2;
 mod l3;
@@ -15,7 +16,7 @@ mod l4;
 mod ownership;
 mod session_cache;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, ops::Range};
 
 use tracer_common::Capture;
 
@@ -23,9 +24,10 @@ use super::ProbeDef;
 use crate::{
     gobin::GoBinary,
     model::{
-        cache_events::CacheEvent,
-        calls::{Captures, Tracked},
+        cache_events::{CacheEvent, CallError},
+        calls::{CallRecord, Captures, Tracked},
     },
+    probes::plan::line_ranges,
 };
 
 /// The module path every engine symbol starts with.
@@ -375,24 +377,63 @@ fn word(caps: &Captures, i: Option<usize>) -> Option<u64> {
     cap(caps, i).and_then(Capture::word)
 }
 
-/// Capture indexes of one role's probe, resolved once.
-struct Slots<'a> {
-    def: Option<&'a ProbeDef>,
-}
-
-impl Slots<'_> {
-    fn entry(&self, name: &str) -> Option<usize> {
-        self.def?.entry_cap(name)
-    }
-    fn ret(&self, name: &str) -> Option<usize> {
-        self.def?.ret_cap(name)
+/// Where a probe of `role` puts the capture `name` (at its RETs if `ret`), resolved once
+/// when a decoder is built.
+fn slot(p: &Profile, role: Role, name: &str, ret: bool) -> Option<usize> {
+    let def = p.probes.iter().find(|d| d.role == role)?;
+    if ret {
+        def.ret_cap(name)
+    } else {
+        def.entry_cap(name)
     }
 }
 
-fn slots(profile: &Profile, role: Role) -> Slots<'_> {
-    Slots {
-        def: profile.probes.iter().find(|p| p.role == role),
+/// The message of an error whose dynamic value starts with its text (errors.New,
+/// fmt.Errorf): the interface's data pointer is in `reg`.
+const fn error_text(name: &'static str, reg: u8) -> super::Cap {
+    super::string(name, reg, &[], 0)
+}
+
+/// The error a call returned (an error interface in RCX,RDI), if any, its text read
+/// from capture `slot` of the RET.
+fn call_error(rec: &CallRecord, slot: Option<usize>, recursive_text: &str) -> Option<CallError> {
+    let ret = rec.ret?;
+    (ret[2] != 0).then(|| {
+        let text = text(cap(&rec.ret_captures, slot));
+        let recursive = text.as_deref() == Some(recursive_text);
+        CallError { text, recursive }
+    })
+}
+
+/// The code ranges of `file:line` inside `func`: none if the build lacks the function,
+/// an error if it has it without that line.
+fn line_sites(
+    binary: &GoBinary,
+    func: &str,
+    file: &'static str,
+    line: u32,
+) -> anyhow::Result<Vec<Range<u64>>> {
+    let name = format!("{DAGGER}{func}");
+    let Some(f) = binary.functions().iter().find(|f| f.name == name) else {
+        return Ok(Vec::new());
+    };
+    let ranges = line_ranges(binary, f, file, line);
+    if ranges.is_empty() {
+        return Err(ProfileError::MissingLine {
+            path: binary.path().display().to_string(),
+            func: name,
+            file,
+            line,
+        }
+        .into());
     }
+    Ok(ranges)
+}
+
+/// Which call site a return address lies in.
+fn site_of<S: Copy>(sites: &[(Range<u64>, S)], return_address: Option<u64>) -> Option<S> {
+    let pc = return_address?.checked_sub(1)?;
+    sites.iter().find(|(r, _)| r.contains(&pc)).map(|(_, s)| *s)
 }
 
 /// Plausibility of what was read: an engine digest is `<algorithm>:<hex>`.

@@ -6,16 +6,15 @@ use std::ops::Range;
 use tracer_common::ProbeKind;
 
 use super::{
-    Decoder, DecoderSetup, Frames, LayoutError, Role, Slots, cap, count_of, digest_of, session_of,
-    slots, text, word,
+    Decoder, DecoderSetup, Frames, LayoutError, Role, call_error, cap, count_of, digest_of,
+    filesync::Filesync, line_sites, session_of, site_of, slot, text, word,
 };
 use crate::{
     model::{
-        cache_events::{CacheEvent, CallError, HitRoute, OwnerContext, SessionKey},
+        cache_events::{CacheEvent, HitRoute, OwnerContext, SessionKey},
         calls::{CallRecord, CallStatus, OpenFrame, Tracked},
     },
-    probes::{Event, plan::line_ranges},
-    profiles::DAGGER,
+    probes::Event,
 };
 
 /// How a `wait` tells a joiner from the caller that started the execution.
@@ -36,16 +35,12 @@ pub struct Design {
     pub line: &'static str,
     pub joined_by: JoinedBy,
     pub recursive_error: &'static str,
-    /// `(*changeCache).getOrInit`'s `wait` call sites: join, new.
-    pub change_sites: (u32, u32),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Site {
     Join,
     Fresh,
-    ChangeJoin,
-    ChangeNew,
 }
 
 /// What the index probes of one lookup showed.
@@ -104,40 +99,48 @@ enum Kind {
         session: Option<SessionKey>,
         first_caller: Option<bool>,
     },
-    Change {
-        site: Option<Site>,
-    },
     Other,
 }
 
-struct Slot<'a> {
-    call: Slots<'a>,
-    digest_index: Slots<'a>,
-    hit: Slots<'a>,
-    wait: Slots<'a>,
-    exec: Slots<'a>,
-    track: Slots<'a>,
-    up: Slots<'a>,
-    down: Slots<'a>,
-    collect: Slots<'a>,
-    persist: Slots<'a>,
-    release: Slots<'a>,
-    load_request: Slots<'a>,
-    load_digests: Slots<'a>,
-    arbitrary: Slots<'a>,
-    init: Slots<'a>,
-    remove: Slots<'a>,
-    change: Slots<'a>,
-    change_wait: Slots<'a>,
-    change_release: Slots<'a>,
-    verify: Slots<'a>,
+/// Capture indexes, resolved once from the profile.
+struct Slot {
+    arbitrary_session: Option<usize>,
+    call_digest: Option<usize>,
+    call_do_not_cache: Option<usize>,
+    call_ret_digest: Option<usize>,
+    call_ret_engine_outcome: Option<usize>,
+    call_ret_engine_route: Option<usize>,
+    call_ret_error: Option<usize>,
+    call_session: Option<usize>,
+    collect_result: Option<usize>,
+    digest_index_digest: Option<usize>,
+    down_count: Option<usize>,
+    down_result: Option<usize>,
+    exec_creator_goid: Option<usize>,
+    exec_ongoing: Option<usize>,
+    hit_result: Option<usize>,
+    init_session_id: Option<usize>,
+    load_digests_digest: Option<usize>,
+    load_digests_session: Option<usize>,
+    load_request_session: Option<usize>,
+    persist_result: Option<usize>,
+    release_session: Option<usize>,
+    remove_session_id: Option<usize>,
+    track_result: Option<usize>,
+    track_session: Option<usize>,
+    up_count: Option<usize>,
+    up_result: Option<usize>,
+    wait_joined: Option<usize>,
+    wait_return_address: Option<usize>,
+    wait_waiters: Option<usize>,
 }
 
 pub struct OwnershipDecoder {
     design: &'static Design,
     roles: Vec<Option<Role>>,
-    slot: Slot<'static>,
+    slot: Slot,
     sites: Vec<(Range<u64>, Site)>,
+    filesync: Filesync,
     frames: Frames<Kind>,
     light: bool,
     cache: Option<u64>,
@@ -147,24 +150,6 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
     let p = setup.profile;
     let binary = setup.binary;
     let mut sites = Vec::new();
-    let mut add = |func: &str, file: &'static str, line: u32, site: Site| -> anyhow::Result<()> {
-        let name = format!("{DAGGER}{func}");
-        let Some(f) = binary.functions().iter().find(|f| f.name == name) else {
-            return Ok(());
-        };
-        let ranges = line_ranges(binary, f, file, line);
-        if ranges.is_empty() {
-            return Err(super::ProfileError::MissingLine {
-                path: binary.path().display().to_string(),
-                func: name,
-                file,
-                line,
-            }
-            .into());
-        }
-        sites.extend(ranges.into_iter().map(|r| (r, site)));
-        Ok(())
-    };
     if let JoinedBy::CallSites {
         func,
         file,
@@ -172,40 +157,48 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         fresh_line,
     } = design.joined_by
     {
-        add(func, file, join_line, Site::Join)?;
-        add(func, file, fresh_line, Site::Fresh)?;
+        for (line, site) in [(join_line, Site::Join), (fresh_line, Site::Fresh)] {
+            let ranges = line_sites(binary, func, file, line)?;
+            sites.extend(ranges.into_iter().map(|r| (r, site)));
+        }
     }
-    let change = "engine/filesync.(*changeCache).getOrInit";
-    let change_file = "engine/filesync/change_cache.go";
-    add(change, change_file, design.change_sites.0, Site::ChangeJoin)?;
-    add(change, change_file, design.change_sites.1, Site::ChangeNew)?;
     let slot = Slot {
-        call: slots(p, Role::Call),
-        digest_index: slots(p, Role::DigestIndex),
-        hit: slots(p, Role::Hit),
-        wait: slots(p, Role::Wait),
-        exec: slots(p, Role::Exec),
-        track: slots(p, Role::TrackSession),
-        up: slots(p, Role::OwnershipUp),
-        down: slots(p, Role::OwnershipDown),
-        collect: slots(p, Role::Collect),
-        persist: slots(p, Role::Persist),
-        release: slots(p, Role::ReleaseSession),
-        load_request: slots(p, Role::LoadRequest),
-        load_digests: slots(p, Role::LoadDigests),
-        arbitrary: slots(p, Role::Arbitrary),
-        init: slots(p, Role::InitSession),
-        remove: slots(p, Role::RemoveSession),
-        change: slots(p, Role::ChangeGetOrInit),
-        change_wait: slots(p, Role::ChangeWait),
-        change_release: slots(p, Role::ChangeRelease),
-        verify: slots(p, Role::VerifyChange),
+        arbitrary_session: slot(p, Role::Arbitrary, "session", false),
+        call_digest: slot(p, Role::Call, "digest", false),
+        call_do_not_cache: slot(p, Role::Call, "do_not_cache", false),
+        call_ret_digest: slot(p, Role::Call, "digest", true),
+        call_ret_engine_outcome: slot(p, Role::Call, "engine_outcome", true),
+        call_ret_engine_route: slot(p, Role::Call, "engine_route", true),
+        call_ret_error: slot(p, Role::Call, "error", true),
+        call_session: slot(p, Role::Call, "session", false),
+        collect_result: slot(p, Role::Collect, "result", false),
+        digest_index_digest: slot(p, Role::DigestIndex, "digest", false),
+        down_count: slot(p, Role::OwnershipDown, "count", false),
+        down_result: slot(p, Role::OwnershipDown, "result", false),
+        exec_creator_goid: slot(p, Role::Exec, "creator_goid", false),
+        exec_ongoing: slot(p, Role::Exec, "ongoing", false),
+        hit_result: slot(p, Role::Hit, "result", false),
+        init_session_id: slot(p, Role::InitSession, "session_id", false),
+        load_digests_digest: slot(p, Role::LoadDigests, "digest", false),
+        load_digests_session: slot(p, Role::LoadDigests, "session", false),
+        load_request_session: slot(p, Role::LoadRequest, "session", false),
+        persist_result: slot(p, Role::Persist, "result", false),
+        release_session: slot(p, Role::ReleaseSession, "session", false),
+        remove_session_id: slot(p, Role::RemoveSession, "session_id", false),
+        track_result: slot(p, Role::TrackSession, "result", false),
+        track_session: slot(p, Role::TrackSession, "session", false),
+        up_count: slot(p, Role::OwnershipUp, "count", false),
+        up_result: slot(p, Role::OwnershipUp, "result", false),
+        wait_joined: slot(p, Role::Wait, "joined", false),
+        wait_return_address: slot(p, Role::Wait, "return_address", false),
+        wait_waiters: slot(p, Role::Wait, "waiters", false),
     };
     Ok(Box::new(OwnershipDecoder {
         design,
         roles: setup.roles.clone(),
         slot,
         sites,
+        filesync: Filesync::new(binary, p)?,
         frames: Frames::default(),
         light: setup.light,
         cache: None,
@@ -222,11 +215,7 @@ impl OwnershipDecoder {
     }
 
     fn site(&self, return_address: Option<u64>) -> Option<Site> {
-        let pc = return_address?.checked_sub(1)?;
-        self.sites
-            .iter()
-            .find(|(r, _)| r.contains(&pc))
-            .map(|(_, k)| *k)
+        site_of(&self.sites, return_address)
     }
 
     fn call(&self, frame: Option<u64>) -> Option<u64> {
@@ -262,15 +251,18 @@ impl OwnershipDecoder {
         let Some(role) = self.role(f.probe_id) else {
             return Ok(());
         };
+        if self.filesync.entered(role, f) {
+            return Ok(());
+        }
         let line = self.design.line;
         let caps = &f.captures;
         let kind = match role {
             Role::Call => {
                 self.cache.get_or_insert(f.args[0]);
-                let session = self.session(caps, self.slot.call.entry("session"))?;
+                let session = self.session(caps, self.slot.call_session)?;
                 // CallRequest.DoNotCache is the byte at req+32.
                 let uncached =
-                    word(caps, self.slot.call.entry("do_not_cache")).is_some_and(|w| w & 0xff != 0);
+                    word(caps, self.slot.call_do_not_cache).is_some_and(|w| w & 0xff != 0);
                 out.push(CacheEvent::CallBegan {
                     call: f.frame,
                     enclosing: self.call(f.parent),
@@ -281,7 +273,7 @@ impl OwnershipDecoder {
                     digest: digest_of(
                         line,
                         "the request's recipe digest",
-                        cap(caps, self.slot.call.entry("digest")),
+                        cap(caps, self.slot.call_digest),
                     )?,
                     uncached,
                 });
@@ -293,17 +285,17 @@ impl OwnershipDecoder {
                 }
             }
             Role::LoadRequest | Role::LoadDigests => {
-                let (slots, via) = if role == Role::LoadRequest {
-                    (&self.slot.load_request, "request")
+                let (session_slot, digest_slot, via) = if role == Role::LoadRequest {
+                    (self.slot.load_request_session, None, "request")
                 } else {
-                    (&self.slot.load_digests, "digests")
+                    (
+                        self.slot.load_digests_session,
+                        self.slot.load_digests_digest,
+                        "digests",
+                    )
                 };
-                let session = self.session(caps, slots.entry("session"))?;
-                let digest = digest_of(
-                    line,
-                    "a loaded recipe digest",
-                    cap(caps, slots.entry("digest")),
-                )?;
+                let session = self.session(caps, session_slot)?;
+                let digest = digest_of(line, "a loaded recipe digest", cap(caps, digest_slot))?;
                 Kind::Load {
                     via,
                     session,
@@ -315,20 +307,18 @@ impl OwnershipDecoder {
             Role::Wait => {
                 let joined = match self.design.joined_by {
                     JoinedBy::CallSites { .. } => {
-                        match self.site(word(caps, self.slot.wait.entry("return_address"))) {
+                        match self.site(word(caps, self.slot.wait_return_address)) {
                             Some(Site::Join) => Some(true),
                             Some(Site::Fresh) => Some(false),
                             _ => None,
                         }
                     }
-                    JoinedBy::Argument => {
-                        word(caps, self.slot.wait.entry("joined")).map(|w| w & 0xff != 0)
-                    }
+                    JoinedBy::Argument => word(caps, self.slot.wait_joined).map(|w| w & 0xff != 0),
                 };
                 let waiters = count_of(
                     line,
                     "an ongoing call's waiter count",
-                    word(caps, self.slot.wait.entry("waiters")),
+                    word(caps, self.slot.wait_waiters),
                 )?;
                 if let Some(call) = self.call(f.parent) {
                     if let Some(Kind::Call { waited, .. }) = self.frames.get_mut(call) {
@@ -345,8 +335,8 @@ impl OwnershipDecoder {
                 Kind::Engine
             }
             Role::TrackSession => {
-                let session = self.session(caps, self.slot.track.entry("session"))?;
-                let result = word(caps, self.slot.track.entry("result"));
+                let session = self.session(caps, self.slot.track_session)?;
+                let result = word(caps, self.slot.track_result);
                 if let Some(call) = self.call(f.parent)
                     && let Some(Kind::Call { result: r, .. }) = self.frames.get_mut(call)
                 {
@@ -356,25 +346,22 @@ impl OwnershipDecoder {
             }
             Role::Publish => Kind::Engine,
             Role::Persist => {
-                if let Some(result) = word(caps, self.slot.persist.entry("result")) {
+                if let Some(result) = word(caps, self.slot.persist_result) {
                     out.push(CacheEvent::Persisted { result });
                 }
                 Kind::Engine
             }
-            Role::ReleaseSession => {
-                match self.session(caps, self.slot.release.entry("session"))? {
-                    Some(key) => {
-                        out.push(CacheEvent::SessionReleaseBegan { key: key.clone() });
-                        Kind::Release { session: key }
-                    }
-                    None => Kind::Other,
+            Role::ReleaseSession => match self.session(caps, self.slot.release_session)? {
+                Some(key) => {
+                    out.push(CacheEvent::SessionReleaseBegan { key: key.clone() });
+                    Kind::Release { session: key }
                 }
-            }
+                None => Kind::Other,
+            },
             Role::Arbitrary => Kind::Arbitrary {
-                session: self.session(caps, self.slot.arbitrary.entry("session"))?,
+                session: self.session(caps, self.slot.arbitrary_session)?,
                 first_caller: None,
             },
-            Role::ChangeGetOrInit => Kind::Change { site: None },
             _ => Kind::Other,
         };
         self.frames.insert(f.frame, kind, f.parent);
@@ -382,9 +369,7 @@ impl OwnershipDecoder {
     }
 
     fn ownership_context(&self, within: Option<u64>, delta: i64) -> OwnerContext {
-        let f = self
-            .frames
-            .find(within, |k| !matches!(k, Kind::Other | Kind::Change { .. }));
+        let f = self.frames.find(within, |k| !matches!(k, Kind::Other));
         match f.and_then(|f| self.frames.get(f)) {
             Some(Kind::Track { session: Some(s) })
             | Some(Kind::Call {
@@ -418,6 +403,9 @@ impl OwnershipDecoder {
         let Some(role) = self.role(ev.probe_id) else {
             return Ok(());
         };
+        if self.filesync.point(role, event, within, out) {
+            return Ok(());
+        }
         let caps = &event.captures;
         let line = self.design.line;
         match role {
@@ -425,7 +413,7 @@ impl OwnershipDecoder {
                 let d = digest_of(
                     line,
                     "a digest looked up",
-                    cap(caps, self.slot.digest_index.entry("digest")),
+                    cap(caps, self.slot.digest_index_digest),
                 )?;
                 let call = self.call(within);
                 let mut first = None;
@@ -449,7 +437,7 @@ impl OwnershipDecoder {
                 }
             }
             Role::Hit => {
-                let result = word(caps, self.slot.hit.entry("result"));
+                let result = word(caps, self.slot.hit_result);
                 let owner = self.lookup_owner(within);
                 if let Some(l) = self.lookup_mut(within) {
                     l.hit = true;
@@ -468,26 +456,25 @@ impl OwnershipDecoder {
                 }
             }
             Role::Exec => {
-                if let Some(oc) = word(caps, self.slot.exec.entry("ongoing")) {
+                if let Some(oc) = word(caps, self.slot.exec_ongoing) {
                     out.push(CacheEvent::ExecStarted {
                         tgid: ev.tgid,
                         goid: ev.goid,
                         ongoing: oc,
-                        creator: word(caps, self.slot.exec.entry("creator_goid")),
+                        creator: word(caps, self.slot.exec_creator_goid),
                     });
                 }
             }
             Role::OwnershipUp | Role::OwnershipDown => {
-                let (slots, delta) = if role == Role::OwnershipUp {
-                    (&self.slot.up, 1)
+                let (result_slot, count_slot, delta) = if role == Role::OwnershipUp {
+                    (self.slot.up_result, self.slot.up_count, 1)
                 } else {
-                    (&self.slot.down, -1)
+                    (self.slot.down_result, self.slot.down_count, -1)
                 };
-                let Some(result) = word(caps, slots.entry("result")) else {
+                let Some(result) = word(caps, result_slot) else {
                     return Ok(());
                 };
-                let before =
-                    count_of(line, "an ownership count", word(caps, slots.entry("count")))?;
+                let before = count_of(line, "an ownership count", word(caps, count_slot))?;
                 out.push(CacheEvent::Ownership {
                     result,
                     delta,
@@ -496,7 +483,7 @@ impl OwnershipDecoder {
                 });
             }
             Role::Collect => {
-                if let Some(result) = word(caps, self.slot.collect.entry("result")) {
+                if let Some(result) = word(caps, self.slot.collect_result) {
                     let during_release_of = self
                         .frames
                         .find(within, |k| matches!(k, Kind::Release { .. }))
@@ -522,7 +509,7 @@ impl OwnershipDecoder {
                 }
             }
             Role::InitSession => {
-                if let Some(id) = session_of(line, cap(caps, self.slot.init.entry("session_id")))? {
+                if let Some(id) = session_of(line, cap(caps, self.slot.init_session_id))? {
                     out.push(CacheEvent::SessionOpened {
                         key: SessionKey::Id(id.clone()),
                         id,
@@ -532,27 +519,12 @@ impl OwnershipDecoder {
                 }
             }
             Role::RemoveSession => {
-                if let Some(id) = session_of(line, cap(caps, self.slot.remove.entry("session_id")))?
-                {
+                if let Some(id) = session_of(line, cap(caps, self.slot.remove_session_id))? {
                     out.push(CacheEvent::SessionRemoved {
                         key: SessionKey::Id(id.clone()),
                         id: Some(id),
                     });
                 }
-            }
-            Role::ChangeWait => {
-                let site = self.site(word(caps, self.slot.change_wait.entry("return_address")));
-                if let Some(Kind::Change { site: s }) = within.and_then(|w| self.frames.get_mut(w))
-                {
-                    *s = site;
-                }
-            }
-            Role::ChangeRelease => {
-                let refcount = word(caps, self.slot.change_release.entry("refcount"));
-                out.push(CacheEvent::ChangeRelease {
-                    path: text(cap(caps, self.slot.change_release.entry("path"))),
-                    refcount_after: refcount.map(|r| r as i64 - 1),
-                });
             }
             _ => {}
         }
@@ -560,10 +532,13 @@ impl OwnershipDecoder {
     }
 
     fn completed(&mut self, rec: CallRecord, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError> {
-        let Some(kind) = self.frames.remove(rec.frame) else {
+        let Some(role) = self.role(rec.probe_id) else {
             return Ok(());
         };
-        let Some(role) = self.role(rec.probe_id) else {
+        if self.filesync.completed(role, &rec, out) {
+            return Ok(());
+        }
+        let Some(kind) = self.frames.remove(rec.frame) else {
             return Ok(());
         };
         let ret = rec.ret.unwrap_or_default();
@@ -595,7 +570,7 @@ impl OwnershipDecoder {
                 let digest = digest_of(
                     line,
                     "the request's recipe digest (ResultCall.recipeDigest)",
-                    cap(caps, self.slot.call.ret("digest")),
+                    cap(caps, self.slot.call_ret_digest),
                 )?;
                 // The request's memoized recipe digest is the one its lookup used: if
                 // not, the offsets read are not this build's.
@@ -618,8 +593,8 @@ impl OwnershipDecoder {
                         digest,
                     });
                 }
-                let outcome = text(cap(caps, self.slot.call.ret("engine_outcome")));
-                let route = text(cap(caps, self.slot.call.ret("engine_route")));
+                let outcome = text(cap(caps, self.slot.call_ret_engine_outcome));
+                let route = text(cap(caps, self.slot.call_ret_engine_route));
                 if outcome.is_some() || route.is_some() {
                     out.push(CacheEvent::EngineDecision {
                         call: rec.frame,
@@ -638,7 +613,7 @@ impl OwnershipDecoder {
                     call: rec.frame,
                     end_ns: rec.end_ns,
                     status,
-                    error: self.error(&rec, self.slot.call.ret("error")),
+                    error: call_error(&rec, self.slot.call_ret_error, self.design.recursive_error),
                     returned_id_differs: None,
                     result,
                     ref_taken: false,
@@ -693,44 +668,9 @@ impl OwnershipDecoder {
                     duration_ns: rec.duration_ns(),
                 });
             }
-            (Role::ChangeGetOrInit, Kind::Change { site }) => {
-                let outcome = if !returned {
-                    "unfinished"
-                } else if ret[1] != 0 {
-                    "error"
-                } else {
-                    match site {
-                        Some(Site::ChangeJoin) => "join",
-                        Some(Site::ChangeNew) => "new",
-                        _ => "hit",
-                    }
-                };
-                out.push(CacheEvent::Change {
-                    path: text(cap(&rec.entry_captures, self.slot.change.entry("path"))),
-                    outcome,
-                    goid,
-                    duration_ns: rec.duration_ns(),
-                });
-            }
-            (Role::VerifyChange, _) if returned && ret[0] != 0 => {
-                out.push(CacheEvent::Conflict {
-                    path: text(cap(&rec.entry_captures, self.slot.verify.entry("path"))),
-                    error: text(cap(&rec.ret_captures, self.slot.verify.ret("error"))),
-                });
-            }
             _ => {}
         }
         Ok(())
-    }
-
-    /// The error a call returned (error interface in RCX,RDI), if any.
-    fn error(&self, rec: &CallRecord, slot: Option<usize>) -> Option<CallError> {
-        let ret = rec.ret?;
-        (ret[2] != 0).then(|| {
-            let text = text(cap(&rec.ret_captures, slot));
-            let recursive = text.as_deref() == Some(self.design.recursive_error);
-            CallError { text, recursive }
-        })
     }
 }
 

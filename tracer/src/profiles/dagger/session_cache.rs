@@ -6,16 +6,16 @@ use std::ops::Range;
 use tracer_common::ProbeKind;
 
 use super::{
-    Decoder, DecoderSetup, Frames, LayoutError, Role, Slots, cap, count_of, digest_of, slots, text,
-    word,
+    Decoder, DecoderSetup, Frames, LayoutError, Role, call_error, cap, count_of, digest_of,
+    filesync::Filesync, line_sites, site_of, slot, text, word,
 };
 use crate::{
     model::{
         cache_events::{CacheEvent, CallError, SessionKey},
         calls::{CallRecord, CallStatus, OpenFrame, Tracked},
     },
-    probes::{Event, plan::line_ranges},
-    profiles::DAGGER,
+    probes::Event,
+    profiles::{At, ProbeDef, at_entry, string, word as word_cap},
 };
 
 /// How a `wait` tells a joiner from the caller that started the execution.
@@ -44,16 +44,63 @@ pub struct Design {
     pub wait: WaitKind,
     pub content: ContentKind,
     pub recursive_error: &'static str,
-    /// `(*changeCache).getOrInit`'s `wait` call sites: join, new.
-    pub change_sites: (u32, u32),
+}
+
+/// The probes of the session layer and server that L1 and L2 share (same functions,
+/// registers and offsets in both: engine-l1.md §1.2, engine-internals.md §1.2).
+pub(super) fn session_layer_probes() -> Vec<ProbeDef> {
+    const RCX: u8 = 2;
+    const RDI: u8 = 3;
+    vec![
+        // c RAX.
+        ProbeDef::new(
+            Role::ReleaseAndClose,
+            "dagql.(*SessionCache).ReleaseAndClose",
+            At::Call,
+        ),
+        ProbeDef::new(
+            Role::DbRead,
+            "dagql/db.(*Queries).SelectCall",
+            At::EntryPoint,
+        ),
+        // SetExpirationParams on the stack: CallKey [RSP+8], StorageKey [RSP+24]: the
+        // storage key the TTL path computed.
+        ProbeDef::new(
+            Role::DbWrite,
+            "dagql/db.(*Queries).SetExpiration",
+            At::EntryPoint,
+        )
+        .entry(&[string("storage_key", tracer_common::REG_RSP, &[], 24)]),
+        // sess RCX: sessionID +0, dagqlCache *SessionCache +280 (set inside the function,
+        // so read at its RETs from the entry's RCX). Calls made during initialisation
+        // bind the new SessionCache to the id before the RET reports the pointer.
+        ProbeDef::new(
+            Role::InitSession,
+            "engine/server.(*Server).initializeDaggerSession",
+            At::Call,
+        )
+        .entry(&[string("session_id", RCX, &[], 0)])
+        .ret(&[
+            at_entry(string("session_id", RCX, &[], 0)),
+            at_entry(word_cap("session_cache", RCX, &[280])),
+        ]),
+        // sess RDI.
+        ProbeDef::new(
+            Role::RemoveSession,
+            "engine/server.(*Server).removeDaggerSession",
+            At::EntryPoint,
+        )
+        .entry(&[
+            string("session_id", RDI, &[], 0),
+            word_cap("session_cache", RDI, &[280]),
+        ]),
+    ]
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Site {
     Join,
     Fresh,
-    ChangeJoin,
-    ChangeNew,
 }
 
 #[derive(Clone)]
@@ -78,13 +125,11 @@ enum Kind {
     InitSession {
         id: Option<String>,
     },
-    Change {
-        site: Option<Site>,
-    },
     Other,
 }
 
-struct Slot<'a> {
+/// Capture indexes, resolved once from the profile.
+struct Slot {
     session_digest: Option<usize>,
     session_error: Option<usize>,
     base_digest: Option<usize>,
@@ -94,21 +139,22 @@ struct Slot<'a> {
     wait_ra: Option<usize>,
     exec_oc: Option<usize>,
     exec_creator: Option<usize>,
-    release: Slots<'a>,
-    init: Slots<'a>,
-    remove: Slots<'a>,
+    release_digest: Option<usize>,
+    release_refcount: Option<usize>,
+    init_session_id: Option<usize>,
+    init_ret_session_id: Option<usize>,
+    init_ret_session_cache: Option<usize>,
+    remove_session_id: Option<usize>,
+    remove_session_cache: Option<usize>,
     storage_key: Option<usize>,
-    change: Slots<'a>,
-    change_wait_ra: Option<usize>,
-    change_release: Slots<'a>,
-    verify: Slots<'a>,
 }
 
 pub struct SessionCacheDecoder {
     design: &'static Design,
     roles: Vec<Option<Role>>,
-    slot: Slot<'static>,
+    slot: Slot,
     sites: Vec<(Range<u64>, Site)>,
+    filesync: Filesync,
     frames: Frames<Kind>,
     cache: Option<u64>,
 }
@@ -117,24 +163,6 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
     let p = setup.profile;
     let binary = setup.binary;
     let mut sites = Vec::new();
-    let mut add = |func: &str, file: &'static str, line: u32, site: Site| -> anyhow::Result<()> {
-        let name = format!("{DAGGER}{func}");
-        let Some(f) = binary.functions().iter().find(|f| f.name == name) else {
-            return Ok(());
-        };
-        let ranges = line_ranges(binary, f, file, line);
-        if ranges.is_empty() {
-            return Err(super::ProfileError::MissingLine {
-                path: binary.path().display().to_string(),
-                func: name,
-                file,
-                line,
-            }
-            .into());
-        }
-        sites.extend(ranges.into_iter().map(|r| (r, site)));
-        Ok(())
-    };
     if let WaitKind::CallSites {
         func,
         file,
@@ -142,39 +170,36 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         fresh_line,
     } = design.wait
     {
-        add(func, file, join_line, Site::Join)?;
-        add(func, file, fresh_line, Site::Fresh)?;
+        for (line, site) in [(join_line, Site::Join), (fresh_line, Site::Fresh)] {
+            let ranges = line_sites(binary, func, file, line)?;
+            sites.extend(ranges.into_iter().map(|r| (r, site)));
+        }
     }
-    let change = "engine/filesync.(*changeCache).getOrInit";
-    let change_file = "engine/filesync/change_cache.go";
-    add(change, change_file, design.change_sites.0, Site::ChangeJoin)?;
-    add(change, change_file, design.change_sites.1, Site::ChangeNew)?;
-    let session = slots(p, Role::SessionCall);
-    let base = slots(p, Role::BaseCall);
     let slot = Slot {
-        session_digest: session.entry("digest"),
-        session_error: session.ret("error"),
-        base_digest: base.entry("digest"),
-        base_returned: base.ret("returned_digest"),
-        base_hit_flags: base.ret("hit_flags"),
-        base_error: base.ret("error"),
-        wait_ra: slots(p, Role::Wait).entry("return_address"),
-        exec_oc: slots(p, Role::Exec).entry("ongoing"),
-        exec_creator: slots(p, Role::Exec).entry("creator_goid"),
-        release: slots(p, Role::Release),
-        init: slots(p, Role::InitSession),
-        remove: slots(p, Role::RemoveSession),
-        storage_key: slots(p, Role::DbWrite).entry("storage_key"),
-        change: slots(p, Role::ChangeGetOrInit),
-        change_wait_ra: slots(p, Role::ChangeWait).entry("return_address"),
-        change_release: slots(p, Role::ChangeRelease),
-        verify: slots(p, Role::VerifyChange),
+        session_digest: slot(p, Role::SessionCall, "digest", false),
+        session_error: slot(p, Role::SessionCall, "error", true),
+        base_digest: slot(p, Role::BaseCall, "digest", false),
+        base_returned: slot(p, Role::BaseCall, "returned_digest", true),
+        base_hit_flags: slot(p, Role::BaseCall, "hit_flags", true),
+        base_error: slot(p, Role::BaseCall, "error", true),
+        wait_ra: slot(p, Role::Wait, "return_address", false),
+        exec_oc: slot(p, Role::Exec, "ongoing", false),
+        exec_creator: slot(p, Role::Exec, "creator_goid", false),
+        release_digest: slot(p, Role::Release, "digest", false),
+        release_refcount: slot(p, Role::Release, "refcount", false),
+        init_session_id: slot(p, Role::InitSession, "session_id", false),
+        init_ret_session_id: slot(p, Role::InitSession, "session_id", true),
+        init_ret_session_cache: slot(p, Role::InitSession, "session_cache", true),
+        remove_session_id: slot(p, Role::RemoveSession, "session_id", false),
+        remove_session_cache: slot(p, Role::RemoveSession, "session_cache", false),
+        storage_key: slot(p, Role::DbWrite, "storage_key", false),
     };
     Ok(Box::new(SessionCacheDecoder {
         design,
         roles: setup.roles.clone(),
         slot,
         sites,
+        filesync: Filesync::new(binary, p)?,
         frames: Frames::default(),
         cache: None,
     }))
@@ -186,11 +211,7 @@ impl SessionCacheDecoder {
     }
 
     fn site(&self, return_address: Option<u64>) -> Option<Site> {
-        let pc = return_address?.checked_sub(1)?;
-        self.sites
-            .iter()
-            .find(|(r, _)| r.contains(&pc))
-            .map(|(_, k)| *k)
+        site_of(&self.sites, return_address)
     }
 
     fn top(&self, frame: Option<u64>) -> Option<u64> {
@@ -201,6 +222,9 @@ impl SessionCacheDecoder {
         let Some(role) = self.role(f.probe_id) else {
             return Ok(());
         };
+        if self.filesync.entered(role, f) {
+            return Ok(());
+        }
         let line = self.design.line;
         let kind = match role {
             Role::SessionCall => {
@@ -275,9 +299,8 @@ impl SessionCacheDecoder {
             },
             Role::ReleaseAndClose => Kind::ReleaseAndClose { sc: f.args[0] },
             Role::InitSession => Kind::InitSession {
-                id: text(cap(&f.captures, self.slot.init.entry("session_id"))),
+                id: text(cap(&f.captures, self.slot.init_session_id)),
             },
-            Role::ChangeGetOrInit => Kind::Change { site: None },
             _ => Kind::Other,
         };
         self.frames.insert(f.frame, kind, f.parent);
@@ -312,6 +335,9 @@ impl SessionCacheDecoder {
         let Some(role) = self.role(ev.probe_id) else {
             return Ok(());
         };
+        if self.filesync.point(role, event, within, out) {
+            return Ok(());
+        }
         let caps = &event.captures;
         let line = self.design.line;
         match role {
@@ -379,36 +405,22 @@ impl SessionCacheDecoder {
                 let refcount = count_of(
                     line,
                     "a result refcount",
-                    word(caps, self.slot.release.entry("refcount")),
+                    word(caps, self.slot.release_refcount),
                 )?;
                 out.push(CacheEvent::RefReleased {
                     session,
-                    digest: text(cap(caps, self.slot.release.entry("digest"))),
+                    digest: text(cap(caps, self.slot.release_digest)),
                     refcount_after: refcount.map(|r| r - 1),
                     goid: ev.goid,
                 });
             }
             Role::RemoveSession => {
-                if let Some(sc) = word(caps, self.slot.remove.entry("session_cache")) {
+                if let Some(sc) = word(caps, self.slot.remove_session_cache) {
                     out.push(CacheEvent::SessionRemoved {
                         key: SessionKey::Handle(sc),
-                        id: text(cap(caps, self.slot.remove.entry("session_id"))),
+                        id: text(cap(caps, self.slot.remove_session_id)),
                     });
                 }
-            }
-            Role::ChangeWait => {
-                let site = self.site(word(caps, self.slot.change_wait_ra));
-                if let Some(Kind::Change { site: s }) = within.and_then(|w| self.frames.get_mut(w))
-                {
-                    *s = site;
-                }
-            }
-            Role::ChangeRelease => {
-                let refcount = word(caps, self.slot.change_release.entry("refcount"));
-                out.push(CacheEvent::ChangeRelease {
-                    path: text(cap(caps, self.slot.change_release.entry("path"))),
-                    refcount_after: refcount.map(|r| r as i64 - 1),
-                });
             }
             _ => {}
         }
@@ -416,10 +428,13 @@ impl SessionCacheDecoder {
     }
 
     fn completed(&mut self, rec: CallRecord, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError> {
-        let Some(kind) = self.frames.remove(rec.frame) else {
+        let Some(role) = self.role(rec.probe_id) else {
             return Ok(());
         };
-        let Some(role) = self.role(rec.probe_id) else {
+        if self.filesync.completed(role, &rec, out) {
+            return Ok(());
+        }
+        let Some(kind) = self.frames.remove(rec.frame) else {
             return Ok(());
         };
         let ret = rec.ret.unwrap_or_default();
@@ -493,8 +508,8 @@ impl SessionCacheDecoder {
             }
             (Role::InitSession, _) if returned => {
                 let caps = &rec.ret_captures;
-                let sc = word(caps, self.slot.init.ret("session_cache"));
-                let id = text(cap(caps, self.slot.init.ret("session_id")));
+                let sc = word(caps, self.slot.init_ret_session_cache);
+                let id = text(cap(caps, self.slot.init_ret_session_id));
                 if let (Some(sc), Some(id)) = (sc, id) {
                     out.push(CacheEvent::SessionOpened {
                         key: SessionKey::Handle(sc),
@@ -504,44 +519,13 @@ impl SessionCacheDecoder {
                     });
                 }
             }
-            (Role::ChangeGetOrInit, Kind::Change { site }) => {
-                let outcome = if !returned {
-                    "unfinished"
-                } else if ret[1] != 0 {
-                    "error"
-                } else {
-                    match site {
-                        Some(Site::ChangeJoin) => "join",
-                        Some(Site::ChangeNew) => "new",
-                        _ => "hit",
-                    }
-                };
-                out.push(CacheEvent::Change {
-                    path: text(cap(&rec.entry_captures, self.slot.change.entry("path"))),
-                    outcome,
-                    goid: rec.goid.unwrap_or_default(),
-                    duration_ns: rec.duration_ns(),
-                });
-            }
-            (Role::VerifyChange, _) if returned && ret[0] != 0 => {
-                out.push(CacheEvent::Conflict {
-                    path: text(cap(&rec.entry_captures, self.slot.verify.entry("path"))),
-                    error: text(cap(&rec.ret_captures, self.slot.verify.ret("error"))),
-                });
-            }
             _ => {}
         }
         Ok(())
     }
 
-    /// The error a call returned (error interface in RCX,RDI), if any.
     fn error(&self, rec: &CallRecord, slot: Option<usize>) -> Option<CallError> {
-        let ret = rec.ret?;
-        (ret[2] != 0).then(|| {
-            let text = text(cap(&rec.ret_captures, slot));
-            let recursive = text.as_deref() == Some(self.design.recursive_error);
-            CallError { text, recursive }
-        })
+        call_error(rec, slot, self.design.recursive_error)
     }
 
     /// Whether the base call returned a result whose ID is not the request's.
