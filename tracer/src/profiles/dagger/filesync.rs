@@ -5,7 +5,7 @@ use std::{collections::HashMap, ops::Range};
 
 use tracer_common::REG_RSP;
 
-use super::{LockName, Role, cap, error_text, line_sites, slot, text, word};
+use super::{LockName, Role, call_sites, cap, error_text, site_of, slot, text, word};
 use crate::{
     model::{
         cache_events::CacheEvent,
@@ -86,11 +86,12 @@ pub(super) struct Filesync {
 
 impl Filesync {
     pub(super) fn new(binary: &crate::gobin::GoBinary, p: &Profile) -> anyhow::Result<Filesync> {
-        let mut sites = Vec::new();
-        for (line, site) in [(JOIN_LINE, Site::Join), (NEW_LINE, Site::New)] {
-            let ranges = line_sites(binary, GET_OR_INIT, "engine/filesync/change_cache.go", line)?;
-            sites.extend(ranges.into_iter().map(|r| (r, site)));
-        }
+        let sites = call_sites(
+            binary,
+            GET_OR_INIT,
+            "engine/filesync/change_cache.go",
+            [(JOIN_LINE, Site::Join), (NEW_LINE, Site::New)],
+        )?;
         Ok(Filesync {
             sites,
             open: HashMap::new(),
@@ -122,10 +123,7 @@ impl Filesync {
         let caps = &event.captures;
         match role {
             Role::ChangeWait => {
-                let site = word(caps, self.wait_return)
-                    .and_then(|ra| ra.checked_sub(1))
-                    .and_then(|pc| self.sites.iter().find(|(r, _)| r.contains(&pc)))
-                    .map(|(_, s)| *s);
+                let site = site_of(&self.sites, word(caps, self.wait_return));
                 if let Some(s) = within.and_then(|w| self.open.get_mut(&w)) {
                     *s = site;
                 }

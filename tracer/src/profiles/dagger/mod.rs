@@ -430,6 +430,21 @@ fn line_sites(
     Ok(ranges)
 }
 
+/// The code ranges of each `(line, site)` of `file` inside `func`, labelled.
+fn call_sites<S: Copy>(
+    binary: &GoBinary,
+    func: &str,
+    file: &'static str,
+    lines: [(u32, S); 2],
+) -> anyhow::Result<Vec<(Range<u64>, S)>> {
+    let mut sites = Vec::new();
+    for (line, site) in lines {
+        let ranges = line_sites(binary, func, file, line)?;
+        sites.extend(ranges.into_iter().map(|r| (r, site)));
+    }
+    Ok(sites)
+}
+
 /// Which call site a return address lies in.
 fn site_of<S: Copy>(sites: &[(Range<u64>, S)], return_address: Option<u64>) -> Option<S> {
     let pc = return_address?.checked_sub(1)?;

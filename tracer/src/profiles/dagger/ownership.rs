@@ -6,8 +6,8 @@ use std::ops::Range;
 use tracer_common::ProbeKind;
 
 use super::{
-    Decoder, DecoderSetup, Frames, LayoutError, Role, call_error, cap, count_of, digest_of,
-    filesync::Filesync, line_sites, session_of, site_of, slot, text, word,
+    Decoder, DecoderSetup, Frames, LayoutError, Role, call_error, call_sites, cap, count_of,
+    digest_of, filesync::Filesync, session_of, site_of, slot, text, word,
 };
 use crate::{
     model::{
@@ -149,19 +149,20 @@ pub struct OwnershipDecoder {
 pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Box<dyn Decoder>> {
     let p = setup.profile;
     let binary = setup.binary;
-    let mut sites = Vec::new();
-    if let JoinedBy::CallSites {
-        func,
-        file,
-        join_line,
-        fresh_line,
-    } = design.joined_by
-    {
-        for (line, site) in [(join_line, Site::Join), (fresh_line, Site::Fresh)] {
-            let ranges = line_sites(binary, func, file, line)?;
-            sites.extend(ranges.into_iter().map(|r| (r, site)));
-        }
-    }
+    let sites = match design.joined_by {
+        JoinedBy::CallSites {
+            func,
+            file,
+            join_line,
+            fresh_line,
+        } => call_sites(
+            binary,
+            func,
+            file,
+            [(join_line, Site::Join), (fresh_line, Site::Fresh)],
+        )?,
+        _ => Vec::new(),
+    };
     let slot = Slot {
         arbitrary_session: slot(p, Role::Arbitrary, "session", false),
         call_digest: slot(p, Role::Call, "digest", false),

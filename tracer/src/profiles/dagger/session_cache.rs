@@ -6,8 +6,8 @@ use std::ops::Range;
 use tracer_common::ProbeKind;
 
 use super::{
-    Decoder, DecoderSetup, Frames, LayoutError, Role, call_error, cap, count_of, digest_of,
-    filesync::Filesync, line_sites, site_of, slot, text, word,
+    Decoder, DecoderSetup, Frames, LayoutError, Role, call_error, call_sites, cap, count_of,
+    digest_of, filesync::Filesync, site_of, slot, text, word,
 };
 use crate::{
     model::{
@@ -162,19 +162,20 @@ pub struct SessionCacheDecoder {
 pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Box<dyn Decoder>> {
     let p = setup.profile;
     let binary = setup.binary;
-    let mut sites = Vec::new();
-    if let WaitKind::CallSites {
-        func,
-        file,
-        join_line,
-        fresh_line,
-    } = design.wait
-    {
-        for (line, site) in [(join_line, Site::Join), (fresh_line, Site::Fresh)] {
-            let ranges = line_sites(binary, func, file, line)?;
-            sites.extend(ranges.into_iter().map(|r| (r, site)));
-        }
-    }
+    let sites = match design.wait {
+        WaitKind::CallSites {
+            func,
+            file,
+            join_line,
+            fresh_line,
+        } => call_sites(
+            binary,
+            func,
+            file,
+            [(join_line, Site::Join), (fresh_line, Site::Fresh)],
+        )?,
+        _ => Vec::new(),
+    };
     let slot = Slot {
         session_digest: slot(p, Role::SessionCall, "digest", false),
         session_error: slot(p, Role::SessionCall, "error", true),
