@@ -162,6 +162,9 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
             At::Frame,
         )
         .optional(),
+        // attachResult (core attaching a result to a session): its own hit-value load is
+        // not a lookup of the call around it.
+        ProbeDef::new(Role::Publish, "dagql.(*Cache).attachResult", At::Frame).optional(),
         // ReleaseSession(c, ctx, sessionID RDI/RSI) error.
         ProbeDef::new(
             Role::ReleaseSession,
