@@ -161,6 +161,11 @@ fn assert_clean_run(t: &Traced, what: &str, line: &str, light: bool) {
     );
     let s = summary(&t.records);
     assert_eq!(s["lost_events"], 0, "{what}");
+    // Traced from the first instruction: every RET has its entry registers, every
+    // probe its spec, every save succeeded.
+    for failure in ["entry_save_failed", "entry_missing", "spec_missing"] {
+        assert_eq!(s["kernel_failures"][failure], 0, "{what}: {failure}");
+    }
     let unseen = if light {
         // Calls that failed before any lookup or wait: their path shows nothing.
         of_kind(&t.truth, "call")

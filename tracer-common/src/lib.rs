@@ -295,15 +295,30 @@ pub struct GoCallEvent {
 const _: () = assert!(core::mem::size_of::<GoCallEvent>() == 112);
 const _: () = assert!(core::mem::align_of::<GoCallEvent>() == 8);
 
-/// Index of the single slot of the per-CPU `LOST_EVENTS` counter.
-pub const LOST_EVENTS_SLOT: u32 = 0;
+/// Slots of the per-CPU `COUNTERS` map: what the kernel side could not do, counted
+/// so that nothing fails silently.
+pub mod counter {
+    /// Events not queued: the ring buffer was full.
+    pub const LOST_EVENTS: u32 = 0;
+    /// Entry registers a RET probe needs could not be stored (map full or busy).
+    pub const ENTRY_SAVE_FAILED: u32 = 1;
+    /// A RET probe found no entry registers: the call began before attaching, or they
+    /// were evicted; its entry-based captures are then unreadable.
+    pub const ENTRY_MISSING: u32 = 2;
+    /// A probe whose cookie says it has a spec found none: its captures are missing.
+    pub const SPEC_MISSING: u32 = 3;
+    pub const COUNT: u32 = 4;
+}
+
+/// Index of the lost-events slot of the per-CPU `COUNTERS` map.
+pub const LOST_EVENTS_SLOT: u32 = counter::LOST_EVENTS;
 
 /// Names shared by the eBPF object and the loader.
 pub mod names {
     /// The one program every probe runs; the attach cookie says what a hit means.
     pub const PROBE_PROGRAM: &str = "go_probe";
     pub const EVENTS_MAP: &str = "EVENTS";
-    pub const LOST_EVENTS_MAP: &str = "LOST_EVENTS";
+    pub const COUNTERS_MAP: &str = "COUNTERS";
     pub const PROBE_SPECS_MAP: &str = "PROBE_SPECS";
     pub const GOID_OFFSET_GLOBAL: &str = "GOID_OFFSET";
 }

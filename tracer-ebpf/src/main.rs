@@ -23,9 +23,8 @@ use aya_ebpf::{
 use tracer_common::{
     CAPTURE_BYTES, COOKIE_AT_STACK_CHECK, Capture, CaptureSpec, DEPTH_UNKNOWN, ENTRY_SAVED_REGS,
     EntryKey, EntryRegs, FLAGS_BELOW_OR_EQUAL, G_STACK_HI_OFFSET, G_STACK_LO_OFFSET, GO_INT_REGS,
-    GOID_UNKNOWN, GoCallEvent, GoCaptureEvent, GoStackEvent, LOST_EVENTS_SLOT, MAX_CAPTURES,
-    MAX_DEREFS, MAX_STACK, ProbeSpec, SAVED_REGS, capture_base, capture_kind, spec_key,
-    split_cookie,
+    GOID_UNKNOWN, GoCallEvent, GoCaptureEvent, GoStackEvent, MAX_CAPTURES, MAX_DEREFS, MAX_STACK,
+    ProbeSpec, SAVED_REGS, capture_base, capture_kind, counter, spec_key, split_cookie,
 };
 
 /// Offset of `goid` in `runtime.g` for the target's Go version; set by the loader.
@@ -43,7 +42,7 @@ const WAKEUP_BYTES: u64 = 256 * 1024;
 
 /// Events that found the ring buffer full. Userspace sums the CPUs and reports it.
 #[map]
-static LOST_EVENTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
 /// What each probe with a spec reads, keyed by `spec_key(probe id, kind)`.
 #[map]
@@ -101,14 +100,18 @@ fn capture(ctx: &ProbeContext) {
         ],
     };
     let spec = if has_spec {
-        unsafe { PROBE_SPECS.get(spec_key(probe_id, kind)) }
+        let found = unsafe { PROBE_SPECS.get(spec_key(probe_id, kind)) };
+        if found.is_none() {
+            count(counter::SPEC_MISSING);
+        }
+        found
     } else {
         None
     };
     match spec {
         None => {
             let Some(mut entry) = EVENTS.reserve::<GoCallEvent>(0) else {
-                count_lost();
+                count(counter::LOST_EVENTS);
                 return;
             };
             entry.write(call);
@@ -116,7 +119,7 @@ fn capture(ctx: &ProbeContext) {
         }
         Some(spec) if spec.stack != 0 => {
             let Some(mut entry) = EVENTS.reserve::<GoStackEvent>(0) else {
-                count_lost();
+                count(counter::LOST_EVENTS);
                 return;
             };
             let out = entry.as_mut_ptr();
@@ -152,18 +155,24 @@ fn capture(ctx: &ProbeContext) {
                     stack_lo,
                     stack_hi: stack_hi_now,
                 };
-                let _ = ENTRY_REGS.insert(key, kept, 0);
+                if ENTRY_REGS.insert(key, kept, 0).is_err() {
+                    count(counter::ENTRY_SAVE_FAILED);
+                }
             }
             // A copy: the map slot may be reused once removed.
             let entry_regs = if spec.use_entry != 0 {
                 let found = unsafe { ENTRY_REGS.get(key) }.copied();
-                let _ = ENTRY_REGS.remove(key);
+                if found.is_some() {
+                    let _ = ENTRY_REGS.remove(key);
+                } else {
+                    count(counter::ENTRY_MISSING);
+                }
                 found
             } else {
                 None
             };
             let Some(mut entry) = EVENTS.reserve::<GoCaptureEvent>(0) else {
-                count_lost();
+                count(counter::LOST_EVENTS);
                 return;
             };
             let out = entry.as_mut_ptr();
@@ -371,14 +380,15 @@ fn wakeup_flags() -> u64 {
     flags as u64
 }
 
+/// Adds one to a per-CPU counter (`tracer_common::counter`).
 #[inline(always)]
-fn count_lost() {
-    if let Some(slot) = LOST_EVENTS.get_ptr_mut(LOST_EVENTS_SLOT) {
+fn count(slot: u32) {
+    if let Some(c) = COUNTERS.get_ptr_mut(slot) {
         // SAFETY: a live, aligned u64 of this CPU's slot. The program runs preemptibly,
         // so a hit of another task on this CPU between this load and store could lose
-        // one count (the BPF target has no atomic add in `core`); lost events are rare
-        // and that interleaving rarer still.
-        unsafe { *slot += 1 };
+        // one count (the BPF target has no atomic add in `core`); that interleaving is
+        // rare, and the counts are only ever undercounts.
+        unsafe { *c += 1 };
     }
 }
 

@@ -135,6 +135,7 @@ fn trace_once(
         }
     };
     let lost_events = probes.lost_events()?;
+    let kernel_failures = probes.kernel_failures()?;
     super::tracing::warn_if_silent(
         &reader,
         &probes,
@@ -171,6 +172,7 @@ fn trace_once(
         sessions,
         metrics,
         lost_events,
+        kernel_failures,
         engine,
         tracer_cpu_ns: own_cpu_ns(),
     };

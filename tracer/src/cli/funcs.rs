@@ -180,13 +180,14 @@ fn trace_once(
         duration,
     ))?;
     let lost = probes.lost_events()?;
+    let kernel = probes.kernel_failures()?;
     super::tracing::warn_if_silent(
         &reader,
         &probes,
         "the traced functions did not run while attached",
     );
     super::tracing::detach(probes);
-    pipeline.finish(lost, reader.malformed)?;
+    pipeline.finish(lost, reader.malformed, kernel)?;
     Ok(stop)
 }
 
@@ -218,7 +219,12 @@ impl EventSink for Pipeline {
 }
 
 impl Pipeline {
-    fn finish(mut self, lost_events: u64, malformed: u64) -> anyhow::Result<()> {
+    fn finish(
+        mut self,
+        lost_events: u64,
+        malformed: u64,
+        kernel: crate::probes::KernelFailures,
+    ) -> anyhow::Result<()> {
         let Pipeline {
             tracker,
             summary,
@@ -232,7 +238,7 @@ impl Pipeline {
         });
         let unreadable = tracker.stats.unreadable + malformed;
         writer
-            .summary(summary, lost_events, unreadable)
+            .summary(summary, lost_events, unreadable, kernel)
             .context("cannot write records")
     }
 }

@@ -119,6 +119,7 @@ fn trace_once(
         duration,
     ))?;
     let lost_events = probes.lost_events()?;
+    let kernel = probes.kernel_failures()?;
     super::tracing::warn_if_silent(&reader, &probes, "no lock was contended while attached");
     super::tracing::detach(probes);
     let summary = pipeline.model.summary(args.top);
@@ -132,6 +133,7 @@ fn trace_once(
             "locks": summary.len(),
             "other_semaphore_waits": pipeline.model.other_waits,
             "lost_events": lost_events,
+            "kernel_failures": kernel,
             "malformed_events": reader.malformed,
             "dropped_state": pipeline.model.dropped,
         });
@@ -145,6 +147,9 @@ fn trace_once(
         "{} contended acquisitions; lost events: {lost_events}",
         pipeline.contended
     )?;
+    if let Some(k) = kernel.describe() {
+        writeln!(err, "{k}")?;
+    }
     Ok(stop)
 }
 

@@ -113,11 +113,16 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
         args.duration,
     ))?;
     let lost = probes.lost_events()?;
+    let kernel = probes.kernel_failures()?;
+    if let Some(k) = kernel.describe() {
+        eprintln!("tracer: {k}");
+    }
     let summary = json!({
         "kind": "summary",
         "reports": pipeline.reports,
         "unseen_wakeups": pipeline.watch.unseen_wakeups,
         "lost_events": lost,
+        "kernel_failures": kernel,
         "malformed_events": events.malformed,
         "dropped_state": pipeline.watch.dropped,
     });

@@ -14,6 +14,7 @@ use crate::model::{
     cache_events::HitRoute,
     latency::Histogram,
 };
+use crate::probes::KernelFailures;
 
 /// Totals for the summary.
 #[derive(Default)]
@@ -360,6 +361,7 @@ pub struct SummaryInput<'a> {
     pub sessions: Vec<&'a SessionRefs>,
     pub metrics: Metrics,
     pub lost_events: u64,
+    pub kernel_failures: KernelFailures,
     pub engine: String,
     /// CPU the tracer itself used (user + system), for the cost of leaving it on.
     pub tracer_cpu_ns: u64,
@@ -398,6 +400,7 @@ pub fn summary_json(s: &SummaryInput) -> Value {
             "dagger_dagql_cache_entries": s.metrics.cache_entries,
         },
         "lost_events": s.lost_events,
+        "kernel_failures": s.kernel_failures,
         "tracer_cpu_ns": s.tracer_cpu_ns,
     })
 }
@@ -478,6 +481,9 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
         opt(&s.metrics.cache_entries)
     )?;
     writeln!(w, "lost events: {}", s.lost_events)?;
+    if let Some(k) = s.kernel_failures.describe() {
+        writeln!(w, "{k}")?;
+    }
     if let Some(per_k) = (s.tracer_cpu_ns * 1000).checked_div(s.totals.calls) {
         writeln!(
             w,

@@ -7,9 +7,12 @@ use super::{
     format::{duration, register},
     json::{JsonObject, quoted},
 };
-use crate::model::{
-    calls::{CallRecord, CallStatus},
-    summary::CallSummary,
+use crate::{
+    model::{
+        calls::{CallRecord, CallStatus},
+        summary::CallSummary,
+    },
+    probes::KernelFailures,
 };
 
 /// Renders call records to the record sink, as human lines or JSON lines.
@@ -87,12 +90,14 @@ impl CallWriter {
         s: &CallSummary,
         lost_events: u64,
         unreadable: u64,
+        kernel: KernelFailures,
     ) -> io::Result<()> {
         if self.json {
             let ctx = SummaryContext {
                 names: &self.names,
                 lost_events,
                 unreadable,
+                kernel,
             };
             write_summary_json(self.sink.as_mut(), s, &ctx)?;
         }
@@ -101,6 +106,7 @@ impl CallWriter {
             names: &self.names,
             lost_events,
             unreadable,
+            kernel,
         };
         write_summary_human(&mut io::stderr(), s, &ctx)
     }
@@ -161,6 +167,7 @@ struct SummaryContext<'a> {
     names: &'a [String],
     lost_events: u64,
     unreadable: u64,
+    kernel: KernelFailures,
 }
 
 fn write_summary_human(
@@ -207,6 +214,9 @@ fn write_summary_human(
             ctx.lost_events
         )?;
     }
+    if let Some(k) = ctx.kernel.describe() {
+        writeln!(out, "{k}")?;
+    }
     Ok(())
 }
 
@@ -250,6 +260,7 @@ fn write_summary_json(
         "calls": s.total(|t| t.calls),
         "unwound": s.total(|t| t.unwound),
         "lost_events": ctx.lost_events,
+        "kernel_failures": ctx.kernel,
         "unreadable_events": ctx.unreadable,
         "functions": functions,
     });

@@ -7,7 +7,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
 };
-use tracer_common::{LOST_EVENTS_SLOT, ProbeKind, ProbeSpec, names, spec_key};
+use tracer_common::{ProbeKind, ProbeSpec, counter, names, spec_key};
 
 use super::multi::{MultiLink, MultiProgram};
 
@@ -213,16 +213,53 @@ impl AttachedProbes {
 
     /// Events the kernel side could not queue because the ring buffer was full.
     pub fn lost_events(&self) -> Result<u64, ProbeError> {
+        self.counter(counter::LOST_EVENTS)
+    }
+
+    /// What else the kernel side could not do (see `tracer_common::counter`).
+    pub fn kernel_failures(&self) -> Result<KernelFailures, ProbeError> {
+        Ok(KernelFailures {
+            entry_save_failed: self.counter(counter::ENTRY_SAVE_FAILED)?,
+            entry_missing: self.counter(counter::ENTRY_MISSING)?,
+            spec_missing: self.counter(counter::SPEC_MISSING)?,
+        })
+    }
+
+    fn counter(&self, slot: u32) -> Result<u64, ProbeError> {
         let map = self
             .ebpf
-            .map(names::LOST_EVENTS_MAP)
-            .ok_or_else(|| ProbeError::Load("lost-events map missing".into()))?;
+            .map(names::COUNTERS_MAP)
+            .ok_or_else(|| ProbeError::Load("counters map missing".into()))?;
         let counts: PerCpuArray<_, u64> =
             PerCpuArray::try_from(map).map_err(|e| ProbeError::Load(describe(&e)))?;
         let per_cpu = counts
-            .get(&LOST_EVENTS_SLOT, 0)
+            .get(&slot, 0)
             .map_err(|e| ProbeError::Load(describe(&e)))?;
         Ok(per_cpu.iter().sum())
+    }
+}
+
+/// Kernel-side failures of one trace, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KernelFailures {
+    /// Entry registers a RET probe needs could not be stored.
+    pub entry_save_failed: u64,
+    /// RET probes that found no entry registers (the call began before attaching, or
+    /// they were evicted).
+    pub entry_missing: u64,
+    /// Probes whose capture spec was not found.
+    pub spec_missing: u64,
+}
+
+impl KernelFailures {
+    /// One human sentence, when anything failed.
+    pub fn describe(&self) -> Option<String> {
+        (*self != KernelFailures::default()).then(|| {
+            format!(
+                "kernel side: {} entry-register saves failed, {} returns without entry registers (calls begun before attach, or evicted), {} probes without their capture spec",
+                self.entry_save_failed, self.entry_missing, self.spec_missing
+            )
+        })
     }
 }
 

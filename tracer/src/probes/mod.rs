@@ -7,7 +7,7 @@ pub mod plan;
 mod reader;
 pub mod sync;
 
-pub use loader::{AttachedProbes, LoadOptions, ProbeError};
+pub use loader::{AttachedProbes, KernelFailures, LoadOptions, ProbeError};
 pub use reader::{Event, EventReader, MAX_PER_DRAIN};
 
 /// How often the reader drains the ring buffer when the kernel has not woken it.
