@@ -173,6 +173,8 @@ fn trace_once(
         metrics,
         lost_events,
         kernel_failures,
+        evictions: pipeline.model.evictions,
+        folded: pipeline.model.folded,
         engine,
         tracer_cpu_ns: own_cpu_ns(),
     };

@@ -236,8 +236,40 @@ struct Owners {
     persisted: bool,
 }
 
-/// Bounds on what the model keeps for results it may never see again.
-const MAX_TRACKED_RESULTS: usize = 1 << 20;
+/// Bounds on what the model keeps over hours: every structure that grows with the
+/// engine's uptime has one, and every eviction is counted (`Evictions`).
+const MAX_TRACKED_RESULTS: usize = 1 << 18;
+/// Ended sessions kept in full for the summary; older ones are folded into totals.
+const MAX_ENDED_SESSIONS: usize = 4096;
+const MAX_SEEN_SESSIONS: usize = 1 << 16;
+const MAX_NAMES: usize = 1 << 16;
+const MAX_ONGOING: usize = 1 << 16;
+
+/// What the bounds made the model forget, for the summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Evictions {
+    /// Ended sessions folded into `FoldedSessions` (oldest first).
+    pub ended_sessions: u64,
+    /// Times the seen-session set was full and cleared (a release of a session seen
+    /// before then is not reported as unknown).
+    pub seen_sessions: u64,
+    /// Session names of ended handles dropped.
+    pub names: u64,
+    /// Executions nobody waited on, dropped.
+    pub ongoing: u64,
+    /// Results whose ownership was not followed (the table was full).
+    pub results: u64,
+}
+
+/// Ended sessions no longer listed one by one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FoldedSessions {
+    pub sessions: u64,
+    pub calls: u64,
+    pub refs_taken: u64,
+    pub refs_released: u64,
+    pub leaked: u64,
+}
 
 pub struct CacheModel {
     calls: HashMap<u64, OpenCall>,
@@ -249,7 +281,11 @@ pub struct CacheModel {
     exec_of: HashMap<(u32, u64), u64>,
     /// Digest of each recently started call, for the calls its `fn` makes.
     pub sessions: HashMap<SessionKey, SessionRefs>,
-    pub ended: Vec<SessionRefs>,
+    pub ended: std::collections::VecDeque<SessionRefs>,
+    pub folded: FoldedSessions,
+    pub evictions: Evictions,
+    /// A release of a session never seen is only an anomaly while the seen set is whole.
+    seen_complete: bool,
     /// Session handle -> id, kept after the session ends until the handle is reused.
     names: HashMap<u64, String>,
     /// Sessions that made a call or were opened while we watched.
@@ -272,7 +308,10 @@ impl CacheModel {
             ongoing: HashMap::new(),
             exec_of: HashMap::new(),
             sessions: HashMap::new(),
-            ended: Vec::new(),
+            ended: std::collections::VecDeque::new(),
+            folded: FoldedSessions::default(),
+            evictions: Evictions::default(),
+            seen_complete: true,
             names: HashMap::new(),
             seen_sessions: HashSet::new(),
             owners: HashMap::new(),
@@ -322,7 +361,7 @@ impl CacheModel {
                     self.ongoing.get(oc)?.leader
                 });
                 if let Some(key) = &session {
-                    self.seen_sessions.insert(key.clone());
+                    self.saw_session(key.clone());
                     self.session(key).calls += 1;
                 }
                 self.open.entry((tgid, goid)).or_default().push(call);
@@ -459,6 +498,7 @@ impl CacheModel {
                     o.leader = leader;
                 }
                 self.exec_of.insert((tgid, goid), ongoing);
+                self.bound_ongoing();
             }
             CacheEvent::GoroutineExited { tgid, goid } => {
                 self.exec_of.remove(&(tgid, goid));
@@ -491,7 +531,7 @@ impl CacheModel {
                 if let SessionKey::Handle(h) = key {
                     self.bind_handle(h, id.clone());
                 }
-                self.seen_sessions.insert(key.clone());
+                self.saw_session(key.clone());
                 self.session(&key);
                 if announce {
                     out(CacheOutput::SessionOpened { session: id, goid });
@@ -505,7 +545,7 @@ impl CacheModel {
                 s.id = s.id.take().or(id);
             }
             CacheEvent::SessionReleaseBegan { key } => {
-                if !self.seen_sessions.contains(&key) {
+                if self.seen_complete && !self.seen_sessions.contains(&key) {
                     out(CacheOutput::Anomaly {
                         kind: AnomalyKind::UnknownSessionRelease,
                         session: self.session_name(&key),
@@ -513,7 +553,7 @@ impl CacheModel {
                         count: None,
                     });
                     // Reported once; its release is then accounted like any other.
-                    self.seen_sessions.insert(key.clone());
+                    self.saw_session(key.clone());
                 }
                 self.releasing.insert(key, 0);
             }
@@ -532,6 +572,14 @@ impl CacheModel {
                     results_released: s.results_released,
                 };
                 out(closed);
+                // A session named by id is over once released (a handle may be reused
+                // and moves on when it is).
+                if let SessionKey::Id(_) = key
+                    && let Some(s) = self.sessions.remove(&key)
+                {
+                    self.seen_sessions.remove(&key);
+                    self.end_session(s);
+                }
             }
             CacheEvent::RefReleased {
                 session,
@@ -630,6 +678,7 @@ impl CacheModel {
             });
         }
         if !self.owners.contains_key(&result) && self.owners.len() >= MAX_TRACKED_RESULTS {
+            self.evictions.results += 1;
             return;
         }
         let o = self.owners.entry(result).or_default();
@@ -669,6 +718,9 @@ impl CacheModel {
             let count = o.count.unwrap_or(0);
             if o.sessions.is_empty() && !o.persisted && count > o.engine_net.max(0) {
                 leaked.push((r, o.count));
+            } else if o.sessions.is_empty() && count <= 0 {
+                // Owned by nobody and not yet collected: nothing left to check.
+                self.owners.remove(&r);
             }
         }
         leaked.sort_unstable();
@@ -697,7 +749,49 @@ impl CacheModel {
         if let Some(old) = self.sessions.insert(SessionKey::Handle(h), fresh)
             && (old.id.is_some() || old.calls > 0)
         {
-            self.ended.push(old);
+            self.end_session(old);
+        }
+        if self.names.len() > MAX_NAMES {
+            let live = &self.sessions;
+            let before = self.names.len();
+            self.names
+                .retain(|h, _| live.contains_key(&SessionKey::Handle(*h)));
+            self.evictions.names += (before - self.names.len()) as u64;
+        }
+    }
+
+    /// Keeps a session's final counts for the summary, folding the oldest beyond the bound.
+    fn end_session(&mut self, s: SessionRefs) {
+        self.ended.push_back(s);
+        if self.ended.len() > MAX_ENDED_SESSIONS
+            && let Some(old) = self.ended.pop_front()
+        {
+            let f = &mut self.folded;
+            f.sessions += 1;
+            f.calls += old.calls;
+            f.refs_taken += old.refs_taken;
+            f.refs_released += old.refs_released;
+            f.leaked += u64::from(old.refs_taken > old.refs_released);
+            self.evictions.ended_sessions += 1;
+        }
+    }
+
+    fn saw_session(&mut self, key: SessionKey) {
+        if self.seen_sessions.len() >= MAX_SEEN_SESSIONS && !self.seen_sessions.contains(&key) {
+            self.seen_sessions.clear();
+            self.seen_complete = false;
+            self.evictions.seen_sessions += 1;
+        }
+        self.seen_sessions.insert(key);
+    }
+
+    /// Executions begun before attaching, or whose waiters were never seen, would stay:
+    /// past the bound, those nobody waits on are dropped.
+    fn bound_ongoing(&mut self) {
+        if self.ongoing.len() > MAX_ONGOING {
+            let before = self.ongoing.len();
+            self.ongoing.retain(|_, o| o.waiting > 0);
+            self.evictions.ongoing += (before - self.ongoing.len()) as u64;
         }
     }
 
@@ -1039,5 +1133,47 @@ mod tests {
             })
             .collect();
         assert_eq!(closed, vec![(3, 2, Some(0)), (1, 2, Some(1))]);
+    }
+
+    #[test]
+    fn ended_sessions_are_bounded_and_folded() {
+        let mut model = CacheModel::new(true);
+        let mut out = Vec::new();
+        let n = MAX_ENDED_SESSIONS as u64 + 100;
+        for i in 0..n {
+            let key = SessionKey::Id(format!("s{i}"));
+            model.on_event(began(i + 1, 2, "xxh3:a", &format!("s{i}")), &mut |o| {
+                out.push(o)
+            });
+            model.on_event(ended(i + 1), &mut |o| out.push(o));
+            model.on_event(
+                own(i, 1, 1, OwnerContext::SessionTracked(key.clone())),
+                &mut |o| out.push(o),
+            );
+            model.on_event(
+                CacheEvent::SessionReleaseBegan { key: key.clone() },
+                &mut |o| out.push(o),
+            );
+            model.on_event(
+                own(i, -1, 0, OwnerContext::SessionReleased(key.clone())),
+                &mut |o| out.push(o),
+            );
+            model.on_event(CacheEvent::SessionReleased { key, goid: 1 }, &mut |o| {
+                out.push(o)
+            });
+        }
+        assert_eq!(model.ended.len(), MAX_ENDED_SESSIONS);
+        assert!(
+            model.sessions.is_empty(),
+            "released sessions leave the live table"
+        );
+        assert!(model.seen_sessions.is_empty());
+        assert_eq!(model.evictions.ended_sessions, 100);
+        assert_eq!(model.folded.sessions, 100);
+        assert_eq!(model.folded.refs_taken, 100);
+        assert_eq!(model.folded.refs_released, 100);
+        assert_eq!(model.folded.leaked, 0);
+        assert!(anomalies(&out).is_empty());
+        assert!(model.owners.is_empty(), "results owned by nobody are forgotten");
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::format::duration;
 use crate::model::{
-    cache::{CacheCall, CacheOutput, Outcome, SessionRefs},
+    cache::{CacheCall, CacheOutput, Evictions, FoldedSessions, Outcome, SessionRefs},
     cache_events::HitRoute,
     latency::Histogram,
 };
@@ -362,6 +362,9 @@ pub struct SummaryInput<'a> {
     pub metrics: Metrics,
     pub lost_events: u64,
     pub kernel_failures: KernelFailures,
+    /// What the model's bounds made it forget, and the ended sessions folded away.
+    pub evictions: Evictions,
+    pub folded: FoldedSessions,
     pub engine: String,
     /// CPU the tracer itself used (user + system), for the cost of leaving it on.
     pub tracer_cpu_ns: u64,
@@ -401,6 +404,8 @@ pub fn summary_json(s: &SummaryInput) -> Value {
         },
         "lost_events": s.lost_events,
         "kernel_failures": s.kernel_failures,
+        "evicted_state": s.evictions,
+        "sessions_folded": s.folded,
         "tracer_cpu_ns": s.tracer_cpu_ns,
     })
 }
@@ -483,6 +488,20 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
     writeln!(w, "lost events: {}", s.lost_events)?;
     if let Some(k) = s.kernel_failures.describe() {
         writeln!(w, "{k}")?;
+    }
+    if s.folded.sessions > 0 {
+        writeln!(
+            w,
+            "plus {} older ended sessions, folded: calls {}, refs taken {}, released {}, {} leaked",
+            s.folded.sessions,
+            s.folded.calls,
+            s.folded.refs_taken,
+            s.folded.refs_released,
+            s.folded.leaked
+        )?;
+    }
+    if s.evictions != Evictions::default() {
+        writeln!(w, "bounded state evicted: {:?}", s.evictions)?;
     }
     if let Some(per_k) = (s.tracer_cpu_ns * 1000).checked_div(s.totals.calls) {
         writeln!(
