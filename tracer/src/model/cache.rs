@@ -1174,6 +1174,9 @@ mod tests {
         assert_eq!(model.folded.refs_released, 100);
         assert_eq!(model.folded.leaked, 0);
         assert!(anomalies(&out).is_empty());
-        assert!(model.owners.is_empty(), "results owned by nobody are forgotten");
+        assert!(
+            model.owners.is_empty(),
+            "results owned by nobody are forgotten"
+        );
     }
 }
