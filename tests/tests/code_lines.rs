@@ -163,6 +163,7 @@ fn assert_clean_run(t: &Traced, what: &str, line: &str, light: bool) {
     assert_eq!(s["lost_events"], 0, "{what}");
     // Traced from the first instruction: every RET has its entry registers, every
     // probe its spec, every save succeeded.
+    assert_eq!(s["malformed_events"], 0, "{what}");
     for failure in ["entry_save_failed", "entry_missing", "spec_missing"] {
         assert_eq!(s["kernel_failures"][failure], 0, "{what}: {failure}");
     }

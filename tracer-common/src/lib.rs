@@ -229,7 +229,7 @@ pub struct GoCaptureEvent {
 }
 
 const _: () = assert!(core::mem::size_of::<Capture>() == 80);
-const _: () = assert!(core::mem::size_of::<GoCaptureEvent>() == 112 + 8 * 8 + 4 * 80);
+const _: () = assert!(core::mem::size_of::<GoCaptureEvent>() == 120 + 8 * 8 + 4 * 80);
 
 /// Return addresses kept per stack: enough to reach the caller's caller's code in
 /// deep Go servers, small enough to keep the per-event work bounded.
@@ -248,12 +248,12 @@ pub struct GoStackEvent {
     pub pcs: [u64; MAX_STACK],
 }
 
-const _: () = assert!(core::mem::size_of::<GoStackEvent>() == 112 + 8 + 8 * MAX_STACK);
+const _: () = assert!(core::mem::size_of::<GoStackEvent>() == 120 + 8 + 8 * MAX_STACK);
 
 impl GoStackEvent {
     /// Decodes a stack event; `None` unless the record has exactly its size.
     pub fn from_bytes(bytes: &[u8]) -> Option<GoStackEvent> {
-        if bytes.len() != core::mem::size_of::<GoStackEvent>() {
+        if !header_says(bytes, record::STACK, core::mem::size_of::<GoStackEvent>()) {
             return None;
         }
         // SAFETY: length checked; read_unaligned copes with any alignment and every
@@ -267,10 +267,58 @@ impl GoStackEvent {
     }
 }
 
+/// The first bytes of every ring-buffer record: which record it is, in which layout
+/// version, and its size. Userspace dispatches on `record` and checks the other two; a
+/// record that does not match is counted as malformed, never decoded by its length.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    /// One of [`record`].
+    pub record: u16,
+    pub version: u16,
+    /// The whole record's size in bytes.
+    pub size: u32,
+}
+
+/// The kinds of ring-buffer records.
+pub mod record {
+    /// A bare [`super::GoCallEvent`].
+    pub const CALL: u16 = 1;
+    /// A [`super::GoCaptureEvent`].
+    pub const CAPTURE: u16 = 2;
+    /// A [`super::GoStackEvent`].
+    pub const STACK: u16 = 3;
+}
+
+/// The layout version of every record; bumped whenever one changes.
+pub const EVENT_LAYOUT_VERSION: u16 = 2;
+
+impl EventHeader {
+    pub const fn new(record: u16, size: usize) -> EventHeader {
+        EventHeader {
+            record,
+            version: EVENT_LAYOUT_VERSION,
+            size: size as u32,
+        }
+    }
+
+    /// The header at the start of `bytes`, if they are long enough to hold one.
+    pub fn from_bytes(bytes: &[u8]) -> Option<EventHeader> {
+        if bytes.len() < core::mem::size_of::<EventHeader>() {
+            return None;
+        }
+        // SAFETY: length checked; every bit pattern is a valid EventHeader.
+        Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr() as *const EventHeader) })
+    }
+}
+
 /// One probe hit on a Go function, as captured in the kernel.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GoCallEvent {
+    /// Says which record this event starts (a bare call, or the start of a capture or
+    /// stack record).
+    pub header: EventHeader,
     /// A [`ProbeKind`] number.
     pub kind: u32,
     /// Which probe fired (index into userspace's probe table).
@@ -292,7 +340,7 @@ pub struct GoCallEvent {
     pub regs: [u64; GO_INT_REGS],
 }
 
-const _: () = assert!(core::mem::size_of::<GoCallEvent>() == 112);
+const _: () = assert!(core::mem::size_of::<GoCallEvent>() == 120);
 const _: () = assert!(core::mem::align_of::<GoCallEvent>() == 8);
 
 /// Slots of the per-CPU `COUNTERS` map: what the kernel side could not do, counted
@@ -334,7 +382,11 @@ mod user {
 impl GoCaptureEvent {
     /// Decodes a capture event; `None` unless the record has exactly its size.
     pub fn from_bytes(bytes: &[u8]) -> Option<GoCaptureEvent> {
-        if bytes.len() != core::mem::size_of::<GoCaptureEvent>() {
+        if !header_says(
+            bytes,
+            record::CAPTURE,
+            core::mem::size_of::<GoCaptureEvent>(),
+        ) {
             return None;
         }
         // SAFETY: length checked; read_unaligned copes with any alignment and every
@@ -343,10 +395,20 @@ impl GoCaptureEvent {
     }
 }
 
+/// Whether `bytes` are exactly one record of kind `record` and `size` bytes in this
+/// layout version, as their header says.
+fn header_says(bytes: &[u8], record: u16, size: usize) -> bool {
+    bytes.len() == size
+        && EventHeader::from_bytes(bytes).is_some_and(|h| {
+            h.record == record && h.version == EVENT_LAYOUT_VERSION && h.size as usize == size
+        })
+}
+
 impl GoCallEvent {
-    /// Decodes an event from ring-buffer bytes; `None` if the record is too short.
+    /// Decodes a bare call record; `None` unless its header says so, in this layout
+    /// version, with exactly its size.
     pub fn from_bytes(bytes: &[u8]) -> Option<GoCallEvent> {
-        if bytes.len() < core::mem::size_of::<GoCallEvent>() {
+        if !header_says(bytes, record::CALL, core::mem::size_of::<GoCallEvent>()) {
             return None;
         }
         // SAFETY: length checked above; read_unaligned copes with any alignment and
@@ -388,6 +450,7 @@ mod tests {
     #[test]
     fn event_round_trip_and_short_input() {
         let ev = GoCallEvent {
+            header: EventHeader::new(record::CALL, core::mem::size_of::<GoCallEvent>()),
             kind: 1,
             probe_id: 7,
             tgid: 100,
@@ -400,5 +463,23 @@ mod tests {
         let bytes = ev.as_bytes();
         assert_eq!(GoCallEvent::from_bytes(bytes), Some(ev));
         assert_eq!(GoCallEvent::from_bytes(&bytes[..bytes.len() - 1]), None);
+        // Another layout version, another record kind, a size that lies: not decoded.
+        for header in [
+            EventHeader {
+                version: EVENT_LAYOUT_VERSION + 1,
+                ..ev.header
+            },
+            EventHeader {
+                record: record::STACK,
+                ..ev.header
+            },
+            EventHeader {
+                size: ev.header.size + 8,
+                ..ev.header
+            },
+        ] {
+            let bad = GoCallEvent { header, ..ev };
+            assert_eq!(GoCallEvent::from_bytes(bad.as_bytes()), None);
+        }
     }
 }

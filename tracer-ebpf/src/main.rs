@@ -20,11 +20,14 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::ProbeContext,
 };
+use core::mem::size_of;
+
 use tracer_common::{
     CAPTURE_BYTES, COOKIE_AT_STACK_CHECK, Capture, CaptureSpec, DEPTH_UNKNOWN, ENTRY_SAVED_REGS,
-    EntryKey, EntryRegs, FLAGS_BELOW_OR_EQUAL, G_STACK_HI_OFFSET, G_STACK_LO_OFFSET, GO_INT_REGS,
-    GOID_UNKNOWN, GoCallEvent, GoCaptureEvent, GoStackEvent, MAX_CAPTURES, MAX_DEREFS, MAX_STACK,
-    ProbeSpec, SAVED_REGS, capture_base, capture_kind, counter, spec_key, split_cookie,
+    EntryKey, EntryRegs, EventHeader, FLAGS_BELOW_OR_EQUAL, G_STACK_HI_OFFSET, G_STACK_LO_OFFSET,
+    GO_INT_REGS, GOID_UNKNOWN, GoCallEvent, GoCaptureEvent, GoStackEvent, MAX_CAPTURES, MAX_DEREFS,
+    MAX_STACK, ProbeSpec, SAVED_REGS, capture_base, capture_kind, counter, record, spec_key,
+    split_cookie,
 };
 
 /// Offset of `goid` in `runtime.g` for the target's Go version; set by the loader.
@@ -88,6 +91,8 @@ fn capture(ctx: &ProbeContext) {
         _ => DEPTH_UNKNOWN,
     };
     let call = GoCallEvent {
+        // Rewritten below when the call starts a capture or stack record.
+        header: EventHeader::new(record::CALL, size_of::<GoCallEvent>()),
         kind,
         probe_id,
         tgid,
@@ -127,6 +132,7 @@ fn capture(ctx: &ProbeContext) {
             // field is written before submit.
             unsafe {
                 (*out).call = call;
+                (*out).call.header = EventHeader::new(record::STACK, size_of::<GoStackEvent>());
                 (*out).nframes = walk_stack(regs, &mut (*out).pcs);
             }
             entry.submit(wakeup_flags());
@@ -180,6 +186,7 @@ fn capture(ctx: &ProbeContext) {
             // every field is written before submit.
             unsafe {
                 (*out).call = call;
+                (*out).call.header = EventHeader::new(record::CAPTURE, size_of::<GoCaptureEvent>());
                 (*out).more_regs = [
                     regs.rsp,
                     regs.rdx,

@@ -173,6 +173,7 @@ fn trace_once(
         metrics,
         lost_events,
         kernel_failures,
+        malformed_events: reader.malformed,
         evictions: pipeline.model.evictions,
         folded: pipeline.model.folded,
         engine,

@@ -341,12 +341,13 @@ fn no_entry_record(event: Event, frame: u64, parent: Option<u64>) -> CallRecord 
 mod tests {
     use super::*;
 
-    use tracer_common::GoCallEvent;
+    use tracer_common::{EventHeader, GoCallEvent, record};
 
     fn ev(kind: ProbeKind, probe: u32, goid: u64, depth: u64, ts: u64, r0: u64) -> Event {
         let mut regs = [0; GO_INT_REGS];
         regs[0] = r0;
         Event::plain(GoCallEvent {
+            header: EventHeader::new(record::CALL, std::mem::size_of::<GoCallEvent>()),
             kind: kind as u32,
             probe_id: probe,
             tgid: 10,

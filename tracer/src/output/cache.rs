@@ -362,6 +362,8 @@ pub struct SummaryInput<'a> {
     pub metrics: Metrics,
     pub lost_events: u64,
     pub kernel_failures: KernelFailures,
+    /// Ring records that were not a record of this tracer's layout: counted, not decoded.
+    pub malformed_events: u64,
     /// What the model's bounds made it forget, and the ended sessions folded away.
     pub evictions: Evictions,
     pub folded: FoldedSessions,
@@ -404,6 +406,7 @@ pub fn summary_json(s: &SummaryInput) -> Value {
         },
         "lost_events": s.lost_events,
         "kernel_failures": s.kernel_failures,
+        "malformed_events": s.malformed_events,
         "evicted_state": s.evictions,
         "sessions_folded": s.folded,
         "tracer_cpu_ns": s.tracer_cpu_ns,
@@ -486,6 +489,13 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
         opt(&s.metrics.cache_entries)
     )?;
     writeln!(w, "lost events: {}", s.lost_events)?;
+    if s.malformed_events > 0 {
+        writeln!(
+            w,
+            "malformed ring records (not decoded): {}",
+            s.malformed_events
+        )?;
+    }
     if let Some(k) = s.kernel_failures.describe() {
         writeln!(w, "{k}")?;
     }

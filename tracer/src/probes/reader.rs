@@ -1,6 +1,8 @@
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
-use tracer_common::{Capture, GoCallEvent, GoCaptureEvent, GoStackEvent, MAX_CAPTURES};
+use tracer_common::{
+    Capture, EventHeader, GoCallEvent, GoCaptureEvent, GoStackEvent, MAX_CAPTURES, record,
+};
 
 /// One probe hit as userspace sees it: the fixed part, and the captured values of
 /// probes that have a spec.
@@ -21,23 +23,24 @@ impl Event {
         }
     }
 
-    /// Decodes a ring-buffer record of either layout.
+    /// Decodes a ring-buffer record by the kind its header names; `None` (counted as
+    /// malformed by the reader) for an unknown kind, another layout version or a size
+    /// that is not the record's.
     pub fn from_bytes(bytes: &[u8]) -> Option<Event> {
-        if let Some(ev) = GoCaptureEvent::from_bytes(bytes) {
-            return Some(Event {
+        match EventHeader::from_bytes(bytes)?.record {
+            record::CAPTURE => GoCaptureEvent::from_bytes(bytes).map(|ev| Event {
                 call: ev.call,
                 captures: Some(Box::new(ev.captures)),
                 stack: Vec::new(),
-            });
-        }
-        if let Some(ev) = GoStackEvent::from_bytes(bytes) {
-            return Some(Event {
+            }),
+            record::STACK => GoStackEvent::from_bytes(bytes).map(|ev| Event {
                 call: ev.call,
                 captures: None,
                 stack: ev.stack().to_vec(),
-            });
+            }),
+            record::CALL => GoCallEvent::from_bytes(bytes).map(Event::plain),
+            _ => None,
         }
-        GoCallEvent::from_bytes(bytes).map(Event::plain)
     }
 
     pub fn capture(&self, i: usize) -> Option<&Capture> {
@@ -105,4 +108,59 @@ fn drain(ring: &mut RingBuf<MapData>, malformed: &mut u64, sink: &mut impl FnMut
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::{EVENT_LAYOUT_VERSION, GoCallEvent};
+
+    use super::*;
+
+    fn call(header: EventHeader) -> GoCallEvent {
+        GoCallEvent {
+            header,
+            kind: 1,
+            probe_id: 2,
+            tgid: 3,
+            tid: 4,
+            ts_ns: 5,
+            goid: 6,
+            stack_depth: 7,
+            regs: [8; 9],
+        }
+    }
+
+    #[test]
+    fn records_are_decoded_by_their_header_never_by_length() {
+        let size = std::mem::size_of::<GoCallEvent>();
+        let good = call(EventHeader::new(record::CALL, size));
+        assert_eq!(
+            Event::from_bytes(good.as_bytes()).map(|e| e.call),
+            Some(good)
+        );
+        let malformed = [
+            // A layout this tracer does not know.
+            EventHeader {
+                version: EVENT_LAYOUT_VERSION + 1,
+                ..good.header
+            },
+            // An unknown kind of record.
+            EventHeader {
+                record: 99,
+                ..good.header
+            },
+            // A capture record's kind on a call's bytes.
+            EventHeader::new(record::CAPTURE, size),
+        ];
+        for header in malformed {
+            assert!(
+                Event::from_bytes(call(header).as_bytes()).is_none(),
+                "{header:?}"
+            );
+        }
+        // Longer than it says.
+        let mut long = good.as_bytes().to_vec();
+        long.push(0);
+        assert!(Event::from_bytes(&long).is_none());
+    }
 }
