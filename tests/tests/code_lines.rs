@@ -465,3 +465,37 @@ fn the_stamped_version_confirms_the_line_or_is_named_when_it_disagrees() {
         assert!(first.contains(said), "{first}");
     }
 }
+
+#[test]
+fn returns_of_calls_begun_before_attaching_are_counted_not_silent() {
+    let bin = integration_tests::private_copy(&stand_in("engine-l4", true, ""));
+    let dir = scratch_dir("kernel-failures");
+    let mut engine = std::process::Command::new(&bin)
+        .args(["-scenario", "highrate", "-sessions", "1", "-duration", "4s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let it run at full rate, then attach: calls in flight while the RET probes are
+    // attached and the entries not yet have no entry registers at their RET.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let records = dir.join("records.jsonl");
+    let out = run(tracer()
+        .args(["cache", "--json", "--duration", "1", "--pid"])
+        .arg(engine.id().to_string())
+        .arg("-o")
+        .arg(&records));
+    let _ = engine.kill();
+    let _ = engine.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let records = read_json_lines(&records);
+    let missing = summary(&records)["kernel_failures"]["entry_missing"]
+        .as_u64()
+        .unwrap();
+    assert!(missing > 0, "{stderr}");
+    assert!(
+        stderr.contains("returns without entry registers"),
+        "said in the summary: {stderr}"
+    );
+}
