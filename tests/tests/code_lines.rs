@@ -468,34 +468,51 @@ fn the_stamped_version_confirms_the_line_or_is_named_when_it_disagrees() {
 
 #[test]
 fn returns_of_calls_begun_before_attaching_are_counted_not_silent() {
+    use integration_tests::SpawnRetrying;
     let bin = integration_tests::private_copy(&stand_in("engine-l4", true, ""));
     let dir = scratch_dir("kernel-failures");
     let mut engine = std::process::Command::new(&bin)
-        .args(["-scenario", "highrate", "-sessions", "1", "-duration", "4s"])
+        .args([
+            "-scenario",
+            "highrate",
+            "-sessions",
+            "1",
+            "-duration",
+            "20s",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
-    // Let it run at full rate, then attach: calls in flight while the RET probes are
-    // attached and the entries not yet have no entry registers at their RET.
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let records = dir.join("records.jsonl");
-    let out = run(tracer()
-        .args(["cache", "--json", "--duration", "1", "--pid"])
-        .arg(engine.id().to_string())
-        .arg("-o")
-        .arg(&records));
+    // Calls in flight while the RET probes are attached and the entries not yet have no
+    // entry registers at their RET. Whether one straddles that gap depends on the
+    // machine's load, so attach up to five times; each attach must report any it saw.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut seen = Vec::new();
+    for attempt in 0..5 {
+        let records = dir.join(format!("records-{attempt}.jsonl"));
+        let out = run(tracer()
+            .args(["cache", "--json", "--duration", "0.5", "--pid"])
+            .arg(engine.id().to_string())
+            .arg("-o")
+            .arg(&records));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let records = read_json_lines(&records);
+        let missing = summary(&records)["kernel_failures"]["entry_missing"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(
+            missing > 0,
+            stderr.contains("returns without entry registers"),
+            "said in the summary exactly when non-zero: {stderr}"
+        );
+        seen.push(missing);
+        if missing > 0 {
+            break;
+        }
+    }
     let _ = engine.kill();
     let _ = engine.wait();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let records = read_json_lines(&records);
-    let missing = summary(&records)["kernel_failures"]["entry_missing"]
-        .as_u64()
-        .unwrap();
-    assert!(missing > 0, "{stderr}");
-    assert!(
-        stderr.contains("returns without entry registers"),
-        "said in the summary: {stderr}"
-    );
+    assert!(seen.iter().any(|&m| m > 0), "counts per attach: {seen:?}");
 }

@@ -138,9 +138,9 @@ fn capture(ctx: &ProbeContext) {
             entry.submit(wakeup_flags());
         }
         Some(spec) => {
-            // Registers are read from the trapped task's own saved registers (`regs`),
-            // never through a per-CPU scratch slot: uprobe programs run preemptibly,
-            // and another task's hit on the same CPU would overwrite such a slot.
+            // Captures read the registers from this record's own copy (`call.regs`,
+            // `more_regs`), never from a per-CPU scratch slot: uprobe programs run
+            // preemptibly, and another task's hit on the same CPU would overwrite one.
             let key = EntryKey {
                 tgid,
                 _pad: 0,
@@ -287,9 +287,6 @@ fn read_capture(
     // bounds checks before each index: the verifier must see them.
     let (first, second) = match spec.base {
         capture_base::REG => {
-            if reg >= SAVED_REGS {
-                return;
-            }
             let Some(first) = reg_at(now, more, reg) else {
                 return;
             };

@@ -108,15 +108,17 @@ fn trace_once(
     );
     let mut pipeline = CachePipeline {
         tracker: CallTracker::new(false),
-        decoder,
-        events: Vec::new(),
-        model: CacheModel::new((profile.sees_lookups)(args.light)),
-        layout_error: None,
+        stage: DecodeStage {
+            decoder,
+            events: Vec::new(),
+            model: CacheModel::new((profile.sees_lookups)(args.light)),
+            layout_error: None,
+            outputs: Vec::new(),
+        },
         totals: CacheTotals::default(),
         sink,
         json: args.json,
         pid,
-        outputs: Vec::new(),
         line: Vec::new(),
     };
     let traced = runtime.block_on(trace_until_stop(
@@ -131,7 +133,11 @@ fn trace_once(
         Ok(stop) => stop,
         Err(e) => {
             super::tracing::detach(probes);
-            return Err(pipeline.layout_error.take().map_or(e, anyhow::Error::from));
+            return Err(pipeline
+                .stage
+                .layout_error
+                .take()
+                .map_or(e, anyhow::Error::from));
         }
     };
     let lost_events = probes.lost_events()?;
@@ -143,12 +149,13 @@ fn trace_once(
     );
     super::tracing::detach(probes);
     pipeline.finish();
-    if let Some(e) = pipeline.layout_error.take() {
+    if let Some(e) = pipeline.stage.layout_error.take() {
         return Err(e.into());
     }
     let metrics = Metrics {
         connected_clients: Some(
             pipeline
+                .stage
                 .model
                 .sessions
                 .values()
@@ -156,12 +163,14 @@ fn trace_once(
                 .count() as u64,
         ),
         cache_entries: pipeline
+            .stage
             .decoder
             .cache_pointer()
             .zip(profile.entry_maps(profiles::engine_version(&binary).as_deref()))
             .and_then(|(c, maps)| cache_entries(pid, c, maps)),
     };
     let mut sessions: Vec<_> = pipeline
+        .stage
         .model
         .all_sessions()
         .filter(|s| s.id.is_some() || s.calls > 0)
@@ -174,8 +183,8 @@ fn trace_once(
         lost_events,
         kernel_failures,
         malformed_events: reader.malformed,
-        evictions: pipeline.model.evictions,
-        folded: pipeline.model.folded,
+        evictions: pipeline.stage.model.evictions,
+        folded: pipeline.stage.model.folded,
         engine,
         tracer_cpu_ns: own_cpu_ns(),
     };
@@ -251,29 +260,52 @@ fn cache_entries(pid: u32, cache: u64, maps: &[u64]) -> Option<u64> {
 
 struct CachePipeline {
     tracker: CallTracker,
+    stage: DecodeStage,
+    totals: CacheTotals,
+    sink: Box<dyn Write + Send>,
+    json: bool,
+    pid: u32,
+    /// Formatted records of one batch.
+    line: Vec<u8>,
+}
+
+/// From tracked probe hits to records: the line's decoder, then the cache model.
+struct DecodeStage {
     decoder: Box<dyn Decoder>,
     events: Vec<CacheEvent>,
     model: CacheModel,
     /// What was read does not fit the profile: tracing stops.
     layout_error: Option<LayoutError>,
-    totals: CacheTotals,
-    sink: Box<dyn Write + Send>,
-    json: bool,
-    pid: u32,
     outputs: Vec<CacheOutput>,
-    /// Formatted records of one batch.
-    line: Vec<u8>,
+}
+
+impl DecodeStage {
+    /// Decodes one tracked hit and feeds the model; stops at the first layout error.
+    fn feed(&mut self, t: Tracked) {
+        if self.layout_error.is_some() {
+            return;
+        }
+        if let Err(e) = self.decoder.decode(t, &mut self.events) {
+            self.layout_error = Some(e);
+            self.events.clear();
+            return;
+        }
+        let outputs = &mut self.outputs;
+        for ev in self.events.drain(..) {
+            self.model.on_event(ev, &mut |o| outputs.push(o));
+        }
+    }
 }
 
 impl CachePipeline {
     fn emit(&mut self) {
-        if self.outputs.is_empty() {
+        if self.stage.outputs.is_empty() {
             return;
         }
         // Records are formatted into one buffer and written at once: the sink may be
         // shared (a mutex per write) and serde writes in many small pieces.
         self.line.clear();
-        for out in self.outputs.drain(..) {
+        for out in self.stage.outputs.drain(..) {
             self.totals.add(&out);
             if self.json {
                 let _ = output::cache::write_json_record(&mut self.line, &out, self.pid);
@@ -286,45 +318,22 @@ impl CachePipeline {
         let _ = self.sink.write_all(&self.line);
     }
 
-    /// Decodes one tracked hit and feeds the model; stops at the first layout error.
-    fn feed(&mut self, t: Tracked) {
-        if self.layout_error.is_some() {
-            return;
-        }
-        if let Err(e) = self.decoder.decode(t, &mut self.events) {
-            self.layout_error = Some(e);
-            self.events.clear();
-            return;
-        }
-        for ev in self.events.drain(..) {
-            self.model.on_event(ev, &mut |o| self.outputs.push(o));
-        }
-    }
-
     fn finish(&mut self) {
-        let mut tracked = Vec::new();
-        self.tracker.finish(&mut |t| {
-            if let Tracked::Completed(rec) = t {
-                tracked.push(rec);
-            }
-        });
-        for rec in tracked {
-            self.feed(Tracked::Completed(rec));
-        }
+        let stage = &mut self.stage;
+        self.tracker.finish(&mut |t| stage.feed(t));
         self.emit();
     }
 }
 
 impl EventSink for CachePipeline {
     fn on_event(&mut self, ev: Event) {
-        let mut tracker = std::mem::take(&mut self.tracker);
-        tracker.on_event(ev, &mut |t| self.feed(t));
-        self.tracker = tracker;
+        let stage = &mut self.stage;
+        self.tracker.on_event(ev, &mut |t| stage.feed(t));
         self.emit();
     }
 
     fn flush(&mut self) -> anyhow::Result<()> {
-        if let Some(e) = &self.layout_error {
+        if let Some(e) = &self.stage.layout_error {
             anyhow::bail!("{e}");
         }
         match self.sink.flush() {

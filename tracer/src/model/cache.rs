@@ -90,6 +90,15 @@ pub struct CacheCall {
     pub status: CallStatus,
 }
 
+/// A hit, through the content-digest fallback if the lookup took it.
+fn hit_outcome(lookup: Option<Lookup>) -> Outcome {
+    if lookup.is_some_and(|l| l.content) {
+        Outcome::HitContent
+    } else {
+        Outcome::Hit
+    }
+}
+
 /// Ownership trouble the engine's own issue tracker calls bugs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnomalyKind {
@@ -279,7 +288,7 @@ pub struct CacheModel {
     ongoing: HashMap<u64, Ongoing>,
     /// Goroutines running `fn` for an execution.
     exec_of: HashMap<(u32, u64), u64>,
-    /// Digest of each recently started call, for the calls its `fn` makes.
+    /// Live sessions; released ones move to `ended`.
     pub sessions: HashMap<SessionKey, SessionRefs>,
     pub ended: std::collections::VecDeque<SessionRefs>,
     pub folded: FoldedSessions,
@@ -822,11 +831,7 @@ impl CacheModel {
             Some(e) if e.recursive => Some(Outcome::Recursive),
             Some(_) => Some(Outcome::Error),
             None if c.uncached => Some(Outcome::Uncached),
-            None if hit_seen => Some(if c.looked_up.is_some_and(|l| l.content) {
-                Outcome::HitContent
-            } else {
-                Outcome::Hit
-            }),
+            None if hit_seen => Some(hit_outcome(c.looked_up)),
             None => match c.waited {
                 Some(w) => Some(match w.joined {
                     Some(true) => Outcome::Join,
@@ -839,14 +844,7 @@ impl CacheModel {
                 }),
                 // Without lookup results, a call that returned without waiting or
                 // failing was answered from the cache.
-                None if returned && !self.sees_lookups => {
-                    Some(if c.looked_up.is_some_and(|l| l.content) {
-                        Outcome::HitContent
-                    } else {
-                        Outcome::Hit
-                    })
-                }
-                None if returned => None,
+                None if returned && !self.sees_lookups => Some(hit_outcome(c.looked_up)),
                 None => None,
             },
         };

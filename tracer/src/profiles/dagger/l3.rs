@@ -10,7 +10,6 @@ use super::{
 };
 use crate::profiles::{At, G_PARENT_GOID, Light, ProbeDef, at_entry, string, string_regs, word};
 
-pub(super) const RAX: u8 = 0;
 pub(super) const RCX: u8 = 2;
 pub(super) const RDI: u8 = 3;
 pub(super) const R9: u8 = 6;
@@ -299,6 +298,3 @@ pub(super) const L3_ENTRY_MAPS: &[u64] = &[56, 200, 248, 256];
 /// Offset of `*ongoingCall` in `getOrInitCall.func1`'s closure context (measured on
 /// the stand-in with -gcflags=-S; captures in source order).
 const L3_EXEC_CLOSURE_ONGOING: i32 = 8;
-
-/// `RAX` is the receiver of every method above; kept for the register table's sake.
-const _: u8 = RAX;
