@@ -3,11 +3,13 @@
 //! The data path, one module per step: a Go binary is analysed ([`gobin`]) and a
 //! process found ([`target`]) -> uprobes are attached and their raw events read
 //! ([`probes`]) -> models rebuild calls from events ([`model`]) -> outputs render
-//! them ([`output`]). [`cli`] wires one pipeline per subcommand.
+//! them ([`output`]). [`recording`] keeps the raw events of a run for replay. [`cli`]
+//! wires one pipeline per subcommand.
 pub mod cli;
 pub mod gobin;
 pub mod model;
 pub mod output;
 pub mod probes;
 pub mod profiles;
+pub mod recording;
 pub mod target;

@@ -21,7 +21,8 @@ use crate::{
         cache::{CacheTotals, Metrics, SummaryInput},
     },
     probes::Event,
-    profiles::{self, Decoder, DecoderSetup, LayoutError, Profile, Role},
+    profiles::{self, Decoder, DecoderSetup, LayoutError, NotedSites, Profile, Role},
+    recording::{self, CacheJob, End, Item, Job, PendingRecording, RecordingReader},
     target::memory::Memory,
 };
 
@@ -48,9 +49,17 @@ pub struct CacheArgs {
     /// Ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 16, value_parser = super::tracing::parse_ring_mb)]
     pub ring_mb: u32,
+    /// Also keep every raw event in this file, for `tracer replay` and `tracer diff`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }
 
 pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
+    if args.record.is_some() && args.follow.follow {
+        anyhow::bail!(
+            "--record keeps one process's run; leave out --follow (hint: record each incarnation with its own --record FILE)"
+        );
+    }
     follow::drive(
         &args.target,
         &args.follow,
@@ -69,6 +78,11 @@ fn trace_once(
     sink: Box<dyn Write + Send>,
     duration: Option<f64>,
 ) -> anyhow::Result<Stop> {
+    let recording = args
+        .record
+        .as_deref()
+        .map(PendingRecording::create)
+        .transpose()?;
     let binary = GoBinary::open(&target.binary())?;
     let profile = profiles::detect(&binary)?;
     let engine = describe_engine(&binary, profile);
@@ -86,12 +100,27 @@ fn trace_once(
             );
         }
     }
-    let decoder = (profile.decoder)(&DecoderSetup {
-        binary: &binary,
-        profile,
-        roles,
+    // The decoder is built once against the binary to learn which of its facts it needs;
+    // the pipeline is then built from those facts alone, as a replay builds it.
+    let sites = {
+        let noted = NotedSites::new(&binary);
+        (profile.decoder)(&DecoderSetup {
+            sites: &noted,
+            profile,
+            roles: roles.clone(),
+            light: args.light,
+        })?;
+        noted.into_facts()
+    };
+    let job = CacheJob {
+        line: profile.id.to_string(),
+        variant: profile.variant.to_string(),
+        engine,
         light: args.light,
-    })?;
+        roles,
+        sites,
+    };
+    let mut pipeline = CachePipeline::new(&job, sink, args.json)?;
 
     let Started {
         mut signals,
@@ -101,26 +130,17 @@ fn trace_once(
         child,
         runtime,
     } = start(target, &binary, &plan, args.ring_mb)?;
+    pipeline.pid = pid;
     let mode = if args.light { ", light mode" } else { "" };
     eprintln!(
-        "tracer: {engine}; {} probes in pid {pid}{mode}",
+        "tracer: {}; {} probes in pid {pid}{mode}",
+        job.engine,
         probes.attached()
     );
-    let mut pipeline = CachePipeline {
-        tracker: CallTracker::new(false),
-        stage: DecodeStage {
-            decoder,
-            events: Vec::new(),
-            model: CacheModel::new((profile.sees_lookups)(args.light)),
-            layout_error: None,
-            outputs: Vec::new(),
-        },
-        totals: CacheTotals::default(),
-        sink,
-        json: args.json,
-        pid,
-        line: Vec::new(),
-    };
+    if let Some(r) = recording {
+        let header = recording::header_for(&binary, pid, Job::Cache(job.clone()));
+        reader.record_to(r.start(&header)?);
+    }
     let traced = runtime.block_on(trace_until_stop(
         &mut signals,
         &mut reader,
@@ -129,10 +149,26 @@ fn trace_once(
         child,
         duration,
     ));
+    let lost_events = probes.lost_events()?;
+    let kernel_failures = probes.kernel_failures()?;
+    if traced.is_ok() {
+        super::tracing::warn_if_silent(
+            &reader,
+            &probes,
+            "the engine made no cache call while attached",
+        );
+    }
+    super::tracing::detach(probes);
+    let mut end = End {
+        lost_events,
+        kernel_failures,
+        tracer_cpu_ns: 0,
+        cache_entries: None,
+    };
     let stop = match traced {
         Ok(stop) => stop,
         Err(e) => {
-            super::tracing::detach(probes);
+            finish_recording(&mut reader, &end)?;
             return Err(pipeline
                 .stage
                 .layout_error
@@ -140,61 +176,68 @@ fn trace_once(
                 .map_or(e, anyhow::Error::from));
         }
     };
-    let lost_events = probes.lost_events()?;
-    let kernel_failures = probes.kernel_failures()?;
-    super::tracing::warn_if_silent(
-        &reader,
-        &probes,
-        "the engine made no cache call while attached",
-    );
-    super::tracing::detach(probes);
+    pipeline.finish();
+    end.cache_entries = pipeline
+        .stage
+        .decoder
+        .cache_pointer()
+        .zip(profile.entry_maps(profiles::engine_version(&binary).as_deref()))
+        .and_then(|(c, maps)| cache_entries(pid, c, maps));
+    end.tracer_cpu_ns = own_cpu_ns();
+    finish_recording(&mut reader, &end)?;
+    pipeline.summarize(&end, reader.malformed, job.engine)?;
+    Ok(stop)
+}
+
+/// Ends the recording, if any, with what only the live run knew.
+fn finish_recording(reader: &mut crate::probes::EventReader, end: &End) -> anyhow::Result<()> {
+    if let Some(r) = reader.take_recorder() {
+        let path = r.path().display().to_string();
+        let events = r.finish(end)?;
+        eprintln!("tracer: recorded {events} events to {path}");
+    }
+    Ok(())
+}
+
+/// `tracer replay` of a cache recording: the same pipeline, fed from the file.
+pub fn replay(
+    rec: &mut RecordingReader,
+    job: &CacheJob,
+    json: bool,
+    sink: Box<dyn Write + Send>,
+) -> anyhow::Result<i32> {
+    let mut pipeline = CachePipeline::new(job, sink, json)?;
+    pipeline.pid = rec.header.target.pid;
+    let mut buf = Vec::new();
+    let mut malformed = 0;
+    let end = loop {
+        let item = match rec.next_item(&mut buf) {
+            Ok(item) => item,
+            Err(e) => {
+                // What was read before the damage is shown; the summary is not.
+                pipeline.finish();
+                pipeline.flush()?;
+                return Err(e.into());
+            }
+        };
+        match item {
+            Item::RingRecord => match Event::from_bytes(&buf) {
+                Some(ev) => pipeline.on_event(ev),
+                None => malformed += 1,
+            },
+            Item::End(end) => break end,
+        }
+        if let Some(e) = pipeline.stage.layout_error.take() {
+            pipeline.flush()?;
+            return Err(e.into());
+        }
+    };
     pipeline.finish();
     if let Some(e) = pipeline.stage.layout_error.take() {
         return Err(e.into());
     }
-    let metrics = Metrics {
-        connected_clients: Some(
-            pipeline
-                .stage
-                .model
-                .sessions
-                .values()
-                .filter(|s| s.id.is_some() && !s.removed && !s.closed)
-                .count() as u64,
-        ),
-        cache_entries: pipeline
-            .stage
-            .decoder
-            .cache_pointer()
-            .zip(profile.entry_maps(profiles::engine_version(&binary).as_deref()))
-            .and_then(|(c, maps)| cache_entries(pid, c, maps)),
-    };
-    let mut sessions: Vec<_> = pipeline
-        .stage
-        .model
-        .all_sessions()
-        .filter(|s| s.id.is_some() || s.calls > 0)
-        .collect();
-    sessions.sort_by(|a, b| a.id.cmp(&b.id));
-    let summary = SummaryInput {
-        totals: &pipeline.totals,
-        sessions,
-        metrics,
-        lost_events,
-        kernel_failures,
-        malformed_events: reader.malformed,
-        evictions: pipeline.stage.model.evictions,
-        folded: pipeline.stage.model.folded,
-        engine,
-        tracer_cpu_ns: own_cpu_ns(),
-    };
-    if args.json {
-        let line = output::cache::summary_json(&summary);
-        writeln!(pipeline.sink, "{line}")?;
-    }
-    pipeline.sink.flush()?;
-    output::cache::summary_human(&mut std::io::stderr(), &summary)?;
-    Ok(stop)
+    pipeline.summarize(&end, malformed, job.engine.clone())?;
+    Ok(0)
 }
 
 /// What the records lose when an optional probe's function is not in the build (None:
@@ -298,6 +341,77 @@ impl DecodeStage {
 }
 
 impl CachePipeline {
+    /// The pipeline of `job`, live or in replay.
+    fn new(job: &CacheJob, sink: Box<dyn Write + Send>, json: bool) -> anyhow::Result<Self> {
+        let profile = profiles::dagger::by_name(&job.line, &job.variant).ok_or_else(|| {
+            anyhow::anyhow!(
+                "this tracer does not know code line {} ({}) (hint: use the tracer version that recorded it)",
+                job.line,
+                job.variant
+            )
+        })?;
+        let decoder = (profile.decoder)(&DecoderSetup {
+            sites: &job.sites,
+            profile,
+            roles: job.roles.clone(),
+            light: job.light,
+        })?;
+        Ok(CachePipeline {
+            tracker: CallTracker::new(false),
+            stage: DecodeStage {
+                decoder,
+                events: Vec::new(),
+                model: CacheModel::new((profile.sees_lookups)(job.light)),
+                layout_error: None,
+                outputs: Vec::new(),
+            },
+            totals: CacheTotals::default(),
+            sink,
+            json,
+            pid: 0,
+            line: Vec::new(),
+        })
+    }
+
+    /// The summary: JSON into the records when `--json`, human on stderr.
+    fn summarize(mut self, end: &End, malformed_events: u64, engine: String) -> anyhow::Result<()> {
+        let model = &self.stage.model;
+        let metrics = Metrics {
+            connected_clients: Some(
+                model
+                    .sessions
+                    .values()
+                    .filter(|s| s.id.is_some() && !s.removed && !s.closed)
+                    .count() as u64,
+            ),
+            cache_entries: end.cache_entries,
+        };
+        let mut sessions: Vec<_> = model
+            .all_sessions()
+            .filter(|s| s.id.is_some() || s.calls > 0)
+            .collect();
+        sessions.sort_by(|a, b| a.id.cmp(&b.id));
+        let summary = SummaryInput {
+            totals: &self.totals,
+            sessions,
+            metrics,
+            lost_events: end.lost_events,
+            kernel_failures: end.kernel_failures,
+            malformed_events,
+            evictions: model.evictions,
+            folded: model.folded,
+            engine,
+            tracer_cpu_ns: end.tracer_cpu_ns,
+        };
+        if self.json {
+            let line = output::cache::summary_json(&summary);
+            writeln!(self.sink, "{line}")?;
+        }
+        self.sink.flush()?;
+        output::cache::summary_human(&mut std::io::stderr(), &summary)?;
+        Ok(())
+    }
+
     fn emit(&mut self) {
         if self.stage.outputs.is_empty() {
             return;

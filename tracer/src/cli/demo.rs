@@ -54,6 +54,9 @@ pub struct DemoArgs {
     /// JSON lines instead of human-readable lines.
     #[arg(long)]
     json: bool,
+    /// Also keep every raw event in this file, for `tracer replay` and `tracer diff`.
+    #[arg(long, value_name = "FILE")]
+    pub(super) record: Option<std::path::PathBuf>,
     /// Cheaper tracing: entry probes only.
     #[arg(long)]
     light: bool,
@@ -119,5 +122,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         output: None,
         ring_mb: 16,
         light: args.light,
+        record: args.record,
     })
 }

@@ -20,6 +20,7 @@ use crate::{
         Event,
         plan::{PlanSet, Unprobeable},
     },
+    recording::{self, End, FuncsJob, Item, Job, PendingRecording, RecordingReader},
 };
 
 #[derive(Args, Debug)]
@@ -50,10 +51,18 @@ pub struct FuncsArgs {
     /// Refuse to attach more probes than this (each costs a trap per hit).
     #[arg(long, default_value_t = 5000)]
     max_probes: usize,
+    /// Also keep every raw event in this file, for `tracer replay`.
+    #[arg(long, value_name = "FILE")]
+    pub(super) record: Option<PathBuf>,
 }
 
 pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
     let regex = super::anchored_regex(&args.pattern)?;
+    if args.record.is_some() && args.follow.follow {
+        bail!(
+            "--record keeps one process's run; leave out --follow (hint: record each incarnation with its own --record FILE)"
+        );
+    }
     follow::drive(
         &args.target,
         &args.follow,
@@ -72,6 +81,11 @@ fn trace_once(
     sink: SharedSink,
     duration: Option<f64>,
 ) -> anyhow::Result<Stop> {
+    let recording = args
+        .record
+        .as_deref()
+        .map(PendingRecording::create)
+        .transpose()?;
     let binary_path = target.binary();
     let binary = GoBinary::open(&binary_path)?;
     let matched = binary.find_functions(regex);
@@ -166,11 +180,16 @@ fn trace_once(
         if args.entry_only { ", entry only" } else { "" }
     );
 
-    let mut pipeline = Pipeline {
-        tracker: CallTracker::new(args.entry_only),
-        summary: CallSummary::new(traced.len()),
-        writer: CallWriter::new(Box::new(sink), args.json, traced).with_pid(pid),
+    let job = FuncsJob {
+        pattern: args.pattern.clone(),
+        entry_only: args.entry_only,
+        functions: traced,
     };
+    let mut pipeline = Pipeline::new(&job, Box::new(sink), args.json, pid);
+    if let Some(r) = recording {
+        let header = recording::header_for(&binary, pid, Job::Funcs(job));
+        reader.record_to(r.start(&header)?);
+    }
     let stop = runtime.block_on(trace_until_stop(
         &mut signals,
         &mut reader,
@@ -187,8 +206,46 @@ fn trace_once(
         "the traced functions did not run while attached",
     );
     super::tracing::detach(probes);
+    if let Some(r) = reader.take_recorder() {
+        let path = r.path().display().to_string();
+        let end = End {
+            lost_events: lost,
+            kernel_failures: kernel,
+            ..End::default()
+        };
+        let events = r.finish(&end)?;
+        eprintln!("tracer: recorded {events} events to {path}");
+    }
     pipeline.finish(lost, reader.malformed, kernel)?;
     Ok(stop)
+}
+
+/// `tracer replay` of a funcs recording: the same pipeline, fed from the file.
+pub fn replay(
+    rec: &mut RecordingReader,
+    job: &FuncsJob,
+    json: bool,
+    sink: Box<dyn std::io::Write + Send>,
+) -> anyhow::Result<i32> {
+    let mut pipeline = Pipeline::new(job, sink, json, rec.header.target.pid);
+    let mut buf = Vec::new();
+    let mut malformed = 0;
+    let end = loop {
+        match rec.next_item(&mut buf) {
+            Ok(Item::RingRecord) => match Event::from_bytes(&buf) {
+                Some(ev) => pipeline.on_event(ev),
+                None => malformed += 1,
+            },
+            Ok(Item::End(end)) => break end,
+            Err(e) => {
+                // What was read before the damage is shown; the summary is not.
+                pipeline.flush()?;
+                return Err(e.into());
+            }
+        }
+    };
+    pipeline.finish(end.lost_events, malformed, end.kernel_failures)?;
+    Ok(0)
 }
 
 /// Events in, records out: the pairing model, the summary and the writer.
@@ -219,6 +276,14 @@ impl EventSink for Pipeline {
 }
 
 impl Pipeline {
+    fn new(job: &FuncsJob, sink: Box<dyn std::io::Write + Send>, json: bool, pid: u32) -> Self {
+        Pipeline {
+            tracker: CallTracker::new(job.entry_only),
+            summary: CallSummary::new(job.functions.len()),
+            writer: CallWriter::new(sink, json, job.functions.clone()).with_pid(pid),
+        }
+    }
+
     fn finish(
         mut self,
         lost_events: u64,

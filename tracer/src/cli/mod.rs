@@ -8,6 +8,7 @@ mod hang;
 mod inspect;
 mod locks;
 mod ps;
+mod replay;
 mod target;
 mod tracing;
 mod watch;
@@ -46,6 +47,11 @@ enum Command {
     Locks(locks::LocksArgs),
     /// Every Go process in sight: pid namespaces, container, Go version, engine role.
     Ps(ps::PsArgs),
+    /// Run `funcs`, `cache` or `demo` and keep every raw event in a file for `replay`.
+    Record(replay::RecordArgs),
+    /// Read a recording again offline (no root, no binary): the same records and summary
+    /// the live run printed.
+    Replay(replay::ReplayArgs),
 }
 
 /// Compiles a user's function-name pattern, anchored at both ends.
@@ -72,5 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Hang(args) => hang::run(args),
         Command::Locks(args) => locks::run(args),
         Command::Ps(args) => ps::run(args),
+        Command::Record(args) => replay::record(args),
+        Command::Replay(args) => replay::replay(args),
     }
 }

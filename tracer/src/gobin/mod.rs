@@ -103,6 +103,18 @@ pub enum GoBinError {
     Corrupt { path: PathBuf, what: String },
 }
 
+/// The descriptor of the first ELF note in `bytes` (namesz, descsz, type, name padded
+/// to 4, descriptor), if it is all there.
+fn note_desc(bytes: &[u8]) -> Option<&[u8]> {
+    let word = |at: usize| {
+        let b = bytes.get(at..at + 4)?;
+        Some(u32::from_le_bytes(b.try_into().ok()?) as usize)
+    };
+    let (namesz, descsz) = (word(0)?, word(4)?);
+    let start = 12usize.checked_add(namesz.checked_add(3)? & !3)?;
+    bytes.get(start..start.checked_add(descsz)?)
+}
+
 /// A Go executable, read into memory and indexed.
 pub struct GoBinary {
     path: PathBuf,
@@ -264,6 +276,20 @@ impl GoBinary {
     /// The Go version that built the binary, e.g. `go1.26.6`.
     pub fn go_version(&self) -> &str {
         &self.build_info.go_version
+    }
+
+    /// The Go build ID (`.note.go.buildid`), else the GNU build ID in hex: what tells
+    /// two builds apart, e.g. in a recording's header.
+    pub fn build_id(&self) -> Option<String> {
+        let note = |name: &str| {
+            let (_, bytes) = self.elf.section_data(&self.data, name)?;
+            note_desc(bytes)
+        };
+        if let Some(desc) = note(".note.go.buildid") {
+            return std::str::from_utf8(desc).ok().map(str::to_owned);
+        }
+        let desc = note(".note.gnu.build-id")?;
+        Some(desc.iter().map(|b| format!("{b:02x}")).collect())
     }
 
     pub fn build_info(&self) -> &BuildInfo {

@@ -26,19 +26,24 @@ pub fn record_sink(path: Option<&Path>) -> io::Result<Box<dyn Write + Send>> {
 pub fn open_record_sink(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {
     record_sink(path).map_err(|e| {
         let shown = path.map_or("stdout".into(), |p| p.display().to_string());
-        let hint = match e.kind() {
-            io::ErrorKind::NotFound => "create the directory first",
-            io::ErrorKind::PermissionDenied => "choose a directory you can write to",
-            io::ErrorKind::IsADirectory => "give a file name, not a directory",
-            io::ErrorKind::NotADirectory => "a part of the path is a file, not a directory",
-            io::ErrorKind::ReadOnlyFilesystem => "choose a writable file system",
-            _ => "check the path",
-        };
         anyhow::anyhow!(
-            "cannot write records to {shown}: {} (hint: {hint})",
-            os_error_text(&e)
+            "cannot write records to {shown}: {} (hint: {})",
+            os_error_text(&e),
+            path_hint(&e)
         )
     })
+}
+
+/// What to do about a file that cannot be created.
+pub fn path_hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::NotFound => "create the directory first",
+        io::ErrorKind::PermissionDenied => "choose a directory you can write to",
+        io::ErrorKind::IsADirectory => "give a file name, not a directory",
+        io::ErrorKind::NotADirectory => "a part of the path is a file, not a directory",
+        io::ErrorKind::ReadOnlyFilesystem => "choose a writable file system",
+        _ => "check the path",
+    }
 }
 
 /// An I/O error's text without the `(os error N)` suffix the standard library appends.

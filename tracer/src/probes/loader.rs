@@ -240,7 +240,7 @@ impl AttachedProbes {
 }
 
 /// Kernel-side failures of one trace, summed over CPUs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KernelFailures {
     /// Entry registers a RET probe needs could not be stored.
     pub entry_save_failed: u64,

@@ -1,5 +1,7 @@
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
+
+use crate::recording::Recorder;
 use tracer_common::{
     Capture, EventHeader, GoCallEvent, GoCaptureEvent, GoStackEvent, MAX_CAPTURES, record,
 };
@@ -55,6 +57,8 @@ pub struct EventReader {
     pub malformed: u64,
     /// Events read so far: zero after a whole run means no probe ever fired.
     pub received: u64,
+    /// Where every record goes as delivered, before decoding (`--record`).
+    recorder: Option<Recorder>,
 }
 
 impl EventReader {
@@ -67,15 +71,28 @@ impl EventReader {
             ring,
             malformed: 0,
             received: 0,
+            recorder: None,
         })
+    }
+
+    /// Keeps every record from now on in `recorder`.
+    pub fn record_to(&mut self, recorder: Recorder) {
+        self.recorder = Some(recorder);
+    }
+
+    pub fn take_recorder(&mut self) -> Option<Recorder> {
+        self.recorder.take()
     }
 
     /// Waits until events are available, then appends every queued one to `batch`.
     pub async fn next_batch(&mut self, batch: &mut Vec<Event>) -> std::io::Result<usize> {
         let mut guard = self.ring.readable_mut().await?;
-        let n = drain(guard.get_inner_mut(), &mut self.malformed, &mut |ev| {
-            batch.push(ev)
-        });
+        let n = drain(
+            guard.get_inner_mut(),
+            &mut self.malformed,
+            self.recorder.as_mut(),
+            &mut |ev| batch.push(ev),
+        );
         guard.clear_ready();
         self.received += n as u64;
         Ok(n)
@@ -83,7 +100,12 @@ impl EventReader {
 
     /// Hands every event queued right now to `sink`, without waiting.
     pub fn drain_now(&mut self, sink: &mut impl FnMut(Event)) -> usize {
-        let n = drain(self.ring.get_mut(), &mut self.malformed, sink);
+        let n = drain(
+            self.ring.get_mut(),
+            &mut self.malformed,
+            self.recorder.as_mut(),
+            sink,
+        );
         self.received += n as u64;
         n
     }
@@ -94,11 +116,19 @@ impl EventReader {
 /// What is left is taken at the next turn (the reader also drains on a short timer).
 pub const MAX_PER_DRAIN: usize = 65_536;
 
-fn drain(ring: &mut RingBuf<MapData>, malformed: &mut u64, sink: &mut impl FnMut(Event)) -> usize {
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    malformed: &mut u64,
+    mut recorder: Option<&mut Recorder>,
+    sink: &mut impl FnMut(Event),
+) -> usize {
     let mut n = 0;
     while n < MAX_PER_DRAIN
         && let Some(item) = ring.next()
     {
+        if let Some(r) = recorder.as_deref_mut() {
+            r.ring_record(&item);
+        }
         match Event::from_bytes(&item) {
             Some(event) => {
                 n += 1;

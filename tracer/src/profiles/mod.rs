@@ -10,8 +10,8 @@ use tracer_common::{
 
 use crate::{gobin::GoBinary, probes::plan::PlanSet};
 pub use dagger::{
-    DAGGER, Decoder, DecoderSetup, LayoutError, LockName, Profile, ProfileError, Role, detect,
-    engine_version,
+    DAGGER, Decoder, DecoderSetup, LayoutError, LineSites, LockName, NotedSites, Profile,
+    ProfileError, Role, SiteFact, detect, engine_version,
 };
 
 /// Where a probe goes in its function.
@@ -269,7 +269,7 @@ pub fn plan(
                     return Err(ProfileError::MissingLine {
                         path: binary.path().display().to_string(),
                         func: name,
-                        file: file_suffix,
+                        file: file_suffix.to_string(),
                         line,
                     }
                     .into());

@@ -5,7 +5,7 @@ use std::{collections::HashMap, ops::Range};
 
 use tracer_common::REG_RSP;
 
-use super::{LockName, Role, call_sites, cap, error_text, site_of, slot, text, word};
+use super::{LineSites, LockName, Role, call_sites, cap, error_text, site_of, slot, text, word};
 use crate::{
     model::{
         cache_events::CacheEvent,
@@ -85,9 +85,9 @@ pub(super) struct Filesync {
 }
 
 impl Filesync {
-    pub(super) fn new(binary: &crate::gobin::GoBinary, p: &Profile) -> anyhow::Result<Filesync> {
+    pub(super) fn new(sites: &dyn LineSites, p: &Profile) -> anyhow::Result<Filesync> {
         let sites = call_sites(
-            binary,
+            sites,
             GET_OR_INIT,
             "engine/filesync/change_cache.go",
             [(JOIN_LINE, Site::Join), (NEW_LINE, Site::New)],

@@ -54,6 +54,11 @@ pub fn select(has: &dyn Fn(&str) -> bool) -> Result<Profile, String> {
     }
 }
 
+/// Every variant, for reading a recording by name.
+pub(super) fn variants() -> Vec<Profile> {
+    [BETA4, BETA10, HEAD].into_iter().map(profile).collect()
+}
+
 fn profile(variant: &'static str) -> Profile {
     // ongoingCall.waiters: 96 up to beta.10, 104 after (e77865adc7); the layout of
     // beta.4-7 keeps beta.10's offsets for the fields read here.

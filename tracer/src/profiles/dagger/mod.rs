@@ -34,7 +34,7 @@ use crate::{
 pub const DAGGER: &str = "github.com/dagger/dagger/";
 
 /// What a probe means to its line's decoder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Role {
     /// L1/L2 `(*SessionCache).GetOrInitCall`: one cache call as the session sees it.
     SessionCall,
@@ -104,7 +104,9 @@ pub struct LockName {
 
 /// What a decoder is built from.
 pub struct DecoderSetup<'a> {
-    pub binary: &'a GoBinary,
+    /// Where the call sites the decoder tells apart lie (the binary live, the
+    /// recording's facts in replay).
+    pub sites: &'a dyn LineSites,
     pub profile: &'static Profile,
     /// Role of each probe id (None: not attached).
     pub roles: Vec<Option<Role>>,
@@ -214,7 +216,7 @@ pub enum ProfileError {
     MissingLine {
         path: String,
         func: String,
-        file: &'static str,
+        file: String,
         line: u32,
     },
 }
@@ -313,6 +315,17 @@ pub fn detect(binary: &GoBinary) -> Result<&'static Profile, ProfileError> {
     Ok(Box::leak(Box::new(profile)))
 }
 
+/// The profile of a code line and variant by name (a recording's), without a binary.
+pub fn by_name(id: &str, variant: &str) -> Option<&'static Profile> {
+    let every = [l1::profile(), l2::profile(), l3::profile()]
+        .into_iter()
+        .chain(l4::variants());
+    let found = every
+        .into_iter()
+        .find(|p| p.id == id && p.variant == variant)?;
+    Some(Box::leak(Box::new(found)))
+}
+
 /// The L2 profile, for unit tests of the models that consume it.
 #[cfg(test)]
 pub fn l2_for_tests() -> &'static Profile {
@@ -405,41 +418,105 @@ fn call_error(rec: &CallRecord, slot: Option<usize>, recursive_text: &str) -> Op
     })
 }
 
-/// The code ranges of `file:line` inside `func`: none if the build lacks the function,
-/// an error if it has it without that line.
-fn line_sites(
-    binary: &GoBinary,
-    func: &str,
-    file: &'static str,
-    line: u32,
-) -> anyhow::Result<Vec<Range<u64>>> {
-    let name = format!("{DAGGER}{func}");
-    let Some(f) = binary.functions().iter().find(|f| f.name == name) else {
-        return Ok(Vec::new());
-    };
-    let ranges = line_ranges(binary, f, file, line);
-    if ranges.is_empty() {
-        return Err(ProfileError::MissingLine {
-            path: binary.path().display().to_string(),
-            func: name,
-            file,
-            line,
+/// Where the code of a source line lies inside a function: what decoders need of the
+/// binary, so that a recording can carry it.
+pub trait LineSites {
+    /// The code ranges of `file:line` inside `func` (module-relative name): none if the
+    /// build lacks the function, an error if it has it without that line.
+    fn line_sites(&self, func: &str, file: &str, line: u32) -> anyhow::Result<Vec<Range<u64>>>;
+}
+
+impl LineSites for GoBinary {
+    fn line_sites(&self, func: &str, file: &str, line: u32) -> anyhow::Result<Vec<Range<u64>>> {
+        let name = format!("{DAGGER}{func}");
+        let Some(f) = self.functions().iter().find(|f| f.name == name) else {
+            return Ok(Vec::new());
+        };
+        let ranges = line_ranges(self, f, file, line);
+        if ranges.is_empty() {
+            return Err(ProfileError::MissingLine {
+                path: self.path().display().to_string(),
+                func: name,
+                file: file.to_string(),
+                line,
+            }
+            .into());
         }
-        .into());
+        Ok(ranges)
     }
-    Ok(ranges)
+}
+
+/// One answer of [`LineSites`], as a recording keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SiteFact {
+    pub func: String,
+    pub file: String,
+    pub line: u32,
+    pub ranges: Vec<Range<u64>>,
+}
+
+/// Answers from another source, noted as they are given (what a recording keeps).
+pub struct NotedSites<'a> {
+    inner: &'a dyn LineSites,
+    noted: std::cell::RefCell<Vec<SiteFact>>,
+}
+
+impl<'a> NotedSites<'a> {
+    pub fn new(inner: &'a dyn LineSites) -> NotedSites<'a> {
+        NotedSites {
+            inner,
+            noted: Default::default(),
+        }
+    }
+
+    pub fn into_facts(self) -> Vec<SiteFact> {
+        self.noted.into_inner()
+    }
+}
+
+impl LineSites for NotedSites<'_> {
+    fn line_sites(&self, func: &str, file: &str, line: u32) -> anyhow::Result<Vec<Range<u64>>> {
+        let ranges = self.inner.line_sites(func, file, line)?;
+        let mut noted = self.noted.borrow_mut();
+        if !noted
+            .iter()
+            .any(|f| f.func == func && f.file == file && f.line == line)
+        {
+            noted.push(SiteFact {
+                func: func.to_string(),
+                file: file.to_string(),
+                line,
+                ranges: ranges.clone(),
+            });
+        }
+        Ok(ranges)
+    }
+}
+
+/// Answers from a recording's facts.
+impl LineSites for Vec<SiteFact> {
+    fn line_sites(&self, func: &str, file: &str, line: u32) -> anyhow::Result<Vec<Range<u64>>> {
+        self.iter()
+            .find(|f| f.func == func && f.file == file && f.line == line)
+            .map(|f| f.ranges.clone())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the recording does not say where {func} ({file}:{line}) lies (hint: replay it with the tracer version that made it)"
+                )
+            })
+    }
 }
 
 /// The code ranges of each `(line, site)` of `file` inside `func`, labelled.
 fn call_sites<S: Copy>(
-    binary: &GoBinary,
+    source: &dyn LineSites,
     func: &str,
     file: &'static str,
     lines: [(u32, S); 2],
 ) -> anyhow::Result<Vec<(Range<u64>, S)>> {
     let mut sites = Vec::new();
     for (line, site) in lines {
-        let ranges = line_sites(binary, func, file, line)?;
+        let ranges = source.line_sites(func, file, line)?;
         sites.extend(ranges.into_iter().map(|r| (r, site)));
     }
     Ok(sites)

@@ -148,7 +148,6 @@ pub struct OwnershipDecoder {
 
 pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Box<dyn Decoder>> {
     let p = setup.profile;
-    let binary = setup.binary;
     let sites = match design.joined_by {
         JoinedBy::CallSites {
             func,
@@ -156,7 +155,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
             join_line,
             fresh_line,
         } => call_sites(
-            binary,
+            setup.sites,
             func,
             file,
             [(join_line, Site::Join), (fresh_line, Site::Fresh)],
@@ -199,7 +198,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         roles: setup.roles.clone(),
         slot,
         sites,
-        filesync: Filesync::new(binary, p)?,
+        filesync: Filesync::new(setup.sites, p)?,
         frames: Frames::default(),
         light: setup.light,
         cache: None,

@@ -161,7 +161,6 @@ pub struct SessionCacheDecoder {
 
 pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Box<dyn Decoder>> {
     let p = setup.profile;
-    let binary = setup.binary;
     let sites = match design.wait {
         WaitKind::CallSites {
             func,
@@ -169,7 +168,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
             join_line,
             fresh_line,
         } => call_sites(
-            binary,
+            setup.sites,
             func,
             file,
             [(join_line, Site::Join), (fresh_line, Site::Fresh)],
@@ -200,7 +199,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         roles: setup.roles.clone(),
         slot,
         sites,
-        filesync: Filesync::new(binary, p)?,
+        filesync: Filesync::new(setup.sites, p)?,
         frames: Frames::default(),
         cache: None,
     }))

@@ -1,0 +1,198 @@
+//! Recordings: `tracer record` / `--record` keep a live run's raw events, and `tracer
+//! replay` (unprivileged, without the binary) prints exactly what the live run printed,
+//! record for record. Damaged and foreign files are one clear sentence, never a panic.
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use integration_tests::{gobuild, of_kind, read_json_lines, run, scratch_dir, tracer, tracer_bin};
+
+/// `tracer replay ARGS` as the `nobody` user: replay needs no privilege.
+fn replay_unprivileged(args: &[&str]) -> Output {
+    run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(tracer_bin())
+        .arg("replay")
+        .args(args))
+}
+
+fn stand_in_l4() -> PathBuf {
+    let tc = gobuild::default_toolchain().unwrap();
+    let built = gobuild::build_tagged("engine-l4", &tc, true, "").unwrap();
+    integration_tests::private_copy(&built)
+}
+
+/// Records `tracer cache` of the L4 stand-in's mixed scenario; returns the recording, the
+/// live records file and the live stderr.
+fn record_cache(dir: &Path, json: bool) -> (PathBuf, PathBuf, String) {
+    let engine = stand_in_l4();
+    let recording = dir.join(if json { "json.trace" } else { "human.trace" });
+    let live = dir.join(if json { "live.jsonl" } else { "live.txt" });
+    let mut cmd = tracer();
+    cmd.args(["record", "-o"]).arg(&recording).arg("cache");
+    if json {
+        cmd.arg("--json");
+    }
+    let out = run(cmd.arg("-o").arg(&live).arg("--").arg(&engine).args([
+        "-scenario",
+        "mixed",
+        "-seed",
+        "7",
+        "-duration",
+        "2s",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "live run");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains("tracer: recorded "), "{stderr}");
+    (recording, live, stderr)
+}
+
+/// The human summary block of a run's stderr.
+fn summary_block(stderr: &str) -> &str {
+    let at = stderr.find("--- cache summary").expect("a summary");
+    &stderr[at..]
+}
+
+#[test]
+fn a_cache_recording_replays_exactly_what_the_live_run_printed() {
+    let dir = scratch_dir("replay-cache");
+    let (recording, live, _) = record_cache(&dir, true);
+    let live_records = read_json_lines(&live);
+    let calls = of_kind(&live_records, "cache_call").len();
+    assert!(calls > 500, "the scenario makes many calls: {calls}");
+    assert_eq!(of_kind(&live_records, "cache_summary").len(), 1);
+
+    let out = replay_unprivileged(&[recording.to_str().unwrap(), "cache", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "replay as nobody");
+    let replayed = integration_tests::json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(replayed.len(), live_records.len(), "as many records");
+    for (i, (a, b)) in live_records.iter().zip(&replayed).enumerate() {
+        assert_eq!(a, b, "record {i} differs");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("tracer: replaying ") && stderr.contains("`tracer cache` of pid"),
+        "{stderr}"
+    );
+
+    // Human output, lines and summary, likewise.
+    let (recording, live, live_stderr) = record_cache(&dir, false);
+    let out = replay_unprivileged(&[recording.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let live_text = std::fs::read_to_string(&live).unwrap();
+    assert!(live_text.lines().count() > 500);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), live_text);
+    assert_eq!(
+        summary_block(&String::from_utf8_lossy(&out.stderr)),
+        summary_block(&live_stderr)
+    );
+}
+
+#[test]
+fn a_funcs_recording_replays_exactly_what_the_live_run_printed() {
+    let dir = scratch_dir("replay-funcs");
+    let program = gobuild::build_default("funcs", true).unwrap();
+    let program = integration_tests::private_copy(&program);
+    let recording = dir.join("funcs.trace");
+    let live = dir.join("live.jsonl");
+    let out = run(tracer()
+        .args(["funcs", "--match", r"main\.(add9|leaf|recurse)", "--json"])
+        .arg("--record")
+        .arg(&recording)
+        .arg("-o")
+        .arg(&live)
+        .arg("--")
+        .arg(&program)
+        .args(["-mode", "basic"]));
+    assert_eq!(out.status.code(), Some(0));
+    let live_records = read_json_lines(&live);
+    assert!(of_kind(&live_records, "func_call").len() >= 400);
+
+    let out = replay_unprivileged(&[recording.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let replayed = integration_tests::json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(replayed, live_records);
+
+    // Asked to replay it as another subcommand: refused, naming what it is.
+    let out = replay_unprivileged(&[recording.to_str().unwrap(), "cache"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is a recording of `tracer funcs`, not of `cache`"),
+        "{stderr}"
+    );
+}
+
+/// One line on stderr, exit 1, no panic.
+fn assert_one_sentence(out: &Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("tracer: ") && last.contains(expected),
+        "expected `{expected}` in {stderr}"
+    );
+}
+
+#[test]
+fn damaged_and_foreign_recordings_are_one_clear_sentence() {
+    let dir = scratch_dir("replay-damaged");
+    let (recording, live, _) = record_cache(&dir, true);
+    let whole = std::fs::read(&recording).unwrap();
+    let live_calls = of_kind(&read_json_lines(&live), "cache_call").len();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+
+    // Cut in half: the calls before the cut are shown, then one sentence.
+    let cut = write("cut.trace", &whole[..whole.len() / 2]);
+    let out = replay_unprivileged(&[cut.to_str().unwrap(), "--json"]);
+    assert_one_sentence(&out, "without its end record");
+    let shown = integration_tests::json_lines(&String::from_utf8_lossy(&out.stdout));
+    let shown_calls = of_kind(&shown, "cache_call").len();
+    assert!(
+        shown_calls > 0 && shown_calls < live_calls,
+        "{shown_calls} of {live_calls}"
+    );
+    assert!(of_kind(&shown, "cache_summary").is_empty());
+
+    // A flipped byte in the stream: its checksum says so.
+    let mut flipped = whole.clone();
+    let at = whole.len() * 3 / 4;
+    flipped[at] ^= 0xff;
+    let flipped = write("flipped.trace", &flipped);
+    assert_one_sentence(
+        &replay_unprivileged(&[flipped.to_str().unwrap()]),
+        "is damaged after",
+    );
+
+    // A format from the future is refused, not guessed at.
+    let mut newer = whole.clone();
+    newer[8..12].copy_from_slice(&99u32.to_le_bytes());
+    let newer = write("newer.trace", &newer);
+    assert_one_sentence(
+        &replay_unprivileged(&[newer.to_str().unwrap()]),
+        "is a recording of format 99, newer than this tracer reads",
+    );
+
+    // Not a recording at all, and a header cut short.
+    let foreign = write("foreign.trace", b"{\"kind\":\"cache_call\"}\n");
+    assert_one_sentence(
+        &replay_unprivileged(&[foreign.to_str().unwrap()]),
+        "is not a tracer recording",
+    );
+    let header_cut = write("header.trace", &whole[..40]);
+    assert_one_sentence(
+        &replay_unprivileged(&[header_cut.to_str().unwrap()]),
+        "has a damaged header",
+    );
+    let missing = dir.join("missing.trace");
+    assert_one_sentence(
+        &replay_unprivileged(&[missing.to_str().unwrap()]),
+        "cannot read",
+    );
+}

@@ -1,0 +1,94 @@
+//! `tracer record` and `tracer replay`: keep a run's raw events, and read them again
+//! offline (no root, no binary) through the same decoders and models.
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::{cache, demo, funcs};
+use crate::recording::{Job, RecordingReader};
+
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// The recording to write.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+    #[command(subcommand)]
+    what: Recordable,
+}
+
+/// The subcommands that can be recorded.
+#[derive(Subcommand, Debug)]
+enum Recordable {
+    /// `tracer funcs ...`, recorded.
+    Funcs(funcs::FuncsArgs),
+    /// `tracer cache ...`, recorded.
+    Cache(cache::CacheArgs),
+    /// `tracer demo ...`, recorded.
+    Demo(demo::DemoArgs),
+}
+
+pub fn record(args: RecordArgs) -> anyhow::Result<i32> {
+    let already = |given: &Option<PathBuf>| {
+        if given.is_some() {
+            anyhow::bail!("give the recording once: `tracer record -o FILE` or `--record FILE`");
+        }
+        Ok(Some(args.output.clone()))
+    };
+    match args.what {
+        Recordable::Funcs(mut a) => {
+            a.record = already(&a.record)?;
+            funcs::run(a)
+        }
+        Recordable::Cache(mut a) => {
+            a.record = already(&a.record)?;
+            cache::run(a)
+        }
+        Recordable::Demo(mut a) => {
+            a.record = already(&a.record)?;
+            demo::run(a)
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// A recording made by `tracer record -o FILE ...` or `--record FILE`.
+    file: PathBuf,
+    /// The subcommand it was recorded with (`cache`, `funcs`); checked when given.
+    subcommand: Option<String>,
+    /// One JSON object per line instead of human-readable lines.
+    #[arg(long)]
+    json: bool,
+    /// Write records to this file instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+pub fn replay(args: ReplayArgs) -> anyhow::Result<i32> {
+    let sink = crate::output::open_record_sink(args.output.as_deref())?;
+    let mut rec = RecordingReader::open(&args.file)?;
+    let header = &rec.header;
+    let recorded = header.job.subcommand();
+    if let Some(asked) = args.subcommand.as_deref()
+        && asked != recorded
+    {
+        anyhow::bail!(
+            "{} is a recording of `tracer {recorded}`, not of `{asked}` (hint: `tracer replay {} {recorded}`)",
+            args.file.display(),
+            args.file.display()
+        );
+    }
+    eprintln!(
+        "tracer: replaying {}: `tracer {recorded}` of pid {} ({}, {}), recorded by tracer {} on Linux {}",
+        args.file.display(),
+        header.target.pid,
+        header.target.exe,
+        header.target.go_version,
+        header.tracer_version,
+        header.kernel
+    );
+    match header.job.clone() {
+        Job::Funcs(job) => funcs::replay(&mut rec, &job, args.json, sink),
+        Job::Cache(job) => cache::replay(&mut rec, &job, args.json, sink),
+    }
+}

@@ -1,0 +1,506 @@
+//! Recordings: what a live trace saw, kept so it can be read again offline.
+//!
+//! A file is the magic `GOTRACE\n`, the format version (u32 LE), the header's length
+//! (u32 LE) and the header as JSON: what was traced and the facts the decoders need, so
+//! replay needs neither the binary nor root. Then one LZ4 frame (checksummed blocks) of
+//! items, each a tag byte, a u32 LE length and its bytes: the ring's records exactly as
+//! the kernel delivered them, and last what only the live run could know (lost events,
+//! the engine's memory at the end). Replay feeds the records to the same decoders and
+//! models as the live run.
+use std::{
+    fs::File,
+    io::{self, BufReader, BufWriter, Read, Write},
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    probes::KernelFailures,
+    profiles::{Role, SiteFact},
+};
+
+pub const MAGIC: [u8; 8] = *b"GOTRACE\n";
+/// Bumped whenever a reader of the previous version would misread the file.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Item tags inside the compressed stream.
+const TAG_RING_RECORD: u8 = 1;
+const TAG_END: u8 = 2;
+/// Bounds on what a damaged file can make the reader allocate.
+const MAX_HEADER_BYTES: usize = 256 << 20;
+const MAX_ITEM_BYTES: usize = 1 << 20;
+
+/// What was traced, and how to read it again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Header {
+    pub tracer_version: String,
+    /// `uname -r` of the machine that recorded.
+    pub kernel: String,
+    /// Layout version of the ring records (`tracer_common::EVENT_LAYOUT_VERSION`).
+    pub event_layout_version: u16,
+    /// CLOCK_MONOTONIC (the events' clock) and the wall clock at the start, to place
+    /// event times in real time.
+    pub clock: ClockBase,
+    pub target: TargetFacts,
+    pub job: Job,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct ClockBase {
+    pub monotonic_ns: u64,
+    pub unix_ns: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TargetFacts {
+    /// The pid as the tracer saw it.
+    pub pid: u32,
+    pub exe: String,
+    pub build_id: Option<String>,
+    pub go_version: String,
+}
+
+/// The subcommand that recorded, with what its pipeline is built from.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "subcommand", rename_all = "snake_case")]
+pub enum Job {
+    Funcs(FuncsJob),
+    Cache(CacheJob),
+}
+
+impl Job {
+    pub fn subcommand(&self) -> &'static str {
+        match self {
+            Job::Funcs(_) => "funcs",
+            Job::Cache(_) => "cache",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FuncsJob {
+    pub pattern: String,
+    pub entry_only: bool,
+    /// Function names by probe id.
+    pub functions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CacheJob {
+    /// Code line and variant (`profiles::dagger::by_name`).
+    pub line: String,
+    pub variant: String,
+    /// The first line's engine description, e.g. "dagger engine v0.21.8, code line L3 ...".
+    pub engine: String,
+    pub light: bool,
+    /// Role of each probe id (None: not attached).
+    pub roles: Vec<Option<Role>>,
+    /// The call sites the decoder tells apart.
+    pub sites: Vec<SiteFact>,
+}
+
+/// What only the live run knew, written when it ended.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct End {
+    pub lost_events: u64,
+    pub kernel_failures: KernelFailures,
+    pub tracer_cpu_ns: u64,
+    /// The engine's cache size read from its memory at the end (cache).
+    pub cache_entries: Option<u64>,
+}
+
+/// A recording that cannot be read, in one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("cannot read {}: {}", path.display(), crate::output::os_error_text(source))]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not a tracer recording (hint: make one with `tracer record -o FILE cache ...` or `--record FILE`)", path.display())]
+    NotARecording { path: PathBuf },
+    #[error("{} is a recording of format {found}, newer than this tracer reads (format {FORMAT_VERSION}) (hint: replay it with the tracer version that made it, or a newer one)", path.display())]
+    NewerFormat { path: PathBuf, found: u32 },
+    #[error("{} was recorded by tracer {tracer} with ring records of layout {found}; this tracer reads layout {known} (hint: replay it with tracer {tracer})", path.display())]
+    EventLayout {
+        path: PathBuf,
+        tracer: String,
+        found: u16,
+        known: u16,
+    },
+    #[error("{} has a damaged header: {why}", path.display())]
+    BadHeader { path: PathBuf, why: String },
+    #[error("{} ends after {events} events without its end record (was the tracer stopped before it could finish the recording?)", path.display())]
+    Truncated { path: PathBuf, events: u64 },
+    #[error("{} is damaged after {events} events: {why}", path.display())]
+    Damaged {
+        path: PathBuf,
+        events: u64,
+        why: String,
+    },
+}
+
+/// A recording being written: the header first, then every ring record, then the end.
+pub struct Recorder {
+    path: PathBuf,
+    stream: Option<lz4_flex::frame::FrameEncoder<BufWriter<File>>>,
+    pub events: u64,
+    /// The first write error: recording stops there, tracing goes on, and the end says so.
+    failed: Option<io::Error>,
+}
+
+/// A recording's file, opened before anything is attached (a bad path costs nothing).
+pub struct PendingRecording {
+    path: PathBuf,
+    file: File,
+}
+
+impl PendingRecording {
+    pub fn create(path: &Path) -> anyhow::Result<PendingRecording> {
+        let file = File::create(path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write the recording {}: {} (hint: {})",
+                path.display(),
+                crate::output::os_error_text(&e),
+                crate::output::path_hint(&e)
+            )
+        })?;
+        Ok(PendingRecording {
+            path: path.to_owned(),
+            file,
+        })
+    }
+
+    /// Writes the header; ring records follow.
+    pub fn start(self, header: &Header) -> anyhow::Result<Recorder> {
+        let mut out = BufWriter::with_capacity(1 << 20, self.file);
+        let json = serde_json::to_vec(header)?;
+        let written = out
+            .write_all(&MAGIC)
+            .and_then(|()| out.write_all(&FORMAT_VERSION.to_le_bytes()))
+            .and_then(|()| out.write_all(&(json.len() as u32).to_le_bytes()))
+            .and_then(|()| out.write_all(&json));
+        written.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write the recording {}: {}",
+                self.path.display(),
+                crate::output::os_error_text(&e)
+            )
+        })?;
+        let mut info = lz4_flex::frame::FrameInfo::new();
+        info.block_checksums = true;
+        info.content_checksum = true;
+        info.block_size = lz4_flex::frame::BlockSize::Max64KB;
+        Ok(Recorder {
+            path: self.path,
+            stream: Some(lz4_flex::frame::FrameEncoder::with_frame_info(info, out)),
+            events: 0,
+            failed: None,
+        })
+    }
+}
+
+impl Recorder {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one ring record as delivered.
+    pub fn ring_record(&mut self, bytes: &[u8]) {
+        self.item(TAG_RING_RECORD, bytes);
+        self.events += 1;
+    }
+
+    fn item(&mut self, tag: u8, bytes: &[u8]) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let written = stream
+            .write_all(&[tag])
+            .and_then(|()| stream.write_all(&(bytes.len() as u32).to_le_bytes()))
+            .and_then(|()| stream.write_all(bytes));
+        if let Err(e) = written {
+            self.failed = Some(e);
+            self.stream = None;
+        }
+    }
+
+    /// Writes the end and closes the file; says so if any write failed.
+    pub fn finish(mut self, end: &End) -> anyhow::Result<u64> {
+        let json = serde_json::to_vec(end)?;
+        self.item(TAG_END, &json);
+        if let Some(stream) = self.stream.take() {
+            let closed = stream
+                .finish()
+                .map_err(io::Error::other)
+                .and_then(|mut out| out.flush());
+            if let Err(e) = closed {
+                self.failed = Some(e);
+            }
+        }
+        match self.failed {
+            Some(e) => anyhow::bail!(
+                "the recording {} is incomplete: writing it failed: {}",
+                self.path.display(),
+                crate::output::os_error_text(&e)
+            ),
+            None => Ok(self.events),
+        }
+    }
+}
+
+/// One item read back.
+pub enum Item {
+    /// A ring record; its bytes are in the buffer passed to [`RecordingReader::next`].
+    RingRecord,
+    End(End),
+}
+
+/// Reads a recording back, item by item.
+pub struct RecordingReader {
+    pub path: PathBuf,
+    pub header: Header,
+    stream: lz4_flex::frame::FrameDecoder<BufReader<File>>,
+    pub events: u64,
+}
+
+impl RecordingReader {
+    pub fn open(path: &Path) -> Result<RecordingReader, RecordingError> {
+        let file = File::open(path).map_err(|source| RecordingError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut input = BufReader::with_capacity(1 << 20, file);
+        let not_one = || RecordingError::NotARecording {
+            path: path.to_owned(),
+        };
+        let mut start = [0u8; 16];
+        input.read_exact(&mut start).map_err(|_| not_one())?;
+        if start[..8] != MAGIC {
+            return Err(not_one());
+        }
+        let word = |at: usize| u32::from_le_bytes(start[at..at + 4].try_into().expect("4 bytes"));
+        let version = word(8);
+        if version == 0 {
+            return Err(not_one());
+        }
+        if version > FORMAT_VERSION {
+            return Err(RecordingError::NewerFormat {
+                path: path.to_owned(),
+                found: version,
+            });
+        }
+        let bad_header = |why: String| RecordingError::BadHeader {
+            path: path.to_owned(),
+            why,
+        };
+        let len = word(12) as usize;
+        if len > MAX_HEADER_BYTES {
+            return Err(bad_header(format!("it claims {len} bytes")));
+        }
+        let mut json = vec![0; len];
+        input
+            .read_exact(&mut json)
+            .map_err(|_| bad_header("it is cut short".into()))?;
+        let header: Header =
+            serde_json::from_slice(&json).map_err(|e| bad_header(e.to_string()))?;
+        if header.event_layout_version != tracer_common::EVENT_LAYOUT_VERSION {
+            return Err(RecordingError::EventLayout {
+                path: path.to_owned(),
+                tracer: header.tracer_version.clone(),
+                found: header.event_layout_version,
+                known: tracer_common::EVENT_LAYOUT_VERSION,
+            });
+        }
+        Ok(RecordingReader {
+            path: path.to_owned(),
+            header,
+            stream: lz4_flex::frame::FrameDecoder::new(input),
+            events: 0,
+        })
+    }
+
+    /// The next item; a ring record's bytes are left in `buf`. A file that ends before
+    /// its end record is [`RecordingError::Truncated`].
+    pub fn next_item(&mut self, buf: &mut Vec<u8>) -> Result<Item, RecordingError> {
+        let mut head = [0u8; 5];
+        self.read(&mut head)?;
+        let len = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes")) as usize;
+        if len > MAX_ITEM_BYTES {
+            return Err(self.damaged(format!("an item claims {len} bytes")));
+        }
+        buf.resize(len, 0);
+        self.read(buf)?;
+        match head[0] {
+            TAG_RING_RECORD => {
+                self.events += 1;
+                Ok(Item::RingRecord)
+            }
+            TAG_END => serde_json::from_slice(buf)
+                .map(Item::End)
+                .map_err(|e| self.damaged(format!("its end record: {e}"))),
+            tag => Err(self.damaged(format!("an item of unknown kind {tag}"))),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<(), RecordingError> {
+        self.stream.read_exact(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                RecordingError::Truncated {
+                    path: self.path.clone(),
+                    events: self.events,
+                }
+            } else {
+                self.damaged(e.to_string())
+            }
+        })
+    }
+
+    fn damaged(&self, why: String) -> RecordingError {
+        RecordingError::Damaged {
+            path: self.path.clone(),
+            events: self.events,
+            why,
+        }
+    }
+}
+
+/// The header facts every recording shares.
+pub fn header_for(binary: &crate::gobin::GoBinary, pid: u32, job: Job) -> Header {
+    Header {
+        tracer_version: env!("CARGO_PKG_VERSION").to_string(),
+        kernel: kernel_release(),
+        event_layout_version: tracer_common::EVENT_LAYOUT_VERSION,
+        clock: ClockBase {
+            monotonic_ns: clock_ns(libc::CLOCK_MONOTONIC),
+            unix_ns: clock_ns(libc::CLOCK_REALTIME),
+        },
+        target: TargetFacts {
+            pid,
+            exe: binary.path().display().to_string(),
+            build_id: binary.build_id(),
+            go_version: binary.go_version().to_string(),
+        },
+        job,
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    // SAFETY: clock_gettime fills the struct we pass.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        Header {
+            tracer_version: "0.1.0".into(),
+            kernel: "6.18".into(),
+            event_layout_version: tracer_common::EVENT_LAYOUT_VERSION,
+            clock: ClockBase {
+                monotonic_ns: 1,
+                unix_ns: 2,
+            },
+            target: TargetFacts {
+                pid: 7,
+                exe: "/x".into(),
+                build_id: None,
+                go_version: "go1.26.6".into(),
+            },
+            job: Job::Funcs(FuncsJob {
+                pattern: "main\\.f".into(),
+                entry_only: false,
+                functions: vec!["main.f".into()],
+            }),
+        }
+    }
+
+    fn write(path: &Path, records: &[Vec<u8>]) {
+        let mut rec = PendingRecording::create(path)
+            .unwrap()
+            .start(&header())
+            .unwrap();
+        for r in records {
+            rec.ring_record(r);
+        }
+        rec.finish(&End {
+            lost_events: 3,
+            ..End::default()
+        })
+        .unwrap();
+    }
+
+    fn read_all(path: &Path) -> Result<(Vec<Vec<u8>>, End), RecordingError> {
+        let mut r = RecordingReader::open(path)?;
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            match r.next_item(&mut buf)? {
+                Item::RingRecord => out.push(buf.clone()),
+                Item::End(end) => return Ok((out, end)),
+            }
+        }
+    }
+
+    #[test]
+    fn what_is_written_reads_back() {
+        let dir = std::env::temp_dir().join(format!("rec-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.trace");
+        let records: Vec<Vec<u8>> = (0..5000u32)
+            .map(|i| i.to_le_bytes().repeat(1 + (i % 40) as usize))
+            .collect();
+        write(&path, &records);
+        let (back, end) = read_all(&path).unwrap();
+        assert_eq!(back, records);
+        assert_eq!(end.lost_events, 3);
+
+        // Every cut of the file is one clear error, never a panic or a misread.
+        let whole = std::fs::read(&path).unwrap();
+        let cut = dir.join("cut.trace");
+        for len in (0..whole.len()).step_by(whole.len() / 97 + 1) {
+            std::fs::write(&cut, &whole[..len]).unwrap();
+            let err = read_all(&cut).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    RecordingError::NotARecording { .. }
+                        | RecordingError::BadHeader { .. }
+                        | RecordingError::Truncated { .. }
+                        | RecordingError::Damaged { .. }
+                ),
+                "{len}: {err}"
+            );
+        }
+        // A flipped byte in the compressed stream is caught by its checksums.
+        let mut flipped = whole.clone();
+        let at = whole.len() - 100;
+        flipped[at] ^= 0x55;
+        std::fs::write(&cut, &flipped).unwrap();
+        assert!(read_all(&cut).is_err());
+
+        // A newer format is refused by its version, before its header is read.
+        let mut newer = whole.clone();
+        newer[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        std::fs::write(&cut, &newer).unwrap();
+        assert!(matches!(
+            read_all(&cut).unwrap_err(),
+            RecordingError::NewerFormat { found, .. } if found == FORMAT_VERSION + 1
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
