@@ -185,7 +185,7 @@ fn trace_once(
         .and_then(|(c, maps)| cache_entries(pid, c, maps));
     end.tracer_cpu_ns = own_cpu_ns();
     finish_recording(&mut reader, &end)?;
-    pipeline.summarize(&end, reader.malformed, job.engine)?;
+    pipeline.summarize(&end, reader.malformed, job.engine, &mut std::io::stderr())?;
     Ok(stop)
 }
 
@@ -199,12 +199,36 @@ fn finish_recording(reader: &mut crate::probes::EventReader, end: &End) -> anyho
     Ok(())
 }
 
+/// The JSON records a cache recording replays to, its human summary left out (for
+/// `tracer diff`).
+pub fn replay_records(rec: &mut RecordingReader, job: &CacheJob) -> anyhow::Result<Vec<u8>> {
+    let records = output::MemorySink::default();
+    replay_to(
+        rec,
+        job,
+        true,
+        Box::new(records.clone()),
+        &mut std::io::sink(),
+    )?;
+    Ok(records.take())
+}
+
 /// `tracer replay` of a cache recording: the same pipeline, fed from the file.
 pub fn replay(
     rec: &mut RecordingReader,
     job: &CacheJob,
     json: bool,
     sink: Box<dyn Write + Send>,
+) -> anyhow::Result<i32> {
+    replay_to(rec, job, json, sink, &mut std::io::stderr())
+}
+
+fn replay_to(
+    rec: &mut RecordingReader,
+    job: &CacheJob,
+    json: bool,
+    sink: Box<dyn Write + Send>,
+    human_summary: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     let mut pipeline = CachePipeline::new(job, sink, json)?;
     pipeline.pid = rec.header.target.pid;
@@ -236,7 +260,7 @@ pub fn replay(
     if let Some(e) = pipeline.stage.layout_error.take() {
         return Err(e.into());
     }
-    pipeline.summarize(&end, malformed, job.engine.clone())?;
+    pipeline.summarize(&end, malformed, job.engine.clone(), human_summary)?;
     Ok(0)
 }
 
@@ -374,7 +398,13 @@ impl CachePipeline {
     }
 
     /// The summary: JSON into the records when `--json`, human on stderr.
-    fn summarize(mut self, end: &End, malformed_events: u64, engine: String) -> anyhow::Result<()> {
+    fn summarize(
+        mut self,
+        end: &End,
+        malformed_events: u64,
+        engine: String,
+        human: &mut dyn Write,
+    ) -> anyhow::Result<()> {
         let model = &self.stage.model;
         let metrics = Metrics {
             connected_clients: Some(
@@ -408,7 +438,7 @@ impl CachePipeline {
             writeln!(self.sink, "{line}")?;
         }
         self.sink.flush()?;
-        output::cache::summary_human(&mut std::io::stderr(), &summary)?;
+        output::cache::summary_human(human, &summary)?;
         Ok(())
     }
 

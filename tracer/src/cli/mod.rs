@@ -2,6 +2,7 @@
 //! pipeline, print.
 mod cache;
 mod demo;
+mod diff;
 mod follow;
 mod funcs;
 mod hang;
@@ -52,6 +53,9 @@ enum Command {
     /// Read a recording again offline (no root, no binary): the same records and summary
     /// the live run printed.
     Replay(replay::ReplayArgs),
+    /// Compare two cache runs (recordings or `cache --json` outputs) by identity flow and
+    /// show the first divergence. Exit 0: same, 1: diverged, 2: bad input.
+    Diff(diff::DiffArgs),
 }
 
 /// Compiles a user's function-name pattern, anchored at both ends.
@@ -80,5 +84,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Ps(args) => ps::run(args),
         Command::Record(args) => replay::record(args),
         Command::Replay(args) => replay::replay(args),
+        Command::Diff(args) => diff::run(args),
     }
 }

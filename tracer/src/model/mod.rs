@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod cache_events;
 pub mod calls;
+pub mod diff;
 pub mod goroutines;
 pub mod latency;
 pub mod locks;

@@ -106,3 +106,27 @@ impl Write for SharedSink {
         self.0.lock().expect("the sink is never poisoned").flush()
     }
 }
+
+/// Records kept in memory (e.g. a replay that `diff` reads back).
+#[derive(Clone, Default)]
+pub struct MemorySink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl MemorySink {
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().expect("the sink is never poisoned"))
+    }
+}
+
+impl Write for MemorySink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .expect("the sink is never poisoned")
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
