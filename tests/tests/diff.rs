@@ -108,3 +108,86 @@ fn the_first_divergence_is_the_planted_call_and_identical_runs_agree() {
         .arg(dir.join("missing.trace")));
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--explain` on the misses the stand-in plants (a changed argument, the same call on
+/// another receiver, DoNotCache, a new field with a sensitive argument): each names the
+/// part the stand-in changed; a sensitive value is never shown, live or replayed.
+#[test]
+fn explain_names_the_part_each_planted_miss_changed() {
+    let dir = scratch_dir("explain");
+    let tc = gobuild::default_toolchain().unwrap();
+    let engine = integration_tests::private_copy(
+        &gobuild::build_tagged("engine-l4", &tc, true, "").unwrap(),
+    );
+    let recording = dir.join("explain.trace");
+    let records = dir.join("explain.jsonl");
+    let truth = dir.join("truth.jsonl");
+    let out = run(tracer()
+        .args(["cache", "--explain", "--json", "--record"])
+        .arg(&recording)
+        .arg("-o")
+        .arg(&records)
+        .arg("--")
+        .arg(&engine)
+        .args(["-scenario", "sequence", "-truth"])
+        .arg(&truth));
+    assert_eq!(out.status.code(), Some(0));
+    let records = read_json_lines(&records);
+    let truth = read_json_lines(&truth);
+    let calls = of_kind(&records, "cache_call");
+    let plants = of_kind(&truth, "explain_plant");
+    assert_eq!(plants.len(), 4, "the scenario plants four misses");
+    for plant in &plants {
+        let outcome = if plant["part"] == "do_not_cache" {
+            "uncached"
+        } else {
+            "miss"
+        };
+        let call = calls
+            .iter()
+            .find(|c| c["digest"] == plant["digest"] && c["outcome"] == outcome)
+            .unwrap_or_else(|| panic!("no {outcome} call for {plant}"));
+        let first = &call["explain"]["differs"][0];
+        assert_eq!(
+            first["part"], plant["part"],
+            "{plant} -> {}",
+            call["explain"]
+        );
+        if plant["part"] != "do_not_cache" {
+            assert_eq!(call["identity"]["field"], plant["field"], "{call}");
+        }
+        if plant["part"] == "input 0" {
+            // The receiver differs; the self digest (field and arguments) does not.
+            assert_ne!(first["was"], first["now"]);
+            assert!(first["now"].as_str().unwrap().starts_with("xxh3:"));
+        }
+    }
+    // Every miss and uncached call is explained, no hit is.
+    for c in &calls {
+        let explained = !c["explain"].is_null();
+        let should = c["outcome"] == "miss" || c["outcome"] == "uncached";
+        assert_eq!(explained, should, "{c}");
+    }
+    // The sensitive argument: seen as sensitive, its value nowhere.
+    let secret = plants
+        .iter()
+        .find_map(|p| p["secret"].as_str())
+        .expect("a planted secret");
+    let login = calls
+        .iter()
+        .find(|c| c["identity"]["field"] == "login")
+        .expect("the login call");
+    assert_eq!(login["identity"]["args"][1]["name"], "token");
+    assert_eq!(login["identity"]["args"][1]["sensitive"], true);
+    assert!(login["identity"]["args"][1]["value"].is_null());
+    let live_text = serde_json::to_string(&records).unwrap();
+    assert!(!live_text.contains(secret));
+    let replayed = run(tracer().arg("replay").arg(&recording).arg("--json"));
+    let replayed_text = String::from_utf8_lossy(&replayed.stdout);
+    assert!(!replayed_text.contains(secret));
+    assert_eq!(
+        integration_tests::json_lines(&replayed_text),
+        records,
+        "replay equals the live run with --explain too"
+    );
+}

@@ -129,6 +129,11 @@ pub mod capture_kind {
     pub const STRING: u8 = 2;
     /// A Go string passed in two registers (`reg` = ptr, `reg + 1` = len).
     pub const STRING_REGS: u8 = 3;
+    /// A [`STRING`] that is never read when a flag says it is secret: before the last
+    /// dereference step, the byte at `value + derefs[MAX_DEREFS - 1]` is read, and when
+    /// it is non-zero the capture is [`super::Capture::WITHHELD`] (a sensitive argument:
+    /// its value never leaves the target). Uses at most `MAX_DEREFS - 1` steps.
+    pub const GUARDED_STRING: u8 = 4;
 }
 
 /// One value to read at a probe hit: start from a register, follow up to
@@ -171,7 +176,8 @@ const _: () = assert!(core::mem::size_of::<ProbeSpec>() == 104);
 pub struct Capture {
     /// The word, or a string's full length.
     pub value: u64,
-    /// 1 when every read succeeded (a fault leaves 0: the value is unknown).
+    /// 1 when every read succeeded (a fault leaves 0: the value is unknown; 2 is
+    /// [`Capture::WITHHELD`]).
     pub ok: u32,
     /// String bytes kept in `bytes` (at most [`CAPTURE_BYTES`]).
     pub nbytes: u32,
@@ -179,6 +185,13 @@ pub struct Capture {
 }
 
 impl Capture {
+    /// `ok` of a [`capture_kind::GUARDED_STRING`] whose flag was set: nothing was read.
+    pub const WITHHELD: u32 = 2;
+
+    pub fn withheld(&self) -> bool {
+        self.ok == Self::WITHHELD
+    }
+
     pub fn word(&self) -> Option<u64> {
         (self.ok == 1).then_some(self.value)
     }

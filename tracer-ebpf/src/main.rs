@@ -323,9 +323,23 @@ fn read_capture(
         return;
     }
     let mut value = first;
+    let guarded = spec.kind == capture_kind::GUARDED_STRING;
     for step in 0..MAX_DEREFS {
         if step >= spec.nderefs as usize {
             break;
+        }
+        // A secret's flag, read before the last step: a set flag withholds the string.
+        if guarded && step + 1 == spec.nderefs as usize {
+            let flag = value.wrapping_add(spec.derefs[MAX_DEREFS - 1] as i64 as u64);
+            // SAFETY: user-memory read through the helper; a fault is an Err.
+            match unsafe { bpf_probe_read_user(flag as *const u8) } {
+                Ok(0) => {}
+                Ok(_) => {
+                    out.ok = Capture::WITHHELD;
+                    return;
+                }
+                Err(_) => return,
+            }
         }
         let at = value.wrapping_add(spec.derefs[step] as i64 as u64);
         // SAFETY: user-memory read through the helper; a fault is an Err.
@@ -339,7 +353,7 @@ fn read_capture(
             out.value = value;
             out.ok = 1;
         }
-        capture_kind::STRING => {
+        capture_kind::STRING | capture_kind::GUARDED_STRING => {
             let header = value.wrapping_add(spec.string_offset as i64 as u64);
             // SAFETY: as above.
             let ptr = unsafe { bpf_probe_read_user(header as *const u64) };

@@ -94,6 +94,8 @@ pub struct CacheJob {
     /// The first line's engine description, e.g. "dagger engine v0.21.8, code line L3 ...".
     pub engine: String,
     pub light: bool,
+    #[serde(default)]
+    pub explain: bool,
     /// Role of each probe id (None: not attached).
     pub roles: Vec<Option<Role>>,
     /// The call sites the decoder tells apart.

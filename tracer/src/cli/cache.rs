@@ -52,6 +52,12 @@ pub struct CacheArgs {
     /// Also keep every raw event in this file, for `tracer replay` and `tracer diff`.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Say why each miss missed: read every call's identity parts (field, self digest,
+    /// structural inputs, arguments; never a sensitive argument's value) and compare a
+    /// miss with the most similar earlier call of its field. Costs three more probe hits
+    /// per lookup.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
@@ -86,12 +92,15 @@ fn trace_once(
     let binary = GoBinary::open(&target.binary())?;
     let profile = profiles::detect(&binary)?;
     let engine = describe_engine(&binary, profile);
-    let (plan, roles) = profiles::plan(&binary, profile, args.light)?;
+    let mode = profiles::Mode {
+        light: args.light,
+        explain: args.explain,
+    };
+    let (plan, roles) = profiles::plan(&binary, profile, mode)?;
     for (def, role) in profile.probes.iter().zip(&roles) {
-        let dropped = args.light && def.light == profiles::Light::Drop;
         if role.is_none()
             && def.optional
-            && !dropped
+            && def.wanted(mode)
             && let Some(loss) = optional_loss(def.role)
         {
             eprintln!(
@@ -117,6 +126,7 @@ fn trace_once(
         variant: profile.variant.to_string(),
         engine,
         light: args.light,
+        explain: args.explain,
         roles,
         sites,
     };
@@ -269,6 +279,9 @@ fn replay_to(
 fn optional_loss(role: Role) -> Option<&'static str> {
     match role {
         Role::DigestIndex | Role::TermIndex => Some("hit_route is null"),
+        Role::ExplainLookup | Role::ExplainLocked | Role::ExplainMatch => {
+            Some("--explain reads less of each call's identity")
+        }
         _ => None,
     }
 }
@@ -385,7 +398,14 @@ impl CachePipeline {
             stage: DecodeStage {
                 decoder,
                 events: Vec::new(),
-                model: CacheModel::new((profile.sees_lookups)(job.light)),
+                model: {
+                    let model = CacheModel::new((profile.sees_lookups)(job.light));
+                    if job.explain {
+                        model.with_explain()
+                    } else {
+                        model
+                    }
+                },
                 layout_error: None,
                 outputs: Vec::new(),
             },

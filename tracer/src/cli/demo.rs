@@ -57,6 +57,9 @@ pub struct DemoArgs {
     /// Also keep every raw event in this file, for `tracer replay` and `tracer diff`.
     #[arg(long, value_name = "FILE")]
     pub(super) record: Option<std::path::PathBuf>,
+    /// Say why each miss missed (see `tracer cache --explain`).
+    #[arg(long)]
+    explain: bool,
     /// Cheaper tracing: entry probes only.
     #[arg(long)]
     light: bool,
@@ -123,5 +126,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         ring_mb: 16,
         light: args.light,
         record: args.record,
+        explain: args.explain,
     })
 }

@@ -106,6 +106,9 @@ fn load(path: &Path) -> anyhow::Result<Run> {
     Ok(Run::new(calls))
 }
 
+/// One row of the divergence table: a call's field as text.
+type Getter = fn(&RunCall) -> Option<String>;
+
 fn report(w: &mut dyn Write, args: &DiffArgs, cmp: &Comparison) -> std::io::Result<()> {
     let s = &cmp.summary;
     writeln!(
@@ -140,18 +143,18 @@ fn report(w: &mut dyn Write, args: &DiffArgs, cmp: &Comparison) -> std::io::Resu
         first.differs.join(", ")
     )?;
     let (a, b) = (first.a.as_ref(), first.b.as_ref());
-    let field = |s: Option<&Side>, f: &dyn Fn(&RunCall) -> Option<String>| {
+    let field = |s: Option<&Side>, f: Getter| {
         s.map_or("(no such call)".to_string(), |s| {
             f(&s.call).unwrap_or_else(|| "-".into())
         })
     };
-    let rows: [(&str, &dyn Fn(&RunCall) -> Option<String>); 6] = [
-        ("digest", &|c| c.digest.clone()),
-        ("outcome", &|c| c.outcome.clone()),
-        ("hit_route", &|c| c.hit_route.clone()),
-        ("session", &|c| c.session.clone()),
-        ("parent", &|c| c.parent_digest.clone()),
-        ("error", &|c| c.error.clone()),
+    let rows: [(&str, Getter); 6] = [
+        ("digest", |c| c.digest.clone()),
+        ("outcome", |c| c.outcome.clone()),
+        ("hit_route", |c| c.hit_route.clone()),
+        ("session", |c| c.session.clone()),
+        ("parent", |c| c.parent_digest.clone()),
+        ("error", |c| c.error.clone()),
     ];
     writeln!(w, "  {:<12} {:<40} B", "", "A")?;
     for (name, f) in rows {

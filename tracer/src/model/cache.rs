@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use super::{
     cache_events::{CacheEvent, HitRoute, OwnerContext, SessionKey},
     calls::CallStatus,
+    explain::{CallIdentity, Explainer, Explanation},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,6 +89,10 @@ pub struct CacheCall {
     pub start_ns: Option<u64>,
     pub duration_ns: Option<u64>,
     pub status: CallStatus,
+    /// The identity parts read at its lookup (`--explain`).
+    pub identity: Option<Box<CallIdentity>>,
+    /// Why a miss or an uncached call was not answered from the cache (`--explain`).
+    pub explain: Option<Box<Explanation>>,
 }
 
 /// A hit, through the content-digest fallback if the lookup took it.
@@ -204,6 +209,7 @@ struct OpenCall {
     db_read: bool,
     db_written: bool,
     storage_key: Option<String>,
+    identity: Option<CallIdentity>,
 }
 
 #[derive(Clone, Copy)]
@@ -307,6 +313,8 @@ pub struct CacheModel {
     /// Whether the line reports `LookedUp` for every cached call (else a call that
     /// neither waited nor failed is taken as a hit).
     sees_lookups: bool,
+    /// `--explain`: each miss compared with earlier calls of its field.
+    explainer: Option<Explainer>,
 }
 
 impl CacheModel {
@@ -327,7 +335,19 @@ impl CacheModel {
             owned_by: HashMap::new(),
             releasing: HashMap::new(),
             sees_lookups,
+            explainer: None,
         }
+    }
+
+    /// Explains every miss and uncached call (`--explain`).
+    pub fn with_explain(mut self) -> CacheModel {
+        self.explainer = Some(Explainer::default());
+        self
+    }
+
+    /// Fields the explainer forgot to stay bounded.
+    pub fn explain_evictions(&self) -> u64 {
+        self.explainer.as_ref().map_or(0, |e| e.evicted_fields)
     }
 
     /// Every session seen: ended ones first, then live ones.
@@ -390,8 +410,17 @@ impl CacheModel {
                         db_read: false,
                         db_written: false,
                         storage_key: None,
+                        identity: None,
                     },
                 );
+            }
+            CacheEvent::Identity { call, identity } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    match &mut c.identity {
+                        Some(known) => known.merge(identity),
+                        None => c.identity = Some(identity),
+                    }
+                }
             }
             CacheEvent::Digest { call, digest } => {
                 if let Some(c) = self.calls.get_mut(&call) {
@@ -867,6 +896,15 @@ impl CacheModel {
             Some(Outcome::Hit | Outcome::HitContent) => c.looked_up.and_then(|l| l.route),
             _ => None,
         };
+        let identity = c.identity.map(CallIdentity::trimmed);
+        let explain = self.explainer.as_mut().and_then(|e| {
+            e.explain(
+                c.digest.as_ref(),
+                identity.as_ref(),
+                outcome == Some(Outcome::Miss),
+                outcome == Some(Outcome::Uncached),
+            )
+        });
         let (engine_outcome, engine_hit_route) = c.engine.clone().unwrap_or_default();
         let engine_disagrees = match (&engine_outcome, outcome.and_then(Outcome::engine_word)) {
             (Some(e), Some(ours)) => e != ours,
@@ -897,6 +935,8 @@ impl CacheModel {
             start_ns: Some(c.start_ns),
             duration_ns: end_ns.map(|e| e.saturating_sub(c.start_ns)),
             status,
+            identity: identity.map(Box::new),
+            explain: explain.map(Box::new),
         }
     }
 }

@@ -69,6 +69,11 @@ pub enum CacheEvent {
         digest: Option<String>,
         uncached: bool,
     },
+    /// Identity parts read at the call's lookup (`--explain`), merged as they come.
+    Identity {
+        call: u64,
+        identity: super::explain::CallIdentity,
+    },
     /// The recipe digest, learned after the call began.
     Digest {
         call: u64,

@@ -4,6 +4,7 @@ pub mod cache;
 pub mod cache_events;
 pub mod calls;
 pub mod diff;
+pub mod explain;
 pub mod goroutines;
 pub mod latency;
 pub mod locks;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::format::duration;
+use crate::model::explain::{CallIdentity, Explanation};
 use crate::model::{
     cache::{CacheCall, CacheOutput, Evictions, FoldedSessions, Outcome, SessionRefs},
     cache_events::HitRoute,
@@ -94,6 +95,8 @@ struct CallJson<'a> {
     ttl: Ttl,
     error: &'a Option<String>,
     status: &'static str,
+    identity: &'a Option<Box<CallIdentity>>,
+    explain: &'a Option<Box<Explanation>>,
 }
 
 #[derive(Serialize)]
@@ -132,6 +135,8 @@ pub fn write_json_record(w: &mut dyn Write, out: &CacheOutput, pid: u32) -> io::
                 },
                 error: &c.error,
                 status: c.status.as_str(),
+                identity: &c.identity,
+                explain: &c.explain,
             },
         )?,
         other => serde_json::to_writer(&mut *w, &json_record(other, pid))?,
@@ -218,6 +223,35 @@ fn json_record(out: &CacheOutput, pid: u32) -> Value {
     }
 }
 
+/// `--explain`'s line under a miss: what differs from the earlier call compared with.
+fn why(c: &CacheCall, x: &Explanation) -> String {
+    let parts: Vec<String> = x
+        .differs
+        .iter()
+        .map(|d| match (d.part.as_str(), &d.was, &d.now) {
+            ("do_not_cache", ..) => "the request asked not to be cached (DoNotCache)".into(),
+            ("new field", ..) => format!(
+                "first call of `{}` seen",
+                c.identity
+                    .as_ref()
+                    .and_then(|i| i.field.as_deref())
+                    .unwrap_or("?")
+            ),
+            ("same identity", _, Some(now)) => format!("same identity as before: {now}"),
+            ("not read", ..) => "its identity was not read (no lookup seen)".into(),
+            (part, was, now) => format!(
+                "{part} differs: {} -> {}",
+                was.as_deref().unwrap_or("?"),
+                now.as_deref().unwrap_or("?")
+            ),
+        })
+        .collect();
+    match &x.compared_with {
+        Some(d) => format!("{} (vs {d})", parts.join("; ")),
+        None => parts.join("; "),
+    }
+}
+
 fn call_line(c: &CacheCall) -> String {
     let mut line = format!(
         "{:<12} g{:<6} {:<11} {} {}",
@@ -263,6 +297,9 @@ fn call_line(c: &CacheCall) -> String {
     }
     if c.status != crate::model::calls::CallStatus::Returned {
         line.push_str(&format!(" [{}]", c.status.as_str()));
+    }
+    if let Some(x) = &c.explain {
+        line.push_str(&format!("\n{:<12} why: {}", "", why(c, x)));
     }
     line
 }

@@ -31,6 +31,15 @@ pub enum At {
     },
 }
 
+/// How `tracer cache` runs: what it attaches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mode {
+    /// `--light`: no RET probes where the entry suffices, some probes dropped.
+    pub light: bool,
+    /// `--explain`: also read each call's identity parts at its lookup.
+    pub explain: bool,
+}
+
 /// What `--light` keeps of a probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Light {
@@ -95,6 +104,22 @@ pub const fn string(name: &'static str, reg: u8, offsets: &[i32], string_offset:
     }
 }
 
+/// A [`string`] withheld when the byte at `guard` past the value before the last step
+/// is set (an argument's `IsSensitive`): a secret never leaves the target.
+pub const fn guarded_string(
+    name: &'static str,
+    reg: u8,
+    offsets: &[i32],
+    guard: i32,
+    string_offset: i32,
+) -> Cap {
+    assert!(!offsets.is_empty() && offsets.len() < MAX_DEREFS);
+    let mut cap = string(name, reg, offsets, string_offset);
+    cap.spec.kind = capture_kind::GUARDED_STRING;
+    cap.spec.derefs[MAX_DEREFS - 1] = guard;
+    cap
+}
+
 /// A Go string passed in registers `reg` (pointer) and `reg + 1` (length).
 pub const fn string_regs(name: &'static str, reg: u8) -> Cap {
     Cap {
@@ -129,6 +154,8 @@ pub struct ProbeDef {
     /// A build may lack it (e.g. inlined): the feature it serves is then off, and
     /// the first line says so.
     pub optional: bool,
+    /// Attached only with `--explain` (it reads a call's identity parts).
+    pub explain_only: bool,
 }
 
 impl ProbeDef {
@@ -141,6 +168,7 @@ impl ProbeDef {
             entry: Vec::new(),
             ret: Vec::new(),
             optional: false,
+            explain_only: false,
         }
     }
 
@@ -162,6 +190,18 @@ impl ProbeDef {
     pub fn optional(mut self) -> ProbeDef {
         self.optional = true;
         self
+    }
+
+    /// Only with `--explain`; optional, as explaining is an extra.
+    pub fn explain_only(mut self) -> ProbeDef {
+        self.explain_only = true;
+        self.optional = true;
+        self
+    }
+
+    /// Whether a run in this mode attaches it.
+    pub fn wanted(&self, mode: Mode) -> bool {
+        (!mode.light || self.light != Light::Drop) && (mode.explain || !self.explain_only)
     }
 
     pub fn full_name(&self) -> String {
@@ -228,15 +268,16 @@ impl ProbeDef {
 pub fn plan(
     binary: &GoBinary,
     profile: &Profile,
-    light: bool,
+    mode: Mode,
 ) -> anyhow::Result<(PlanSet, Vec<Option<Role>>)> {
+    let light = mode.light;
     let mut plan = PlanSet::default();
     let mut roles = Vec::new();
     let parent_goid = binary.g_offsets().0.parent_goid;
     for (id, def) in profile.probes.iter().enumerate() {
         let id = id as u32;
         let name = def.full_name();
-        let keep = !light || def.light != Light::Drop;
+        let keep = def.wanted(mode);
         let f = binary.functions().iter().find(|f| f.name == name);
         let Some(f) = f.filter(|_| keep) else {
             if keep && !def.optional {

@@ -24,6 +24,8 @@ func Layout() []LayoutCheck {
 		ces CacheEntryStats
 		ref ResultCallRef
 		ed  ResultCallExtraDigest
+		ra  ResultCallArg
+		lit ResultCallLiteral
 		sc  SpanContext
 	)
 	checks := []LayoutCheck{
@@ -42,6 +44,12 @@ func Layout() []LayoutCheck {
 		{"ResultCall.recipeDigest", unsafe.Offsetof(rc.recipeDigest), 224},
 		{"ResultCall.contentPreferredDigest", unsafe.Offsetof(rc.contentPreferredDigest), 272},
 		{"ResultCallExtraDigest size", unsafe.Sizeof(ed), 32},
+		{"ResultCall.View", unsafe.Offsetof(rc.View), 56},
+		{"ResultCallArg size", unsafe.Sizeof(ra), 32},
+		{"ResultCallArg.IsSensitive", unsafe.Offsetof(ra.IsSensitive), 16},
+		{"ResultCallArg.Value", unsafe.Offsetof(ra.Value), 24},
+		{"ResultCallLiteral size", unsafe.Sizeof(lit), 160},
+		{"ResultCallLiteral.StringValue", unsafe.Offsetof(lit.StringValue), 40},
 		{"ResultCallRef size", unsafe.Sizeof(ref), 24},
 		{"ResultCallRef.Call", unsafe.Offsetof(ref.Call), 8},
 

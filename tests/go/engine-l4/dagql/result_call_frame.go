@@ -64,10 +64,40 @@ type ResultCallModule struct {
 	Pin       string
 }
 
-// ResultCallArg is one argument (name, literal value).
+// ResultCallArg is one argument (result_call_frame.go HEAD:106-110, 32 B): Name 0/8,
+// IsSensitive 16, Value 24.
 type ResultCallArg struct {
-	Name  string
-	Value string
+	Name        string
+	IsSensitive bool
+	Value       *ResultCallLiteral
+}
+
+// ResultCallLiteral is an argument's value (HEAD:138-153, 160 B): Kind 0/8, BoolValue 16,
+// IntValue 24, FloatValue 32, StringValue 40/48, EnumValue 56/64, DigestedStringValue
+// 72/80, DigestedStringDigest 88/96, ResultRef 104, ListItems 112, ObjectFields 136.
+type ResultCallLiteral struct {
+	Kind                 string
+	BoolValue            bool
+	IntValue             int64
+	FloatValue           float64
+	StringValue          string
+	EnumValue            string
+	DigestedStringValue  string
+	DigestedStringDigest string
+	ResultRef            *ResultCallRef
+	ListItems            []*ResultCallLiteral
+	ObjectFields         []*ResultCallArg
+}
+
+// hashedValue is what an argument contributes to a digest: a sensitive one only "***".
+func (a *ResultCallArg) hashedValue() string {
+	if a.IsSensitive {
+		return "***"
+	}
+	if a.Value == nil {
+		return "null"
+	}
+	return a.Value.Kind + ":" + a.Value.StringValue
 }
 
 // HeldRecipeDigest returns the memoized recipe digest, if it was derived.
@@ -327,7 +357,7 @@ func (frame *ResultCall) selfDigestAndInputRefs(c *Cache) (string, []*ResultCall
 	h.str(strconv.FormatInt(frame.Nth, 10))
 	for _, a := range frame.Args {
 		h.str(a.Name)
-		h.str(a.Value)
+		h.str(a.hashedValue())
 	}
 	var refs []*ResultCallRef
 	if frame.Receiver != nil {
@@ -711,11 +741,11 @@ func (frame *ResultCall) recipeDigestWithVisiting(c *Cache, visiting map[*Result
 		h.str(strconv.FormatInt(frame.Nth, 10))
 		for _, a := range frame.Args {
 			h.str(a.Name)
-			h.str(a.Value)
+			h.str(a.hashedValue())
 		}
 		for _, a := range frame.ImplicitInputs {
 			h.str(a.Name)
-			h.str(a.Value)
+			h.str(a.hashedValue())
 		}
 		dig := h.digest()
 		// pad:772

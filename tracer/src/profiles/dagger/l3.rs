@@ -8,10 +8,14 @@ use super::{
     EntryMaps, LockName, Profile, Role, error_text, filesync,
     ownership::{self, Design, JoinedBy},
 };
-use crate::profiles::{At, G_PARENT_GOID, Light, ProbeDef, at_entry, string, string_regs, word};
+use crate::profiles::{
+    At, G_PARENT_GOID, Light, ProbeDef, at_entry, guarded_string, string, string_regs, word,
+};
 
+pub(super) const RBX: u8 = 1;
 pub(super) const RCX: u8 = 2;
 pub(super) const RDI: u8 = 3;
+pub(super) const R8: u8 = 5;
 pub(super) const R9: u8 = 6;
 pub(super) const R10: u8 = 7;
 
@@ -214,6 +218,7 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
         )
         .entry(&[string("session_id", RDI, &[], 0)]),
     ];
+    probes.extend(explain_probes());
     if layout.handoff_release {
         // releaseOngoingCallHandoff(c, ctx, oc RDI): the last waiter's hold, released.
         probes.push(ProbeDef::new(
@@ -224,6 +229,74 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
     }
     probes.extend(filesync::probes());
     probes
+}
+
+/// `--explain`: a call's identity parts, read along its lookup (engine-l3-l4 §2.1, §4,
+/// the same on L3 and L4). Counts come first so that nothing past a slice is believed.
+fn explain_probes() -> Vec<ProbeDef> {
+    // ResultCall: Field +24, Args +144 (len +152) of *ResultCallArg {Name +0, IsSensitive
+    // +16, Value *ResultCallLiteral +24}; ResultCallLiteral: Kind +0, StringValue +40.
+    const ARGS: i32 = 144;
+    const ARG_SENSITIVE: i32 = 16;
+    const ARG_VALUE: i32 = 24;
+    const LITERAL_STRING: i32 = 40;
+    vec![
+        // lookupCacheForRequest(c, ctx, sessionID, resolver, req R10; stack: requestDigest
+        // [+8], requestSelf [+24]/[+32], requestInputs [+40]/[+48]/[+56], ...).
+        ProbeDef::new(
+            Role::ExplainLookup,
+            "dagql.(*Cache).lookupCacheForRequest",
+            At::EntryPoint,
+        )
+        .entry(&[
+            string("field", R10, &[0], 24),
+            string("self", REG_RSP, &[], 24),
+            word("inputs", REG_RSP, &[48]),
+            word("args", R10, &[0, ARGS + 8]),
+        ])
+        .explain_only(),
+        // lookupCacheForRequestLocked(c, ctx, sessionID, req R8, requestDigest R9/R10;
+        // stack: requestSelf [+8]/[+16], requestInputs [+24]/[+32]/[+40], ...).
+        ProbeDef::new(
+            Role::ExplainLocked,
+            "dagql.(*Cache).lookupCacheForRequestLocked",
+            At::EntryPoint,
+        )
+        .entry(&[
+            string("input0", REG_RSP, &[24], 0),
+            string("arg0_name", R8, &[0, ARGS, 0], 0),
+            string("arg1_name", R8, &[0, ARGS, 8], 0),
+            string("arg1_kind", R8, &[0, ARGS, 8, ARG_VALUE], 0),
+        ])
+        .explain_only(),
+        // lookupMatchForCallLocked(c, frame RBX, recipeDigest RCX/RDI, selfDigest RSI/R8,
+        // inputDigests R9/R10/R11, nowUnix [+8]). A sensitive argument's value is never
+        // read.
+        ProbeDef::new(
+            Role::ExplainMatch,
+            "dagql.(*Cache).lookupMatchForCallLocked",
+            At::EntryPoint,
+        )
+        .entry(&[
+            string("input1", R9, &[], 16),
+            string("arg0_kind", RBX, &[ARGS, 0, ARG_VALUE], 0),
+            guarded_string(
+                "arg0_value",
+                RBX,
+                &[ARGS, 0, ARG_VALUE],
+                ARG_SENSITIVE,
+                LITERAL_STRING,
+            ),
+            guarded_string(
+                "arg1_value",
+                RBX,
+                &[ARGS, 8, ARG_VALUE],
+                ARG_SENSITIVE,
+                LITERAL_STRING,
+            ),
+        ])
+        .explain_only(),
+    ]
 }
 
 /// §5: callsMu c+0, sessionMu c+8, egraphMu c+16 (exclusive even for lookups).

@@ -36,6 +36,13 @@ pub const DAGGER: &str = "github.com/dagger/dagger/";
 /// What a probe means to its line's decoder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Role {
+    /// `lookupCacheForRequest` entry (`--explain`): field, self digest, input and
+    /// argument counts.
+    ExplainLookup,
+    /// `lookupCacheForRequestLocked` entry (`--explain`): first input, argument names.
+    ExplainLocked,
+    /// `lookupMatchForCallLocked` entry (`--explain`): second input, argument values.
+    ExplainMatch,
     /// L1/L2 `(*SessionCache).GetOrInitCall`: one cache call as the session sees it.
     SessionCall,
     /// L1/L2 base cache `(*cache).GetOrInitCall`.

@@ -13,6 +13,7 @@ use crate::{
     model::{
         cache_events::{CacheEvent, HitRoute, OwnerContext, SessionKey},
         calls::{CallRecord, CallStatus, OpenFrame, Tracked},
+        explain::{ArgPart, CallIdentity},
     },
     probes::Event,
 };
@@ -52,6 +53,9 @@ struct Lookup {
     term: bool,
     hit: bool,
     result: Option<u64>,
+    /// `--explain`: structural inputs and arguments the call has, read first.
+    inputs: Option<u64>,
+    args: Option<u64>,
 }
 
 impl Lookup {
@@ -133,6 +137,29 @@ struct Slot {
     wait_joined: Option<usize>,
     wait_return_address: Option<usize>,
     wait_waiters: Option<usize>,
+    explain: ExplainSlots,
+}
+
+/// Where `--explain`'s probes put their captures: the probe that reads each part, and
+/// its capture there.
+struct ExplainSlots {
+    field: Option<usize>,
+    self_digest: Option<usize>,
+    inputs: Option<usize>,
+    args: Option<usize>,
+    input: [(Role, Option<usize>); 2],
+    arg_name: [(Role, Option<usize>); 2],
+    arg_kind: [(Role, Option<usize>); 2],
+    arg_value: [(Role, Option<usize>); 2],
+}
+
+/// A part's capture, if this hit's probe is the one that reads it.
+fn part_cap(
+    caps: &crate::model::calls::Captures,
+    role: Role,
+    (by, slot): (Role, Option<usize>),
+) -> Option<&tracer_common::Capture> {
+    if by == role { cap(caps, slot) } else { None }
 }
 
 pub struct OwnershipDecoder {
@@ -192,6 +219,28 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         wait_joined: slot(p, Role::Wait, "joined", false),
         wait_return_address: slot(p, Role::Wait, "return_address", false),
         wait_waiters: slot(p, Role::Wait, "waiters", false),
+        explain: ExplainSlots {
+            field: slot(p, Role::ExplainLookup, "field", false),
+            self_digest: slot(p, Role::ExplainLookup, "self", false),
+            inputs: slot(p, Role::ExplainLookup, "inputs", false),
+            args: slot(p, Role::ExplainLookup, "args", false),
+            input: [
+                explain_slot(p, Role::ExplainLocked, "input0"),
+                explain_slot(p, Role::ExplainMatch, "input1"),
+            ],
+            arg_name: [
+                explain_slot(p, Role::ExplainLocked, "arg0_name"),
+                explain_slot(p, Role::ExplainLocked, "arg1_name"),
+            ],
+            arg_kind: [
+                explain_slot(p, Role::ExplainMatch, "arg0_kind"),
+                explain_slot(p, Role::ExplainLocked, "arg1_kind"),
+            ],
+            arg_value: [
+                explain_slot(p, Role::ExplainMatch, "arg0_value"),
+                explain_slot(p, Role::ExplainMatch, "arg1_value"),
+            ],
+        },
     };
     Ok(Box::new(OwnershipDecoder {
         design,
@@ -203,6 +252,10 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         light: setup.light,
         cache: None,
     }))
+}
+
+fn explain_slot(p: &super::Profile, role: Role, name: &str) -> (Role, Option<usize>) {
+    (role, slot(p, role, name, false))
 }
 
 fn is_lookup_owner(k: &Kind) -> bool {
@@ -368,6 +421,78 @@ impl OwnershipDecoder {
         Ok(())
     }
 
+    /// `--explain`: identity parts of the call whose lookup this is. Inputs and
+    /// arguments are believed only below the counts its first probe read.
+    fn identity(
+        &mut self,
+        role: Role,
+        caps: &crate::model::calls::Captures,
+        within: Option<u64>,
+        out: &mut Vec<CacheEvent>,
+    ) -> Result<(), LayoutError> {
+        let Some(call) = self.lookup_owner(within) else {
+            return Ok(());
+        };
+        if !matches!(self.frames.get(call), Some(Kind::Call { .. })) {
+            return Ok(());
+        }
+        let line = self.design.line;
+        let slots = &self.slot.explain;
+        let mut id = CallIdentity::default();
+        if role == Role::ExplainLookup {
+            id.field = text(cap(caps, slots.field));
+            id.self_digest = digest_of(line, "a self digest", cap(caps, slots.self_digest))?;
+            let inputs = count_of(line, "an input count", word(caps, slots.inputs))?;
+            let args = count_of(line, "an argument count", word(caps, slots.args))?;
+            id.input_count = inputs.map(|n| n as u64);
+            id.arg_count = args.map(|n| n as u64);
+            if let Some(l) = self.lookup_mut(within) {
+                l.inputs = id.input_count;
+                l.args = id.arg_count;
+            }
+        } else {
+            let (inputs, args) = match self.lookup_mut(within) {
+                Some(l) => (l.inputs.unwrap_or(0), l.args.unwrap_or(0)),
+                None => (0, 0),
+            };
+            let slots = &self.slot.explain;
+            for (k, input) in slots.input.iter().enumerate() {
+                if (k as u64) < inputs
+                    && let Some(c) = part_cap(caps, role, *input)
+                {
+                    let d = digest_of(line, "a structural input digest", Some(c))?;
+                    id.inputs.resize(k, None);
+                    id.inputs.push(d);
+                }
+            }
+            for i in 0..2 {
+                if (i as u64) >= args {
+                    continue;
+                }
+                let value = part_cap(caps, role, slots.arg_value[i]);
+                let part = ArgPart {
+                    name: text(part_cap(caps, role, slots.arg_name[i])),
+                    kind: text(part_cap(caps, role, slots.arg_kind[i])),
+                    value: value.and_then(|c| c.text()).map(|b| {
+                        let s = String::from_utf8_lossy(b).into_owned();
+                        if value.is_some_and(|c| c.truncated()) {
+                            format!("{s}...")
+                        } else {
+                            s
+                        }
+                    }),
+                    sensitive: value.is_some_and(|c| c.withheld()),
+                };
+                if part != ArgPart::default() {
+                    id.args.resize_with(i, ArgPart::default);
+                    id.args.push(part);
+                }
+            }
+        }
+        out.push(CacheEvent::Identity { call, identity: id });
+        Ok(())
+    }
+
     fn ownership_context(&self, within: Option<u64>, delta: i64) -> OwnerContext {
         let f = self.frames.find(within, |k| !matches!(k, Kind::Other));
         match f.and_then(|f| self.frames.get(f)) {
@@ -435,6 +560,9 @@ impl OwnershipDecoder {
                 if let Some(l) = self.lookup_mut(within) {
                     l.term = true;
                 }
+            }
+            Role::ExplainLookup | Role::ExplainLocked | Role::ExplainMatch => {
+                self.identity(role, caps, within, out)?;
             }
             Role::Hit => {
                 let result = word(caps, self.slot.hit_result);

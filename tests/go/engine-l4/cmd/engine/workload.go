@@ -304,7 +304,7 @@ func (e *env) arbitrary(ctx context.Context, ss *sessState, key string, fn func(
 // Request builders.
 
 func arg(name, value string) *dagql.ResultCallArg {
-	return &dagql.ResultCallArg{Name: name, Value: value}
+	return &dagql.ResultCallArg{Name: name, Value: &dagql.ResultCallLiteral{Kind: "string", StringValue: value}}
 }
 
 func frame(field string, recv *dagql.ResultCall, recvID uint64, args ...*dagql.ResultCallArg) *dagql.ResultCall {
