@@ -2,11 +2,12 @@
 //!
 //! A file is the magic `GOTRACE\n`, the format version (u32 LE), the header's length
 //! (u32 LE) and the header as JSON: what was traced and the facts the decoders need, so
-//! replay needs neither the binary nor root. Then one LZ4 frame (checksummed blocks) of
-//! items, each a tag byte, a u32 LE length and its bytes: the ring's records exactly as
-//! the kernel delivered them, and last what only the live run could know (lost events,
-//! the engine's memory at the end). Replay feeds the records to the same decoders and
-//! models as the live run.
+//! replay needs neither the binary nor root. Then blocks, each its raw length, its
+//! compressed length and the CRC-32 of its compressed bytes (u32 LE each), then an LZ4
+//! block holding whole items. An item is a tag byte, a u32 LE length and its bytes: the
+//! ring's records exactly as the kernel delivered them, and last what only the live run
+//! could know (lost events, the engine's memory at the end). Replay feeds the records
+//! to the same decoders and models as the live run, straight from each block.
 use std::{
     fs::File,
     io::{self, BufReader, BufWriter, Read, Write},
@@ -29,7 +30,11 @@ const TAG_RING_RECORD: u8 = 1;
 const TAG_END: u8 = 2;
 /// Bounds on what a damaged file can make the reader allocate.
 const MAX_HEADER_BYTES: usize = 256 << 20;
-const MAX_ITEM_BYTES: usize = 1 << 20;
+const MAX_BLOCK_BYTES: usize = 16 << 20;
+/// A block is written once this much is buffered, or when it is a second old: a killed
+/// tracer loses at most that.
+const BLOCK_BYTES: usize = 256 << 10;
+const BLOCK_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What was traced, and how to read it again.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -147,7 +152,11 @@ pub enum RecordingError {
 /// A recording being written: the header first, then every ring record, then the end.
 pub struct Recorder {
     path: PathBuf,
-    stream: Option<lz4_flex::frame::FrameEncoder<BufWriter<File>>>,
+    out: Option<BufWriter<File>>,
+    /// Items not yet written, and when the first of them came.
+    block: Vec<u8>,
+    block_since: Option<std::time::Instant>,
+    compressed: Vec<u8>,
     pub events: u64,
     /// The first write error: recording stops there, tracing goes on, and the end says so.
     failed: Option<io::Error>,
@@ -191,13 +200,12 @@ impl PendingRecording {
                 crate::output::os_error_text(&e)
             )
         })?;
-        let mut info = lz4_flex::frame::FrameInfo::new();
-        info.block_checksums = true;
-        info.content_checksum = true;
-        info.block_size = lz4_flex::frame::BlockSize::Max64KB;
         Ok(Recorder {
             path: self.path,
-            stream: Some(lz4_flex::frame::FrameEncoder::with_frame_info(info, out)),
+            out: Some(out),
+            block: Vec::with_capacity(BLOCK_BYTES + 4096),
+            block_since: None,
+            compressed: Vec::new(),
             events: 0,
             failed: None,
         })
@@ -216,31 +224,72 @@ impl Recorder {
     }
 
     fn item(&mut self, tag: u8, bytes: &[u8]) {
-        let Some(stream) = self.stream.as_mut() else {
+        if self.out.is_none() {
+            return;
+        }
+        self.block.push(tag);
+        self.block
+            .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        self.block.extend_from_slice(bytes);
+        self.block_since.get_or_insert_with(std::time::Instant::now);
+        if self.block.len() >= BLOCK_BYTES {
+            self.write_block();
+        }
+    }
+
+    /// Writes what is buffered if it has waited long enough (called between drains).
+    pub fn write_if_old(&mut self) {
+        if self.block_since.is_some_and(|t| t.elapsed() >= BLOCK_AGE) {
+            self.write_block();
+            if let Some(out) = self.out.as_mut()
+                && let Err(e) = out.flush()
+            {
+                self.fail(e);
+            }
+        }
+    }
+
+    fn write_block(&mut self) {
+        self.block_since = None;
+        let Some(out) = self.out.as_mut() else {
             return;
         };
-        let written = stream
-            .write_all(&[tag])
-            .and_then(|()| stream.write_all(&(bytes.len() as u32).to_le_bytes()))
-            .and_then(|()| stream.write_all(bytes));
-        if let Err(e) = written {
-            self.failed = Some(e);
-            self.stream = None;
+        if self.block.is_empty() {
+            return;
         }
+        self.compressed.resize(
+            lz4_flex::block::get_maximum_output_size(self.block.len()),
+            0,
+        );
+        let written = lz4_flex::block::compress_into(&self.block, &mut self.compressed)
+            .map_err(io::Error::other)
+            .and_then(|n| {
+                let bytes = &self.compressed[..n];
+                out.write_all(&(self.block.len() as u32).to_le_bytes())?;
+                out.write_all(&(n as u32).to_le_bytes())?;
+                out.write_all(&crc32fast::hash(bytes).to_le_bytes())?;
+                out.write_all(bytes)
+            });
+        self.block.clear();
+        if let Err(e) = written {
+            self.fail(e);
+        }
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        self.failed.get_or_insert(e);
+        self.out = None;
     }
 
     /// Writes the end and closes the file; says so if any write failed.
     pub fn finish(mut self, end: &End) -> anyhow::Result<u64> {
         let json = serde_json::to_vec(end)?;
         self.item(TAG_END, &json);
-        if let Some(stream) = self.stream.take() {
-            let closed = stream
-                .finish()
-                .map_err(io::Error::other)
-                .and_then(|mut out| out.flush());
-            if let Err(e) = closed {
-                self.failed = Some(e);
-            }
+        self.write_block();
+        if let Some(mut out) = self.out.take()
+            && let Err(e) = out.flush()
+        {
+            self.fail(e);
         }
         match self.failed {
             Some(e) => anyhow::bail!(
@@ -254,9 +303,9 @@ impl Recorder {
 }
 
 /// One item read back.
-pub enum Item {
-    /// A ring record; its bytes are in the buffer passed to [`RecordingReader::next`].
-    RingRecord,
+pub enum Item<'a> {
+    /// A ring record, as the kernel delivered it.
+    RingRecord(&'a [u8]),
     End(End),
 }
 
@@ -264,7 +313,11 @@ pub enum Item {
 pub struct RecordingReader {
     pub path: PathBuf,
     pub header: Header,
-    stream: lz4_flex::frame::FrameDecoder<BufReader<File>>,
+    input: BufReader<File>,
+    compressed: Vec<u8>,
+    /// The current block, and where its next item starts.
+    block: Vec<u8>,
+    at: usize,
     pub events: u64,
 }
 
@@ -319,36 +372,73 @@ impl RecordingReader {
         Ok(RecordingReader {
             path: path.to_owned(),
             header,
-            stream: lz4_flex::frame::FrameDecoder::new(input),
+            input,
+            compressed: Vec::new(),
+            block: Vec::new(),
+            at: 0,
             events: 0,
         })
     }
 
-    /// The next item; a ring record's bytes are left in `buf`. A file that ends before
-    /// its end record is [`RecordingError::Truncated`].
-    pub fn next_item(&mut self, buf: &mut Vec<u8>) -> Result<Item, RecordingError> {
-        let mut head = [0u8; 5];
-        self.read(&mut head)?;
-        let len = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes")) as usize;
-        if len > MAX_ITEM_BYTES {
-            return Err(self.damaged(format!("an item claims {len} bytes")));
+    /// The next item. A file that ends before its end record is
+    /// [`RecordingError::Truncated`].
+    pub fn next_item(&mut self) -> Result<Item<'_>, RecordingError> {
+        if self.at >= self.block.len() {
+            self.read_block()?;
         }
-        buf.resize(len, 0);
-        self.read(buf)?;
-        match head[0] {
+        let rest = &self.block[self.at..];
+        let Some((&tag, rest)) = rest.split_first() else {
+            return Err(self.damaged("an empty block".into()));
+        };
+        let len = rest
+            .get(..4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+        let Some(bytes) = len.and_then(|len| rest.get(4..4 + len)) else {
+            return Err(self.damaged("an item runs past its block".into()));
+        };
+        let start = self.at + 5;
+        self.at = start + bytes.len();
+        match tag {
             TAG_RING_RECORD => {
                 self.events += 1;
-                Ok(Item::RingRecord)
+                Ok(Item::RingRecord(&self.block[start..self.at]))
             }
-            TAG_END => serde_json::from_slice(buf)
+            TAG_END => serde_json::from_slice(&self.block[start..self.at])
                 .map(Item::End)
                 .map_err(|e| self.damaged(format!("its end record: {e}"))),
             tag => Err(self.damaged(format!("an item of unknown kind {tag}"))),
         }
     }
 
+    /// Reads, checks and decompresses the next block.
+    fn read_block(&mut self) -> Result<(), RecordingError> {
+        let mut head = [0u8; 12];
+        self.read(&mut head)?;
+        let word = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().expect("4 bytes"));
+        let (raw, packed, crc) = (word(0) as usize, word(4) as usize, word(8));
+        if raw == 0 || raw > MAX_BLOCK_BYTES || packed > MAX_BLOCK_BYTES + MAX_BLOCK_BYTES / 64 {
+            return Err(self.damaged(format!("a block claims {raw} bytes ({packed} packed)")));
+        }
+        let mut compressed = std::mem::take(&mut self.compressed);
+        compressed.resize(packed, 0);
+        let read = self.read(&mut compressed);
+        self.compressed = compressed;
+        read?;
+        if crc32fast::hash(&self.compressed) != crc {
+            return Err(self.damaged("a block's checksum does not match".into()));
+        }
+        self.block.resize(raw, 0);
+        match lz4_flex::block::decompress_into(&self.compressed, &mut self.block) {
+            Ok(n) if n == raw => {}
+            Ok(n) => return Err(self.damaged(format!("a block holds {n} bytes, not {raw}"))),
+            Err(e) => return Err(self.damaged(e.to_string())),
+        }
+        self.at = 0;
+        Ok(())
+    }
+
     fn read(&mut self, buf: &mut [u8]) -> Result<(), RecordingError> {
-        self.stream.read_exact(buf).map_err(|e| {
+        self.input.read_exact(buf).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 RecordingError::Truncated {
                     path: self.path.clone(),
@@ -448,11 +538,10 @@ mod tests {
 
     fn read_all(path: &Path) -> Result<(Vec<Vec<u8>>, End), RecordingError> {
         let mut r = RecordingReader::open(path)?;
-        let mut buf = Vec::new();
         let mut out = Vec::new();
         loop {
-            match r.next_item(&mut buf)? {
-                Item::RingRecord => out.push(buf.clone()),
+            match r.next_item()? {
+                Item::RingRecord(bytes) => out.push(bytes.to_vec()),
                 Item::End(end) => return Ok((out, end)),
             }
         }
@@ -463,7 +552,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rec-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("a.trace");
-        let records: Vec<Vec<u8>> = (0..5000u32)
+        let records: Vec<Vec<u8>> = (0..50_000u32)
             .map(|i| i.to_le_bytes().repeat(1 + (i % 40) as usize))
             .collect();
         write(&path, &records);

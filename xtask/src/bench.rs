@@ -31,6 +31,9 @@ pub enum Part {
     Attach,
     /// Entry-probe cost per hit on Go 1.19 and Go 1.26 builds of tests/go/bench.
     Entry119,
+    /// `tracer cache --record` against `tracer cache` on the L4 stand-in, the file size
+    /// per million events, and `tracer replay` speed.
+    Replay,
 }
 
 /// What `cargo xtask bench` measures and how much.
@@ -86,7 +89,92 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     if selected(Part::Attach) {
         attach_detach(attach_probes, runs)?;
     }
+    if selected(Part::Replay) {
+        recording_cost(runs)?;
+    }
     Ok(())
+}
+
+/// Recording and replay: the L4 stand-in's high-rate scenario under `tracer cache`
+/// with and without `--record`, interleaved run by run; the recording's bytes per
+/// million events; and `tracer replay --json` of each recording (one thread, output
+/// to /dev/null), in events per second.
+fn recording_cost(runs: usize) -> anyhow::Result<()> {
+    let engine = build_go_program("engine-l4", true)?;
+    let dir = workspace_root().join("target/bench-recordings");
+    std::fs::create_dir_all(&dir)?;
+    let (mut plain, mut recorded, mut bytes_per_m, mut replay_rates) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for run in 0..runs {
+        let mut cmd = Command::new(tracer_binary());
+        cmd.args(["cache", "--json", "-o", "/dev/stderr", "--"])
+            .arg(&engine);
+        plain.push(engine_rate(cmd)?.0);
+        let file = dir.join(format!("run{run}.trace"));
+        let mut cmd = Command::new(tracer_binary());
+        cmd.args(["cache", "--json", "-o", "/dev/stderr", "--record"])
+            .arg(&file)
+            .arg("--")
+            .arg(&engine);
+        let (rate, _, stderr) = engine_rate_with_stderr(cmd)?;
+        recorded.push(rate);
+        let events = count_after(&stderr, "tracer: recorded ")
+            .context("no `recorded N events` line from the tracer")?;
+        bytes_per_m.push(std::fs::metadata(&file)?.len() as f64 * 1e6 / events);
+        let out = Command::new(tracer_binary())
+            .arg("replay")
+            .arg(&file)
+            .arg("--json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let replay = stderr
+            .lines()
+            .find_map(|l| {
+                let rest = l.strip_prefix("tracer: replayed ")?;
+                rest.split_once('(')?
+                    .1
+                    .strip_suffix(" events/s)")?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .with_context(|| format!("no replay rate from the tracer: {stderr}"))?;
+        replay_rates.push(replay);
+        eprintln!(
+            "bench: run {}/{runs} recording: {:.0} calls/s plain, {rate:.0} recorded, replay {replay:.0} events/s",
+            run + 1,
+            plain[run]
+        );
+        let _ = std::fs::remove_file(&file);
+    }
+    let (p, r) = (median(&mut plain), median(&mut recorded));
+    println!(
+        "\nrecording (L4 stand-in highrate, one caller), median of {runs} runs\n{:<32} {:>12}\n{:<32} {:>12.0}\n{:<32} {:>12.0} ({:.3}x)\n{:<32} {:>9.1} MB\n{:<32} {:>12.0}",
+        "",
+        "",
+        "tracer cache: calls/s",
+        p,
+        "tracer cache --record: calls/s",
+        r,
+        r / p,
+        "recording size per 1M events",
+        median(&mut bytes_per_m) / 1e6,
+        "replay --json: events/s",
+        median(&mut replay_rates)
+    );
+    Ok(())
+}
+
+/// The number after `prefix` on a line of `text`.
+fn count_after(text: &str, prefix: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(prefix)?
+            .split_whitespace()
+            .next()?
+            .parse::<f64>()
+            .ok()
+    })
 }
 
 fn probe_overhead(calls: u64, runs: usize) -> anyhow::Result<()> {
@@ -257,7 +345,12 @@ fn engine_line(line: &str, engine: &Path, runs: usize) -> anyhow::Result<String>
 
 /// Runs the engine's high-rate scenario; returns its calls/s and, when traced, the
 /// tracer's CPU ns per 1,000 calls (from the JSON summary, sent to stderr).
-fn engine_rate(mut cmd: Command) -> anyhow::Result<(f64, Option<f64>)> {
+fn engine_rate(cmd: Command) -> anyhow::Result<(f64, Option<f64>)> {
+    engine_rate_with_stderr(cmd).map(|(rate, cpu, _)| (rate, cpu))
+}
+
+/// [`engine_rate`], with the run's stderr.
+fn engine_rate_with_stderr(mut cmd: Command) -> anyhow::Result<(f64, Option<f64>, String)> {
     let out = cmd
         // One caller: the overhead per call is then the time the probes add to a call
         // (the tracer's own processing runs on the other CPU and is reported apart).
@@ -289,7 +382,7 @@ fn engine_rate(mut cmd: Command) -> anyhow::Result<(f64, Option<f64>)> {
             let calls = v["calls"].as_f64()?;
             Some(v["tracer_cpu_ns"].as_f64()? * 1000.0 / calls)
         });
-    Ok((rate, cpu))
+    Ok((rate, cpu, stderr.into_owned()))
 }
 
 /// Ping-pong pairs in the scheduler benchmark (the program's default), besides its

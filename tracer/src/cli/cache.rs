@@ -242,10 +242,9 @@ fn replay_to(
 ) -> anyhow::Result<i32> {
     let mut pipeline = CachePipeline::new(job, sink, json)?;
     pipeline.pid = rec.header.target.pid;
-    let mut buf = Vec::new();
     let mut malformed = 0;
     let end = loop {
-        let item = match rec.next_item(&mut buf) {
+        let item = match rec.next_item() {
             Ok(item) => item,
             Err(e) => {
                 // What was read before the damage is shown; the summary is not.
@@ -255,7 +254,7 @@ fn replay_to(
             }
         };
         match item {
-            Item::RingRecord => match Event::from_bytes(&buf) {
+            Item::RingRecord(bytes) => match Event::from_bytes(bytes) {
                 Some(ev) => pipeline.on_event(ev),
                 None => malformed += 1,
             },

@@ -228,11 +228,10 @@ pub fn replay(
     sink: Box<dyn std::io::Write + Send>,
 ) -> anyhow::Result<i32> {
     let mut pipeline = Pipeline::new(job, sink, json, rec.header.target.pid);
-    let mut buf = Vec::new();
     let mut malformed = 0;
     let end = loop {
-        match rec.next_item(&mut buf) {
-            Ok(Item::RingRecord) => match Event::from_bytes(&buf) {
+        match rec.next_item() {
+            Ok(Item::RingRecord(bytes)) => match Event::from_bytes(bytes) {
                 Some(ev) => pipeline.on_event(ev),
                 None => malformed += 1,
             },

@@ -87,8 +87,16 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<i32> {
         header.tracer_version,
         header.kernel
     );
-    match header.job.clone() {
+    let started = std::time::Instant::now();
+    let code = match header.job.clone() {
         Job::Funcs(job) => funcs::replay(&mut rec, &job, args.json, sink),
         Job::Cache(job) => cache::replay(&mut rec, &job, args.json, sink),
-    }
+    }?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "tracer: replayed {} events in {secs:.3} s ({:.0} events/s)",
+        rec.events,
+        rec.events as f64 / secs.max(1e-9)
+    );
+    Ok(code)
 }

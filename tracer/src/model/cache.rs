@@ -6,7 +6,7 @@
 //! asks: uncached pass-through, recursive-call error, a lookup that hit, a wait as a
 //! joiner or for the execution the call started. The model knows no code line: every
 //! register and offset stays in the decoders of `profiles::dagger`.
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::{
     cache_events::{CacheEvent, HitRoute, OwnerContext, SessionKey},
@@ -320,20 +320,20 @@ pub struct CacheModel {
 impl CacheModel {
     pub fn new(sees_lookups: bool) -> CacheModel {
         CacheModel {
-            calls: HashMap::new(),
-            open: HashMap::new(),
-            ongoing: HashMap::new(),
-            exec_of: HashMap::new(),
-            sessions: HashMap::new(),
+            calls: HashMap::default(),
+            open: HashMap::default(),
+            ongoing: HashMap::default(),
+            exec_of: HashMap::default(),
+            sessions: HashMap::default(),
             ended: std::collections::VecDeque::new(),
             folded: FoldedSessions::default(),
             evictions: Evictions::default(),
             seen_complete: true,
-            names: HashMap::new(),
-            seen_sessions: HashSet::new(),
-            owners: HashMap::new(),
-            owned_by: HashMap::new(),
-            releasing: HashMap::new(),
+            names: HashMap::default(),
+            seen_sessions: HashSet::default(),
+            owners: HashMap::default(),
+            owned_by: HashMap::default(),
+            releasing: HashMap::default(),
             sees_lookups,
             explainer: None,
         }

@@ -6,7 +6,7 @@
 //! makes the pairing exact through deep recursion and lets us see frames a panic
 //! skipped: a return (or a new entry) at a shallower depth proves that every deeper
 //! open frame is gone without having returned.
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use tracer_common::{Capture, DEPTH_UNKNOWN, GO_INT_REGS, GOID_UNKNOWN, MAX_CAPTURES, ProbeKind};
 

@@ -137,6 +137,9 @@ fn drain(
             None => *malformed += 1,
         }
     }
+    if let Some(r) = recorder {
+        r.write_if_old();
+    }
     n
 }
 

@@ -16,7 +16,9 @@ mod l4;
 mod ownership;
 mod session_cache;
 
-use std::{collections::HashMap, ops::Range};
+use std::ops::Range;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use tracer_common::Capture;
 
@@ -625,7 +627,7 @@ struct Frames<K> {
 impl<K> Default for Frames<K> {
     fn default() -> Self {
         Frames {
-            open: HashMap::new(),
+            open: HashMap::default(),
         }
     }
 }
