@@ -31,6 +31,30 @@ pub fn event(data: &[u8]) {
     }
 }
 
+/// Reads bytes as a recording, item by item, decoding each ring record as replay does.
+pub fn recording(data: &[u8]) {
+    let Ok(mut rec) =
+        tracer::recording::RecordingReader::from_bytes(Path::new("fuzz-input"), data.to_vec())
+    else {
+        return;
+    };
+    std::hint::black_box(format!("{:?}", rec.header));
+    // Every item consumes bytes of the input, so this ends; the bound is a backstop.
+    for _ in 0..1_000_000 {
+        match rec.next_item() {
+            Ok(tracer::recording::Item::RingRecord(bytes)) => event(bytes),
+            Ok(tracer::recording::Item::End(end)) => {
+                std::hint::black_box(end);
+                return;
+            }
+            Err(e) => {
+                std::hint::black_box(e.to_string());
+                return;
+            }
+        }
+    }
+}
+
 /// Parses a whole file as a Go binary and, if it parses, exercises its tables.
 pub fn gobin_bytes(data: &[u8]) {
     if let Ok(bin) = GoBinary::from_bytes(Path::new("fuzz-input"), data.to_vec()) {

@@ -313,7 +313,7 @@ pub enum Item<'a> {
 pub struct RecordingReader {
     pub path: PathBuf,
     pub header: Header,
-    input: BufReader<File>,
+    input: BufReader<Box<dyn Read + Send>>,
     compressed: Vec<u8>,
     /// The current block, and where its next item starts.
     block: Vec<u8>,
@@ -327,7 +327,19 @@ impl RecordingReader {
             path: path.to_owned(),
             source,
         })?;
-        let mut input = BufReader::with_capacity(1 << 20, file);
+        Self::from_reader(path, Box::new(file))
+    }
+
+    /// A recording already in memory; `path` names it in errors.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<RecordingReader, RecordingError> {
+        Self::from_reader(path, Box::new(io::Cursor::new(bytes)))
+    }
+
+    fn from_reader(
+        path: &Path,
+        input: Box<dyn Read + Send>,
+    ) -> Result<RecordingReader, RecordingError> {
+        let mut input = BufReader::with_capacity(1 << 20, input);
         let not_one = || RecordingError::NotARecording {
             path: path.to_owned(),
         };

@@ -73,6 +73,14 @@ fn replay(target: &str, run: impl Fn(&[u8])) -> usize {
 }
 
 #[test]
+fn recording_inputs() {
+    assert!(
+        replay("recording", harness::recording) > 0,
+        "no committed recording seeds"
+    );
+}
+
+#[test]
 fn event_inputs() {
     assert!(
         replay("event", harness::event) > 0,
