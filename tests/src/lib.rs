@@ -5,6 +5,7 @@
 //! Every test here loads real eBPF programs. They require root and fail (never
 //! skip) without it.
 pub mod gobuild;
+pub mod standins;
 
 use std::{
     path::{Path, PathBuf},
