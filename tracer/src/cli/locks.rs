@@ -17,7 +17,7 @@ use crate::{
     },
     output,
     probes::{
-        Event,
+        Event, MultiLink,
         sync::{SyncOptions, SyncProbes},
     },
     profiles,
@@ -67,10 +67,12 @@ fn trace_once(
     duration: Option<f64>,
 ) -> anyhow::Result<Stop> {
     let binary = GoBinary::open(&target.binary())?;
+    let profile = profiles::detect(&binary).ok();
     let probes_plan = SyncProbes::plan(
         &binary,
         &SyncOptions {
             contention: true,
+            cache_receivers: profile.map(|p| p.cache_receivers()).unwrap_or_default(),
             ..SyncOptions::default()
         },
     )?;
@@ -82,12 +84,11 @@ fn trace_once(
             binary.path().display()
         );
     }
-    let profile = profiles::detect(&binary).ok();
 
     let Started {
         mut signals,
         pid,
-        probes,
+        mut probes,
         mut reader,
         child,
         runtime,
@@ -109,6 +110,7 @@ fn trace_once(
         since_ns: monotonic_ns(),
         contended: 0,
         buf: Vec::new(),
+        discovery: probes.take_discovery(),
     };
     let stop = runtime.block_on(trace_until_stop(
         &mut signals,
@@ -166,6 +168,8 @@ struct LocksPipeline<'a> {
     since_ns: u64,
     contended: u64,
     buf: Vec<u8>,
+    /// The probes that learn the engine cache's address, until they have.
+    discovery: Vec<MultiLink>,
 }
 
 impl LocksPipeline<'_> {
@@ -197,6 +201,9 @@ impl EventSink for LocksPipeline<'_> {
             self.contended += 1;
             // A write error (closed pipe) surfaces at the next flush.
             let _ = self.write(&c);
+        }
+        if self.model.cache().is_some() && !self.discovery.is_empty() {
+            super::tracing::drop_discovery(std::mem::take(&mut self.discovery));
         }
     }
 

@@ -114,6 +114,12 @@ pub fn detach(mut probes: AttachedProbes) {
     );
 }
 
+/// Detaches discovery probes that have done their work, off the event loop: closing a
+/// link waits for an RCU grace period (~0.1 s).
+pub fn drop_discovery(links: Vec<crate::probes::MultiLink>) {
+    std::thread::spawn(move || drop(links));
+}
+
 /// Parses `--ring-mb`: a power of two up to 1 GiB.
 pub fn parse_ring_mb(s: &str) -> Result<u32, String> {
     let mb: u32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;

@@ -64,6 +64,9 @@ pub struct AttachedProbes {
     ebpf: Ebpf,
     program: MultiProgram,
     links: Vec<MultiLink>,
+    /// Links of discovery probes, which are wanted only until their first hit: the
+    /// caller takes them ([`AttachedProbes::take_discovery`]) and drops them then.
+    discovery: Vec<MultiLink>,
     /// Time spent in the kernel attaching, over every batch.
     pub attach_time: Duration,
     /// Probes left out because the kernel refused them: (probe id, file offset, reason).
@@ -106,6 +109,7 @@ impl AttachedProbes {
             ebpf,
             program,
             links: Vec::new(),
+            discovery: Vec::new(),
             attach_time: Duration::ZERO,
             refused: Vec::new(),
         })
@@ -189,6 +193,26 @@ impl AttachedProbes {
         }
     }
 
+    /// Like [`attach_batch`](Self::attach_batch), into links of their own that the caller
+    /// takes with [`take_discovery`](Self::take_discovery).
+    pub fn attach_discovery(
+        &mut self,
+        binary: &Path,
+        offsets: &[Offset],
+        pid: u32,
+    ) -> Result<Vec<Refused>, ProbeError> {
+        let before = self.links.len();
+        let refused = self.attach_batch(binary, offsets, pid)?;
+        let added = self.links.split_off(before);
+        self.discovery.extend(added);
+        Ok(refused)
+    }
+
+    /// The discovery links: dropping them detaches those probes.
+    pub fn take_discovery(&mut self) -> Vec<MultiLink> {
+        std::mem::take(&mut self.discovery)
+    }
+
     /// Offsets attached so far.
     pub fn attached(&self) -> usize {
         self.links.iter().map(|l| l.offsets).sum()
@@ -199,6 +223,7 @@ impl AttachedProbes {
         let count = self.attached();
         let started = Instant::now();
         self.links.clear();
+        self.discovery.clear();
         (count, started.elapsed())
     }
 

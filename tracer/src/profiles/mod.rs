@@ -10,8 +10,8 @@ use tracer_common::{
 
 use crate::{gobin::GoBinary, probes::plan::PlanSet};
 pub use dagger::{
-    DAGGER, Decoder, DecoderSetup, LayoutError, LockName, Profile, ProfileError, Role, detect,
-    engine_version,
+    CacheLocks, DAGGER, Decoder, DecoderSetup, LayoutError, LockAt, LockName, NamedBy, Profile,
+    ProfileError, Role, detect, engine_version,
 };
 
 /// Where a probe goes in its function.
