@@ -22,7 +22,7 @@ use crate::{
     },
     probes::Event,
     profiles::{self, Decoder, DecoderSetup, LayoutError, Profile, Role},
-    target::memory::Memory,
+    target::memory::{Memory, load_bias},
 };
 
 #[derive(Args, Debug)]
@@ -119,6 +119,8 @@ fn trace_once(
         sink,
         json: args.json,
         pid,
+        lowest: binary.lowest_load_vaddr(),
+        bias_known: false,
         line: Vec::new(),
     };
     let traced = runtime.block_on(trace_until_stop(
@@ -265,6 +267,10 @@ struct CachePipeline {
     sink: Box<dyn Write + Send>,
     json: bool,
     pid: u32,
+    /// The binary's lowest load address, and whether the decoder has the load bias yet
+    /// (read at the first hit: a spawned target has its mappings only once it runs).
+    lowest: u64,
+    bias_known: bool,
     /// Formatted records of one batch.
     line: Vec<u8>,
 }
@@ -327,6 +333,12 @@ impl CachePipeline {
 
 impl EventSink for CachePipeline {
     fn on_event(&mut self, ev: Event) {
+        if !self.bias_known
+            && let Ok(bias) = load_bias(self.pid, self.lowest)
+        {
+            self.stage.decoder.set_load_bias(bias);
+            self.bias_known = true;
+        }
         let stage = &mut self.stage;
         self.tracker.on_event(ev, &mut |t| stage.feed(t));
         self.emit();

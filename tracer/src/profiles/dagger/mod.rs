@@ -162,6 +162,9 @@ pub trait Decoder: Send {
     fn decode(&mut self, t: Tracked, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError>;
     /// The engine's cache object, once a probe has seen it (for the entry-count metric).
     fn cache_pointer(&self) -> Option<u64>;
+    /// The target's load bias (non-zero for a PIE), to compare the return addresses it
+    /// reads with the binary's call sites; set before the first hit is decoded.
+    fn set_load_bias(&mut self, bias: u64);
 }
 
 /// An engine code line (and variant), as the tracer reads it.
@@ -527,9 +530,14 @@ fn call_sites<S: Copy>(
     Ok(sites)
 }
 
-/// Which call site a return address lies in.
-fn site_of<S: Copy>(sites: &[(Range<u64>, S)], return_address: Option<u64>) -> Option<S> {
-    let pc = return_address?.checked_sub(1)?;
+/// Which call site (link-time addresses) a return address read in a process loaded at
+/// `bias` lies in.
+fn site_of<S: Copy>(
+    sites: &[(Range<u64>, S)],
+    bias: u64,
+    return_address: Option<u64>,
+) -> Option<S> {
+    let pc = return_address?.checked_sub(bias)?.checked_sub(1)?;
     sites.iter().find(|(r, _)| r.contains(&pc)).map(|(_, s)| *s)
 }
 
