@@ -223,3 +223,17 @@ pub fn assert_ownership_line_extras(t: &Traced, what: &str) {
 
 pub const OWNERSHIP_FIELDS: &[&str] =
     &["digest", "outcome", "session", "hit_route", "parent_digest"];
+
+/// Everything an ownership-line (L3, L4) run of the `mixed` scenario must match: a clean
+/// run on the detected `line`, every call (with the engine's `CacheDecision` when
+/// `engine_decision`), sessions, load hits, arbitrary cache, anomalies and filesync.
+pub fn assert_ownership_run(t: &Traced, what: &str, line: &str, engine_decision: bool) {
+    assert_clean_run(t, what, line, false);
+    let mut fields = OWNERSHIP_FIELDS.to_vec();
+    if engine_decision {
+        fields.extend(["engine_outcome", "engine_hit_route"]);
+    }
+    assert_calls(t, what, &fields, false);
+    assert_sessions(t, what, true);
+    assert_ownership_line_extras(t, what);
+}
