@@ -341,10 +341,10 @@ fn read_capture(
         }
         capture_kind::STRING => {
             let header = value.wrapping_add(spec.string_offset as i64 as u64);
+            // The string header (pointer, length) in one read: each helper call costs
+            // more than the bytes it copies.
             // SAFETY: as above.
-            let ptr = unsafe { bpf_probe_read_user(header as *const u64) };
-            let len = unsafe { bpf_probe_read_user((header + 8) as *const u64) };
-            if let (Ok(ptr), Ok(len)) = (ptr, len) {
+            if let Ok([ptr, len]) = unsafe { bpf_probe_read_user(header as *const [u64; 2]) } {
                 read_string(ptr, len, out);
             }
         }
