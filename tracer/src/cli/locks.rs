@@ -7,7 +7,7 @@ use clap::Args;
 use super::{
     follow::{self, FollowArgs},
     target::{Resolved, TargetArgs},
-    tracing::{EventSink, Started, Stop, start, trace_until_stop},
+    tracing::{CacheDiscovery, EventSink, Started, Stop, start, trace_until_stop},
 };
 use crate::{
     gobin::GoBinary,
@@ -17,8 +17,8 @@ use crate::{
     },
     output,
     probes::{
-        Event, MultiLink,
-        sync::{SyncOptions, SyncProbes},
+        Event,
+        sync::{SyncEvent, SyncOptions, SyncProbes},
     },
     profiles,
     target::memory::{load_bias, monotonic_ns},
@@ -110,7 +110,7 @@ fn trace_once(
         since_ns: monotonic_ns(),
         contended: 0,
         buf: Vec::new(),
-        discovery: probes.take_discovery(),
+        discovery: CacheDiscovery::new(&mut probes),
     };
     let stop = runtime.block_on(trace_until_stop(
         &mut signals,
@@ -168,8 +168,8 @@ struct LocksPipeline<'a> {
     since_ns: u64,
     contended: u64,
     buf: Vec<u8>,
-    /// The probes that learn the engine cache's address, until they have.
-    discovery: Vec<MultiLink>,
+    /// The engine cache's address, from the probes that learn it.
+    discovery: CacheDiscovery,
 }
 
 impl LocksPipeline<'_> {
@@ -197,13 +197,16 @@ impl EventSink for LocksPipeline<'_> {
         let Some(sync) = self.decoder.decode(ev, self.bias.unwrap_or(0)) else {
             return;
         };
+        if let SyncEvent::CacheReceiver { addr } = sync {
+            if self.discovery.seen(addr) {
+                self.model.set_cache(addr);
+            }
+            return;
+        }
         if let Some(c) = self.model.on_event(sync) {
             self.contended += 1;
             // A write error (closed pipe) surfaces at the next flush.
             let _ = self.write(&c);
-        }
-        if self.model.cache().is_some() && !self.discovery.is_empty() {
-            super::tracing::drop_discovery(std::mem::take(&mut self.discovery));
         }
     }
 

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{
     target::Resolved,
-    tracing::{EventSink, Started, start, trace_until_stop},
+    tracing::{CacheDiscovery, EventSink, Started, start, trace_until_stop},
 };
 use crate::{
     gobin::GoBinary,
@@ -88,11 +88,9 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
     let now = monotonic_ns();
     let mut watch = Watch::new(Some(Symbolizer::new(binary, bias)), args.threshold_ns);
     watch.seed(&first, now);
-    let discovery = probes.take_discovery();
     let mut pipeline = WatchPipeline {
         sync: &sync,
-        discovery,
-        cache: None,
+        discovery: CacheDiscovery::new(&mut probes),
         probes: &probes,
         lost_seen: 0,
         binary,
@@ -163,10 +161,9 @@ fn take_snapshot(
 
 struct WatchPipeline<'a> {
     sync: &'a SyncProbes,
-    /// The probes that learn the engine cache's address, until they have.
-    discovery: Vec<crate::probes::MultiLink>,
-    /// The engine cache's address, once seen: its locks are then named by offset.
-    cache: Option<u64>,
+    /// The engine cache's address (its locks are then named by offset), from the probes
+    /// that learn it.
+    discovery: CacheDiscovery,
     probes: &'a AttachedProbes,
     lost_seen: u64,
     binary: &'a GoBinary,
@@ -187,10 +184,7 @@ impl EventSink for WatchPipeline<'_> {
     fn on_event(&mut self, ev: Event) {
         match self.sync.decode(ev, self.bias) {
             Some(SyncEvent::CacheReceiver { addr }) => {
-                self.cache = self.cache.or(Some(addr).filter(|a| *a != 0));
-                if !self.discovery.is_empty() {
-                    super::tracing::drop_discovery(std::mem::take(&mut self.discovery));
-                }
+                self.discovery.seen(addr);
             }
             Some(sync) => self.watch.on_event(sync),
             None => {}
@@ -215,7 +209,12 @@ impl EventSink for WatchPipeline<'_> {
             self.last_check = now;
             let due = self.watch.due(now);
             if !due.is_empty() {
-                let snap = take_snapshot(&mut self.reader, &self.mem, self.profile, self.cache)?;
+                let snap = take_snapshot(
+                    &mut self.reader,
+                    &self.mem,
+                    self.profile,
+                    self.discovery.addr,
+                )?;
                 let now = monotonic_ns();
                 let mem = &self.mem;
                 let locked = |lock: u64| mem.u64(lock).ok().map(|state| state & 1 == 1);

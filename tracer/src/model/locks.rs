@@ -110,8 +110,8 @@ pub struct LockModel<'b> {
     /// Stacks to frames (none in unit tests: semaphore waits then go unclassified).
     symbols: Option<Symbolizer<'b>>,
     profile: Option<&'static Profile>,
-    /// The engine's cache, once a probe on one of its methods has seen it: its locks are
-    /// then named by offset.
+    /// The engine's cache, once a probe on one of its methods has seen it (`set_cache`):
+    /// its locks are then named by offset.
     cache: Option<u64>,
     pending: HashMap<u64, Pending>,
     /// Last slow-path release per object: (goid, time).
@@ -147,9 +147,9 @@ impl<'b> LockModel<'b> {
         }
     }
 
-    /// The engine's cache address, if known.
-    pub fn cache(&self) -> Option<u64> {
-        self.cache
+    /// The engine cache's address: its locks are named by offset from now on.
+    pub fn set_cache(&mut self, addr: u64) {
+        self.cache = Some(addr);
     }
 
     fn frames(&mut self, pcs: &[u64]) -> Vec<Frame> {
@@ -236,11 +236,6 @@ impl<'b> LockModel<'b> {
                     self.dropped += 1;
                 }
                 self.releases.insert((prim, addr), (goid, ts));
-                None
-            }
-            SyncEvent::CacheReceiver { addr } => {
-                // The first one seen: the engine has one cache.
-                self.cache = self.cache.or(Some(addr).filter(|a| *a != 0));
                 None
             }
             _ => None,
