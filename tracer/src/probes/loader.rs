@@ -5,9 +5,9 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
 };
-use tracer_common::{ProbeKind, ProbeSpec, counter, names, spec_key};
+use tracer_common::{MAX_SPECS, ProbeSpec, counter, names};
 
 use super::multi::{MultiLink, MultiProgram};
 
@@ -115,21 +115,25 @@ impl AttachedProbes {
         })
     }
 
-    /// Stores what probe `probe_id` of `kind` reads at each hit (attach it with `has_spec`).
-    pub fn set_spec(
-        &mut self,
-        probe_id: u32,
-        kind: ProbeKind,
-        spec: &ProbeSpec,
-    ) -> Result<(), ProbeError> {
+    /// Stores in spec slot `slot` what the probes whose cookie names it read at each hit.
+    pub fn set_spec(&mut self, slot: u32, spec: &ProbeSpec) -> Result<(), ProbeError> {
+        if slot >= MAX_SPECS {
+            return Err(ProbeError::Load(format!(
+                "more than {MAX_SPECS} probe specs (hint: trace fewer functions or sites)"
+            )));
+        }
         let map = self
             .ebpf
             .map_mut(names::PROBE_SPECS_MAP)
             .ok_or_else(|| ProbeError::Load("probe spec map missing".into()))?;
-        let mut specs: HashMap<_, u32, ProbeSpec> =
-            HashMap::try_from(map).map_err(|e| ProbeError::Load(describe(&e)))?;
+        let mut specs: Array<_, ProbeSpec> =
+            Array::try_from(map).map_err(|e| ProbeError::Load(describe(&e)))?;
+        let spec = ProbeSpec {
+            present: 1,
+            ..*spec
+        };
         specs
-            .insert(spec_key(probe_id, kind as u32), *spec, 0)
+            .set(slot, spec, 0)
             .map_err(|e| ProbeError::Load(describe(&e)))
     }
 

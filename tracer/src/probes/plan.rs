@@ -207,8 +207,8 @@ impl PlanSet {
         pid: u32,
         skip_refused: bool,
     ) -> Result<AttachReport, ProbeError> {
-        for (id, kind, spec) in &self.specs {
-            probes.set_spec(*id, *kind, spec)?;
+        for (slot, (_, _, spec)) in self.specs.iter().enumerate() {
+            probes.set_spec(slot as u32, spec)?;
         }
         self.check_bytes(binary)?;
         let mut report = AttachReport::default();
@@ -264,14 +264,16 @@ impl PlanSet {
     }
 
     fn offset(&self, p: &AttachPoint) -> Offset {
-        let has_spec = self
+        // The last spec given for a probe counts.
+        let slot = self
             .specs
             .iter()
-            .any(|(id, kind, _)| *id == p.probe_id && *kind == p.kind);
+            .rposition(|(id, kind, _)| *id == p.probe_id && *kind == p.kind)
+            .map(|i| i as u32);
         let cookie = if p.at_stack_check {
-            cookie_at_stack_check(p.probe_id, p.kind, has_spec)
+            cookie_at_stack_check(p.probe_id, p.kind, slot)
         } else {
-            cookie(p.probe_id, p.kind, has_spec)
+            cookie(p.probe_id, p.kind, slot)
         };
         Offset {
             file_offset: p.file_offset,
