@@ -5,6 +5,7 @@
 //! Every test here loads real eBPF programs. They require root and fail (never
 //! skip) without it.
 pub mod gobuild;
+pub mod standins;
 
 use std::{
     path::{Path, PathBuf},
@@ -276,6 +277,45 @@ impl SpawnRetrying for Command {
                 }
                 other => return other,
             }
+        }
+    }
+}
+
+/// The host pid of the process running `exe` (a private copy: exactly one).
+pub fn host_pid_of(exe: &Path) -> Option<u32> {
+    let exe = exe.canonicalize().ok()?;
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .ok()
+                .as_deref()
+                == Some(&exe)
+        })
+}
+
+/// Polls `cond` every 10 ms; fails the test after 30 s.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Kills (and reaps) the child if the test panics while it runs.
+pub struct KillOnDrop<'a>(pub &'a mut std::process::Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
     }
 }

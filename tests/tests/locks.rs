@@ -141,12 +141,72 @@ fn locks_name_the_engines_locks() {
         };
         if let Some(off) = offset {
             assert_eq!(s["lock"].as_u64(), Some(cache + off), "{s}");
+            // The base cache's address came from its GetOrInitCall: named by offset.
+            assert_eq!(s["lock_named_by"], "offset", "{s}");
         }
     }
     // Every contention on that lock carries the name, none elsewhere does.
     for c in of_kind(&records, "contention") {
         let on_egraph = c["lock"].as_u64() == Some(cache + 8);
         assert_eq!(c["lock_name"] == "dagql cache egraphMu", on_egraph, "{c}");
+    }
+}
+
+/// On the L3 and L4 stand-ins (`locks` scenario) the cache's three locks are named by their
+/// offset from the cache, whichever method waits: `ReleaseSession` waits on sessionMu and
+/// on callsMu, which its name alone could not tell apart. Every waiter the engine planted
+/// is reported on its lock with that lock's name, and every contention at one of the
+/// cache's locks carries the name of the lock at that address.
+#[test]
+fn locks_name_the_cache_locks_by_offset_on_l3_and_l4() {
+    for (program, tags) in [
+        ("engine-l3", ""),
+        ("engine-l4", ""),
+        ("engine-l4", "l4beta10"),
+    ] {
+        let what = format!("{program} {tags}");
+        let binary = integration_tests::standins::stand_in(program, true, tags);
+        let truth_path = scratch_dir("locks-offsets").join("truth.jsonl");
+        let out = run(tracer()
+            .args(["locks", "--json", "--"])
+            .arg(integration_tests::private_copy(&binary))
+            .args(["-scenario", "locks", "-truth"])
+            .arg(&truth_path));
+        assert!(out.status.success(), "{what}: {out:?}");
+        let records = json_lines(&String::from_utf8_lossy(&out.stdout));
+        let truth = read_json_lines(&truth_path);
+        let planted = of_kind(&truth, "lock_wait");
+        assert_eq!(planted.len(), 6, "{what}: two waiters per lock");
+        let name_at: std::collections::HashMap<u64, String> = planted
+            .iter()
+            .map(|w| {
+                let name = format!("dagql cache {}", w["lock"].as_str().unwrap());
+                (w["addr"].as_u64().unwrap(), name)
+            })
+            .collect();
+        assert_eq!(name_at.len(), 3, "{what}: {name_at:?}");
+        let contentions = of_kind(&records, "contention");
+        for w in &planted {
+            let c = contentions
+                .iter()
+                .find(|c| c["waiter"] == w["goid"] && c["lock"] == w["addr"])
+                .unwrap_or_else(|| panic!("{what}: planted wait {w} not reported"));
+            assert_eq!(c["lock_named_by"], "offset", "{what}: {c}");
+        }
+        for c in contentions.iter().chain(&of_kind(&records, "lock_summary")) {
+            match name_at.get(&c["lock"].as_u64().unwrap()) {
+                Some(name) => {
+                    assert_eq!(c["lock_name"], name.as_str(), "{what}: {c}");
+                    assert_eq!(c["lock_named_by"], "offset", "{what}: {c}");
+                }
+                None => assert!(
+                    !c["lock_name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("dagql cache")),
+                    "{what}: a cache lock's name elsewhere: {c}"
+                ),
+            }
+        }
     }
 }
 

@@ -16,8 +16,8 @@ use std::{
 
 use integration_tests::SpawnRetrying;
 use integration_tests::{
-    assert_matrix_truth, gobuild, private_copy, read_json_lines, require_root, run_with_timeout,
-    scratch_dir, tracer, tracer_bin,
+    KillOnDrop, assert_matrix_truth, gobuild, host_pid_of, private_copy, read_json_lines,
+    require_root, run_with_timeout, scratch_dir, tracer, tracer_bin, wait_for,
 };
 
 const TRACED: &str = r"main\.mx(Work|Leaf|Native)";
@@ -145,21 +145,6 @@ echo "tracer=$?"
     assert_matrix_truth(at, &read_json_lines(&records), &truth);
 }
 
-/// The host pid of the process running `exe` (a private copy: exactly one).
-fn host_pid_of(exe: &Path) -> Option<u32> {
-    let exe = exe.canonicalize().ok()?;
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .find(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe"))
-                .ok()
-                .as_deref()
-                == Some(&exe)
-        })
-}
-
 /// `NSpid:` of /proc/PID/status: the pid in each namespace, host first.
 fn ns_pids(pid: u32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -172,17 +157,6 @@ fn ns_pids(pid: u32) -> Vec<u32> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
@@ -283,15 +257,4 @@ fn trace_two_deep(chroot: bool) {
     let truth = read_json_lines(&truth);
     assert_eq!(truth[0]["pid"], nspids[2], "{at}: the program's own pid");
     assert_matrix_truth(at, &read_json_lines(&records), &truth);
-}
-
-struct KillOnDrop<'a>(&'a mut std::process::Child);
-
-impl Drop for KillOnDrop<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }

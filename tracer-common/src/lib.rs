@@ -48,8 +48,16 @@ impl ProbeKind {
     }
 }
 
-/// Cookie bit: this probe has a [`ProbeSpec`] in the `PROBE_SPECS` map.
+/// Cookie bit: this probe has a [`ProbeSpec`] in the `PROBE_SPECS` map, at the slot in
+/// the cookie's bits [`COOKIE_SPEC_SHIFT`].. (an array index: its lookup is inlined by the
+/// verifier, where a hash lookup cost a helper call per hit).
 pub const COOKIE_HAS_SPEC: u64 = 1 << 63;
+
+/// Where a probe's spec slot sits in its cookie.
+pub const COOKIE_SPEC_SHIFT: u32 = 40;
+
+/// Spec slots in `PROBE_SPECS`.
+pub const MAX_SPECS: u32 = 4096;
 
 /// Cookie bit: the probe sits on a function's stack-check jump (`JBE morestack`). A hit
 /// whose flags say the jump is taken (CF or ZF set) is dropped: the stack grows and the
@@ -59,31 +67,34 @@ pub const COOKIE_AT_STACK_CHECK: u64 = 1 << 62;
 /// RFLAGS bits that make `JBE` jump.
 pub const FLAGS_BELOW_OR_EQUAL: u64 = (1 << 0) | (1 << 6);
 
-/// The attach cookie: the probe id in the low 32 bits, the kind above it, and
-/// [`COOKIE_HAS_SPEC`]. One generic program serves every probe; the cookie says which.
-pub const fn cookie(probe_id: u32, kind: ProbeKind, has_spec: bool) -> u64 {
-    let spec = if has_spec { COOKIE_HAS_SPEC } else { 0 };
+/// The attach cookie: the probe id in the low 32 bits, the kind above it, and with a spec
+/// [`COOKIE_HAS_SPEC`] and its slot (below [`MAX_SPECS`]). One generic program serves
+/// every probe; the cookie says which. Entry and RET probes of one function share a probe
+/// id (that is how calls pair) but read different things: each has its own slot.
+pub const fn cookie(probe_id: u32, kind: ProbeKind, spec_slot: Option<u32>) -> u64 {
+    let spec = match spec_slot {
+        Some(slot) => COOKIE_HAS_SPEC | (((slot % MAX_SPECS) as u64) << COOKIE_SPEC_SHIFT),
+        None => 0,
+    };
     spec | ((kind as u64) << 32) | probe_id as u64
 }
 
 /// [`cookie`], for a probe on a stack-check jump (see [`COOKIE_AT_STACK_CHECK`]).
-pub const fn cookie_at_stack_check(probe_id: u32, kind: ProbeKind, has_spec: bool) -> u64 {
-    cookie(probe_id, kind, has_spec) | COOKIE_AT_STACK_CHECK
+pub const fn cookie_at_stack_check(probe_id: u32, kind: ProbeKind, spec_slot: Option<u32>) -> u64 {
+    cookie(probe_id, kind, spec_slot) | COOKIE_AT_STACK_CHECK
 }
 
-/// Splits a cookie into (probe id, kind number, has spec).
-pub const fn split_cookie(cookie: u64) -> (u32, u32, bool) {
+/// Splits a cookie into (probe id, kind number, spec slot).
+pub const fn split_cookie(cookie: u64) -> (u32, u32, Option<u32>) {
     (
         cookie as u32,
         ((cookie >> 32) as u32) & 0xff,
-        cookie & COOKIE_HAS_SPEC != 0,
+        if cookie & COOKIE_HAS_SPEC != 0 {
+            Some(((cookie >> COOKIE_SPEC_SHIFT) as u32) % MAX_SPECS)
+        } else {
+            None
+        },
     )
-}
-
-/// The `PROBE_SPECS` key of a probe: entry and RET probes of one function share a
-/// probe id (that is how calls pair) but read different things.
-pub const fn spec_key(probe_id: u32, kind: u32) -> u32 {
-    (kind << 24) | (probe_id & 0x00ff_ffff)
 }
 
 /// Captures per probe hit, dereference steps per capture, bytes kept per string.
@@ -150,8 +161,8 @@ pub struct CaptureSpec {
     pub derefs: [i32; MAX_DEREFS],
 }
 
-/// What a probe reads besides the fixed registers. Lives in the `PROBE_SPECS` map,
-/// keyed by probe id.
+/// What a probe reads besides the fixed registers. Lives in the `PROBE_SPECS` array at
+/// the slot its cookie names.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProbeSpec {
@@ -163,7 +174,9 @@ pub struct ProbeSpec {
     /// Entry and RET probes: also walk the user stack (see [`GoStackEvent`]). A probe
     /// with a stack sends a [`GoStackEvent`] and no captures.
     pub stack: u8,
-    pub _pad: [u8; 4],
+    /// Set by the loader: an unset slot reads as zeros.
+    pub present: u8,
+    pub _pad: [u8; 3],
     pub captures: [CaptureSpec; MAX_CAPTURES],
 }
 
@@ -447,11 +460,15 @@ mod tests {
 
     #[test]
     fn cookie_round_trip() {
-        let c = cookie(0xdead_beef, ProbeKind::FuncReturn, false);
-        assert_eq!(split_cookie(c), (0xdead_beef, 2, false));
+        let c = cookie(0xdead_beef, ProbeKind::FuncReturn, None);
+        assert_eq!(split_cookie(c), (0xdead_beef, 2, None));
         assert_eq!(
-            split_cookie(cookie(7, ProbeKind::Point, true)),
-            (7, 4, true)
+            split_cookie(cookie(7, ProbeKind::Point, Some(4095))),
+            (7, 4, Some(4095))
+        );
+        assert_eq!(
+            split_cookie(cookie_at_stack_check(7, ProbeKind::Point, Some(0))),
+            (7, 4, Some(0))
         );
         assert_eq!(
             ProbeKind::from_u32(split_cookie(c).1),

@@ -17,7 +17,7 @@ use aya_ebpf::{
         bpf_probe_read_user_buf,
     },
     macros::{map, uprobe},
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
     programs::ProbeContext,
 };
 use core::mem::size_of;
@@ -26,7 +26,7 @@ use tracer_common::{
     CAPTURE_BYTES, COOKIE_AT_STACK_CHECK, Capture, CaptureSpec, DEPTH_UNKNOWN, ENTRY_SAVED_REGS,
     EntryKey, EntryRegs, EventHeader, FLAGS_BELOW_OR_EQUAL, G_STACK_HI_OFFSET, G_STACK_LO_OFFSET,
     GO_INT_REGS, GOID_UNKNOWN, GoCallEvent, GoCaptureEvent, GoStackEvent, MAX_CAPTURES, MAX_DEREFS,
-    MAX_STACK, ProbeSpec, SAVED_REGS, capture_base, capture_kind, counter, record, spec_key,
+    MAX_SPECS, MAX_STACK, ProbeSpec, SAVED_REGS, capture_base, capture_kind, counter, record,
     split_cookie,
 };
 
@@ -47,9 +47,9 @@ const WAKEUP_BYTES: u64 = 256 * 1024;
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
-/// What each probe with a spec reads, keyed by `spec_key(probe id, kind)`.
+/// What each probe with a spec reads, at the slot its cookie names.
 #[map]
-static PROBE_SPECS: HashMap<u32, ProbeSpec> = HashMap::with_max_entries(4096, 0);
+static PROBE_SPECS: Array<ProbeSpec> = Array::with_max_entries(MAX_SPECS, 0);
 
 /// Registers of open calls whose RET probes read entry arguments. LRU, so frames a
 /// panic skipped cannot fill it.
@@ -76,7 +76,7 @@ fn capture(ctx: &ProbeContext) {
         // The stack-check jump will be taken: not a call yet (see COOKIE_AT_STACK_CHECK).
         return;
     }
-    let (probe_id, kind, has_spec) = split_cookie(raw_cookie);
+    let (probe_id, kind, spec_slot) = split_cookie(raw_cookie);
     // SAFETY: globals are plain integers the loader rewrites before load; volatile
     // keeps the compiler from folding in the default.
     let goid_offset = unsafe { core::ptr::read_volatile(&GOID_OFFSET) };
@@ -104,14 +104,15 @@ fn capture(ctx: &ProbeContext) {
             regs.rax, regs.rbx, regs.rcx, regs.rdi, regs.rsi, regs.r8, regs.r9, regs.r10, regs.r11,
         ],
     };
-    let spec = if has_spec {
-        let found = unsafe { PROBE_SPECS.get(spec_key(probe_id, kind)) };
-        if found.is_none() {
-            count(counter::SPEC_MISSING);
+    let spec = match spec_slot {
+        Some(slot) => {
+            let found = PROBE_SPECS.get(slot).filter(|s| s.present != 0);
+            if found.is_none() {
+                count(counter::SPEC_MISSING);
+            }
+            found
         }
-        found
-    } else {
-        None
+        None => None,
     };
     match spec {
         None => {
@@ -355,10 +356,10 @@ fn read_capture(
         }
         capture_kind::STRING | capture_kind::GUARDED_STRING => {
             let header = value.wrapping_add(spec.string_offset as i64 as u64);
+            // The string header (pointer, length) in one read: each helper call costs
+            // more than the bytes it copies.
             // SAFETY: as above.
-            let ptr = unsafe { bpf_probe_read_user(header as *const u64) };
-            let len = unsafe { bpf_probe_read_user((header + 8) as *const u64) };
-            if let (Ok(ptr), Ok(len)) = (ptr, len) {
+            if let Ok([ptr, len]) = unsafe { bpf_probe_read_user(header as *const [u64; 2]) } {
                 read_string(ptr, len, out);
             }
         }

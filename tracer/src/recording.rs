@@ -115,6 +115,9 @@ pub struct End {
     pub tracer_cpu_ns: u64,
     /// The engine's cache size read from its memory at the end (cache).
     pub cache_entries: Option<u64>,
+    /// The target's load bias (non-zero for a PIE), read live at the first hit (cache).
+    #[serde(default)]
+    pub load_bias: Option<u64>,
 }
 
 /// A recording that cannot be read, in one sentence.
@@ -419,6 +422,15 @@ impl RecordingReader {
                 .map(Item::End)
                 .map_err(|e| self.damaged(format!("its end record: {e}"))),
             tag => Err(self.damaged(format!("an item of unknown kind {tag}"))),
+        }
+    }
+
+    /// Skips to the end record (a first pass, for what the live run learned as it went).
+    pub fn end(&mut self) -> Result<End, RecordingError> {
+        loop {
+            if let Item::End(end) = self.next_item()? {
+                return Ok(end);
+            }
         }
     }
 

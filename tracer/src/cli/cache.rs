@@ -23,7 +23,7 @@ use crate::{
     probes::Event,
     profiles::{self, Decoder, DecoderSetup, LayoutError, NotedSites, Profile, Role},
     recording::{self, CacheJob, End, Item, Job, PendingRecording, RecordingReader},
-    target::memory::Memory,
+    target::memory::{Memory, load_bias},
 };
 
 #[derive(Args, Debug)]
@@ -141,6 +141,7 @@ fn trace_once(
         runtime,
     } = start(target, &binary, &plan, args.ring_mb)?;
     pipeline.pid = pid;
+    pipeline.lowest = Some(binary.lowest_load_vaddr());
     let mode = if args.light { ", light mode" } else { "" };
     eprintln!(
         "tracer: {}; {} probes in pid {pid}{mode}",
@@ -172,8 +173,8 @@ fn trace_once(
     let mut end = End {
         lost_events,
         kernel_failures,
-        tracer_cpu_ns: 0,
-        cache_entries: None,
+        load_bias: pipeline.bias,
+        ..End::default()
     };
     let stop = match traced {
         Ok(stop) => stop,
@@ -242,6 +243,16 @@ fn replay_to(
 ) -> anyhow::Result<i32> {
     let mut pipeline = CachePipeline::new(job, sink, json)?;
     pipeline.pid = rec.header.target.pid;
+    // Return addresses are compared with the binary's call sites less the load bias the
+    // live run read; it is in the end record.
+    let bias = RecordingReader::open(&rec.path)
+        .ok()
+        .and_then(|mut r| r.end().ok())
+        .and_then(|end| end.load_bias);
+    if let Some(bias) = bias {
+        pipeline.stage.decoder.set_load_bias(bias);
+        pipeline.bias = Some(bias);
+    }
     let mut malformed = 0;
     let end = loop {
         let item = match rec.next_item() {
@@ -344,6 +355,12 @@ struct CachePipeline {
     sink: Box<dyn Write + Send>,
     json: bool,
     pid: u32,
+    /// Live: the binary's lowest load address, to read the load bias at the first hit (a
+    /// spawned target has its mappings only once it runs). Replay: None, the bias comes
+    /// from the recording.
+    lowest: Option<u64>,
+    /// The load bias the decoder has, once known.
+    bias: Option<u64>,
     /// Formatted records of one batch.
     line: Vec<u8>,
 }
@@ -412,6 +429,8 @@ impl CachePipeline {
             sink,
             json,
             pid: 0,
+            lowest: None,
+            bias: None,
             line: Vec::new(),
         })
     }
@@ -490,6 +509,13 @@ impl CachePipeline {
 
 impl EventSink for CachePipeline {
     fn on_event(&mut self, ev: Event) {
+        if self.bias.is_none()
+            && let Some(lowest) = self.lowest
+            && let Ok(bias) = load_bias(self.pid, lowest)
+        {
+            self.stage.decoder.set_load_bias(bias);
+            self.bias = Some(bias);
+        }
         let stage = &mut self.stage;
         self.tracker.on_event(ev, &mut |t| stage.feed(t));
         self.emit();

@@ -78,7 +78,7 @@ pub fn run(args: HangArgs) -> anyhow::Result<i32> {
     })?;
 
     if let Ok(profile) = crate::profiles::detect(&binary) {
-        crate::model::goroutines::name_locks(&mut snap, profile);
+        crate::model::goroutines::name_locks(&mut snap, profile, None);
     }
     let threshold_ns = (args.threshold * 1e9) as u64;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -7,7 +7,7 @@ use clap::Args;
 use super::{
     follow::{self, FollowArgs},
     target::{Resolved, TargetArgs},
-    tracing::{EventSink, Started, Stop, start, trace_until_stop},
+    tracing::{CacheDiscovery, EventSink, Started, Stop, start, trace_until_stop},
 };
 use crate::{
     gobin::GoBinary,
@@ -18,7 +18,7 @@ use crate::{
     output,
     probes::{
         Event,
-        sync::{SyncOptions, SyncProbes},
+        sync::{SyncEvent, SyncOptions, SyncProbes},
     },
     profiles,
     target::memory::{load_bias, monotonic_ns},
@@ -67,10 +67,12 @@ fn trace_once(
     duration: Option<f64>,
 ) -> anyhow::Result<Stop> {
     let binary = GoBinary::open(&target.binary())?;
+    let profile = profiles::detect(&binary).ok();
     let probes_plan = SyncProbes::plan(
         &binary,
         &SyncOptions {
             contention: true,
+            cache_receivers: profile.map(|p| p.cache_receivers()).unwrap_or_default(),
             ..SyncOptions::default()
         },
     )?;
@@ -82,12 +84,11 @@ fn trace_once(
             binary.path().display()
         );
     }
-    let profile = profiles::detect(&binary).ok();
 
     let Started {
         mut signals,
         pid,
-        probes,
+        mut probes,
         mut reader,
         child,
         runtime,
@@ -109,6 +110,7 @@ fn trace_once(
         since_ns: monotonic_ns(),
         contended: 0,
         buf: Vec::new(),
+        discovery: CacheDiscovery::new(&mut probes),
     };
     let stop = runtime.block_on(trace_until_stop(
         &mut signals,
@@ -166,6 +168,8 @@ struct LocksPipeline<'a> {
     since_ns: u64,
     contended: u64,
     buf: Vec<u8>,
+    /// The engine cache's address, from the probes that learn it.
+    discovery: CacheDiscovery,
 }
 
 impl LocksPipeline<'_> {
@@ -193,6 +197,12 @@ impl EventSink for LocksPipeline<'_> {
         let Some(sync) = self.decoder.decode(ev, self.bias.unwrap_or(0)) else {
             return;
         };
+        if let SyncEvent::CacheReceiver { addr } = sync {
+            if self.discovery.seen(addr) {
+                self.model.set_cache(addr);
+            }
+            return;
+        }
         if let Some(c) = self.model.on_event(sync) {
             self.contended += 1;
             // A write error (closed pipe) surfaces at the next flush.

@@ -114,6 +114,35 @@ pub fn detach(mut probes: AttachedProbes) {
     );
 }
 
+/// The engine cache's address, learnt from the discovery probes on its methods (the first
+/// non-null receiver seen), which are then detached.
+pub struct CacheDiscovery {
+    links: Vec<crate::probes::MultiLink>,
+    pub addr: Option<u64>,
+}
+
+impl CacheDiscovery {
+    /// Takes over the discovery probes `probes` attached.
+    pub fn new(probes: &mut AttachedProbes) -> CacheDiscovery {
+        CacheDiscovery {
+            links: probes.take_discovery(),
+            addr: None,
+        }
+    }
+
+    /// A discovery hit on the cache at `addr`: true if that is news. The probes are
+    /// detached off the event loop (closing a link waits for an RCU grace period, ~0.1 s).
+    pub fn seen(&mut self, addr: u64) -> bool {
+        if self.addr.is_some() || addr == 0 {
+            return false;
+        }
+        self.addr = Some(addr);
+        let links = std::mem::take(&mut self.links);
+        std::thread::spawn(move || drop(links));
+        true
+    }
+}
+
 /// Parses `--ring-mb`: a power of two up to 1 GiB.
 pub fn parse_ring_mb(s: &str) -> Result<u32, String> {
     let mb: u32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{
     target::Resolved,
-    tracing::{EventSink, Started, start, trace_until_stop},
+    tracing::{CacheDiscovery, EventSink, Started, start, trace_until_stop},
 };
 use crate::{
     gobin::GoBinary,
@@ -17,7 +17,7 @@ use crate::{
     output::goroutines::{deadlock_json, deadlock_text, frame_lines, goroutine_json, wait_text},
     probes::{
         AttachedProbes, Event,
-        sync::{SyncOptions, SyncProbes},
+        sync::{SyncEvent, SyncOptions, SyncProbes},
     },
     profiles::{self, Profile},
     target::{
@@ -38,12 +38,14 @@ pub struct WatchArgs {
 
 pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Result<i32> {
     let own = own_packages(args)?;
+    let profile = profiles::detect(binary).ok();
     let sync = SyncProbes::plan(
         binary,
         &SyncOptions {
             contention: true,
             scheduler: true,
             own: own.clone(),
+            cache_receivers: profile.map(|p| p.cache_receivers()).unwrap_or_default(),
         },
     )?;
     let pid = process.pid;
@@ -51,13 +53,12 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
         .map_err(|e| anyhow::anyhow!("reading /proc/{pid}/maps: {e}"))?;
     let mem = Memory::new(pid);
     let mut reader = Reader::new(binary, bias)?;
-    let profile = profiles::detect(binary).ok();
-    let first = take_snapshot(&mut reader, &mem, profile)?;
+    let first = take_snapshot(&mut reader, &mem, profile, None)?;
 
     let target = Resolved::Running(process);
     let Started {
         mut signals,
-        probes,
+        mut probes,
         reader: mut events,
         child,
         runtime,
@@ -89,6 +90,7 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
     watch.seed(&first, now);
     let mut pipeline = WatchPipeline {
         sync: &sync,
+        discovery: CacheDiscovery::new(&mut probes),
         probes: &probes,
         lost_seen: 0,
         binary,
@@ -146,18 +148,22 @@ fn take_snapshot(
     reader: &mut Reader,
     mem: &Memory,
     profile: Option<&'static Profile>,
+    cache: Option<u64>,
 ) -> anyhow::Result<Snapshot> {
     let mut snap = reader
         .snapshot(mem, monotonic_ns())
         .map_err(|e| anyhow::anyhow!("{e} (hint: reading another process's memory needs root)"))?;
     if let Some(p) = profile {
-        name_locks(&mut snap, p);
+        name_locks(&mut snap, p, cache);
     }
     Ok(snap)
 }
 
 struct WatchPipeline<'a> {
     sync: &'a SyncProbes,
+    /// The engine cache's address (its locks are then named by offset), from the probes
+    /// that learn it.
+    discovery: CacheDiscovery,
     probes: &'a AttachedProbes,
     lost_seen: u64,
     binary: &'a GoBinary,
@@ -176,8 +182,12 @@ struct WatchPipeline<'a> {
 
 impl EventSink for WatchPipeline<'_> {
     fn on_event(&mut self, ev: Event) {
-        if let Some(sync) = self.sync.decode(ev, self.bias) {
-            self.watch.on_event(sync);
+        match self.sync.decode(ev, self.bias) {
+            Some(SyncEvent::CacheReceiver { addr }) => {
+                self.discovery.seen(addr);
+            }
+            Some(sync) => self.watch.on_event(sync),
+            None => {}
         }
     }
 
@@ -199,7 +209,12 @@ impl EventSink for WatchPipeline<'_> {
             self.last_check = now;
             let due = self.watch.due(now);
             if !due.is_empty() {
-                let snap = take_snapshot(&mut self.reader, &self.mem, self.profile)?;
+                let snap = take_snapshot(
+                    &mut self.reader,
+                    &self.mem,
+                    self.profile,
+                    self.discovery.addr,
+                )?;
                 let now = monotonic_ns();
                 let mem = &self.mem;
                 let locked = |lock: u64| mem.u64(lock).ok().map(|state| state & 1 == 1);

@@ -73,8 +73,10 @@ pub struct Wait {
     /// Channels of a channel operation or select.
     pub chans: Vec<u64>,
     /// The engine's name for the lock (e.g. `dagql cache callsMu`), when the target is an
-    /// engine and the waiting stack says which one.
+    /// engine and its address or the waiting stack says which one.
     pub name: Option<&'static str>,
+    /// Which rule gave `name`.
+    pub named_by: Option<crate::profiles::NamedBy>,
 }
 
 #[derive(Debug, Clone)]
@@ -480,6 +482,7 @@ impl<'b> Reader<'b> {
                     sema: None,
                     chans,
                     name: None,
+                    named_by: None,
                 });
             }
         }
@@ -500,6 +503,7 @@ impl<'b> Reader<'b> {
                 sema: Some(sema),
                 chans: Vec::new(),
                 name: None,
+                named_by: None,
             },
             None => Wait {
                 kind: "semaphore",
@@ -507,6 +511,7 @@ impl<'b> Reader<'b> {
                 sema: Some(sema),
                 chans: Vec::new(),
                 name: None,
+                named_by: None,
             },
         })
     }
@@ -700,13 +705,17 @@ fn cycles(goroutines: &[Goroutine], holders: &[Holder]) -> Vec<Deadlock> {
     found
 }
 
-/// Names the engine's locks that goroutines wait on, from their stacks.
-pub fn name_locks(snap: &mut Snapshot, profile: &crate::profiles::Profile) {
+/// Names the engine's locks that goroutines wait on: by their offset in the engine's
+/// cache when its address `cache` is known, else from the waiting stacks.
+pub fn name_locks(snap: &mut Snapshot, profile: &crate::profiles::Profile, cache: Option<u64>) {
     for g in &mut snap.goroutines {
         if let Some(w) = g.wait.as_mut()
             && matches!(w.kind, "mutex" | "rwmutex" | "rwmutex_read")
         {
-            w.name = profile.lock_name(g.stack.iter().map(|f| f.func.as_str()));
+            let addr = w.object.or(w.sema).unwrap_or(0);
+            let named = profile.name_lock(cache, addr, g.stack.iter().map(|f| f.func.as_str()));
+            w.name = named.map(|n| n.0);
+            w.named_by = named.map(|n| n.1);
         }
     }
 }
@@ -756,6 +765,7 @@ mod tests {
                 sema: Some(lock + 4),
                 chans: Vec::new(),
                 name: None,
+                named_by: None,
             }),
             stack_words: words,
         }

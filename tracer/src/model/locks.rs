@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     probes::sync::{Prim, SyncEvent},
-    profiles::Profile,
+    profiles::{NamedBy, Profile},
 };
 
 /// Offsets of the semaphores inside `sync.RWMutex` (w Mutex 0, writerSem 8, readerSem 12),
@@ -56,6 +56,7 @@ pub struct Contention {
     pub lock: u64,
     pub lock_type: LockType,
     pub name: Option<&'static str>,
+    pub named_by: Option<NamedBy>,
     pub waiter: u64,
     pub start_ns: u64,
     pub wait_ns: u64,
@@ -70,7 +71,7 @@ struct Pending {
     wait_addr: u64,
     lock: u64,
     lock_type: LockType,
-    name: Option<&'static str>,
+    name: Option<(&'static str, NamedBy)>,
     start: u64,
     pcs: Vec<u64>,
     frames: Vec<Frame>,
@@ -81,6 +82,7 @@ pub struct LockSummary {
     pub lock: u64,
     pub lock_type: LockType,
     pub name: Option<&'static str>,
+    pub named_by: Option<NamedBy>,
     pub contended: u64,
     /// Of `contended`, RWMutex readers that waited for a writer.
     pub reader_waits: u64,
@@ -96,7 +98,7 @@ type RawStacks = Vec<(u64, Vec<u64>)>;
 struct LockStats {
     lock_type: LockType,
     reader_waits: u64,
-    name: Option<&'static str>,
+    name: Option<(&'static str, NamedBy)>,
     contended: u64,
     total_wait_ns: u64,
     wait: Histogram,
@@ -108,6 +110,9 @@ pub struct LockModel<'b> {
     /// Stacks to frames (none in unit tests: semaphore waits then go unclassified).
     symbols: Option<Symbolizer<'b>>,
     profile: Option<&'static Profile>,
+    /// The engine's cache, once a probe on one of its methods has seen it (`set_cache`):
+    /// its locks are then named by offset.
+    cache: Option<u64>,
     pending: HashMap<u64, Pending>,
     /// Last slow-path release per object: (goid, time).
     releases: HashMap<(Prim, u64), (u64, u64)>,
@@ -127,6 +132,7 @@ impl<'b> LockModel<'b> {
         LockModel {
             symbols,
             profile,
+            cache: None,
             pending: HashMap::new(),
             releases: HashMap::new(),
             stats: HashMap::new(),
@@ -139,6 +145,11 @@ impl<'b> LockModel<'b> {
         if let Some(s) = self.symbols.as_mut() {
             s.set_bias(bias);
         }
+    }
+
+    /// The engine cache's address: its locks are named by offset from now on.
+    pub fn set_cache(&mut self, addr: u64) {
+        self.cache = Some(addr);
     }
 
     fn frames(&mut self, pcs: &[u64]) -> Vec<Frame> {
@@ -171,9 +182,9 @@ impl<'b> LockModel<'b> {
                     self.pending.clear();
                     self.dropped += 1;
                 }
-                let name = self
-                    .profile
-                    .and_then(|p| p.lock_name(frames.iter().map(|f| f.func.as_str())));
+                let name = self.profile.and_then(|p| {
+                    p.name_lock(self.cache, lock, frames.iter().map(|f| f.func.as_str()))
+                });
                 self.pending.insert(
                     goid,
                     Pending {
@@ -205,7 +216,8 @@ impl<'b> LockModel<'b> {
                 Some(Contention {
                     lock: p.lock,
                     lock_type: p.lock_type,
-                    name: p.name,
+                    name: p.name.map(|n| n.0),
+                    named_by: p.name.map(|n| n.1),
                     waiter: goid,
                     start_ns: p.start,
                     wait_ns,
@@ -249,8 +261,11 @@ impl<'b> LockModel<'b> {
             stacks: HashMap::new(),
             other_stacks: 0,
         });
-        // A RWMutex shows writer and reader waits; the summary names it by the first.
-        s.name = s.name.or(p.name);
+        // A RWMutex shows writer and reader waits; the summary names it by the first, or
+        // by its offset once that is known.
+        if s.name.is_none_or(|n| n.1 != NamedBy::Offset) && p.name.is_some() {
+            s.name = p.name;
+        }
         s.contended += 1;
         if p.lock_type == LockType::RwMutexRead {
             s.reader_waits += 1;
@@ -276,7 +291,8 @@ impl<'b> LockModel<'b> {
             let summary = LockSummary {
                 lock,
                 lock_type: s.lock_type,
-                name: s.name,
+                name: s.name.map(|n| n.0),
+                named_by: s.name.map(|n| n.1),
                 contended: s.contended,
                 reader_waits: s.reader_waits,
                 total_wait_ns: s.total_wait_ns,

@@ -196,6 +196,8 @@ impl<'b> Watch<'b> {
                 self.woke(goid, ts);
                 self.lock_waits.remove(&goid);
             }
+            // Lock naming's business (the pipeline keeps the cache's address).
+            SyncEvent::CacheReceiver { .. } => {}
             SyncEvent::WaitStart {
                 goid,
                 ts,

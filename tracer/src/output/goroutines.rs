@@ -49,7 +49,11 @@ pub fn wait_text(g: &Goroutine) -> Option<String> {
             .collect::<Vec<_>>()
             .join(", "),
     };
-    let name = w.name.map(|n| format!(" ({n})")).unwrap_or_default();
+    let name = match (w.name, w.named_by) {
+        (Some(n), Some(crate::profiles::NamedBy::Waiter)) => format!(" ({n}, by its waiter)"),
+        (Some(n), _) => format!(" ({n})"),
+        (None, _) => String::new(),
+    };
     Some(format!("{what} {addr}{name}"))
 }
 
@@ -209,6 +213,7 @@ pub fn goroutine_json(snap: &Snapshot, g: &Goroutine) -> Value {
         "waiting_on": w.and_then(|w| w.object),
         "wait_kind": w.map(|w| w.kind),
         "lock_name": w.and_then(|w| w.name),
+        "lock_named_by": w.and_then(|w| w.named_by).map(crate::profiles::NamedBy::as_str),
         "sema": w.and_then(|w| w.sema),
         "channels": w.map(|w| w.chans.clone()).unwrap_or_default(),
         "possible_holders": holders_of(snap, g),

@@ -5,9 +5,12 @@ use std::io::{self, Write};
 use serde_json::{Value, json};
 
 use super::format::duration;
-use crate::model::{
-    goroutines::Frame,
-    locks::{Contention, LockSummary},
+use crate::{
+    model::{
+        goroutines::Frame,
+        locks::{Contention, LockSummary},
+    },
+    profiles::NamedBy,
 };
 
 /// Frames shown under each human-readable contention line.
@@ -22,10 +25,11 @@ pub use crate::model::locks::user_frames;
 /// Frames shown per waiting stack in the human summary, at least.
 const SUMMARY_FRAMES: usize = 3;
 
-fn lock_label(lock: u64, lock_type: &str, name: Option<&str>) -> String {
-    match name {
-        Some(n) => format!("{lock_type} {lock:#x} ({n})"),
-        None => format!("{lock_type} {lock:#x}"),
+fn lock_label(lock: u64, lock_type: &str, name: Option<&str>, by: Option<NamedBy>) -> String {
+    match (name, by) {
+        (Some(n), Some(NamedBy::Waiter)) => format!("{lock_type} {lock:#x} ({n}, by its waiter)"),
+        (Some(n), _) => format!("{lock_type} {lock:#x} ({n})"),
+        (None, _) => format!("{lock_type} {lock:#x}"),
     }
 }
 
@@ -35,6 +39,7 @@ pub fn contention_json(c: &Contention) -> Value {
         "lock": c.lock,
         "lock_type": c.lock_type.as_str(),
         "lock_name": c.name,
+        "lock_named_by": c.named_by.map(NamedBy::as_str),
         "waiter": c.waiter,
         "start_ns": c.start_ns,
         "wait_ns": c.wait_ns,
@@ -51,7 +56,7 @@ pub fn contention_human(out: &mut dyn Write, c: &Contention, since_ns: u64) -> i
     writeln!(
         out,
         "{at:>9.3}s  {}  goroutine {} waited {}, released by {by}",
-        lock_label(c.lock, c.lock_type.as_str(), c.name),
+        lock_label(c.lock, c.lock_type.as_str(), c.name, c.named_by),
         c.waiter,
         duration(c.wait_ns),
     )?;
@@ -73,6 +78,7 @@ pub fn summary_json(s: &LockSummary) -> Value {
         "lock": s.lock,
         "lock_type": s.lock_type.as_str(),
         "lock_name": s.name,
+        "lock_named_by": s.named_by.map(NamedBy::as_str),
         "contended": s.contended,
         "reader_waits": s.reader_waits,
         "total_wait_ns": s.total_wait_ns,
@@ -96,7 +102,7 @@ pub fn summary_human(out: &mut dyn Write, locks: &[LockSummary]) -> io::Result<(
         writeln!(
             out,
             "  {}: {} contended, total wait {}, p99 {}, max {}",
-            lock_label(s.lock, s.lock_type.as_str(), s.name),
+            lock_label(s.lock, s.lock_type.as_str(), s.name, s.named_by),
             s.contended,
             duration(s.total_wait_ns),
             q(s.wait.quantile(0.99)),

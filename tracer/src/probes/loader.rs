@@ -5,9 +5,9 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
 };
-use tracer_common::{ProbeKind, ProbeSpec, counter, names, spec_key};
+use tracer_common::{MAX_SPECS, ProbeSpec, counter, names};
 
 use super::multi::{MultiLink, MultiProgram};
 
@@ -64,6 +64,9 @@ pub struct AttachedProbes {
     ebpf: Ebpf,
     program: MultiProgram,
     links: Vec<MultiLink>,
+    /// Links of discovery probes, which are wanted only until their first hit: the
+    /// caller takes them ([`AttachedProbes::take_discovery`]) and drops them then.
+    discovery: Vec<MultiLink>,
     /// Time spent in the kernel attaching, over every batch.
     pub attach_time: Duration,
     /// Probes left out because the kernel refused them: (probe id, file offset, reason).
@@ -106,26 +109,31 @@ impl AttachedProbes {
             ebpf,
             program,
             links: Vec::new(),
+            discovery: Vec::new(),
             attach_time: Duration::ZERO,
             refused: Vec::new(),
         })
     }
 
-    /// Stores what probe `probe_id` of `kind` reads at each hit (attach it with `has_spec`).
-    pub fn set_spec(
-        &mut self,
-        probe_id: u32,
-        kind: ProbeKind,
-        spec: &ProbeSpec,
-    ) -> Result<(), ProbeError> {
+    /// Stores in spec slot `slot` what the probes whose cookie names it read at each hit.
+    pub fn set_spec(&mut self, slot: u32, spec: &ProbeSpec) -> Result<(), ProbeError> {
+        if slot >= MAX_SPECS {
+            return Err(ProbeError::Load(format!(
+                "more than {MAX_SPECS} probe specs (hint: trace fewer functions or sites)"
+            )));
+        }
         let map = self
             .ebpf
             .map_mut(names::PROBE_SPECS_MAP)
             .ok_or_else(|| ProbeError::Load("probe spec map missing".into()))?;
-        let mut specs: HashMap<_, u32, ProbeSpec> =
-            HashMap::try_from(map).map_err(|e| ProbeError::Load(describe(&e)))?;
+        let mut specs: Array<_, ProbeSpec> =
+            Array::try_from(map).map_err(|e| ProbeError::Load(describe(&e)))?;
+        let spec = ProbeSpec {
+            present: 1,
+            ..*spec
+        };
         specs
-            .insert(spec_key(probe_id, kind as u32), *spec, 0)
+            .set(slot, spec, 0)
             .map_err(|e| ProbeError::Load(describe(&e)))
     }
 
@@ -189,6 +197,26 @@ impl AttachedProbes {
         }
     }
 
+    /// Like [`attach_batch`](Self::attach_batch), into links of their own that the caller
+    /// takes with [`take_discovery`](Self::take_discovery).
+    pub fn attach_discovery(
+        &mut self,
+        binary: &Path,
+        offsets: &[Offset],
+        pid: u32,
+    ) -> Result<Vec<Refused>, ProbeError> {
+        let before = self.links.len();
+        let refused = self.attach_batch(binary, offsets, pid)?;
+        let added = self.links.split_off(before);
+        self.discovery.extend(added);
+        Ok(refused)
+    }
+
+    /// The discovery links: dropping them detaches those probes.
+    pub fn take_discovery(&mut self) -> Vec<MultiLink> {
+        std::mem::take(&mut self.discovery)
+    }
+
     /// Offsets attached so far.
     pub fn attached(&self) -> usize {
         self.links.iter().map(|l| l.offsets).sum()
@@ -199,6 +227,7 @@ impl AttachedProbes {
         let count = self.attached();
         let started = Instant::now();
         self.links.clear();
+        self.discovery.clear();
         (count, started.elapsed())
     }
 

@@ -8,6 +8,7 @@ mod reader;
 pub mod sync;
 
 pub use loader::{AttachedProbes, KernelFailures, LoadOptions, ProbeError};
+pub use multi::MultiLink;
 pub use reader::{Event, EventReader, MAX_PER_DRAIN};
 
 /// How often the reader drains the ring buffer when the kernel has not woken it.

@@ -46,6 +46,9 @@ pub struct AttachReport {
 #[derive(Default)]
 pub struct PlanSet {
     pub points: Vec<AttachPoint>,
+    /// Entry points wanted only until their first hit, attached in links of their own
+    /// (see [`AttachedProbes::take_discovery`]).
+    pub discovery: Vec<AttachPoint>,
     pub specs: Vec<(u32, ProbeKind, ProbeSpec)>,
 }
 
@@ -142,6 +145,20 @@ impl PlanSet {
         Ok(())
     }
 
+    /// A discovery point at the function's entry (after the stack check): attached in a
+    /// link of its own that the caller drops after its first hit.
+    pub fn add_discovery_point(
+        &mut self,
+        binary: &GoBinary,
+        f: &Function,
+        probe_id: u32,
+    ) -> anyhow::Result<()> {
+        let plan = binary.probe_plan(f)?;
+        let point = entry_point(binary, &plan, ProbeKind::Point, probe_id)?;
+        self.discovery.push(point);
+        Ok(())
+    }
+
     /// Point events at the start of every code range of `file:line` inside `f`.
     /// Returns how many were found (0 means the line has no code here).
     pub fn add_line_points(
@@ -190,8 +207,8 @@ impl PlanSet {
         pid: u32,
         skip_refused: bool,
     ) -> Result<AttachReport, ProbeError> {
-        for (id, kind, spec) in &self.specs {
-            probes.set_spec(*id, *kind, spec)?;
+        for (slot, (_, _, spec)) in self.specs.iter().enumerate() {
+            probes.set_spec(slot as u32, spec)?;
         }
         self.check_bytes(binary)?;
         let mut report = AttachReport::default();
@@ -229,20 +246,34 @@ impl PlanSet {
             left_out.extend(refused.iter().map(|r| r.0));
             report.refused.extend(refused);
         }
-        report.attached = probes.attached();
+        let offsets: Vec<Offset> = self.discovery.iter().map(|p| self.offset(p)).collect();
+        if let Some(r) = probes
+            .attach_discovery(binary, &offsets, pid)?
+            .into_iter()
+            .next()
+        {
+            return Err(ProbeError::Attach {
+                path: binary.display().to_string(),
+                offset: r.offset.file_offset,
+                reason: r.reason,
+            });
+        }
+        report.attached = probes.attached() + self.discovery.len();
         report.elapsed = probes.attach_time;
         Ok(report)
     }
 
     fn offset(&self, p: &AttachPoint) -> Offset {
-        let has_spec = self
+        // The last spec given for a probe counts.
+        let slot = self
             .specs
             .iter()
-            .any(|(id, kind, _)| *id == p.probe_id && *kind == p.kind);
+            .rposition(|(id, kind, _)| *id == p.probe_id && *kind == p.kind)
+            .map(|i| i as u32);
         let cookie = if p.at_stack_check {
-            cookie_at_stack_check(p.probe_id, p.kind, has_spec)
+            cookie_at_stack_check(p.probe_id, p.kind, slot)
         } else {
-            cookie(p.probe_id, p.kind, has_spec)
+            cookie(p.probe_id, p.kind, slot)
         };
         Offset {
             file_offset: p.file_offset,
@@ -260,7 +291,7 @@ impl PlanSet {
             reason: e.to_string(),
         })?;
         let mut buf = [0u8; 16];
-        for p in &self.points {
+        for p in self.points.iter().chain(&self.discovery) {
             let got = &mut buf[..p.expect.len().min(16)];
             let same = file.read_exact_at(got, p.file_offset).is_ok() && got == &p.expect[..];
             if !same {

@@ -19,6 +19,8 @@ const SEMACQUIRE: u32 = 3;
 const SEMRELEASE: u32 = 4;
 const GOPARK: u32 = 5;
 const READY: u32 = 6;
+/// A method of the engine's cache: its receiver is the cache (a discovery probe).
+const CACHE_RECEIVER: u32 = 7;
 /// Probe ids from here on are fast-path sites (id - SITE_BASE = index into the sites).
 const SITE_BASE: u32 = 0x1000;
 
@@ -38,6 +40,9 @@ pub struct SyncOptions {
     pub scheduler: bool,
     /// Packages whose inlined Mutex Lock/Unlock get probes (ownership).
     pub own: Option<regex::Regex>,
+    /// Functions whose receiver (RAX at entry) is the engine's cache, probed until the
+    /// first hit tells its address (full names; absent ones are skipped).
+    pub cache_receivers: Vec<String>,
 }
 
 /// The kind of object a slow path waits on or releases.
@@ -94,6 +99,10 @@ pub enum SyncEvent {
     Exited {
         goid: u64,
         ts: u64,
+    },
+    /// A method of the engine's cache was called on the cache at `addr`.
+    CacheReceiver {
+        addr: u64,
     },
 }
 
@@ -157,6 +166,11 @@ impl SyncProbes {
                 None => missing.push("ready"),
             }
             plan.add_goexit(binary)?;
+        }
+        for name in &options.cache_receivers {
+            if let Some(f) = binary.functions().iter().find(|f| &f.name == name) {
+                plan.add_discovery_point(binary, f, CACHE_RECEIVER)?;
+            }
         }
         let mut sites = Vec::new();
         if let Some(own) = &options.own {
@@ -222,6 +236,7 @@ impl SyncProbes {
                 ts,
             },
             (GOEXIT_PROBE_ID, _) => SyncEvent::Exited { goid, ts },
+            (CACHE_RECEIVER, _) => SyncEvent::CacheReceiver { addr: c.regs[0] },
             (id, ProbeKind::Point) if id >= SITE_BASE => {
                 let index = (id - SITE_BASE) as usize;
                 let site = self.sites.get(index)?;

@@ -74,6 +74,8 @@ enum Site {
 /// Decodes the change-cache probes; the line's decoder hands it every hit of theirs.
 pub(super) struct Filesync {
     sites: Vec<(Range<u64>, Site)>,
+    /// The target's load bias: return addresses minus it are link-time addresses.
+    pub(super) bias: u64,
     /// Open `getOrInit` calls and the `wait` call site seen inside each.
     open: HashMap<u64, Option<Site>>,
     get_path: Option<usize>,
@@ -94,6 +96,7 @@ impl Filesync {
         )?;
         Ok(Filesync {
             sites,
+            bias: 0,
             open: HashMap::new(),
             get_path: slot(p, Role::ChangeGetOrInit, "path", false),
             wait_return: slot(p, Role::ChangeWait, "return_address", false),
@@ -123,7 +126,7 @@ impl Filesync {
         let caps = &event.captures;
         match role {
             Role::ChangeWait => {
-                let site = site_of(&self.sites, word(caps, self.wait_return));
+                let site = site_of(&self.sites, self.bias, word(caps, self.wait_return));
                 if let Some(s) = within.and_then(|w| self.open.get_mut(&w)) {
                     *s = site;
                 }

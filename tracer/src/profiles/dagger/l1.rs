@@ -4,7 +4,7 @@
 use tracer_common::{REG_G, REG_RDX};
 
 use super::{
-    EntryMaps, LockName, Profile, Role, error_text, filesync,
+    CacheLocks, EntryMaps, LockAt, LockName, Profile, Role, error_text, filesync,
     session_cache::{self, ContentKind, Design, WaitKind, session_layer_probes},
 };
 use crate::profiles::{At, G_PARENT_GOID, Light, ProbeDef, string, word};
@@ -93,6 +93,16 @@ pub fn profile() -> Profile {
             },
             filesync::LOCK,
         ],
+        // §5: the base cache's one lock, mu c+0 (sema c+4), by offset from the receiver of
+        // its GetOrInitCall; SessionCache.mu (one per session) stays named by its waiter.
+        cache_locks: Some(CacheLocks {
+            receiver_of: &["dagql.(*cache).GetOrInitCall"],
+            locks: &[LockAt {
+                offset: 0,
+                rwmutex: false,
+                name: "dagql cache mu",
+            }],
+        }),
         // No lookup function: a call that neither waited nor failed hit.
         sees_lookups: |_| false,
         decoder: |setup| session_cache::build(setup, &DESIGN),

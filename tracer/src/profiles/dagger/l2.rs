@@ -4,7 +4,7 @@
 use tracer_common::{REG_G, REG_RDX, REG_RSP};
 
 use super::{
-    EntryMaps, LockName, Profile, Role, error_text, filesync,
+    CacheLocks, EntryMaps, LockAt, LockName, Profile, Role, error_text, filesync,
     session_cache::{self, ContentKind, Design, WaitKind, session_layer_probes},
 };
 use crate::profiles::{At, Cap, G_PARENT_GOID, Light, ProbeDef, string, word};
@@ -126,6 +126,22 @@ pub fn profile() -> Profile {
             },
             filesync::LOCK,
         ],
+        // The same two by offset from the base cache, the receiver of its GetOrInitCall.
+        cache_locks: Some(CacheLocks {
+            receiver_of: &["dagql.(*cache).GetOrInitCall"],
+            locks: &[
+                LockAt {
+                    offset: 0,
+                    rwmutex: false,
+                    name: "dagql cache callsMu",
+                },
+                LockAt {
+                    offset: 8,
+                    rwmutex: true,
+                    name: "dagql cache egraphMu",
+                },
+            ],
+        }),
         // Light mode has no lookup RET: a call that neither waited nor failed hit.
         sees_lookups: |light| !light,
         decoder: |setup| session_cache::build(setup, &DESIGN),

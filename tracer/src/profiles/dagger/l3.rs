@@ -5,7 +5,7 @@
 use tracer_common::{REG_G, REG_RDX, REG_RSP};
 
 use super::{
-    EntryMaps, LockName, Profile, Role, error_text, filesync,
+    CacheLocks, EntryMaps, LockAt, LockName, Profile, Role, error_text, filesync,
     ownership::{self, Design, JoinedBy},
 };
 use crate::profiles::{
@@ -299,7 +299,35 @@ fn explain_probes() -> Vec<ProbeDef> {
     ]
 }
 
-/// §5: callsMu c+0, sessionMu c+8, egraphMu c+16 (exclusive even for lookups).
+/// §5: callsMu c+0 (sema +4), sessionMu c+8 (sema +12), egraphMu c+16 (RWMutex: writerSem
+/// +24, readerSem +28; exclusive even for lookups), the same in L3 and every L4 variant.
+/// The cache's address is the receiver of `GetOrInitCall`, or of `ReleaseSession` for an
+/// engine that only releases sessions while traced.
+pub(super) const CACHE_LOCKS: CacheLocks = CacheLocks {
+    receiver_of: &[
+        "dagql.(*Cache).GetOrInitCall",
+        "dagql.(*Cache).ReleaseSession",
+    ],
+    locks: &[
+        LockAt {
+            offset: 0,
+            rwmutex: false,
+            name: "dagql cache callsMu",
+        },
+        LockAt {
+            offset: 8,
+            rwmutex: false,
+            name: "dagql cache sessionMu",
+        },
+        LockAt {
+            offset: 16,
+            rwmutex: true,
+            name: "dagql cache egraphMu",
+        },
+    ],
+};
+
+/// By the waiting method, when the cache's address is not known (yet).
 pub(super) const LOCKS: &[LockName] = &[
     LockName {
         waiter_prefix: "dagql.(*Cache).trackSession",
@@ -359,6 +387,7 @@ pub fn profile() -> Profile {
         // ongoingArbitraryCalls 248 + completedArbitraryCalls 256.
         cache_entry_maps: EntryMaps::Fixed(L3_ENTRY_MAPS),
         locks: LOCKS,
+        cache_locks: Some(CACHE_LOCKS),
         sees_lookups: |_| true,
         decoder: |setup| ownership::build(setup, &DESIGN),
     }

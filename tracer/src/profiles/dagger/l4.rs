@@ -5,7 +5,7 @@
 //! after beta.10 (`releaseOngoingCallHandoff`, ongoingCall fields moved by 8).
 use super::{
     EntryMaps, Profile,
-    l3::{L3_ENTRY_MAPS, LOCKS, Layout, probes},
+    l3::{CACHE_LOCKS, L3_ENTRY_MAPS, LOCKS, Layout, probes},
     ownership::{self, Design, JoinedBy},
 };
 
@@ -87,6 +87,7 @@ fn profile(variant: &'static str) -> Profile {
             _ => EntryMaps::Fixed(HEAD_ENTRY_MAPS),
         },
         locks: LOCKS,
+        cache_locks: Some(CACHE_LOCKS),
         sees_lookups: |_| true,
         decoder: match variant {
             BETA4 => |setup| ownership::build(setup, &DESIGN_BETA4),

@@ -111,6 +111,52 @@ pub struct LockName {
     pub name: &'static str,
 }
 
+/// The engine-wide cache's locks at their offsets in the cache object: named exactly by
+/// address once the cache's address is known (engine-l3-l4.md §5, engine-internals.md §4).
+#[derive(Clone, Copy, Debug)]
+pub struct CacheLocks {
+    /// Cache methods (after the module path) whose receiver, RAX at entry, is the cache;
+    /// one hit of any of them tells its address.
+    pub receiver_of: &'static [&'static str],
+    pub locks: &'static [LockAt],
+}
+
+/// One lock field of the cache.
+#[derive(Clone, Copy, Debug)]
+pub struct LockAt {
+    pub offset: u64,
+    /// A `sync.RWMutex` (its writer mutex and both semaphores are its words) or a Mutex
+    /// (state and semaphore).
+    pub rwmutex: bool,
+    pub name: &'static str,
+}
+
+impl LockAt {
+    /// Bytes from the lock's address that hold its state and semaphores: Mutex state +0,
+    /// sema +4; RWMutex w (+0, +4), writerSem +8, readerSem +12 (Go 1.19 to 1.27).
+    fn words(&self) -> u64 {
+        if self.rwmutex { 16 } else { 8 }
+    }
+}
+
+/// Which rule named a lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NamedBy {
+    /// Its address is a field of the cache whose address a probe read.
+    Offset,
+    /// The engine method that waits on it (the fallback).
+    Waiter,
+}
+
+impl NamedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NamedBy::Offset => "offset",
+            NamedBy::Waiter => "waiter",
+        }
+    }
+}
+
 /// What a decoder is built from.
 pub struct DecoderSetup<'a> {
     /// Where the call sites the decoder tells apart lie (the binary live, the
@@ -127,6 +173,9 @@ pub trait Decoder: Send {
     fn decode(&mut self, t: Tracked, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError>;
     /// The engine's cache object, once a probe has seen it (for the entry-count metric).
     fn cache_pointer(&self) -> Option<u64>;
+    /// The target's load bias (non-zero for a PIE), to compare the return addresses it
+    /// reads with the binary's call sites; set before the first hit is decoded.
+    fn set_load_bias(&mut self, bias: u64);
 }
 
 /// An engine code line (and variant), as the tracer reads it.
@@ -138,8 +187,10 @@ pub struct Profile {
     /// Fields `Size()` sums (`dagger_dagql_cache_entries`): offsets in the cache struct of
     /// map pointers whose first word is the element count.
     pub cache_entry_maps: EntryMaps,
-    /// The engine's own locks, recognised by who waits on them.
+    /// The engine's own locks, recognised by who waits on them (the fallback).
     pub locks: &'static [LockName],
+    /// The cache's locks by offset, where the line's sheet gives them.
+    pub cache_locks: Option<CacheLocks>,
     /// Whether every cached call's lookup result is seen (else a call that neither
     /// waited nor failed counts as a hit).
     pub sees_lookups: fn(light: bool) -> bool,
@@ -189,6 +240,40 @@ impl Profile {
                 .map(|l| l.name);
         }
         None
+    }
+
+    /// The engine's name for the lock or semaphore at `addr`, and the rule that gave it:
+    /// by its offset in the cache at `cache` when that is known and `addr` is one of the
+    /// cache's lock words, else by the waiting stack `funcs` (innermost first).
+    pub fn name_lock<'a>(
+        &self,
+        cache: Option<u64>,
+        addr: u64,
+        funcs: impl IntoIterator<Item = &'a str>,
+    ) -> Option<(&'static str, NamedBy)> {
+        if let Some(name) = self.lock_at(cache, addr) {
+            return Some((name, NamedBy::Offset));
+        }
+        self.lock_name(funcs).map(|n| (n, NamedBy::Waiter))
+    }
+
+    /// Full names of the methods whose receiver is the cache (for a discovery probe).
+    pub fn cache_receivers(&self) -> Vec<String> {
+        self.cache_locks
+            .iter()
+            .flat_map(|c| c.receiver_of)
+            .map(|f| format!("{DAGGER}{f}"))
+            .collect()
+    }
+
+    /// The cache lock one of whose words is at `addr`.
+    pub fn lock_at(&self, cache: Option<u64>, addr: u64) -> Option<&'static str> {
+        let off = addr.checked_sub(cache?)?;
+        self.cache_locks?
+            .locks
+            .iter()
+            .find(|l| (l.offset..l.offset + l.words()).contains(&off) && off % 4 == 0)
+            .map(|l| l.name)
     }
 
     /// "L4 (beta.8-10)".
@@ -531,9 +616,14 @@ fn call_sites<S: Copy>(
     Ok(sites)
 }
 
-/// Which call site a return address lies in.
-fn site_of<S: Copy>(sites: &[(Range<u64>, S)], return_address: Option<u64>) -> Option<S> {
-    let pc = return_address?.checked_sub(1)?;
+/// Which call site (link-time addresses) a return address read in a process loaded at
+/// `bias` lies in.
+fn site_of<S: Copy>(
+    sites: &[(Range<u64>, S)],
+    bias: u64,
+    return_address: Option<u64>,
+) -> Option<S> {
+    let pc = return_address?.checked_sub(bias)?.checked_sub(1)?;
     sites.iter().find(|(r, _)| r.contains(&pc)).map(|(_, s)| *s)
 }
 
@@ -685,6 +775,41 @@ mod tests {
             Some(("L4", Some(l4::HEAD)))
         );
         assert_eq!(line_of_version("dev"), None);
+    }
+
+    #[test]
+    fn cache_locks_are_named_by_every_word_at_their_offset() {
+        let p = l3::profile();
+        let c = 0xc000_1000;
+        let at = |off: u64| p.lock_at(Some(c), c + off);
+        for (off, want) in [
+            (0, Some("dagql cache callsMu")),
+            (4, Some("dagql cache callsMu")),
+            (8, Some("dagql cache sessionMu")),
+            (12, Some("dagql cache sessionMu")),
+            (16, Some("dagql cache egraphMu")),
+            (24, Some("dagql cache egraphMu")),
+            (28, Some("dagql cache egraphMu")),
+            (2, None),
+            (32, None),
+        ] {
+            assert_eq!(at(off), want, "c+{off}");
+        }
+        assert_eq!(p.lock_at(None, c), None);
+        assert_eq!(p.lock_at(Some(c), c - 8), None);
+        // Without the cache's address, the waiting method names it (the fallback).
+        let stack = [
+            "internal/sync.(*Mutex).lockSlow",
+            "github.com/dagger/dagger/dagql.(*Cache).trackSessionResult",
+        ];
+        assert_eq!(
+            p.name_lock(None, c + 8, stack),
+            Some(("dagql cache sessionMu", NamedBy::Waiter))
+        );
+        assert_eq!(
+            p.name_lock(Some(c), c, stack),
+            Some(("dagql cache callsMu", NamedBy::Offset))
+        );
     }
 
     #[test]

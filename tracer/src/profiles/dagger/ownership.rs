@@ -167,6 +167,8 @@ pub struct OwnershipDecoder {
     roles: Vec<Option<Role>>,
     slot: Slot,
     sites: Vec<(Range<u64>, Site)>,
+    /// The target's load bias: return addresses minus it are link-time addresses.
+    bias: u64,
     filesync: Filesync,
     frames: Frames<Kind>,
     light: bool,
@@ -248,6 +250,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         slot,
         sites,
         filesync: Filesync::new(setup.sites, p)?,
+        bias: 0,
         frames: Frames::default(),
         light: setup.light,
         cache: None,
@@ -268,7 +271,7 @@ impl OwnershipDecoder {
     }
 
     fn site(&self, return_address: Option<u64>) -> Option<Site> {
-        site_of(&self.sites, return_address)
+        site_of(&self.sites, self.bias, return_address)
     }
 
     fn call(&self, frame: Option<u64>) -> Option<u64> {
@@ -813,5 +816,10 @@ impl Decoder for OwnershipDecoder {
 
     fn cache_pointer(&self) -> Option<u64> {
         self.cache
+    }
+
+    fn set_load_bias(&mut self, bias: u64) {
+        self.bias = bias;
+        self.filesync.bias = bias;
     }
 }

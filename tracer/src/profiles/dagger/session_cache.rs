@@ -154,6 +154,8 @@ pub struct SessionCacheDecoder {
     roles: Vec<Option<Role>>,
     slot: Slot,
     sites: Vec<(Range<u64>, Site)>,
+    /// The target's load bias: return addresses minus it are link-time addresses.
+    bias: u64,
     filesync: Filesync,
     frames: Frames<Kind>,
     cache: Option<u64>,
@@ -200,6 +202,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         slot,
         sites,
         filesync: Filesync::new(setup.sites, p)?,
+        bias: 0,
         frames: Frames::default(),
         cache: None,
     }))
@@ -211,7 +214,7 @@ impl SessionCacheDecoder {
     }
 
     fn site(&self, return_address: Option<u64>) -> Option<Site> {
-        site_of(&self.sites, return_address)
+        site_of(&self.sites, self.bias, return_address)
     }
 
     fn top(&self, frame: Option<u64>) -> Option<u64> {
@@ -574,5 +577,10 @@ impl Decoder for SessionCacheDecoder {
 
     fn cache_pointer(&self) -> Option<u64> {
         self.cache
+    }
+
+    fn set_load_bias(&mut self, bias: u64) {
+        self.bias = bias;
+        self.filesync.bias = bias;
     }
 }

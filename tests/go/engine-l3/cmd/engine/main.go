@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	engine [-scenario mixed|anomalies|highrate] [-seed N] [-duration DUR]
+//	engine [-scenario mixed|anomalies|locks|highrate] [-seed N] [-duration DUR]
 //	       [-sessions N] [-truth FILE] [-start-gate FILE] [-serve] [-check-layout] [-v]
 package main
 
@@ -26,7 +26,7 @@ import (
 
 func main() {
 	var (
-		scenarioName = flag.String("scenario", "mixed", "workload: mixed|anomalies|highrate")
+		scenarioName = flag.String("scenario", "mixed", "workload: mixed|anomalies|locks|highrate")
 		seed         = flag.Int64("seed", 1, "seed of the workload's choices")
 		duration     = flag.Duration("duration", 0, "run rounds until this much time has passed (default: one round; highrate 5s)")
 		nSessions    = flag.Int("sessions", 4, "concurrent sessions")

@@ -25,7 +25,7 @@ import (
 
 func main() {
 	var (
-		scenarioName = flag.String("scenario", "mixed", "workload: mixed|anomalies|highrate|sequence")
+		scenarioName = flag.String("scenario", "mixed", "workload: mixed|anomalies|locks|highrate|sequence")
 		seed         = flag.Int64("seed", 1, "seed of the workload's choices")
 		duration     = flag.Duration("duration", 0, "run rounds until this much time has passed (default: one round; highrate 5s)")
 		nSessions    = flag.Int("sessions", 4, "concurrent sessions")

@@ -1,0 +1,163 @@
+//! The L3 (v0.21.x) and L4 (beta.8-10) stand-in engines built the other ways users build
+//! and run Go programs: PIE, `-race`, an older (1.22) and the newest (1.27) Go, and run
+//! inside a PID namespace traced from the host. Each cell runs `tracer cache` over the
+//! `mixed` scenario and compares every call, session, load hit, arbitrary-cache and
+//! filesync outcome with the engine's own record, as `code_lines.rs` does for the default
+//! build (Go 1.26, static executable).
+use std::{process::Stdio, time::Duration};
+
+use integration_tests::{
+    KillOnDrop, SpawnRetrying,
+    gobuild::{self, BuildOptions},
+    host_pid_of, private_copy, read_json_lines, scratch_dir,
+    standins::{Traced, assert_ownership_run, trace},
+    tracer, wait_for,
+};
+
+/// (program, build tags, the line `tracer cache` must detect, reads CacheDecision).
+const L3: (&str, &str, &str, bool) = ("engine-l3", "", "L3", false);
+const L4: (&str, &str, &str, bool) = ("engine-l4", "l4beta10", "L4 (beta.8-10)", true);
+
+fn build(line: (&str, &str, &str, bool), minor: u32, pie: bool, race: bool) -> std::path::PathBuf {
+    let tc = gobuild::toolchain(minor).unwrap();
+    let opts = BuildOptions {
+        stripped: true,
+        pie,
+        race,
+        tags: line.1.to_string(),
+        ..BuildOptions::default()
+    };
+    gobuild::build_with(line.0, &tc, &opts).unwrap()
+}
+
+fn cell(line: (&str, &str, &str, bool), what: &str, minor: u32, pie: bool, race: bool) {
+    let bin = build(line, minor, pie, race);
+    let t = trace(&bin, "mixed", &[]);
+    assert_ownership_run(&t, &format!("{} {what}", line.0), line.2, line.3);
+}
+
+#[test]
+fn l3_pie() {
+    cell(L3, "PIE", 26, true, false);
+}
+
+#[test]
+fn l4_pie() {
+    cell(L4, "PIE", 26, true, false);
+}
+
+#[test]
+fn l3_race() {
+    cell(L3, "-race", 26, false, true);
+}
+
+#[test]
+fn l4_race() {
+    cell(L4, "-race", 26, false, true);
+}
+
+#[test]
+fn l3_go1_22() {
+    cell(L3, "Go 1.22", 22, false, false);
+}
+
+#[test]
+fn l4_go1_22() {
+    cell(L4, "Go 1.22", 22, false, false);
+}
+
+#[test]
+fn l3_go1_27() {
+    cell(L3, "Go 1.27", 27, false, false);
+}
+
+#[test]
+fn l4_go1_27() {
+    cell(L4, "Go 1.27", 27, false, false);
+}
+
+/// The engine runs inside a new PID namespace (`unshare --pid --fork --mount-proc`, as a
+/// container runs it), held at its start gate; the tracer, on the host, attaches by the
+/// engine's host pid, then opens the gate, and follows it until it exits.
+fn in_pid_namespace(line: (&str, &str, &str, bool)) {
+    let bin = private_copy(&build(line, 26, false, false));
+    let dir = scratch_dir("code-lines-ns");
+    let (records, truth, gate) = (
+        dir.join("records.jsonl"),
+        dir.join("truth.jsonl"),
+        dir.join("gate"),
+    );
+    let mut engine = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(&bin)
+        .args(["-scenario", "mixed", "-seed", "7", "-truth"])
+        .arg(&truth)
+        .arg("-start-gate")
+        .arg(&gate)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn_retrying()
+        .unwrap();
+    let guard = KillOnDrop(&mut engine);
+    let mut pid = None;
+    wait_for("the engine to start", || {
+        pid = host_pid_of(&bin);
+        pid.is_some()
+    });
+    let pid = pid.unwrap();
+    let nspid = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        nspid
+            .lines()
+            .any(|l| l.starts_with("NSpid:") && l.split_whitespace().count() == 3),
+        "the engine is one PID namespace deep: {nspid}"
+    );
+    let err_path = dir.join("tracer.err");
+    let mut t = tracer()
+        .args(["cache", "--json", "-o"])
+        .arg(&records)
+        .args(["--pid", &pid.to_string()])
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn_retrying()
+        .unwrap();
+    let stderr = || std::fs::read_to_string(&err_path).unwrap_or_default();
+    wait_for("the tracer to attach", || {
+        stderr().contains("probes in pid") || t.try_wait().unwrap().is_some()
+    });
+    std::fs::write(&gate, b"").unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = t.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = t.kill();
+            panic!(
+                "the tracer did not stop after the engine exited: {}",
+                stderr()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let engine_status = guard.0.wait().unwrap();
+    let what = format!("{} in a PID namespace, traced from the host", line.0);
+    assert!(engine_status.success(), "{what}: engine {engine_status}");
+    let traced = Traced {
+        status: status.code(),
+        stderr: stderr(),
+        records: read_json_lines(&records),
+        truth: read_json_lines(&truth),
+    };
+    eprintln!("--- tracer stderr\n{}", traced.stderr);
+    assert_ownership_run(&traced, &what, line.2, line.3);
+}
+
+#[test]
+fn l3_in_a_pid_namespace() {
+    in_pid_namespace(L3);
+}
+
+#[test]
+fn l4_in_a_pid_namespace() {
+    in_pid_namespace(L4);
+}
