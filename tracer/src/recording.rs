@@ -22,8 +22,9 @@ use crate::{
 };
 
 pub const MAGIC: [u8; 8] = *b"GOTRACE\n";
-/// Bumped whenever a reader of the previous version would misread the file.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever a reader of the previous version would misread the file. Format 1
+/// (one LZ4 frame, a development format of 2026-12-02) is refused by name.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Item tags inside the compressed stream.
 const TAG_RING_RECORD: u8 = 1;
@@ -140,6 +141,8 @@ pub enum RecordingError {
         found: u16,
         known: u16,
     },
+    #[error("{} is a recording of format {found}, an older format this tracer no longer reads (hint: replay it with the tracer version that made it)", path.display())]
+    OlderFormat { path: PathBuf, found: u32 },
     #[error("{} has a damaged header: {why}", path.display())]
     BadHeader { path: PathBuf, why: String },
     #[error("{} ends after {events} events without its end record (was the tracer stopped before it could finish the recording?)", path.display())]
@@ -355,6 +358,12 @@ impl RecordingReader {
         let version = word(8);
         if version == 0 {
             return Err(not_one());
+        }
+        if version < FORMAT_VERSION {
+            return Err(RecordingError::OlderFormat {
+                path: path.to_owned(),
+                found: version,
+            });
         }
         if version > FORMAT_VERSION {
             return Err(RecordingError::NewerFormat {
@@ -595,6 +604,7 @@ mod tests {
                     err,
                     RecordingError::NotARecording { .. }
                         | RecordingError::BadHeader { .. }
+                        | RecordingError::OlderFormat { .. }
                         | RecordingError::Truncated { .. }
                         | RecordingError::Damaged { .. }
                 ),
@@ -608,6 +618,14 @@ mod tests {
         std::fs::write(&cut, &flipped).unwrap();
         assert!(read_all(&cut).is_err());
 
+        // An older format is refused by name.
+        let mut older = whole.clone();
+        older[8..12].copy_from_slice(&1u32.to_le_bytes());
+        std::fs::write(&cut, &older).unwrap();
+        assert!(matches!(
+            read_all(&cut).unwrap_err(),
+            RecordingError::OlderFormat { found: 1, .. }
+        ));
         // A newer format is refused by its version, before its header is read.
         let mut newer = whole.clone();
         newer[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());

@@ -14,13 +14,7 @@ use anyhow::{Context, bail};
 use crate::{build_go_program_with, setup, shown, workspace_root};
 
 /// Every target in `fuzz/fuzz_targets`, cheapest first.
-pub const TARGETS: &[&str] = &[
-    "event",
-    "recording",
-    "walker",
-    "gobin_patch",
-    "gobin_bytes",
-];
+pub const TARGETS: &[&str] = &["event", "recording", "walker", "gobin_patch", "gobin_bytes"];
 
 pub fn run(secs: u64, only: &[String]) -> anyhow::Result<()> {
     for t in only {

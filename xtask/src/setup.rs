@@ -36,10 +36,47 @@ pub fn run(minimal: bool) -> anyhow::Result<()> {
         go_toolchain(&version)?;
     }
     if !minimal {
+        // The Perfetto test decodes traces with Perfetto's own Python schema.
+        perfetto_python()?;
         // Only `cargo xtask dist` needs it, and it has a fallback: never fatal.
         musl_target();
     }
     Ok(())
+}
+
+/// Perfetto's Python package (its generated `perfetto_trace_pb2` and protobuf).
+const PERFETTO_PY: &str = "perfetto==0.59.1";
+
+/// Where Python packages for the tests go: `$TRACER_GO_DIR/python`.
+pub fn python_dir() -> PathBuf {
+    go_dir().join("python")
+}
+
+/// Installs Perfetto's Python package from PyPI unless it is there.
+fn perfetto_python() -> anyhow::Result<()> {
+    let target = python_dir();
+    let marker = target.join("perfetto/protos/perfetto/trace/perfetto_trace_pb2.py");
+    if marker.is_file() {
+        eprintln!("setup: Python {PERFETTO_PY}: present");
+        return Ok(());
+    }
+    eprintln!(
+        "setup: installing Python {PERFETTO_PY} (and protobuf) from PyPI into {}",
+        target.display()
+    );
+    run_cmd(
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(&target)
+            .arg(PERFETTO_PY),
+    )
 }
 
 /// Every Go version the tests use, from tests/go/toolchains.txt.

@@ -32,9 +32,13 @@ pub struct CacheArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub follow: FollowArgs,
-    /// One JSON object per line instead of human-readable lines.
+    /// One JSON object per line instead of human-readable lines (`--format json`).
     #[arg(long)]
     pub json: bool,
+    /// How records are written: human, json, or perfetto (a timeline for
+    /// ui.perfetto.dev; needs -o FILE).
+    #[arg(long, value_enum, conflicts_with = "json")]
+    pub format: Option<output::Format>,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS", allow_negative_numbers = true,
           value_parser = super::tracing::parse_duration)]
@@ -61,6 +65,7 @@ pub struct CacheArgs {
 }
 
 pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
+    output::Format::chosen(args.json, args.format, args.output.as_deref())?;
     if args.record.is_some() && args.follow.follow {
         anyhow::bail!(
             "--record keeps one process's run; leave out --follow (hint: record each incarnation with its own --record FILE)"
@@ -130,7 +135,8 @@ fn trace_once(
         roles,
         sites,
     };
-    let mut pipeline = CachePipeline::new(&job, sink, args.json)?;
+    let format = output::Format::chosen(args.json, args.format, args.output.as_deref())?;
+    let mut pipeline = CachePipeline::new(&job, sink, format)?;
 
     let Started {
         mut signals,
@@ -142,6 +148,7 @@ fn trace_once(
     } = start(target, &binary, &plan, args.ring_mb)?;
     pipeline.pid = pid;
     pipeline.lowest = Some(binary.lowest_load_vaddr());
+    pipeline.begin(pid, &binary.path().display().to_string())?;
     let mode = if args.light { ", light mode" } else { "" };
     eprintln!(
         "tracer: {}; {} probes in pid {pid}{mode}",
@@ -217,7 +224,7 @@ pub fn replay_records(rec: &mut RecordingReader, job: &CacheJob) -> anyhow::Resu
     replay_to(
         rec,
         job,
-        true,
+        output::Format::Json,
         Box::new(records.clone()),
         &mut std::io::sink(),
     )?;
@@ -228,21 +235,22 @@ pub fn replay_records(rec: &mut RecordingReader, job: &CacheJob) -> anyhow::Resu
 pub fn replay(
     rec: &mut RecordingReader,
     job: &CacheJob,
-    json: bool,
+    format: output::Format,
     sink: Box<dyn Write + Send>,
 ) -> anyhow::Result<i32> {
-    replay_to(rec, job, json, sink, &mut std::io::stderr())
+    replay_to(rec, job, format, sink, &mut std::io::stderr())
 }
 
 fn replay_to(
     rec: &mut RecordingReader,
     job: &CacheJob,
-    json: bool,
+    format: output::Format,
     sink: Box<dyn Write + Send>,
     human_summary: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    let mut pipeline = CachePipeline::new(job, sink, json)?;
+    let mut pipeline = CachePipeline::new(job, sink, format)?;
     pipeline.pid = rec.header.target.pid;
+    pipeline.begin(rec.header.target.pid, &rec.header.target.exe)?;
     // Return addresses are compared with the binary's call sites less the load bias the
     // live run read; it is in the end record.
     let bias = RecordingReader::open(&rec.path)
@@ -354,6 +362,10 @@ struct CachePipeline {
     totals: CacheTotals,
     sink: Box<dyn Write + Send>,
     json: bool,
+    /// `--format perfetto`: the timeline (the records' sink is then its file).
+    perfetto: Option<output::perfetto::PerfettoWriter>,
+    /// A failed write of the timeline, said at the next flush.
+    write_error: Option<std::io::Error>,
     pid: u32,
     /// Live: the binary's lowest load address, to read the load bias at the first hit (a
     /// spawned target has its mappings only once it runs). Replay: None, the bias comes
@@ -395,7 +407,19 @@ impl DecodeStage {
 
 impl CachePipeline {
     /// The pipeline of `job`, live or in replay.
-    fn new(job: &CacheJob, sink: Box<dyn Write + Send>, json: bool) -> anyhow::Result<Self> {
+    fn new(
+        job: &CacheJob,
+        sink: Box<dyn Write + Send>,
+        format: output::Format,
+    ) -> anyhow::Result<Self> {
+        let (sink, perfetto): (Box<dyn Write + Send>, _) = match format {
+            output::Format::Perfetto => (
+                Box::new(std::io::sink()),
+                Some(output::perfetto::PerfettoWriter::new(sink)),
+            ),
+            _ => (sink, None),
+        };
+        let json = format == output::Format::Json;
         let profile = profiles::dagger::by_name(&job.line, &job.variant).ok_or_else(|| {
             anyhow::anyhow!(
                 "this tracer does not know code line {} ({}) (hint: use the tracer version that recorded it)",
@@ -428,6 +452,8 @@ impl CachePipeline {
             totals: CacheTotals::default(),
             sink,
             json,
+            perfetto,
+            write_error: None,
             pid: 0,
             lowest: None,
             bias: None,
@@ -480,6 +506,15 @@ impl CachePipeline {
         Ok(())
     }
 
+    /// The process, first in a timeline.
+    fn begin(&mut self, pid: u32, exe: &str) -> anyhow::Result<()> {
+        if let Some(p) = self.perfetto.as_mut() {
+            let name = exe.rsplit('/').next().unwrap_or(exe);
+            p.begin(pid, name).context("cannot write the trace")?;
+        }
+        Ok(())
+    }
+
     fn emit(&mut self) {
         if self.stage.outputs.is_empty() {
             return;
@@ -489,7 +524,11 @@ impl CachePipeline {
         self.line.clear();
         for out in self.stage.outputs.drain(..) {
             self.totals.add(&out);
-            if self.json {
+            if let Some(p) = self.perfetto.as_mut() {
+                if let Err(e) = p.record(&out) {
+                    self.write_error.get_or_insert(e);
+                }
+            } else if self.json {
                 let _ = output::cache::write_json_record(&mut self.line, &out, self.pid);
             } else if let Some(text) = output::cache::human_line(&out) {
                 self.line.extend_from_slice(text.as_bytes());
@@ -524,6 +563,12 @@ impl EventSink for CachePipeline {
     fn flush(&mut self) -> anyhow::Result<()> {
         if let Some(e) = &self.stage.layout_error {
             anyhow::bail!("{e}");
+        }
+        if let Some(e) = self.write_error.take() {
+            return Err(e).context("cannot write the trace");
+        }
+        if let Some(p) = self.perfetto.as_mut() {
+            p.flush().context("cannot write the trace")?;
         }
         match self.sink.flush() {
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {

@@ -121,6 +121,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         },
         follow: Default::default(),
         json: args.json,
+        format: None,
         duration: None,
         output: None,
         ring_mb: 16,

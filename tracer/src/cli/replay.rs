@@ -56,15 +56,19 @@ pub struct ReplayArgs {
     file: PathBuf,
     /// The subcommand it was recorded with (`cache`, `funcs`); checked when given.
     subcommand: Option<String>,
-    /// One JSON object per line instead of human-readable lines.
+    /// One JSON object per line instead of human-readable lines (`--format json`).
     #[arg(long)]
     json: bool,
+    /// How records are written: human, json, or perfetto (cache recordings; needs -o).
+    #[arg(long, value_enum, conflicts_with = "json")]
+    format: Option<crate::output::Format>,
     /// Write records to this file instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
 }
 
 pub fn replay(args: ReplayArgs) -> anyhow::Result<i32> {
+    let format = crate::output::Format::chosen(args.json, args.format, args.output.as_deref())?;
     let sink = crate::output::open_record_sink(args.output.as_deref())?;
     let mut rec = RecordingReader::open(&args.file)?;
     let header = &rec.header;
@@ -89,8 +93,13 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<i32> {
     );
     let started = std::time::Instant::now();
     let code = match header.job.clone() {
-        Job::Funcs(job) => funcs::replay(&mut rec, &job, args.json, sink),
-        Job::Cache(job) => cache::replay(&mut rec, &job, args.json, sink),
+        Job::Funcs(_) if format == crate::output::Format::Perfetto => anyhow::bail!(
+            "a Perfetto timeline is made from cache recordings so far (hint: --json or the human format for funcs)"
+        ),
+        Job::Funcs(job) => {
+            funcs::replay(&mut rec, &job, format == crate::output::Format::Json, sink)
+        }
+        Job::Cache(job) => cache::replay(&mut rec, &job, format, sink),
     }?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(

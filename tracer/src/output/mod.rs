@@ -5,12 +5,46 @@ pub mod format;
 pub mod goroutines;
 pub mod json;
 pub mod locks;
+pub mod perfetto;
 
 use std::{
     fs::File,
     io::{self, BufWriter, Write},
     path::Path,
 };
+
+/// How records are written (`--format`; `--json` is `--format json`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Lines for a person.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+    /// A Perfetto trace (needs `-o FILE`): open it in ui.perfetto.dev.
+    Perfetto,
+}
+
+impl Format {
+    /// `--json` or `--format`, checked against `-o` (a Perfetto trace is binary).
+    pub fn chosen(
+        json: bool,
+        format: Option<Format>,
+        output: Option<&Path>,
+    ) -> anyhow::Result<Format> {
+        let f = if json {
+            Format::Json
+        } else {
+            format.unwrap_or_default()
+        };
+        if f == Format::Perfetto && output.is_none() {
+            anyhow::bail!(
+                "a Perfetto trace is binary: give it a file (hint: --format perfetto -o run.pftrace)"
+            );
+        }
+        Ok(f)
+    }
+}
 
 /// Where records go: stdout (shared with a spawned target's own output) or a file.
 pub fn record_sink(path: Option<&Path>) -> io::Result<Box<dyn Write + Send>> {

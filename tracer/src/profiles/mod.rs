@@ -10,8 +10,8 @@ use tracer_common::{
 
 use crate::{gobin::GoBinary, probes::plan::PlanSet};
 pub use dagger::{
-    CacheLocks, DAGGER, Decoder, DecoderSetup, LayoutError, LineSites, LockAt, LockName,
-    NamedBy, NotedSites, Profile, ProfileError, Role, SiteFact, detect, engine_version,
+    CacheLocks, DAGGER, Decoder, DecoderSetup, LayoutError, LineSites, LockAt, LockName, NamedBy,
+    NotedSites, Profile, ProfileError, Role, SiteFact, detect, engine_version,
 };
 
 /// Where a probe goes in its function.
