@@ -200,3 +200,54 @@ fn damaged_and_foreign_recordings_are_one_clear_sentence() {
         "cannot read",
     );
 }
+
+/// `tracer locks` on the L4 stand-in's lock scenario (cache locks named by their offset
+/// from the cache the discovery probe found, stacks symbolized): replayed without the
+/// binary, record for record, JSON and human.
+#[test]
+fn a_locks_recording_replays_exactly_what_the_live_run_printed() {
+    let dir = scratch_dir("replay-locks");
+    let engine = stand_in_l4();
+    for json in [true, false] {
+        let recording = dir.join(format!("locks-{json}.trace"));
+        let live = dir.join(format!("locks-{json}.out"));
+        let mut cmd = tracer();
+        cmd.args(["record", "-o"]).arg(&recording).arg("locks");
+        if json {
+            cmd.arg("--json");
+        }
+        let out = run(cmd
+            .arg("-o")
+            .arg(&live)
+            .arg("--")
+            .arg(&engine)
+            .args(["-scenario", "locks"]));
+        assert_eq!(out.status.code(), Some(0), "live run");
+        let live_text = std::fs::read_to_string(&live).unwrap();
+        let mut args = vec![recording.to_str().unwrap(), "locks"];
+        if json {
+            args.push("--json");
+        }
+        let out = replay_unprivileged(&args);
+        assert_eq!(out.status.code(), Some(0), "replay as nobody");
+        let replayed = String::from_utf8_lossy(&out.stdout);
+        if json {
+            let live_records = integration_tests::json_lines(&live_text);
+            assert!(
+                of_kind(&live_records, "contention").len() >= 6,
+                "the scenario plants two waiters on each of three locks"
+            );
+            assert!(
+                live_text.contains("dagql cache egraphMu"),
+                "named by offset"
+            );
+            assert!(live_text.contains("\"func\""), "stacks are symbolized");
+            assert_eq!(integration_tests::json_lines(&replayed), live_records);
+        } else {
+            assert!(live_text.lines().count() >= 6);
+            assert_eq!(replayed, live_text);
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("had no symbol"), "{stderr}");
+    }
+}

@@ -73,6 +73,7 @@ pub struct TargetFacts {
 pub enum Job {
     Funcs(FuncsJob),
     Cache(CacheJob),
+    Locks(LocksJob),
 }
 
 impl Job {
@@ -80,8 +81,19 @@ impl Job {
         match self {
             Job::Funcs(_) => "funcs",
             Job::Cache(_) => "cache",
+            Job::Locks(_) => "locks",
         }
     }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LocksJob {
+    /// The engine's code line and variant when the target is one (its locks' names).
+    pub line: Option<(String, String)>,
+    /// Waiting stacks per lock in the summary (`--top`).
+    pub top: usize,
+    /// CLOCK_MONOTONIC when tracing began: human lines are times since then.
+    pub since_ns: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -119,6 +131,9 @@ pub struct End {
     /// The target's load bias (non-zero for a PIE), read live at the first hit (cache).
     #[serde(default)]
     pub load_bias: Option<u64>,
+    /// Every PC the live run symbolized (locks): replay has no binary.
+    #[serde(default)]
+    pub symbols: Vec<crate::model::goroutines::SymbolFact>,
 }
 
 /// A recording that cannot be read, in one sentence.

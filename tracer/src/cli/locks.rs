@@ -21,6 +21,7 @@ use crate::{
         sync::{SyncEvent, SyncOptions, SyncProbes},
     },
     profiles,
+    recording::{self, End, Item, Job, LocksJob, PendingRecording, RecordingReader},
     target::memory::{load_bias, monotonic_ns},
 };
 
@@ -46,9 +47,17 @@ pub struct LocksArgs {
     /// Ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 16, value_parser = super::tracing::parse_ring_mb)]
     ring_mb: u32,
+    /// Also keep every raw event in this file, for `tracer replay`.
+    #[arg(long, value_name = "FILE")]
+    pub(super) record: Option<PathBuf>,
 }
 
 pub fn run(args: LocksArgs) -> anyhow::Result<i32> {
+    if args.record.is_some() && args.follow.follow {
+        anyhow::bail!(
+            "--record keeps one process's run; leave out --follow (hint: record each incarnation with its own --record FILE)"
+        );
+    }
     follow::drive(
         &args.target,
         &args.follow,
@@ -66,6 +75,11 @@ fn trace_once(
     sink: Box<dyn Write + Send>,
     duration: Option<f64>,
 ) -> anyhow::Result<Stop> {
+    let recording = args
+        .record
+        .as_deref()
+        .map(PendingRecording::create)
+        .transpose()?;
     let binary = GoBinary::open(&target.binary())?;
     let profile = profiles::detect(&binary).ok();
     let probes_plan = SyncProbes::plan(
@@ -99,18 +113,27 @@ fn trace_once(
         profile.map_or(String::new(), |p| format!(", engine {}", p.id)),
         probes.attached()
     );
+    let job = LocksJob {
+        line: profile.map(|p| (p.id.to_string(), p.variant.to_string())),
+        top: args.top,
+        since_ns: monotonic_ns(),
+    };
+    if let Some(r) = recording {
+        let header = recording::header_for(&binary, pid, Job::Locks(job.clone()));
+        reader.record_to(r.start(&header)?);
+    }
     let mut pipeline = LocksPipeline {
         decoder: &probes_plan,
         model: LockModel::new(Some(Symbolizer::new(&binary, 0)), profile),
         bias: None,
         pid,
-        lowest: binary.lowest_load_vaddr(),
+        lowest: Some(binary.lowest_load_vaddr()),
         sink,
         json: args.json,
-        since_ns: monotonic_ns(),
+        since_ns: job.since_ns,
         contended: 0,
         buf: Vec::new(),
-        discovery: CacheDiscovery::new(&mut probes),
+        discovery: Some(CacheDiscovery::new(&mut probes)),
     };
     let stop = runtime.block_on(trace_until_stop(
         &mut signals,
@@ -124,55 +147,133 @@ fn trace_once(
     let kernel = probes.kernel_failures()?;
     super::tracing::warn_if_silent(&reader, &probes, "no lock was contended while attached");
     super::tracing::detach(probes);
-    let summary = pipeline.model.summary(args.top);
-    if args.json {
-        for s in &summary {
-            writeln!(pipeline.sink, "{}", output::locks::summary_json(s))?;
-        }
-        let rec = serde_json::json!({
-            "kind": "summary",
-            "contended": pipeline.contended,
-            "locks": summary.len(),
-            "other_semaphore_waits": pipeline.model.other_waits,
-            "lost_events": lost_events,
-            "kernel_failures": kernel,
-            "malformed_events": reader.malformed,
-            "dropped_state": pipeline.model.dropped,
-        });
-        writeln!(pipeline.sink, "{rec}")?;
+    let end = End {
+        lost_events,
+        kernel_failures: kernel,
+        load_bias: pipeline.bias,
+        symbols: pipeline
+            .model
+            .symbols()
+            .map(Symbolizer::facts)
+            .unwrap_or_default(),
+        ..End::default()
+    };
+    if let Some(r) = reader.take_recorder() {
+        let path = r.path().display().to_string();
+        let events = r.finish(&end)?;
+        eprintln!("tracer: recorded {events} events to {path}");
     }
-    pipeline.sink.flush()?;
-    let mut err = std::io::stderr();
-    output::locks::summary_human(&mut err, &summary)?;
-    writeln!(
-        err,
-        "{} contended acquisitions; lost events: {lost_events}",
-        pipeline.contended
-    )?;
-    if let Some(k) = kernel.describe() {
-        writeln!(err, "{k}")?;
-    }
+    pipeline.summarize(&end, reader.malformed, job.top)?;
     Ok(stop)
+}
+
+/// `tracer replay` of a locks recording: the same pipeline, symbols from the recording.
+pub fn replay(
+    rec: &mut RecordingReader,
+    job: &LocksJob,
+    json: bool,
+    sink: Box<dyn Write + Send>,
+) -> anyhow::Result<i32> {
+    // What the live run learned as it went (load bias, symbols) is in the end record.
+    let end = RecordingReader::open(&rec.path)
+        .ok()
+        .and_then(|mut r| r.end().ok());
+    let profile = job
+        .line
+        .as_ref()
+        .and_then(|(line, variant)| profiles::dagger::by_name(line, variant));
+    let symbols =
+        Symbolizer::from_facts(end.as_ref().map(|e| e.symbols.clone()).unwrap_or_default());
+    let decoder = SyncProbes::for_replay();
+    let mut pipeline = LocksPipeline {
+        decoder: &decoder,
+        model: LockModel::new(Some(symbols), profile),
+        bias: end.as_ref().and_then(|e| e.load_bias),
+        pid: rec.header.target.pid,
+        lowest: None,
+        sink,
+        json,
+        since_ns: job.since_ns,
+        contended: 0,
+        buf: Vec::new(),
+        discovery: None,
+    };
+    let mut malformed = 0;
+    let end = loop {
+        match rec.next_item() {
+            Ok(Item::RingRecord(bytes)) => match Event::from_bytes(bytes) {
+                Some(ev) => pipeline.on_event(ev),
+                None => malformed += 1,
+            },
+            Ok(Item::End(end)) => break end,
+            Err(e) => {
+                pipeline.flush()?;
+                return Err(e.into());
+            }
+        }
+    };
+    pipeline.summarize(&end, malformed, job.top)?;
+    Ok(0)
 }
 
 struct LocksPipeline<'a> {
     decoder: &'a SyncProbes,
     model: LockModel<'a>,
     /// The target's load bias, read at the first event (a spawned target only has one
-    /// once it runs).
+    /// once it runs); in replay, the one the live run read.
     bias: Option<u64>,
     pid: u32,
-    lowest: u64,
+    /// Live: the binary's lowest load address, to read the bias. Replay: None.
+    lowest: Option<u64>,
     sink: Box<dyn Write + Send>,
     json: bool,
     since_ns: u64,
     contended: u64,
     buf: Vec<u8>,
-    /// The engine cache's address, from the probes that learn it.
-    discovery: CacheDiscovery,
+    /// The engine cache's address, from the probes that learn it (live).
+    discovery: Option<CacheDiscovery>,
 }
 
 impl LocksPipeline<'_> {
+    /// Per-lock totals (JSON into the records when `--json`) and the human summary.
+    fn summarize(&mut self, end: &End, malformed: u64, top: usize) -> anyhow::Result<()> {
+        let summary = self.model.summary(top);
+        if self.json {
+            for s in &summary {
+                writeln!(self.sink, "{}", output::locks::summary_json(s))?;
+            }
+            let rec = serde_json::json!({
+                "kind": "summary",
+                "contended": self.contended,
+                "locks": summary.len(),
+                "other_semaphore_waits": self.model.other_waits,
+                "lost_events": end.lost_events,
+                "kernel_failures": end.kernel_failures,
+                "malformed_events": malformed,
+                "dropped_state": self.model.dropped,
+            });
+            writeln!(self.sink, "{rec}")?;
+        }
+        self.sink.flush()?;
+        let mut err = std::io::stderr();
+        output::locks::summary_human(&mut err, &summary)?;
+        writeln!(
+            err,
+            "{} contended acquisitions; lost events: {}",
+            self.contended, end.lost_events
+        )?;
+        if let Some(k) = end.kernel_failures.describe() {
+            writeln!(err, "{k}")?;
+        }
+        if let Some(n) = self.model.symbols().map(|s| s.unknown).filter(|n| *n > 0) {
+            writeln!(
+                err,
+                "note: {n} stack addresses had no symbol in the recording"
+            )?;
+        }
+        Ok(())
+    }
+
     fn write(&mut self, c: &Contention) -> std::io::Result<()> {
         self.buf.clear();
         if self.json {
@@ -188,8 +289,10 @@ impl LocksPipeline<'_> {
 impl EventSink for LocksPipeline<'_> {
     fn on_event(&mut self, ev: Event) {
         // Until /proc/PID/maps can be read (a spawned target not yet exec'd), no bias.
-        if self.bias.is_none() {
-            self.bias = load_bias(self.pid, self.lowest).ok();
+        if self.bias.is_none()
+            && let Some(lowest) = self.lowest
+        {
+            self.bias = load_bias(self.pid, lowest).ok();
             if let Some(bias) = self.bias {
                 self.model.set_bias(bias);
             }
@@ -198,7 +301,12 @@ impl EventSink for LocksPipeline<'_> {
             return;
         };
         if let SyncEvent::CacheReceiver { addr } = sync {
-            if self.discovery.seen(addr) {
+            // Replay: the first hit, as the live run's discovery took it.
+            let news = match self.discovery.as_mut() {
+                Some(d) => d.seen(addr),
+                None => self.model.cache().is_none() && addr != 0,
+            };
+            if news {
                 self.model.set_cache(addr);
             }
             return;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{cache, demo, funcs};
+use super::{cache, demo, funcs, locks};
 use crate::recording::{Job, RecordingReader};
 
 #[derive(Args, Debug)]
@@ -25,6 +25,8 @@ enum Recordable {
     Cache(cache::CacheArgs),
     /// `tracer demo ...`, recorded.
     Demo(demo::DemoArgs),
+    /// `tracer locks ...`, recorded.
+    Locks(locks::LocksArgs),
 }
 
 pub fn record(args: RecordArgs) -> anyhow::Result<i32> {
@@ -46,6 +48,10 @@ pub fn record(args: RecordArgs) -> anyhow::Result<i32> {
         Recordable::Demo(mut a) => {
             a.record = already(&a.record)?;
             demo::run(a)
+        }
+        Recordable::Locks(mut a) => {
+            a.record = already(&a.record)?;
+            locks::run(a)
         }
     }
 }
@@ -100,6 +106,12 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<i32> {
             funcs::replay(&mut rec, &job, format == crate::output::Format::Json, sink)
         }
         Job::Cache(job) => cache::replay(&mut rec, &job, format, sink),
+        Job::Locks(_) if format == crate::output::Format::Perfetto => anyhow::bail!(
+            "a Perfetto timeline is made from cache recordings so far (hint: --json or the human format for locks)"
+        ),
+        Job::Locks(job) => {
+            locks::replay(&mut rec, &job, format == crate::output::Format::Json, sink)
+        }
     }?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(

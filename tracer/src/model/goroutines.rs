@@ -47,7 +47,7 @@ const STACK_WINDOW: u64 = 16 * 1024;
 const MAX_SUDOGS: usize = 1_000_000;
 const MAX_WAIT_LIST: usize = 256;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Frame {
     pub func: String,
     pub file: Option<String>,
@@ -544,24 +544,64 @@ fn caller_frame(
 
 /// PCs of the target process to logical frames, with inlined calls, cached.
 pub struct Symbolizer<'b> {
-    bin: &'b GoBinary,
+    /// None when replaying a recording: its answers are all there is.
+    bin: Option<&'b GoBinary>,
     /// Added to link-time addresses (PIE load address).
     bias: u64,
     cache: HashMap<(u64, bool), Vec<Frame>>,
+    /// Replay: PCs the recording had no answer for.
+    pub unknown: u64,
+}
+
+/// One answer of a live run's symbolizer, as a recording keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SymbolFact {
+    pub pc: u64,
+    pub ret: bool,
+    pub frames: Vec<Frame>,
 }
 
 impl<'b> Symbolizer<'b> {
     pub fn new(bin: &'b GoBinary, bias: u64) -> Symbolizer<'b> {
         Symbolizer {
-            bin,
+            bin: Some(bin),
             bias,
             cache: HashMap::new(),
+            unknown: 0,
         }
+    }
+
+    /// The answers a live run gave, for replaying its recording without the binary.
+    pub fn from_facts(facts: Vec<SymbolFact>) -> Symbolizer<'static> {
+        Symbolizer {
+            bin: None,
+            bias: 0,
+            cache: facts
+                .into_iter()
+                .map(|f| ((f.pc, f.ret), f.frames))
+                .collect(),
+            unknown: 0,
+        }
+    }
+
+    /// Every answer given so far (what a recording keeps).
+    pub fn facts(&self) -> Vec<SymbolFact> {
+        let mut facts: Vec<SymbolFact> = self
+            .cache
+            .iter()
+            .map(|(&(pc, ret), frames)| SymbolFact {
+                pc,
+                ret,
+                frames: frames.clone(),
+            })
+            .collect();
+        facts.sort_by_key(|f| (f.pc, f.ret));
+        facts
     }
 
     /// For a target whose load address is only known once it runs (a spawned PIE).
     pub fn set_bias(&mut self, bias: u64) {
-        if bias != self.bias {
+        if bias != self.bias && self.bin.is_some() {
             self.bias = bias;
             self.cache.clear();
         }
@@ -573,16 +613,19 @@ impl<'b> Symbolizer<'b> {
         if let Some(f) = self.cache.get(&(pc, ret)) {
             return f.clone();
         }
+        let Some(bin) = self.bin else {
+            self.unknown += 1;
+            return Vec::new();
+        };
         let link_pc = pc.wrapping_sub(self.bias);
-        let frames = match self.bin.function_at(link_pc) {
+        let frames = match bin.function_at(link_pc) {
             Some(f) => {
                 let lookup = if ret && link_pc > f.entry {
                     link_pc - 1
                 } else {
                     link_pc
                 };
-                self.bin
-                    .frames_at(f, lookup)
+                bin.frames_at(f, lookup)
                     .into_iter()
                     .map(|fr| Frame {
                         offset: (!fr.inlined).then(|| link_pc.saturating_sub(f.entry)),
@@ -601,7 +644,7 @@ impl<'b> Symbolizer<'b> {
     }
 
     pub fn func_name(&self, pc: u64) -> Option<String> {
-        self.bin
+        self.bin?
             .function_at(pc.wrapping_sub(self.bias))
             .map(|f| f.name.clone())
     }

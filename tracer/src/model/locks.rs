@@ -147,6 +147,16 @@ impl<'b> LockModel<'b> {
         }
     }
 
+    /// The symbolizer's answers so far (for a recording), and the PCs a replay lacked.
+    pub fn symbols(&self) -> Option<&Symbolizer<'b>> {
+        self.symbols.as_ref()
+    }
+
+    /// The engine cache's address, once known.
+    pub fn cache(&self) -> Option<u64> {
+        self.cache
+    }
+
     /// The engine cache's address: its locks are named by offset from now on.
     pub fn set_cache(&mut self, addr: u64) {
         self.cache = Some(addr);

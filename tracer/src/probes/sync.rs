@@ -196,6 +196,15 @@ impl SyncProbes {
         })
     }
 
+    /// The decoder of a replayed `tracer locks` recording (no probes, no fast-path sites).
+    pub fn for_replay() -> SyncProbes {
+        SyncProbes {
+            plan: PlanSet::default(),
+            sites: Vec::new(),
+            missing: Vec::new(),
+        }
+    }
+
     /// Decodes one hit; `bias` is the target's load bias (for fixed site addresses).
     pub fn decode(&self, ev: Event, bias: u64) -> Option<SyncEvent> {
         let c = ev.call;
