@@ -19,6 +19,8 @@ const APT_PACKAGES: &[&str] = &[
     "zlib1g-dev",
     "libzstd-dev",
     "golang-1.19-go",
+    // The metrics test scrapes the tracer with a real Prometheus server.
+    "prometheus",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// The Rust target of the static `cargo xtask dist` binary.
@@ -239,7 +241,7 @@ fn apt_packages() -> anyhow::Result<()> {
         return Ok(());
     }
     eprintln!(
-        "setup: installing Debian packages: {} (LLVM 22 for bpf-linker, Go 1.19 for tests)",
+        "setup: installing Debian packages: {} (LLVM 22 for bpf-linker; Go 1.19 and Prometheus for tests)",
         missing.join(" ")
     );
     run_cmd(Command::new("apt-get").arg("update").arg("-q"))?;

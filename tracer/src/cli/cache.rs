@@ -56,6 +56,11 @@ pub struct CacheArgs {
     /// Also keep every raw event in this file, for `tracer replay` and `tracer diff`.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics while tracing;
+    /// loopback 127.0.0.1:9464 when no address is given.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = "127.0.0.1:9464")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Say why each miss missed: read every call's identity parts (field, self digest,
     /// structural inputs, arguments; never a sensitive argument's value) and compare a
     /// miss with the most similar earlier call of its field. Costs three more probe hits
@@ -94,6 +99,7 @@ fn trace_once(
         .as_deref()
         .map(PendingRecording::create)
         .transpose()?;
+    let listener = args.metrics.map(output::metrics::bind).transpose()?;
     let binary = GoBinary::open(&target.binary())?;
     let profile = profiles::detect(&binary)?;
     let engine = describe_engine(&binary, profile);
@@ -149,6 +155,17 @@ fn trace_once(
     pipeline.pid = pid;
     pipeline.lowest = Some(binary.lowest_load_vaddr());
     pipeline.begin(pid, &binary.path().display().to_string())?;
+    if let Some(l) = listener {
+        let maps = profile.entry_maps(profiles::engine_version(&binary).as_deref());
+        let m = output::metrics::CacheMetrics::new(maps.map_or(4, <[u64]>::len));
+        let addr = l.local_addr()?;
+        {
+            let _in_runtime = runtime.enter();
+            m.serve(l)?;
+        }
+        eprintln!("tracer: metrics at http://{addr}/metrics");
+        pipeline.metrics = Some((m, maps));
+    }
     let mode = if args.light { ", light mode" } else { "" };
     eprintln!(
         "tracer: {}; {} probes in pid {pid}{mode}",
@@ -346,14 +363,19 @@ fn describe_engine(binary: &GoBinary, profile: &Profile) -> String {
 /// What the engine's `cache.Size()` (and so `dagger_dagql_cache_entries`) would
 /// say now: the element counts of its maps, read from its memory without locks.
 fn cache_entries(pid: u32, cache: u64, maps: &[u64]) -> Option<u64> {
+    map_counts(pid, cache, maps).map(|counts| counts.iter().sum())
+}
+
+/// The element count of each map `Size()` sums, in the profile's order.
+fn map_counts(pid: u32, cache: u64, maps: &[u64]) -> Option<Vec<u64>> {
     let mem = Memory::new(pid);
-    let mut total = 0;
-    for off in maps {
-        let map = mem.u64(cache.checked_add(*off)?).ok()?;
-        // A nil map has no header; its length is 0.
-        total += if map == 0 { 0 } else { mem.u64(map).ok()? };
-    }
-    Some(total)
+    maps.iter()
+        .map(|off| {
+            let map = mem.u64(cache.checked_add(*off)?).ok()?;
+            // A nil map has no header; its length is 0.
+            if map == 0 { Some(0) } else { mem.u64(map).ok() }
+        })
+        .collect()
 }
 
 struct CachePipeline {
@@ -366,6 +388,8 @@ struct CachePipeline {
     perfetto: Option<output::perfetto::PerfettoWriter>,
     /// A failed write of the timeline, said at the next flush.
     write_error: Option<std::io::Error>,
+    /// `--metrics`: what is served, and the maps `Size()` sums (None: unknown variant).
+    metrics: Option<(output::metrics::CacheMetrics, Option<&'static [u64]>)>,
     pid: u32,
     /// Live: the binary's lowest load address, to read the load bias at the first hit (a
     /// spawned target has its mappings only once it runs). Replay: None, the bias comes
@@ -454,6 +478,7 @@ impl CachePipeline {
             json,
             perfetto,
             write_error: None,
+            metrics: None,
             pid: 0,
             lowest: None,
             bias: None,
@@ -469,17 +494,11 @@ impl CachePipeline {
         engine: String,
         human: &mut dyn Write,
     ) -> anyhow::Result<()> {
-        let model = &self.stage.model;
         let metrics = Metrics {
-            connected_clients: Some(
-                model
-                    .sessions
-                    .values()
-                    .filter(|s| s.id.is_some() && !s.removed && !s.closed)
-                    .count() as u64,
-            ),
+            connected_clients: Some(self.connected_clients()),
             cache_entries: end.cache_entries,
         };
+        let model = &self.stage.model;
         let mut sessions: Vec<_> = model
             .all_sessions()
             .filter(|s| s.id.is_some() || s.calls > 0)
@@ -506,6 +525,31 @@ impl CachePipeline {
         Ok(())
     }
 
+    /// Sessions open in the engine as far as the events show (`dagger_connected_clients`).
+    fn connected_clients(&self) -> u64 {
+        self.stage
+            .model
+            .sessions
+            .values()
+            .filter(|s| s.id.is_some() && !s.removed && !s.closed)
+            .count() as u64
+    }
+
+    /// `--metrics`: the gauges, each turn of the event loop (live only: the engine's map
+    /// counts are read from its memory).
+    fn update_metrics(&self) {
+        let Some((m, maps)) = self.metrics.as_ref() else {
+            return;
+        };
+        let counts = self
+            .stage
+            .decoder
+            .cache_pointer()
+            .zip(*maps)
+            .and_then(|(c, maps)| map_counts(self.pid, c, maps));
+        m.set(self.connected_clients(), counts.as_deref(), own_cpu_ns());
+    }
+
     /// The process, first in a timeline.
     fn begin(&mut self, pid: u32, exe: &str) -> anyhow::Result<()> {
         if let Some(p) = self.perfetto.as_mut() {
@@ -524,6 +568,9 @@ impl CachePipeline {
         self.line.clear();
         for out in self.stage.outputs.drain(..) {
             self.totals.add(&out);
+            if let (Some((m, _)), CacheOutput::Call(c)) = (self.metrics.as_ref(), &out) {
+                m.call(c);
+            }
             if let Some(p) = self.perfetto.as_mut() {
                 if let Err(e) = p.record(&out) {
                     self.write_error.get_or_insert(e);
@@ -567,6 +614,7 @@ impl EventSink for CachePipeline {
         if let Some(e) = self.write_error.take() {
             return Err(e).context("cannot write the trace");
         }
+        self.update_metrics();
         if let Some(p) = self.perfetto.as_mut() {
             p.flush().context("cannot write the trace")?;
         }

@@ -122,6 +122,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         follow: Default::default(),
         json: args.json,
         format: None,
+        metrics: None,
         duration: None,
         output: None,
         ring_mb: 16,

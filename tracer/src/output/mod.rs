@@ -5,6 +5,7 @@ pub mod format;
 pub mod goroutines;
 pub mod json;
 pub mod locks;
+pub mod metrics;
 pub mod perfetto;
 
 use std::{

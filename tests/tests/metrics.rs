@@ -1,0 +1,225 @@
+//! `tracer cache --metrics`: a real Prometheus server (Debian's, installed by `cargo xtask
+//! setup`, on loopback with a scratch config and data directory) scrapes the tracer while
+//! the L4 stand-in runs; what Prometheus stored equals the tracer's own JSON summary.
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    os::unix::process::CommandExt,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use integration_tests::{gobuild, of_kind, read_json_lines, scratch_dir, tracer};
+use serde_json::Value;
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An instant query against Prometheus's HTTP API: `(labels, value)` per series.
+fn query(port: u16, promql: &str) -> Vec<(Value, f64)> {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "5", "--get"])
+        .arg(format!("http://127.0.0.1:{port}/api/v1/query"))
+        .arg("--data-urlencode")
+        .arg(format!("query={promql}"))
+        .output()
+        .expect("curl runs");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    v["data"]["result"]
+        .as_array()
+        .map(|series| {
+            series
+                .iter()
+                .map(|s| {
+                    let value = s["value"][1].as_str().unwrap().parse().unwrap();
+                    (s["metric"].clone(), value)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn prometheus_scrapes_what_the_summary_says() {
+    let prometheus = std::path::Path::new("/usr/bin/prometheus");
+    assert!(
+        prometheus.is_file() || std::env::var_os("CI").is_none(),
+        "Debian's prometheus is missing (cargo xtask setup installs it)"
+    );
+    if !prometheus.is_file() {
+        eprintln!("prometheus missing: skipped outside CI");
+        return;
+    }
+    let dir = scratch_dir("metrics");
+    let tc = gobuild::default_toolchain().unwrap();
+    let engine = integration_tests::private_copy(
+        &gobuild::build_tagged("engine-l4", &tc, true, "").unwrap(),
+    );
+    let (metrics_port, web_port) = (free_port(), free_port());
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: tracer\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n"
+        ),
+    )
+    .unwrap();
+    let _prom = KillOnDrop(
+        Command::new(prometheus)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{web_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts"),
+    );
+    let records = dir.join("records.jsonl");
+    let mut traced = tracer()
+        .args(["cache", "--json", "-o"])
+        .arg(&records)
+        .arg("--metrics")
+        .arg(format!("127.0.0.1:{metrics_port}"))
+        .arg("--")
+        .arg(&engine)
+        .args(["-scenario", "mixed", "-seed", "7", "-serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .expect("the tracer starts");
+    let pid = traced.id();
+    // The engine says when its workload is done (then idles until signalled).
+    let stdout = traced.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = lines
+            .next()
+            .expect("the engine reports its workload")
+            .unwrap();
+        if line.starts_with("engine: ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no workload report");
+    }
+    // Scrapes after the workload, until Prometheus holds a stable count.
+    let total = "sum(dagger_tracer_cache_calls_total)";
+    let mut last = -1.0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = query(web_port, total).first().map_or(-1.0, |s| s.1);
+        if now > 0.0 && now == last {
+            break;
+        }
+        last = now;
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped a stable count"
+        );
+    }
+    let by_outcome = query(
+        web_port,
+        "sum by (outcome) (dagger_tracer_cache_calls_total)",
+    );
+    let routes = query(
+        web_port,
+        "sum by (hit_route) (dagger_tracer_cache_calls_total{outcome=\"hit\"})",
+    );
+    let hist_count = query(
+        web_port,
+        "sum(dagger_tracer_cache_call_duration_seconds_count)",
+    );
+    let clients = query(web_port, "dagger_connected_clients");
+    let entries = query(web_port, "dagger_dagql_cache_entries");
+    let buckets = query(web_port, "{__name__=~\"dagger_dagql_cache_(.*_)?entries\"}");
+    // SIGINT to the tracer alone: it reads the idle engine's cache size for its summary
+    // and leaves it running; then the engine (its process group) is killed.
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc_kill(pid as i32, 2) };
+    let status = traced.wait().unwrap();
+    // SAFETY: as above.
+    unsafe { libc_kill(-(pid as i32), 9) };
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "the tracer stops with its summary"
+    );
+
+    let records = read_json_lines(&records);
+    let summary = of_kind(&records, "cache_summary")[0];
+    let calls = of_kind(&records, "cache_call");
+    assert!(calls.len() > 100);
+    for (labels, value) in &by_outcome {
+        let outcome = labels["outcome"].as_str().unwrap();
+        assert_eq!(
+            summary["outcomes"][outcome]["calls"].as_f64(),
+            Some(*value),
+            "{outcome}"
+        );
+    }
+    assert_eq!(
+        by_outcome.len(),
+        summary["outcomes"].as_object().unwrap().len(),
+        "every outcome the summary counts is scraped"
+    );
+    for (labels, value) in &routes {
+        let route = labels["hit_route"].as_str().unwrap_or("");
+        let want = calls
+            .iter()
+            .filter(|c| c["outcome"] == "hit" && c["hit_route"].as_str().unwrap_or("") == route)
+            .count() as f64;
+        assert_eq!(*value, want, "hits by route {route:?}");
+    }
+    let with_duration = calls.iter().filter(|c| c["duration_ns"].is_u64()).count() as f64;
+    assert_eq!(
+        hist_count[0].1, with_duration,
+        "one observation per timed call"
+    );
+    assert_eq!(
+        Some(clients[0].1),
+        summary["metrics"]["dagger_connected_clients"].as_f64()
+    );
+    assert_eq!(
+        Some(entries[0].1),
+        summary["metrics"]["dagger_dagql_cache_entries"].as_f64(),
+        "the engine was idle between the last scrape and the summary"
+    );
+    let bucket_sum: f64 = buckets
+        .iter()
+        .filter(|(l, _)| l["__name__"] != "dagger_dagql_cache_entries")
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(
+        buckets.len(),
+        5,
+        "the entry gauge and L4's four bucket gauges"
+    );
+    assert_eq!(bucket_sum, entries[0].1, "Size() is the sum of the buckets");
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
