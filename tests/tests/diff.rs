@@ -191,3 +191,47 @@ fn explain_names_the_part_each_planted_miss_changed() {
         "replay equals the live run with --explain too"
     );
 }
+
+/// `--explain` on L3 (v0.21.x): the same probes read the same parts; each call's field and
+/// first argument equal what the stand-in recorded for it, and every miss is explained.
+#[test]
+fn explain_reads_each_calls_identity_on_l3() {
+    let dir = scratch_dir("explain-l3");
+    let tc = gobuild::default_toolchain().unwrap();
+    let engine = integration_tests::private_copy(
+        &gobuild::build_tagged("engine-l3", &tc, true, "").unwrap(),
+    );
+    let records = dir.join("records.jsonl");
+    let truth = dir.join("truth.jsonl");
+    let out = run(tracer()
+        .args(["cache", "--explain", "--json", "-o"])
+        .arg(&records)
+        .arg("--")
+        .arg(&engine)
+        .args(["-scenario", "mixed", "-seed", "7", "-truth"])
+        .arg(&truth));
+    assert_eq!(out.status.code(), Some(0));
+    let records = read_json_lines(&records);
+    let truth = read_json_lines(&truth);
+    let truth_calls = of_kind(&truth, "call");
+    let mut checked = 0;
+    for c in of_kind(&records, "cache_call") {
+        if c["outcome"] == "miss" {
+            assert!(!c["explain"].is_null(), "{c}");
+        }
+        let id = &c["identity"];
+        if id.is_null() {
+            continue;
+        }
+        let t = truth_calls
+            .iter()
+            .find(|t| t["digest"] == c["digest"])
+            .unwrap_or_else(|| panic!("no truth for {c}"));
+        assert_eq!(id["field"], t["field"], "{c}");
+        assert_eq!(id["args"][0]["name"], "k", "{c}");
+        assert_eq!(id["args"][0]["value"], t["arg0"], "{c}");
+        assert!(id["self_digest"].as_str().unwrap().starts_with("xxh3:"));
+        checked += 1;
+    }
+    assert!(checked > 50, "identities read: {checked}");
+}

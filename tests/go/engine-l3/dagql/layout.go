@@ -53,8 +53,15 @@ func Layout() []LayoutCheck {
 		cck callConcurrencyKeys
 		ed  call.ExtraDigest
 		et  egraphTerm
+		ra  ResultCallArg
+		lit ResultCallLiteral
 	)
 	return []LayoutCheck{
+		{"ResultCallArg size", unsafe.Sizeof(ra), 32},
+		{"ResultCallArg.IsSensitive", unsafe.Offsetof(ra.IsSensitive), 16},
+		{"ResultCallArg.Value", unsafe.Offsetof(ra.Value), 24},
+		{"ResultCallLiteral size", unsafe.Sizeof(lit), 160},
+		{"ResultCallLiteral.StringValue", unsafe.Offsetof(lit.StringValue), 40},
 		{"Cache size", unsafe.Sizeof(c), 424},
 		{"Cache.callsMu", unsafe.Offsetof(c.callsMu), 0},
 		{"Cache.sessionMu", unsafe.Offsetof(c.sessionMu), 8},

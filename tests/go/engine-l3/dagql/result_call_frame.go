@@ -34,8 +34,38 @@ type ResultCallModule struct {
 
 // ResultCallArg is one argument (literal only in the stand-in).
 type ResultCallArg struct {
-	Name  string
-	Value string
+	Name        string
+	IsSensitive bool
+	Value       *ResultCallLiteral
+}
+
+// ResultCallLiteral is an argument's value (v0.21.8 result_call_frame.go:123-138, 160 B):
+// Kind 0/8, BoolValue 16, IntValue 24, FloatValue 32, StringValue 40/48, EnumValue 56/64,
+// DigestedStringValue 72/80, DigestedStringDigest 88/96, ResultRef 104, ListItems 112,
+// ObjectFields 136.
+type ResultCallLiteral struct {
+	Kind                 string
+	BoolValue            bool
+	IntValue             int64
+	FloatValue           float64
+	StringValue          string
+	EnumValue            string
+	DigestedStringValue  string
+	DigestedStringDigest string
+	ResultRef            *ResultCallRef
+	ListItems            []*ResultCallLiteral
+	ObjectFields         []*ResultCallArg
+}
+
+// hashedValue is what an argument contributes to a digest: a sensitive one only "***".
+func (a *ResultCallArg) hashedValue() string {
+	if a.IsSensitive {
+		return "***"
+	}
+	if a.Value == nil {
+		return "null"
+	}
+	return a.Value.Kind + ":" + a.Value.StringValue
 }
 
 // pad:63
@@ -660,7 +690,7 @@ func writeArgs(b *strings.Builder, args []*ResultCallArg) {
 		}
 		b.WriteString(a.Name)
 		b.WriteByte('=')
-		b.WriteString(a.Value)
+		b.WriteString(a.hashedValue())
 		b.WriteByte(0)
 	}
 }

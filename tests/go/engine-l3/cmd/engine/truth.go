@@ -77,11 +77,13 @@ type sessionOpenRec struct {
 }
 
 type callRec struct {
-	Kind           string  `json:"kind"` // "call"
-	Session        string  `json:"session"`
-	Goid           int64   `json:"goid"`
-	Digest         *string `json:"digest"`
-	Field          string  `json:"field"`
+	Kind    string  `json:"kind"` // "call"
+	Session string  `json:"session"`
+	Goid    int64   `json:"goid"`
+	Digest  *string `json:"digest"`
+	Field   string  `json:"field"`
+	// The string value of its first argument (`--explain` reads it).
+	Arg0           *string `json:"arg0,omitempty"`
 	Outcome        string  `json:"outcome"`
 	HitRoute       *string `json:"hit_route"`
 	EngineOutcome  *string `json:"engine_outcome"`

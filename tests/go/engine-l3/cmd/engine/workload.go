@@ -170,10 +170,13 @@ type spec struct {
 
 func (e *env) newRequest(sp spec) *dagql.CallRequest {
 	frame := &dagql.ResultCall{
-		Kind:         dagql.ResultCallKindField,
-		Type:         &dagql.ResultCallType{NamedType: "Container", NonNull: true},
-		Field:        sp.field,
-		Args:         []*dagql.ResultCallArg{{Name: "k", Value: sp.key}},
+		Kind:  dagql.ResultCallKindField,
+		Type:  &dagql.ResultCallType{NamedType: "Container", NonNull: true},
+		Field: sp.field,
+		Args: []*dagql.ResultCallArg{{
+			Name:  "k",
+			Value: &dagql.ResultCallLiteral{Kind: "string", StringValue: sp.key},
+		}},
 		ExtraDigests: sp.extras,
 	}
 	if sp.recv != nil {
@@ -264,6 +267,9 @@ func (w *worker) record(tr *dagql.CallTrace, goid int64, frame *dagql.ResultCall
 	}
 	if d := frame.HeldRecipeDigest(); d != "" {
 		rec.Digest = strp(d.String())
+	}
+	if len(frame.Args) > 0 && frame.Args[0].Value != nil {
+		rec.Arg0 = strp(frame.Args[0].Value.StringValue)
 	}
 	if outcome == "hit" {
 		rec.HitRoute = strp(tr.HitRoute)
