@@ -18,7 +18,7 @@ fn record(dir: &Path, engine: &Path, name: &str, planted: bool) -> Recorded {
     let records = dir.join(format!("{name}.jsonl"));
     let truth = dir.join(format!("{name}.truth.jsonl"));
     let mut cmd = tracer();
-    cmd.args(["cache", "--json", "--record"])
+    cmd.args(["cache", "--json", "--explain", "--record"])
         .arg(&recording)
         .arg("-o")
         .arg(&records)
@@ -90,6 +90,13 @@ fn the_first_divergence_is_the_planted_call_and_identical_runs_agree() {
         assert_eq!(v["summary"]["digests_only_in_a"], 1, "{v}");
         assert_eq!(v["summary"]["digests_only_in_b"], 1, "{v}");
         assert_eq!(v["summary"]["digests_differing"], 0, "{v}");
+        // Per call name (the runs read identities): only `dep` differs.
+        let by_field = v["summary"]["by_field"].as_object().unwrap();
+        for (field, f) in by_field {
+            let changed = f["only_in_a"].as_u64().unwrap() + f["only_in_b"].as_u64().unwrap();
+            assert_eq!(changed, if field == "dep" { 2 } else { 0 }, "{field}: {f}");
+        }
+        assert!(by_field.contains_key("build"), "{v}");
     }
     let calls = of_kind(&read_json_lines(&a.records), "cache_call").len();
     let truth_calls = of_kind(&a.truth, "call").len();

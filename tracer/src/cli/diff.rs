@@ -206,5 +206,30 @@ fn outcome_table(w: &mut dyn Write, cmp: &Comparison) -> std::io::Result<()> {
         let mark = if a != b { "  *" } else { "" };
         writeln!(w, "{outcome:<12} {a:>8} {b:>8}{mark}")?;
     }
+    let fields = &cmp.summary.by_field;
+    if fields.is_empty() {
+        writeln!(
+            w,
+            "(per call name: record the runs with --explain, which reads each call's field)"
+        )?;
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "{:<24} {:>8} {:>8} {:>10} {:>10} {:>10}",
+        "call", "A", "B", "only in A", "only in B", "differing"
+    )?;
+    for (field, f) in fields {
+        let mark = if f.only_in_a + f.only_in_b + f.differing > 0 {
+            "  *"
+        } else {
+            ""
+        };
+        writeln!(
+            w,
+            "{field:<24} {:>8} {:>8} {:>10} {:>10} {:>10}{mark}",
+            f.calls.0, f.calls.1, f.only_in_a, f.only_in_b, f.differing
+        )?;
+    }
     Ok(())
 }

@@ -20,6 +20,21 @@ pub struct RunCall {
     pub error: Option<String>,
     pub start_ns: Option<u64>,
     pub goid: u64,
+    /// The call's identity parts, when the run had `--explain` (its field name).
+    pub identity: Option<IdentityName>,
+}
+
+/// The part of `identity` a comparison reads.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct IdentityName {
+    pub field: Option<String>,
+}
+
+impl RunCall {
+    fn field(&self) -> Option<&str> {
+        self.identity.as_ref()?.field.as_deref()
+    }
 }
 
 /// What one digest's calls came to in a run.
@@ -226,6 +241,17 @@ pub struct DiffSummary {
     pub outcomes: BTreeMap<String, (u32, u32)>,
     /// How many common digests differ in each count.
     pub differing_counts: BTreeMap<&'static str, usize>,
+    /// Per call name (runs recorded with `--explain`): calls in A and B, and digests
+    /// only in A, only in B, or in both with different counts.
+    pub by_field: BTreeMap<String, FieldDiff>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct FieldDiff {
+    pub calls: (u32, u32),
+    pub only_in_a: u32,
+    pub only_in_b: u32,
+    pub differing: u32,
 }
 
 pub struct Comparison {
@@ -242,9 +268,26 @@ pub fn compare(a: &Run, b: &Run) -> Comparison {
         for c in &run.calls {
             let key = c.outcome.clone().unwrap_or_else(|| "unknown".into());
             let e = summary.outcomes.entry(key).or_default();
-            if pick == 0 { e.0 += 1 } else { e.1 += 1 }
+            if pick == 0 {
+                e.0 += 1
+            } else {
+                e.1 += 1
+            }
+            if let Some(f) = c.field() {
+                let e = summary.by_field.entry(f.to_string()).or_default();
+                if pick == 0 {
+                    e.calls.0 += 1
+                } else {
+                    e.calls.1 += 1
+                }
+            }
         }
     }
+    let field_of = |run: &Run, digest: &String| -> Option<String> {
+        run.by_digest[digest]
+            .iter()
+            .find_map(|&i| run.calls[i].field().map(str::to_string))
+    };
     // Candidates for the first divergence: (time since start, side, call index, what).
     let mut candidates: Vec<(u64, u8, usize, Vec<&'static str>)> = Vec::new();
     for (digest, sig_a) in &a.signatures {
@@ -252,10 +295,16 @@ pub fn compare(a: &Run, b: &Run) -> Comparison {
         match b.signatures.get(digest) {
             None => {
                 summary.digests_only_in_a += 1;
+                if let Some(f) = field_of(a, digest) {
+                    summary.by_field.entry(f).or_default().only_in_a += 1;
+                }
                 candidates.push((a.since_start(first_a), 0, first_a, vec!["only_in_a"]));
             }
             Some(sig_b) if !sig_a.same_flow(sig_b) => {
                 summary.digests_differing += 1;
+                if let Some(f) = field_of(a, digest) {
+                    summary.by_field.entry(f).or_default().differing += 1;
+                }
                 let what = sig_a.differences(sig_b);
                 for w in &what {
                     *summary.differing_counts.entry(w).or_default() += 1;
@@ -290,6 +339,9 @@ pub fn compare(a: &Run, b: &Run) -> Comparison {
     for digest in b.signatures.keys() {
         if !a.signatures.contains_key(digest) {
             summary.digests_only_in_b += 1;
+            if let Some(f) = field_of(b, digest) {
+                summary.by_field.entry(f).or_default().only_in_b += 1;
+            }
             let first_b = b.by_digest[digest][0];
             candidates.push((b.since_start(first_b), 1, first_b, vec!["only_in_b"]));
         }
