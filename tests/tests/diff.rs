@@ -143,7 +143,7 @@ fn explain_names_the_part_each_planted_miss_changed() {
     let truth = read_json_lines(&truth);
     let calls = of_kind(&records, "cache_call");
     let plants = of_kind(&truth, "explain_plant");
-    assert_eq!(plants.len(), 4, "the scenario plants four misses");
+    assert_eq!(plants.len(), 5, "the scenario plants five misses");
     for plant in &plants {
         let outcome = if plant["part"] == "do_not_cache" {
             "uncached"
@@ -169,6 +169,33 @@ fn explain_names_the_part_each_planted_miss_changed() {
             assert!(first["now"].as_str().unwrap().starts_with("xxh3:"));
         }
     }
+    // The engine's own miss facts (its armed CacheDecision), as the stand-in recorded them.
+    let truth_misses = of_kind(&truth, "call");
+    let mut unknown_inputs = 0;
+    for c in calls.iter().filter(|c| c["outcome"] == "miss") {
+        let t = truth_misses
+            .iter()
+            .find(|t| t["digest"] == c["digest"] && t["outcome"] == "miss")
+            .unwrap_or_else(|| panic!("no truth for {c}"));
+        let want = &t["engine_miss"];
+        let got = &c["engine_miss"];
+        if want.is_null() {
+            assert!(got.is_null(), "{c}");
+            continue;
+        }
+        assert_eq!(
+            got["incompatible_candidates"],
+            want["incompatible_candidates"]
+        );
+        assert_eq!(got["saw_expired"], want["saw_expired"]);
+        let unknown = want["unknown_input"].as_i64().filter(|i| *i >= 0);
+        assert_eq!(got["unknown_input"].as_i64(), unknown, "{c}");
+        unknown_inputs += unknown.is_some() as u32;
+    }
+    assert_eq!(
+        unknown_inputs, 1,
+        "the sub on a receiver the cache never saw"
+    );
     // Every miss and uncached call is explained, no hit is.
     for c in &calls {
         let explained = !c["explain"].is_null();

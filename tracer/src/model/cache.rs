@@ -9,7 +9,7 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::{
-    cache_events::{CacheEvent, HitRoute, OwnerContext, SessionKey},
+    cache_events::{CacheEvent, EngineMiss, HitRoute, OwnerContext, SessionKey},
     calls::CallStatus,
     explain::{CallIdentity, Explainer, Explanation},
 };
@@ -93,6 +93,8 @@ pub struct CacheCall {
     pub identity: Option<Box<CallIdentity>>,
     /// Why a miss or an uncached call was not answered from the cache (`--explain`).
     pub explain: Option<Box<Explanation>>,
+    /// The engine's own miss facts (L4 beta.8+, when its CacheDecision was armed).
+    pub engine_miss: Option<EngineMiss>,
 }
 
 /// A hit, through the content-digest fallback if the lookup took it.
@@ -210,6 +212,7 @@ struct OpenCall {
     db_written: bool,
     storage_key: Option<String>,
     identity: Option<CallIdentity>,
+    engine_miss: Option<EngineMiss>,
 }
 
 #[derive(Clone, Copy)]
@@ -411,8 +414,14 @@ impl CacheModel {
                         db_written: false,
                         storage_key: None,
                         identity: None,
+                        engine_miss: None,
                     },
                 );
+            }
+            CacheEvent::EngineMiss { call, miss } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.engine_miss = Some(miss);
+                }
             }
             CacheEvent::Identity { call, identity } => {
                 if let Some(c) = self.calls.get_mut(&call) {
@@ -937,6 +946,7 @@ impl CacheModel {
             status,
             identity: identity.map(Box::new),
             explain: explain.map(Box::new),
+            engine_miss: c.engine_miss,
         }
     }
 }

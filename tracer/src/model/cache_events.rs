@@ -33,6 +33,17 @@ impl HitRoute {
     }
 }
 
+/// Why the engine's lookup missed, as its `CacheDecision` recorded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct EngineMiss {
+    /// Candidates were found but none could serve this session.
+    pub incompatible_candidates: bool,
+    /// A candidate had expired (its TTL).
+    pub saw_expired: bool,
+    /// The first structural input the e-graph did not know (None: all known).
+    pub unknown_input: Option<i64>,
+}
+
 /// An error a call returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallError {
@@ -68,6 +79,11 @@ pub enum CacheEvent {
         session: Option<SessionKey>,
         digest: Option<String>,
         uncached: bool,
+    },
+    /// The engine's own miss facts (L4 `CacheDecision`, when armed).
+    EngineMiss {
+        call: u64,
+        miss: EngineMiss,
     },
     /// Identity parts read at the call's lookup (`--explain`), merged as they come.
     Identity {

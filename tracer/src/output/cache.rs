@@ -9,11 +9,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::format::duration;
-use crate::model::explain::{CallIdentity, Explanation};
 use crate::model::{
     cache::{CacheCall, CacheOutput, Evictions, FoldedSessions, Outcome, SessionRefs},
     cache_events::HitRoute,
     latency::Histogram,
+};
+use crate::model::{
+    cache_events::EngineMiss,
+    explain::{CallIdentity, Explanation},
 };
 use crate::probes::KernelFailures;
 
@@ -97,6 +100,7 @@ struct CallJson<'a> {
     status: &'static str,
     identity: &'a Option<Box<CallIdentity>>,
     explain: &'a Option<Box<Explanation>>,
+    engine_miss: Option<EngineMiss>,
 }
 
 #[derive(Serialize)]
@@ -137,6 +141,7 @@ pub fn write_json_record(w: &mut dyn Write, out: &CacheOutput, pid: u32) -> io::
                 status: c.status.as_str(),
                 identity: &c.identity,
                 explain: &c.explain,
+                engine_miss: c.engine_miss,
             },
         )?,
         other => serde_json::to_writer(&mut *w, &json_record(other, pid))?,
@@ -246,10 +251,27 @@ fn why(c: &CacheCall, x: &Explanation) -> String {
             ),
         })
         .collect();
-    match &x.compared_with {
+    let mut why = match &x.compared_with {
         Some(d) => format!("{} (vs {d})", parts.join("; ")),
         None => parts.join("; "),
+    };
+    if let Some(m) = &c.engine_miss {
+        let mut facts = Vec::new();
+        if m.incompatible_candidates {
+            facts.push("candidates for another session only".to_string());
+        }
+        if m.saw_expired {
+            facts.push("an expired candidate".to_string());
+        }
+        if let Some(i) = m.unknown_input {
+            facts.push(format!("input {i} unknown to the cache"));
+        }
+        if facts.is_empty() {
+            facts.push("no candidate".to_string());
+        }
+        why.push_str(&format!("; the engine: {}", facts.join(", ")));
     }
+    why
 }
 
 fn call_line(c: &CacheCall) -> String {

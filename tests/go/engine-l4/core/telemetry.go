@@ -71,3 +71,13 @@ func Evidence(req *dagql.CallRequest) (string, string, bool) {
 	}
 	return string(req.CacheEvidence.Outcome), string(req.CacheEvidence.HitRoute), true
 }
+
+// MissFacts returns the armed carrier's miss facts: incompatible candidates, saw expired,
+// the first unknown structural input (-1: none).
+func MissFacts(req *dagql.CallRequest) (bool, bool, int, bool) {
+	ev := req.CacheEvidence
+	if ev == nil {
+		return false, false, -1, false
+	}
+	return ev.MissIncompatibleCandidates, ev.MissSawExpired, ev.MissUnknownInputIndex, true
+}

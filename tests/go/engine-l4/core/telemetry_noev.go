@@ -29,3 +29,8 @@ func AroundCall(req *dagql.CallRequest, telemetry bool, call func() (dagql.AnyRe
 func Evidence(req *dagql.CallRequest) (string, string, bool) {
 	return "", "", false
 }
+
+// MissFacts: none in this build.
+func MissFacts(req *dagql.CallRequest) (bool, bool, int, bool) {
+	return false, false, -1, false
+}

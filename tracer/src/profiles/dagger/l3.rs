@@ -18,6 +18,7 @@ pub(super) const RDI: u8 = 3;
 pub(super) const R8: u8 = 5;
 pub(super) const R9: u8 = 6;
 pub(super) const R10: u8 = 7;
+pub(super) const R11: u8 = 8;
 
 /// What moves between L3 and L4's variants.
 pub(super) struct Layout {
@@ -52,7 +53,7 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
         call_ret.push(at_entry(string("engine_outcome", R10, &[ev], 0)));
         call_ret.push(at_entry(string("engine_route", R10, &[ev], 16)));
     }
-    let wait_caps = if layout.joined_argument {
+    let mut wait_caps = if layout.joined_argument {
         vec![
             word("joined", REG_RSP, &[8]),
             word("waiters", R10, &[layout.ongoing_waiters]),
@@ -63,6 +64,13 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
             word("waiters", R10, &[layout.ongoing_waiters]),
         ]
     };
+    if let Some(ev) = layout.cache_evidence {
+        // The engine's miss facts, set by the lookup before `wait` (req R11 ->
+        // CacheDecision): MissIncompatibleCandidates +32 and MissSawExpired +33 (one
+        // word), MissUnknownInputIndex +40. Nil unless the caller armed it.
+        wait_caps.push(word("ev_miss", R11, &[ev, 32]));
+        wait_caps.push(word("ev_unknown_input", R11, &[ev, 40]));
+    }
     // *sharedResult: id +0, the ownership count at its offset.
     let result_caps = |reg: u8| {
         [

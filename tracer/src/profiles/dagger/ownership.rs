@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     model::{
-        cache_events::{CacheEvent, HitRoute, OwnerContext, SessionKey},
+        cache_events::{CacheEvent, EngineMiss, HitRoute, OwnerContext, SessionKey},
         calls::{CallRecord, CallStatus, OpenFrame, Tracked},
         explain::{ArgPart, CallIdentity},
     },
@@ -137,6 +137,8 @@ struct Slot {
     wait_joined: Option<usize>,
     wait_return_address: Option<usize>,
     wait_waiters: Option<usize>,
+    wait_ev_miss: Option<usize>,
+    wait_ev_unknown_input: Option<usize>,
     explain: ExplainSlots,
 }
 
@@ -221,6 +223,8 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         wait_joined: slot(p, Role::Wait, "joined", false),
         wait_return_address: slot(p, Role::Wait, "return_address", false),
         wait_waiters: slot(p, Role::Wait, "waiters", false),
+        wait_ev_miss: slot(p, Role::Wait, "ev_miss", false),
+        wait_ev_unknown_input: slot(p, Role::Wait, "ev_unknown_input", false),
         explain: ExplainSlots {
             field: slot(p, Role::ExplainLookup, "field", false),
             self_digest: slot(p, Role::ExplainLookup, "self", false),
@@ -379,6 +383,19 @@ impl OwnershipDecoder {
                 if let Some(call) = self.call(f.parent) {
                     if let Some(Kind::Call { waited, .. }) = self.frames.get_mut(call) {
                         *waited = true;
+                    }
+                    if let Some(flags) = word(caps, self.slot.wait_ev_miss) {
+                        let unknown = word(caps, self.slot.wait_ev_unknown_input)
+                            .map(|w| w as i64)
+                            .filter(|i| *i >= 0);
+                        out.push(CacheEvent::EngineMiss {
+                            call,
+                            miss: EngineMiss {
+                                incompatible_candidates: flags & 0xff != 0,
+                                saw_expired: (flags >> 8) & 0xff != 0,
+                                unknown_input: unknown,
+                            },
+                        });
                     }
                     out.push(CacheEvent::Waited {
                         call,

@@ -115,6 +115,10 @@ func (e *env) explainPlants(ctx context.Context, ss *sessState, pfx string, buil
 	}
 	_, _ = e.call(ctx, ss, sub(1), true, e.resolverFn(value("sub-1")))
 	plant(sub(2), "input 0", "")
+	// The same call on a receiver the cache never saw: its input is unknown to the
+	// e-graph (the engine's CacheDecision says which, where it is armed).
+	never := frame("build", nil, 0, arg("source", pfx+"never-built"))
+	plant(request(frame("sub", never, 0, arg("n", "1")), ss.id), "input 0", "")
 	// Not cached at all.
 	nc := request(frame("build", nil, 0, arg("source", pfx+"src7")), ss.id)
 	nc.DoNotCache = true

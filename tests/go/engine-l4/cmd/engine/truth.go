@@ -94,13 +94,15 @@ type callRec struct {
 	HitRoute       *string `json:"hit_route"`
 	EngineOutcome  *string `json:"engine_outcome"`
 	EngineHitRoute *string `json:"engine_hit_route"`
-	ExecGoid       *int64  `json:"exec_goid"`
-	Waiters        int     `json:"waiters"`
-	ParentDigest   *string `json:"parent_digest"`
-	Error          *string `json:"error"`
-	ResultID       *uint64 `json:"result_id"`
-	StartNs        int64   `json:"start_ns"`
-	EndNs          int64   `json:"end_ns"`
+	// The engine's miss facts when its CacheDecision was armed (beta.8+).
+	EngineMiss   *engineMissRec `json:"engine_miss,omitempty"`
+	ExecGoid     *int64         `json:"exec_goid"`
+	Waiters      int            `json:"waiters"`
+	ParentDigest *string        `json:"parent_digest"`
+	Error        *string        `json:"error"`
+	ResultID     *uint64        `json:"result_id"`
+	StartNs      int64          `json:"start_ns"`
+	EndNs        int64          `json:"end_ns"`
 }
 
 type loadHitRec struct {
@@ -185,3 +187,9 @@ func strp(s string) *string { return &s }
 func i64p(v int64) *int64 { return &v }
 
 func u64p(v uint64) *uint64 { return &v }
+
+type engineMissRec struct {
+	IncompatibleCandidates bool `json:"incompatible_candidates"`
+	SawExpired             bool `json:"saw_expired"`
+	UnknownInput           int  `json:"unknown_input"`
+}

@@ -224,6 +224,9 @@ func (e *env) call(ctx context.Context, ss *sessState, req *dagql.CallRequest, t
 			rec.EngineHitRoute = strp(r)
 		}
 	}
+	if inc, exp, unknown, ok := core.MissFacts(req); ok && outcome == "miss" {
+		rec.EngineMiss = &engineMissRec{IncompatibleCandidates: inc, SawExpired: exp, UnknownInput: unknown}
+	}
 	switch outcome {
 	case "miss", "join":
 		if tr.Leader != nil && tr.Leader.ExecGoid != 0 {
