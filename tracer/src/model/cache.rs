@@ -129,7 +129,7 @@ impl AnomalyKind {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CacheOutput {
-    Call(CacheCall),
+    Call(Box<CacheCall>),
     SessionOpened {
         session: String,
         goid: u64,
@@ -525,7 +525,7 @@ impl CacheModel {
                 }
                 let record =
                     self.record(call, c, end_ns, status, error, returned_id_differs, result);
-                out(CacheOutput::Call(record));
+                out(CacheOutput::Call(Box::new(record)));
             }
             CacheEvent::ExecStarted {
                 tgid,
@@ -993,7 +993,7 @@ mod tests {
     fn calls(out: &[CacheOutput]) -> Vec<&CacheCall> {
         out.iter()
             .filter_map(|o| match o {
-                CacheOutput::Call(c) => Some(c),
+                CacheOutput::Call(c) => Some(&**c),
                 _ => None,
             })
             .collect()
