@@ -35,6 +35,10 @@ pub struct FuncsArgs {
     /// One JSON object per line instead of human-readable lines.
     #[arg(long)]
     json: bool,
+    /// How records are written: human or json (`--json`); a Perfetto timeline is made by
+    /// `cache` so far.
+    #[arg(long, value_enum, conflicts_with = "json")]
+    format: Option<crate::output::Format>,
     /// Entry probes only: no results or durations, far cheaper (no RET probes).
     #[arg(long)]
     entry_only: bool,
@@ -56,7 +60,13 @@ pub struct FuncsArgs {
     pub(super) record: Option<PathBuf>,
 }
 
-pub fn run(args: FuncsArgs) -> anyhow::Result<i32> {
+pub fn run(mut args: FuncsArgs) -> anyhow::Result<i32> {
+    args.json = args.json || args.format == Some(crate::output::Format::Json);
+    if args.format == Some(crate::output::Format::Perfetto) {
+        anyhow::bail!(
+            "`tracer funcs` writes human or json records; a Perfetto timeline is made by `tracer cache` so far (hint: --format json)"
+        );
+    }
     let regex = super::anchored_regex(&args.pattern)?;
     if args.record.is_some() && args.follow.follow {
         bail!(

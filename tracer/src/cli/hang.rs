@@ -25,6 +25,10 @@ pub struct HangArgs {
     /// One JSON object per line instead of Go's dump format.
     #[arg(long)]
     json: bool,
+    /// How records are written: human or json (`--json`); a Perfetto timeline is made by
+    /// `cache` so far.
+    #[arg(long, value_enum, conflicts_with = "json")]
+    format: Option<crate::output::Format>,
     /// Stay attached: report goroutines as they block past --threshold, and deadlocks as
     /// they form (probes on gopark, ready and the sync slow paths).
     #[arg(long)]
@@ -53,7 +57,13 @@ impl HangArgs {
     }
 }
 
-pub fn run(args: HangArgs) -> anyhow::Result<i32> {
+pub fn run(mut args: HangArgs) -> anyhow::Result<i32> {
+    args.json = args.json || args.format == Some(crate::output::Format::Json);
+    if args.format == Some(crate::output::Format::Perfetto) {
+        anyhow::bail!(
+            "`tracer hang` writes human or json records; a Perfetto timeline is made by `tracer cache` so far (hint: --format json)"
+        );
+    }
     if !args.threshold.is_finite() || args.threshold < 0.0 {
         bail!("--threshold must be a number of seconds, 0 or more");
     }

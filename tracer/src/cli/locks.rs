@@ -34,6 +34,10 @@ pub struct LocksArgs {
     /// One JSON object per line instead of human-readable lines.
     #[arg(long)]
     json: bool,
+    /// How records are written: human or json (`--json`); a Perfetto timeline is made by
+    /// `cache` so far.
+    #[arg(long, value_enum, conflicts_with = "json")]
+    format: Option<crate::output::Format>,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS", allow_negative_numbers = true,
           value_parser = super::tracing::parse_duration)]
@@ -52,7 +56,13 @@ pub struct LocksArgs {
     pub(super) record: Option<PathBuf>,
 }
 
-pub fn run(args: LocksArgs) -> anyhow::Result<i32> {
+pub fn run(mut args: LocksArgs) -> anyhow::Result<i32> {
+    args.json = args.json || args.format == Some(crate::output::Format::Json);
+    if args.format == Some(crate::output::Format::Perfetto) {
+        anyhow::bail!(
+            "`tracer locks` writes human or json records; a Perfetto timeline is made by `tracer cache` so far (hint: --format json)"
+        );
+    }
     if args.record.is_some() && args.follow.follow {
         anyhow::bail!(
             "--record keeps one process's run; leave out --follow (hint: record each incarnation with its own --record FILE)"
