@@ -196,9 +196,11 @@ fn a_perfetto_trace_decodes_with_perfettos_schema_and_matches_the_records() {
             .entry(c["outcome"].as_str().unwrap().to_string())
             .or_default() += 1;
     }
-    let got_slices: BTreeMap<String, u64> =
-        serde_json::from_value(got["slices"].clone()).unwrap();
-    assert_eq!(got_slices, want, "live slices per outcome against the engine's record");
+    let got_slices: BTreeMap<String, u64> = serde_json::from_value(got["slices"].clone()).unwrap();
+    assert_eq!(
+        got_slices, want,
+        "live slices per outcome against the engine's record"
+    );
 
     // Binary to a terminal is refused before anything is attached.
     let out = run(tracer()

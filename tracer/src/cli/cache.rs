@@ -212,6 +212,13 @@ fn trace_once(
         }
     };
     pipeline.finish();
+    let (mismatches, checked) = pipeline.stage.decoder.digest_mismatches();
+    if mismatches > 0 {
+        eprintln!(
+            "tracer: note: {mismatches} of {checked} calls returned a recipe digest other than the one their lookup used: those calls' attribution may have slipped (lost events: {})",
+            end.lost_events
+        );
+    }
     end.cache_entries = pipeline
         .stage
         .decoder

@@ -173,6 +173,11 @@ pub trait Decoder: Send {
     fn decode(&mut self, t: Tracked, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError>;
     /// The engine's cache object, once a probe has seen it (for the entry-count metric).
     fn cache_pointer(&self) -> Option<u64>;
+    /// Calls whose memoized recipe digest differed from their lookup's, of those checked
+    /// (a rare difference is reported, a systematic one stops the trace).
+    fn digest_mismatches(&self) -> (u64, u64) {
+        (0, 0)
+    }
     /// The target's load bias (non-zero for a PIE), to compare the return addresses it
     /// reads with the binary's call sites; set before the first hit is decoded.
     fn set_load_bias(&mut self, bias: u64);

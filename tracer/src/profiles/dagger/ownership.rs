@@ -175,6 +175,10 @@ pub struct OwnershipDecoder {
     frames: Frames<Kind>,
     light: bool,
     cache: Option<u64>,
+    /// Calls whose memoized recipe digest was compared with their lookup's, and those
+    /// that differed.
+    digest_checks: u64,
+    digest_mismatches: u64,
 }
 
 pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Box<dyn Decoder>> {
@@ -258,6 +262,8 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         frames: Frames::default(),
         light: setup.light,
         cache: None,
+        digest_checks: 0,
+        digest_mismatches: 0,
     }))
 }
 
@@ -721,19 +727,28 @@ impl OwnershipDecoder {
                     cap(caps, self.slot.call_ret_digest),
                 )?;
                 // The request's memoized recipe digest is the one its lookup used: if
-                // not, the offsets read are not this build's.
-                if returned
-                    && let Some(looked_up) = &lookup.first_digest
-                    && digest.as_ref() != Some(looked_up)
-                {
-                    return Err(LayoutError {
-                        line: line.to_string(),
-                        what: "the request's recipe digest (ResultCall.recipeDigest)",
-                        value: format!(
-                            "{} where its lookup used {looked_up}",
-                            digest.as_deref().unwrap_or("nothing")
-                        ),
-                    });
+                // not, systematically, the offsets read are not this build's. A rare
+                // mismatch (a lookup attributed to the wrong call after lost events, seen
+                // once in 10M calls) is counted and said at the end, not fatal.
+                if returned && let Some(looked_up) = &lookup.first_digest {
+                    self.digest_checks += 1;
+                    if digest.as_ref() != Some(looked_up) {
+                        self.digest_mismatches += 1;
+                        if self.digest_mismatches >= 8
+                            && self.digest_mismatches * 2 > self.digest_checks
+                        {
+                            return Err(LayoutError {
+                                line: line.to_string(),
+                                what: "the request's recipe digest (ResultCall.recipeDigest)",
+                                value: format!(
+                                    "{} where its lookup used {looked_up} ({} of {} calls differ)",
+                                    digest.as_deref().unwrap_or("nothing"),
+                                    self.digest_mismatches,
+                                    self.digest_checks
+                                ),
+                            });
+                        }
+                    }
                 }
                 if let Some(digest) = digest {
                     out.push(CacheEvent::Digest {
@@ -833,6 +848,10 @@ impl Decoder for OwnershipDecoder {
 
     fn cache_pointer(&self) -> Option<u64> {
         self.cache
+    }
+
+    fn digest_mismatches(&self) -> (u64, u64) {
+        (self.digest_mismatches, self.digest_checks)
     }
 
     fn set_load_bias(&mut self, bias: u64) {
