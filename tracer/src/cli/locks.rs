@@ -137,7 +137,7 @@ fn trace_once(
             "lost_events": lost_events,
             "kernel_failures": kernel,
             "malformed_events": reader.malformed,
-            "dropped_state": pipeline.model.dropped,
+            "evicted": pipeline.model.evicted,
         });
         writeln!(pipeline.sink, "{rec}")?;
     }
@@ -149,6 +149,9 @@ fn trace_once(
         "{} contended acquisitions; lost events: {lost_events}",
         pipeline.contended
     )?;
+    if let Some(e) = output::locks::evictions_human(&pipeline.model.evicted) {
+        writeln!(err, "{e}")?;
+    }
     if let Some(k) = kernel.describe() {
         writeln!(err, "{k}")?;
     }
