@@ -248,11 +248,15 @@ fn sample_until(
             }
             std::thread::sleep(Duration::from_millis(500));
         }
+        // Not once the target has ended: a detaching tracer frees its memory.
+        if done()? {
+            return Ok(());
+        }
         let at = start.elapsed().as_secs_f64();
         for t in tracers.iter_mut() {
             t.sample(at)?;
         }
-        if done()? || tracers.iter().all(|t| t.status.is_some()) {
+        if tracers.iter().all(|t| t.status.is_some()) {
             return Ok(());
         }
         // Short naps above, so the end of the run is seen within a second.
@@ -271,7 +275,15 @@ fn engine(minutes: u64) -> anyhow::Result<String> {
         .arg(format!("{minutes}m"));
     eprintln!("soak: tracer cache on the L4 stand-in, highrate, {minutes} min");
     let mut tracer = Watched::spawn("tracer cache", cmd)?;
-    sample_until(&mut [&mut tracer], || Ok(false))?;
+    // The engine is the tracer's child: its end shows as the tracer detaching.
+    let stderr = tracer.stderr.clone();
+    sample_until(&mut [&mut tracer], || {
+        Ok(stderr
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .any(|l| l.starts_with("tracer: detached")))
+    })?;
     // `tracer cache -- CMD` exits with the target's status.
     let status = tracer.finish()?;
     let summary = tracer.summary_json();
