@@ -6,6 +6,7 @@ mod bench;
 mod dist;
 mod fuzz;
 mod setup;
+mod soak;
 
 use std::{
     path::{Path, PathBuf},
@@ -73,6 +74,16 @@ enum Cmd {
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<bench::Part>,
     },
+    /// Leave the tracer attached for minutes at the highest event rates and record its
+    /// RSS over time (flat after warm-up is the goal).
+    Soak {
+        /// Minutes per target.
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        /// Only these targets (comma-separated; default: all).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<soak::Target>,
+    },
 }
 
 fn main() {
@@ -107,6 +118,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 attach_probes,
                 only,
             })
+        }
+        Cmd::Soak { minutes, only } => {
+            setup::run(true)?;
+            build_release()?;
+            soak::run(minutes, &only)
         }
     }
 }

@@ -22,6 +22,8 @@
 //	-gate FILE    start gate: if set, the program prints "waiting" on stdout and polls
 //	              (every 1 ms) until FILE exists; only then does the work start. Without
 //	              -gate it starts at once.
+//	-duration D   run whole batches until D has passed, however many hand-offs that is
+//	              (-ops is then ignored; for soak runs)
 //
 // Stdout gets one JSON line at the end (after "waiting", with -gate):
 //
@@ -34,6 +36,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -112,6 +115,7 @@ func main() {
 	ops := flag.Int("ops", 200000, "channel hand-offs in total")
 	pairs := flag.Int("pairs", 64, "ping-pong pairs")
 	gate := flag.String("gate", "", "print \"waiting\", then wait until this file exists")
+	duration := flag.Duration("duration", 0, "run whole batches until this much time has passed (-ops is then ignored)")
 	flag.Parse()
 	if *ops < 0 || *pairs < 1 {
 		fmt.Fprintln(os.Stderr, "sched: need -ops >= 0 and -pairs >= 1")
@@ -133,7 +137,14 @@ func main() {
 	handed := 0
 	got := make([]int, *pairs)
 	start := time.Now()
-	for left := *ops; left > 0; {
+	total := *ops
+	if *duration > 0 {
+		total = math.MaxInt
+	}
+	for left := total; left > 0; {
+		if *duration > 0 && time.Since(start) >= *duration {
+			break
+		}
 		batch := *pairs * perPair
 		if batch > left {
 			batch = left
@@ -156,19 +167,23 @@ func main() {
 	}
 	elapsed := time.Since(start)
 
-	if handed != *ops || locked != *ops {
+	want := *ops
+	if *duration > 0 {
+		want = handed
+	}
+	if handed != want || locked != want {
 		fmt.Fprintf(os.Stderr, "sched: %d hand-offs and %d locked increments, want %d each\n",
-			handed, locked, *ops)
+			handed, locked, want)
 		os.Exit(1)
 	}
 	r := result{
-		Ops:       *ops,
+		Ops:       want,
 		ElapsedNs: elapsed.Nanoseconds(),
 		GoVersion: runtime.Version(),
 		Pid:       os.Getpid(),
 	}
-	if *ops > 0 {
-		r.NsPerOp = float64(elapsed.Nanoseconds()) / float64(*ops)
+	if want > 0 {
+		r.NsPerOp = float64(elapsed.Nanoseconds()) / float64(want)
 	}
 	b, err := json.Marshal(r)
 	if err != nil {

@@ -260,7 +260,7 @@ impl LocksPipeline<'_> {
                 "lost_events": end.lost_events,
                 "kernel_failures": end.kernel_failures,
                 "malformed_events": malformed,
-                "dropped_state": self.model.dropped,
+                "evicted": self.model.evicted,
             });
             writeln!(self.sink, "{rec}")?;
         }
@@ -272,6 +272,9 @@ impl LocksPipeline<'_> {
             "{} contended acquisitions; lost events: {}",
             self.contended, end.lost_events
         )?;
+        if let Some(e) = output::locks::evictions_human(&self.model.evicted) {
+            writeln!(err, "{e}")?;
+        }
         if let Some(k) = end.kernel_failures.describe() {
             writeln!(err, "{k}")?;
         }

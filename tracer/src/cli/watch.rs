@@ -12,7 +12,7 @@ use crate::{
     gobin::GoBinary,
     model::{
         goroutines::{Frame, Reader, Snapshot, Symbolizer, name_locks},
-        watch::{CertainCycle, Report, Taken, Watch},
+        watch::{CertainCycle, Report, Taken, Watch, WatchEvictions},
     },
     output::goroutines::{deadlock_json, deadlock_text, frame_lines, goroutine_json, wait_text},
     probes::{
@@ -102,7 +102,6 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
         json: args.json,
         out: std::io::BufWriter::new(std::io::stdout()),
         last_check: 0,
-        possible_seen: Vec::new(),
         reports: 0,
     };
     pipeline.report_possible(&first)?;
@@ -126,7 +125,7 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
         "lost_events": lost,
         "kernel_failures": kernel,
         "malformed_events": events.malformed,
-        "dropped_state": pipeline.watch.dropped,
+        "evicted": pipeline.watch.evicted,
     });
     if args.json {
         writeln!(pipeline.out, "{summary}")?;
@@ -136,7 +135,26 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
         "tracer: {} reports; lost events: {lost}; wake-ups seen only in memory: {}",
         pipeline.reports, pipeline.watch.unseen_wakeups
     );
+    if let Some(e) = evictions_human(&pipeline.watch.evicted) {
+        eprintln!("tracer: {e}");
+    }
     Ok(stop.exit_status())
+}
+
+/// One line on what the watch's bounds evicted, when anything was.
+fn evictions_human(e: &WatchEvictions) -> Option<String> {
+    if *e == WatchEvictions::default() {
+        return None;
+    }
+    let lost = if e.untrusted_locks > 0 {
+        "; no deadlock is claimed certain any more"
+    } else {
+        ""
+    };
+    Some(format!(
+        "bounded state evicted: {} parked goroutines, {} lock waits, {} lock states ({} untrusted forgotten{lost}), {} reported goroutines, {} reported cycles",
+        e.parked, e.lock_waits, e.locks, e.untrusted_locks, e.reported, e.cycles
+    ))
 }
 
 /// `--own`: the packages whose fast paths are probed, if any.
@@ -175,8 +193,6 @@ struct WatchPipeline<'a> {
     json: bool,
     out: std::io::BufWriter<std::io::Stdout>,
     last_check: u64,
-    /// Possible (uncertain) cycles already printed, as sorted goroutine ids.
-    possible_seen: Vec<Vec<u64>>,
     reports: u64,
 }
 
@@ -367,12 +383,9 @@ impl WatchPipeline<'_> {
     /// the same goroutines were already reported as a certain deadlock.
     fn report_possible(&mut self, snap: &Snapshot) -> anyhow::Result<()> {
         for d in &snap.deadlocks {
-            let mut key = d.goids.clone();
-            key.sort_unstable();
-            if self.possible_seen.contains(&key) || self.watch.reported_cycle(&key) {
+            if !self.watch.new_possible_cycle(&d.goids) {
                 continue;
             }
-            self.possible_seen.push(key);
             self.reports += 1;
             if self.json {
                 writeln!(self.out, "{}", deadlock_json(d))?;

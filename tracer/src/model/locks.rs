@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use super::{
+    bounded::LruMap,
     goroutines::{Frame, Symbolizer},
     latency::Histogram,
 };
@@ -23,12 +24,31 @@ use crate::{
 /// the same from Go 1.19 through 1.27.
 const RW_WRITER_SEM: u64 = 8;
 const RW_READER_SEM: u64 = 12;
-/// Bounds on per-goroutine and per-object state, so a long trace cannot grow without limit.
-const MAX_PENDING: usize = 1 << 20;
-const MAX_RELEASES: usize = 1 << 18;
-const MAX_LOCKS: usize = 1 << 16;
-/// Distinct waiting stacks kept per lock (the rest are counted as "other").
-const MAX_STACKS_PER_LOCK: usize = 64;
+/// Bounds on per-goroutine and per-object state, so a long trace cannot grow without limit;
+/// each evicts its least recently used entry and counts it ([`LockEvictions`]). Worst case
+/// about 4,096 x (8 KiB histogram + 32 stacks of 32 PCs) = 66 MiB of locks, 65,536 waits
+/// in progress (each with its symbolized stack) and 65,536 last releases.
+pub const MAX_PENDING: usize = 1 << 16;
+pub const MAX_RELEASES: usize = 1 << 16;
+pub const MAX_LOCKS: usize = 4096;
+/// Distinct waiting stacks kept per lock (waits with another stack are counted, not kept).
+pub const MAX_STACKS_PER_LOCK: usize = 32;
+
+/// What the bounds made the model forget, for the summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LockEvictions {
+    /// Locks dropped, least recently contended first.
+    pub locks: u64,
+    /// The contended acquisitions and wait of those locks (still in the run's totals).
+    pub locks_contended: u64,
+    pub locks_wait_ns: u64,
+    /// Waits in progress dropped, oldest first: their end is not reported.
+    pub pending: u64,
+    /// Last releases dropped, oldest first: a wait on that object shows no releaser.
+    pub releases: u64,
+    /// Contended acquisitions whose stack was not kept (the lock had its distinct stacks).
+    pub stacks: u64,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LockType {
@@ -103,7 +123,6 @@ struct LockStats {
     total_wait_ns: u64,
     wait: Histogram,
     stacks: HashMap<Vec<u64>, u64>,
-    other_stacks: u64,
 }
 
 pub struct LockModel<'b> {
@@ -113,15 +132,16 @@ pub struct LockModel<'b> {
     /// The engine's cache, once a probe on one of its methods has seen it (`set_cache`):
     /// its locks are then named by offset.
     cache: Option<u64>,
-    pending: HashMap<u64, Pending>,
+    pending: LruMap<u64, Pending>,
     /// Last slow-path release per object: (goid, time).
-    releases: HashMap<(Prim, u64), (u64, u64)>,
-    stats: HashMap<u64, LockStats>,
+    releases: LruMap<(Prim, u64), (u64, u64)>,
+    /// Per lock, by last contention.
+    stats: LruMap<u64, LockStats>,
     /// Semaphore waits that are not lock waits (WaitGroup, runtime semaphores, the
     /// semaphore inside a Mutex's own slow path).
     pub other_waits: u64,
     /// State dropped at the bounds above (counted, not hidden).
-    pub dropped: u64,
+    pub evicted: LockEvictions,
 }
 
 impl<'b> LockModel<'b> {
@@ -133,11 +153,11 @@ impl<'b> LockModel<'b> {
             symbols,
             profile,
             cache: None,
-            pending: HashMap::new(),
-            releases: HashMap::new(),
-            stats: HashMap::new(),
+            pending: LruMap::new(MAX_PENDING),
+            releases: LruMap::new(MAX_RELEASES),
+            stats: LruMap::new(MAX_LOCKS),
             other_waits: 0,
-            dropped: 0,
+            evicted: LockEvictions::default(),
         }
     }
 
@@ -188,14 +208,10 @@ impl<'b> LockModel<'b> {
                     }
                     return None;
                 };
-                if self.pending.len() >= MAX_PENDING {
-                    self.pending.clear();
-                    self.dropped += 1;
-                }
                 let name = self.profile.and_then(|p| {
                     p.name_lock(self.cache, lock, frames.iter().map(|f| f.func.as_str()))
                 });
-                self.pending.insert(
+                let evicted = self.pending.insert(
                     goid,
                     Pending {
                         prim,
@@ -208,6 +224,7 @@ impl<'b> LockModel<'b> {
                         frames,
                     },
                 );
+                self.evicted.pending += u64::from(evicted.is_some());
                 None
             }
             SyncEvent::WaitEnd { goid, ts, prim } => {
@@ -241,11 +258,8 @@ impl<'b> LockModel<'b> {
                 prim,
                 addr,
             } => {
-                if self.releases.len() >= MAX_RELEASES {
-                    self.releases.clear();
-                    self.dropped += 1;
-                }
-                self.releases.insert((prim, addr), (goid, ts));
+                let evicted = self.releases.insert((prim, addr), (goid, ts));
+                self.evicted.releases += u64::from(evicted.is_some());
                 None
             }
             _ => None,
@@ -253,11 +267,7 @@ impl<'b> LockModel<'b> {
     }
 
     fn count(&mut self, p: &Pending, wait_ns: u64) {
-        if !self.stats.contains_key(&p.lock) && self.stats.len() >= MAX_LOCKS {
-            self.dropped += 1;
-            return;
-        }
-        let s = self.stats.entry(p.lock).or_insert_with(|| LockStats {
+        let (s, evicted) = self.stats.touch_or_insert_with(p.lock, || LockStats {
             // Per lock: a Mutex, or a RWMutex whichever side waited.
             lock_type: match p.lock_type {
                 LockType::Mutex => LockType::Mutex,
@@ -269,7 +279,6 @@ impl<'b> LockModel<'b> {
             total_wait_ns: 0,
             wait: Histogram::default(),
             stacks: HashMap::new(),
-            other_stacks: 0,
         });
         // A RWMutex shows writer and reader waits; the summary names it by the first, or
         // by its offset once that is known.
@@ -287,14 +296,19 @@ impl<'b> LockModel<'b> {
         } else if s.stacks.len() < MAX_STACKS_PER_LOCK {
             s.stacks.insert(p.pcs.clone(), 1);
         } else {
-            s.other_stacks += 1;
+            self.evicted.stacks += 1;
+        }
+        if let Some((_, cold)) = evicted {
+            self.evicted.locks += 1;
+            self.evicted.locks_contended += cold.contended;
+            self.evicted.locks_wait_ns += cold.total_wait_ns;
         }
     }
 
     /// Per-lock totals, most total wait first, each with its `top` most frequent stacks.
     pub fn summary(&mut self, top: usize) -> Vec<LockSummary> {
         let mut raw: Vec<(LockSummary, RawStacks)> = Vec::new();
-        for (&lock, s) in &self.stats {
+        for (&lock, s) in self.stats.iter() {
             let mut stacks: RawStacks = s.stacks.iter().map(|(pcs, &n)| (n, pcs.clone())).collect();
             // A fixed order, so that a group's representative does not depend on hashing.
             stacks.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -546,6 +560,66 @@ mod tests {
         );
         // The group keeps the frames of its most frequent member.
         assert_eq!(groups[0].1[1].pc, 0x200);
+    }
+
+    /// One contended acquisition of `lock` by `goid`, waiting `wait` ns from `ts`.
+    fn contend(m: &mut LockModel, goid: u64, lock: u64, ts: u64, wait: u64) {
+        start(m, goid, ts, Prim::Mutex, lock);
+        assert!(end(m, goid, ts + wait, Prim::Mutex).is_some());
+    }
+
+    #[test]
+    fn the_least_recently_contended_lock_is_evicted_and_counted() {
+        let mut m = LockModel::new(None, None);
+        for i in 0..MAX_LOCKS as u64 {
+            contend(&mut m, 1, 0x1000 + i * 8, i * 10, 3);
+        }
+        // The first lock is contended again: the second is now the coldest.
+        contend(&mut m, 1, 0x1000, 1 << 40, 5);
+        contend(&mut m, 1, 0x9_0000_0000, (1 << 40) + 10, 7);
+        assert_eq!(
+            m.evicted,
+            LockEvictions {
+                locks: 1,
+                locks_contended: 1,
+                locks_wait_ns: 3,
+                ..LockEvictions::default()
+            }
+        );
+        let summary = m.summary(1);
+        assert_eq!(summary.len(), MAX_LOCKS);
+        assert!(summary.iter().any(|s| s.lock == 0x1000 && s.contended == 2));
+        assert!(!summary.iter().any(|s| s.lock == 0x1008));
+    }
+
+    #[test]
+    fn waits_in_progress_are_evicted_oldest_first() {
+        let mut m = LockModel::new(None, None);
+        for goid in 0..=MAX_PENDING as u64 {
+            start(&mut m, goid, goid, Prim::Mutex, 0x1000);
+        }
+        assert_eq!(m.evicted.pending, 1);
+        // The oldest wait was forgotten, the next one is whole.
+        assert!(end(&mut m, 0, 1 << 40, Prim::Mutex).is_none());
+        assert!(end(&mut m, 1, 1 << 40, Prim::Mutex).is_some());
+    }
+
+    #[test]
+    fn stacks_per_lock_and_releases_are_bounded_and_counted() {
+        let mut m = LockModel::new(None, None);
+        // Each goroutine waits with a stack of its own.
+        for goid in 0..MAX_STACKS_PER_LOCK as u64 + 3 {
+            contend(&mut m, goid, 0x1000, goid * 10, 1);
+        }
+        assert_eq!(m.evicted.stacks, 3);
+        assert_eq!(
+            m.summary(usize::MAX)[0].contended,
+            MAX_STACKS_PER_LOCK as u64 + 3
+        );
+        for i in 0..=MAX_RELEASES as u64 {
+            release(&mut m, 1, i, Prim::Mutex, 0x10_0000 + i * 8);
+        }
+        assert_eq!(m.evicted.releases, 1);
     }
 
     #[test]

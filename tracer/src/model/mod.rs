@@ -1,5 +1,6 @@
 //! Reconstruction: turning raw probe hits into meaning. Pure functions over event
 //! streams, so they are tested without a kernel.
+pub mod bounded;
 pub mod cache;
 pub mod cache_events;
 pub mod calls;

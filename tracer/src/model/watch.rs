@@ -18,16 +18,42 @@
 //! and by the lock words in memory (locked), is certain.
 use std::collections::{HashMap, HashSet};
 
-use super::goroutines::{Goroutine, Snapshot, Symbolizer};
+use super::{
+    bounded::LruMap,
+    goroutines::{Goroutine, Snapshot, Symbolizer},
+};
 use crate::probes::sync::{Prim, SyncEvent};
 
 /// A wait cycle must stand this long before it is checked (and then reported): events of
 /// one instant arrive from several CPUs.
 pub const SETTLE_NS: u64 = 200_000_000;
 const RW_READER_SEM: u64 = 12;
-/// Bounds on tracked state (counted when hit).
-const MAX_TRACKED: usize = 1 << 20;
+/// Bounds on state kept while attached, each evicting its least recently used entry
+/// (counted in [`WatchEvictions`]): per goroutine (parked, waiting for a lock, reported)
+/// 16 to 48 bytes each, per lock by last use, and the cycles already reported.
+pub const MAX_GOROUTINES: usize = 1 << 20;
+pub const MAX_LOCKS: usize = 1 << 16;
+pub const MAX_CYCLES: usize = 4096;
 const MAX_CYCLE: usize = 16;
+
+/// What the bounds made the watch forget, for the summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WatchEvictions {
+    /// Parked goroutines no longer followed, longest parked first (not reported if blocked).
+    pub parked: u64,
+    /// Lock waits dropped, oldest first (such a goroutine is in no certain cycle).
+    pub lock_waits: u64,
+    /// Lock states dropped, least recently used first; one that had an owner or a taint is
+    /// remembered as untrusted.
+    pub locks: u64,
+    /// Untrusted locks forgotten: from the first, no deadlock is claimed certain.
+    pub untrusted_locks: u64,
+    /// Reported goroutines forgotten, oldest first (their wake-up is not reported).
+    pub reported: u64,
+    /// Reported cycles, certain or possible, forgotten oldest first (one could be reported
+    /// again).
+    pub cycles: u64,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitStart {
@@ -131,20 +157,27 @@ pub struct Watch<'b> {
     /// Tells RWMutex reader waits from other semaphore waits (none in unit tests).
     symbols: Option<Symbolizer<'b>>,
     threshold_ns: u64,
-    parked: HashMap<u64, Parked>,
+    parked: LruMap<u64, Parked>,
     /// Goroutines waiting for a lock, from the slow paths.
-    lock_waits: HashMap<u64, LockWait>,
-    locks: HashMap<u64, LockState>,
-    /// Set when per-lock state outgrew its bound and was dropped: a dropped taint could make
-    /// a cycle look certain, so none is claimed from then on.
+    lock_waits: LruMap<u64, LockWait>,
+    /// By last use.
+    locks: LruMap<u64, LockState>,
+    /// Evicted locks whose ownership record mattered (an owner or a taint): trusted never
+    /// again, as their record is gone.
+    untrusted: LruMap<u64, ()>,
+    /// Set when an untrusted lock was forgotten: a forgotten taint could make a cycle look
+    /// certain, so none is claimed from then on.
     certainty_lost: bool,
-    reported: HashMap<u64, u64>,
-    reported_cycles: HashSet<Vec<u64>>,
+    reported: LruMap<u64, u64>,
+    /// Certain cycles reported, as sorted goroutine ids.
+    reported_cycles: LruMap<Vec<u64>, ()>,
+    /// Possible (snapshot-inferred) cycles reported, likewise.
+    possible_cycles: LruMap<Vec<u64>, ()>,
     unblocked: Vec<Report>,
     /// Goroutines dropped because the target's memory showed them running (a wake-up no
     /// probe saw).
     pub unseen_wakeups: u64,
-    pub dropped: u64,
+    pub evicted: WatchEvictions,
 }
 
 impl<'b> Watch<'b> {
@@ -152,15 +185,17 @@ impl<'b> Watch<'b> {
         Watch {
             symbols,
             threshold_ns,
-            parked: HashMap::new(),
-            lock_waits: HashMap::new(),
-            locks: HashMap::new(),
+            parked: LruMap::new(MAX_GOROUTINES),
+            lock_waits: LruMap::new(MAX_GOROUTINES),
+            locks: LruMap::new(MAX_LOCKS),
+            untrusted: LruMap::new(MAX_LOCKS),
             certainty_lost: false,
-            reported: HashMap::new(),
-            reported_cycles: HashSet::new(),
+            reported: LruMap::new(MAX_GOROUTINES),
+            reported_cycles: LruMap::new(MAX_CYCLES),
+            possible_cycles: LruMap::new(MAX_CYCLES),
             unblocked: Vec::new(),
             unseen_wakeups: 0,
-            dropped: 0,
+            evicted: WatchEvictions::default(),
         }
     }
 
@@ -171,7 +206,8 @@ impl<'b> Watch<'b> {
                 Some(w) => (now.saturating_sub(w), WaitStart::Runtime),
                 None => (now, WaitStart::Attach),
             };
-            self.parked.insert(g.goid, Parked { since, start });
+            let evicted = self.parked.insert(g.goid, Parked { since, start });
+            self.evicted.parked += u64::from(evicted.is_some());
         }
     }
 
@@ -179,17 +215,14 @@ impl<'b> Watch<'b> {
         match ev {
             SyncEvent::Parked { goid, ts, .. } => {
                 self.woke(goid, ts);
-                if self.parked.len() >= MAX_TRACKED {
-                    self.parked.clear();
-                    self.dropped += 1;
-                }
-                self.parked.insert(
+                let evicted = self.parked.insert(
                     goid,
                     Parked {
                         since: ts,
                         start: WaitStart::Probe,
                     },
                 );
+                self.evicted.parked += u64::from(evicted.is_some());
             }
             SyncEvent::Readied { goid, ts } => self.woke(goid, ts),
             SyncEvent::Exited { goid, ts } => {
@@ -222,11 +255,7 @@ impl<'b> Watch<'b> {
                     }
                 };
                 if let Some(lock) = lock {
-                    if self.lock_waits.len() >= MAX_TRACKED {
-                        self.lock_waits.clear();
-                        self.dropped += 1;
-                    }
-                    self.lock_waits.insert(
+                    let evicted = self.lock_waits.insert(
                         goid,
                         LockWait {
                             lock,
@@ -234,6 +263,7 @@ impl<'b> Watch<'b> {
                             via: prim,
                         },
                     );
+                    self.evicted.lock_waits += u64::from(evicted.is_some());
                 }
             }
             SyncEvent::WaitEnd { goid, ts, prim } => match prim {
@@ -276,12 +306,20 @@ impl<'b> Watch<'b> {
     }
 
     fn lock_state(&mut self, lock: u64) -> &mut LockState {
-        if self.locks.len() >= MAX_TRACKED && !self.locks.contains_key(&lock) {
-            self.locks.clear();
-            self.certainty_lost = true;
-            self.dropped += 1;
+        let untrusted = &mut self.untrusted;
+        let (state, evicted) = self.locks.touch_or_insert_with(lock, || LockState {
+            // Its record was evicted while it mattered: not complete any more.
+            tainted: untrusted.remove(&lock).is_some(),
+            ..LockState::default()
+        });
+        if let Some((cold, old)) = evicted {
+            self.evicted.locks += 1;
+            if (old.owner.is_some() || old.tainted) && self.untrusted.insert(cold, ()).is_some() {
+                self.evicted.untrusted_locks += 1;
+                self.certainty_lost = true;
+            }
         }
-        self.locks.entry(lock).or_default()
+        state
     }
 
     fn acquired(&mut self, lock: u64, goid: u64, ts: u64, taken: Taken) {
@@ -327,7 +365,19 @@ impl<'b> Watch<'b> {
 
     /// Whether these goroutines were reported as a certain deadlock.
     pub fn reported_cycle(&self, goids: &[u64]) -> bool {
-        self.reported_cycles.contains(&sorted(goids))
+        self.reported_cycles.contains_key(&sorted(goids))
+    }
+
+    /// Whether a possible cycle over these goroutines is new (then it is remembered):
+    /// neither reported as possible nor as certain.
+    pub fn new_possible_cycle(&mut self, goids: &[u64]) -> bool {
+        let key = sorted(goids);
+        if self.possible_cycles.contains_key(&key) || self.reported_cycles.contains_key(&key) {
+            return false;
+        }
+        let evicted = self.possible_cycles.insert(key, ());
+        self.evicted.cycles += u64::from(evicted.is_some());
+        true
     }
 
     /// Reports that need no confirmation (wake-ups of reported goroutines).
@@ -339,7 +389,7 @@ impl<'b> Watch<'b> {
     /// reported, and standing wait cycles over recorded owners not yet reported.
     pub fn due(&self, now: u64) -> Due {
         let mut due = Due::default();
-        for (&goid, p) in &self.parked {
+        for (&goid, p) in self.parked.iter() {
             if now.saturating_sub(p.since) >= self.threshold_ns
                 && !self.reported.contains_key(&goid)
             {
@@ -350,7 +400,7 @@ impl<'b> Watch<'b> {
         due.cycles = self
             .cycles(now)
             .into_iter()
-            .filter(|c| !self.reported_cycles.contains(&sorted(&c.goids)))
+            .filter(|c| !self.reported_cycles.contains_key(&sorted(&c.goids)))
             .collect();
         due
     }
@@ -421,7 +471,8 @@ impl<'b> Watch<'b> {
                     self.parked.remove(&goid);
                 }
                 Some(g) if g.blocked() => {
-                    self.reported.insert(goid, p.since);
+                    let evicted = self.reported.insert(goid, p.since);
+                    self.evicted.reported += u64::from(evicted.is_some());
                     out.push(Report::Blocked {
                         goroutine: Box::new((*g).clone()),
                         waited_ns: now.saturating_sub(p.since),
@@ -442,7 +493,10 @@ impl<'b> Watch<'b> {
                         g.blocked() && g.wait.as_ref().and_then(|w| w.object) == Some(*lock)
                     })
             });
-            if standing && self.reported_cycles.insert(sorted(&cycle.goids)) {
+            let key = sorted(&cycle.goids);
+            if standing && !self.reported_cycles.contains_key(&key) {
+                let evicted = self.reported_cycles.insert(key, ());
+                self.evicted.cycles += u64::from(evicted.is_some());
                 out.push(Report::Deadlock(cycle));
             }
         }
@@ -557,6 +611,79 @@ mod tests {
         wait(&mut w, 8, a, 21);
         w.events_lost();
         assert!(w.due(u64::MAX / 2).cycles.is_empty());
+    }
+
+    #[test]
+    fn parked_goroutines_and_lock_waits_are_bounded() {
+        let mut w = watch();
+        for goid in 0..=MAX_GOROUTINES as u64 {
+            w.on_event(SyncEvent::Parked {
+                goid,
+                ts: goid,
+                reason: 1,
+            });
+            wait(&mut w, goid, 0x1000, goid);
+        }
+        assert_eq!((w.evicted.parked, w.evicted.lock_waits), (1, 1));
+        // The longest parked was forgotten; the rest are followed.
+        let due = w.due(u64::MAX / 2).blocked;
+        assert_eq!(due.len(), MAX_GOROUTINES);
+        assert_eq!(due[0], 1);
+    }
+
+    #[test]
+    fn a_cold_lock_is_evicted_and_an_owned_one_stays_untrusted() {
+        let mut w = watch();
+        let (a, b) = (0x1000, 0x2000);
+        acquire(&mut w, 7, a, 10);
+        acquire(&mut w, 8, b, 11);
+        // Enough other locks, taken and released, to evict a and b.
+        for i in 0..MAX_LOCKS as u64 {
+            acquire(&mut w, 9, 0x10_0000 + i * 8, 20 + i);
+            w.on_event(SyncEvent::Site {
+                goid: 9,
+                ts: 20 + i,
+                addr: 0x10_0000 + i * 8,
+                acquired: false,
+                site: 0,
+            });
+        }
+        assert_eq!(w.evicted.locks, 2);
+        assert_eq!(w.evicted.untrusted_locks, 0);
+        // Their owners were forgotten: taken again, they are never trusted.
+        acquire(&mut w, 7, a, 1 << 40);
+        acquire(&mut w, 8, b, 1 << 40);
+        wait(&mut w, 7, b, 1 << 40);
+        wait(&mut w, 8, a, 1 << 40);
+        assert!(w.due(u64::MAX / 2).cycles.is_empty());
+    }
+
+    #[test]
+    fn forgetting_an_untrusted_lock_ends_certainty() {
+        let mut w = watch();
+        for i in 0..2 * MAX_LOCKS as u64 + 1 {
+            // Held, never released: each evicted lock is remembered as untrusted.
+            acquire(&mut w, 7, 0x10_0000 + i * 8, i);
+        }
+        assert_eq!(w.evicted.untrusted_locks, 1);
+        let (a, b) = (0x1000, 0x2000);
+        acquire(&mut w, 7, a, 1 << 40);
+        acquire(&mut w, 8, b, 1 << 40);
+        wait(&mut w, 7, b, 1 << 40);
+        wait(&mut w, 8, a, 1 << 40);
+        assert!(w.due(u64::MAX / 2).cycles.is_empty());
+    }
+
+    #[test]
+    fn reported_cycles_are_bounded() {
+        let mut w = watch();
+        for g in 0..=MAX_CYCLES as u64 {
+            assert!(w.new_possible_cycle(&[2 * g + 1, 2 * g]));
+            assert!(!w.new_possible_cycle(&[2 * g, 2 * g + 1]));
+        }
+        assert_eq!(w.evicted.cycles, 1);
+        // The oldest was forgotten, so it is new again.
+        assert!(w.new_possible_cycle(&[0, 1]));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::format::duration;
 use crate::{
     model::{
         goroutines::Frame,
-        locks::{Contention, LockSummary},
+        locks::{Contention, LockEvictions, LockSummary, MAX_LOCKS},
     },
     profiles::NamedBy,
 };
@@ -90,6 +90,22 @@ pub fn summary_json(s: &LockSummary) -> Value {
             "stack": user_frames(frames).map(frame_json).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// One line on what the model's bounds evicted, when anything was.
+pub fn evictions_human(e: &LockEvictions) -> Option<String> {
+    if *e == LockEvictions::default() {
+        return None;
+    }
+    Some(format!(
+        "bounded state evicted: {} cold locks (least recently contended past {MAX_LOCKS}; their {} contended, {} wait are in the totals only), {} waits in progress, {} last releases, {} stacks not kept",
+        e.locks,
+        e.locks_contended,
+        duration(e.locks_wait_ns),
+        e.pending,
+        e.releases,
+        e.stacks
+    ))
 }
 
 pub fn summary_human(out: &mut dyn Write, locks: &[LockSummary]) -> io::Result<()> {
