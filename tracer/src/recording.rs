@@ -323,6 +323,13 @@ impl Recorder {
     }
 }
 
+/// What feeding a recording came to.
+pub struct Fed {
+    /// The end record; None when the consumer stopped first.
+    pub end: Option<End>,
+    pub malformed: u64,
+}
+
 /// One item read back.
 pub enum Item<'a> {
     /// A ring record, as the kernel delivered it.
@@ -446,6 +453,37 @@ impl RecordingReader {
                 .map(Item::End)
                 .map_err(|e| self.damaged(format!("its end record: {e}"))),
             tag => Err(self.damaged(format!("an item of unknown kind {tag}"))),
+        }
+    }
+
+    /// Feeds every ring record, decoded as the live reader decodes it, to `on_event` until
+    /// the end record, or until `on_event` returns false (`end` is then None). Records
+    /// that are no event are counted as malformed, as live.
+    pub fn feed(
+        &mut self,
+        mut on_event: impl FnMut(crate::probes::Event) -> bool,
+    ) -> Result<Fed, RecordingError> {
+        let mut malformed = 0;
+        loop {
+            match self.next_item()? {
+                Item::RingRecord(bytes) => match crate::probes::Event::from_bytes(bytes) {
+                    Some(ev) => {
+                        if !on_event(ev) {
+                            return Ok(Fed {
+                                end: None,
+                                malformed,
+                            });
+                        }
+                    }
+                    None => malformed += 1,
+                },
+                Item::End(end) => {
+                    return Ok(Fed {
+                        end: Some(end),
+                        malformed,
+                    });
+                }
+            }
         }
     }
 

@@ -22,7 +22,7 @@ use crate::{
     },
     probes::Event,
     profiles::{self, Decoder, DecoderSetup, LayoutError, NotedSites, Profile, Role},
-    recording::{self, CacheJob, End, Item, Job, PendingRecording, RecordingReader},
+    recording::{self, CacheJob, End, Job, PendingRecording, RecordingReader},
     target::memory::{Memory, load_bias},
 };
 
@@ -285,28 +285,25 @@ fn replay_to(
         pipeline.stage.decoder.set_load_bias(bias);
         pipeline.bias = Some(bias);
     }
-    let mut malformed = 0;
-    let end = loop {
-        let item = match rec.next_item() {
-            Ok(item) => item,
-            Err(e) => {
-                // What was read before the damage is shown; the summary is not.
-                pipeline.finish();
-                pipeline.flush()?;
-                return Err(e.into());
-            }
-        };
-        match item {
-            Item::RingRecord(bytes) => match Event::from_bytes(bytes) {
-                Some(ev) => pipeline.on_event(ev),
-                None => malformed += 1,
-            },
-            Item::End(end) => break end,
-        }
-        if let Some(e) = pipeline.stage.layout_error.take() {
+    let fed = rec.feed(|ev| {
+        pipeline.on_event(ev);
+        pipeline.stage.layout_error.is_none()
+    });
+    let fed = match fed {
+        Ok(fed) => fed,
+        Err(e) => {
+            // What was read before the damage is shown; the summary is not.
+            pipeline.finish();
             pipeline.flush()?;
             return Err(e.into());
         }
+    };
+    if let Some(e) = pipeline.stage.layout_error.take() {
+        pipeline.flush()?;
+        return Err(e.into());
+    }
+    let (Some(end), malformed) = (fed.end, fed.malformed) else {
+        unreachable!("feeding stops early only on a layout error");
     };
     pipeline.finish();
     if let Some(e) = pipeline.stage.layout_error.take() {

@@ -20,7 +20,7 @@ use crate::{
         Event,
         plan::{PlanSet, Unprobeable},
     },
-    recording::{self, End, FuncsJob, Item, Job, PendingRecording, RecordingReader},
+    recording::{self, End, FuncsJob, Job, PendingRecording, RecordingReader},
 };
 
 #[derive(Args, Debug)]
@@ -238,20 +238,19 @@ pub fn replay(
     sink: Box<dyn std::io::Write + Send>,
 ) -> anyhow::Result<i32> {
     let mut pipeline = Pipeline::new(job, sink, json, rec.header.target.pid);
-    let mut malformed = 0;
-    let end = loop {
-        match rec.next_item() {
-            Ok(Item::RingRecord(bytes)) => match Event::from_bytes(bytes) {
-                Some(ev) => pipeline.on_event(ev),
-                None => malformed += 1,
-            },
-            Ok(Item::End(end)) => break end,
-            Err(e) => {
-                // What was read before the damage is shown; the summary is not.
-                pipeline.flush()?;
-                return Err(e.into());
-            }
+    let fed = match rec.feed(|ev| {
+        pipeline.on_event(ev);
+        true
+    }) {
+        Ok(fed) => fed,
+        Err(e) => {
+            // What was read before the damage is shown; the summary is not.
+            pipeline.flush()?;
+            return Err(e.into());
         }
+    };
+    let (Some(end), malformed) = (fed.end, fed.malformed) else {
+        unreachable!("fed to the end");
     };
     pipeline.finish(end.lost_events, malformed, end.kernel_failures)?;
     Ok(0)

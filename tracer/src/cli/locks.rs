@@ -21,7 +21,7 @@ use crate::{
         sync::{SyncEvent, SyncOptions, SyncProbes},
     },
     profiles,
-    recording::{self, End, Item, Job, LocksJob, PendingRecording, RecordingReader},
+    recording::{self, End, Job, LocksJob, PendingRecording, RecordingReader},
     target::memory::{load_bias, monotonic_ns},
 };
 
@@ -208,19 +208,19 @@ pub fn replay(
         buf: Vec::new(),
         discovery: None,
     };
-    let mut malformed = 0;
-    let end = loop {
-        match rec.next_item() {
-            Ok(Item::RingRecord(bytes)) => match Event::from_bytes(bytes) {
-                Some(ev) => pipeline.on_event(ev),
-                None => malformed += 1,
-            },
-            Ok(Item::End(end)) => break end,
-            Err(e) => {
-                pipeline.flush()?;
-                return Err(e.into());
-            }
+    let fed = match rec.feed(|ev| {
+        pipeline.on_event(ev);
+        true
+    }) {
+        Ok(fed) => fed,
+        Err(e) => {
+            // What was read before the damage is shown; the summary is not.
+            pipeline.flush()?;
+            return Err(e.into());
         }
+    };
+    let (Some(end), malformed) = (fed.end, fed.malformed) else {
+        unreachable!("fed to the end");
     };
     pipeline.summarize(&end, malformed, job.top)?;
     Ok(0)
