@@ -277,6 +277,8 @@ pub struct Evictions {
     pub ongoing: u64,
     /// Results whose ownership was not followed (the table was full).
     pub results: u64,
+    /// `--explain`: fields whose earlier calls were forgotten (oldest field first).
+    pub explain_fields: u64,
 }
 
 /// Ended sessions no longer listed one by one.
@@ -346,11 +348,6 @@ impl CacheModel {
     pub fn with_explain(mut self) -> CacheModel {
         self.explainer = Some(Explainer::default());
         self
-    }
-
-    /// Fields the explainer forgot to stay bounded.
-    pub fn explain_evictions(&self) -> u64 {
-        self.explainer.as_ref().map_or(0, |e| e.evicted_fields)
     }
 
     /// Every session seen: ended ones first, then live ones.
@@ -914,6 +911,9 @@ impl CacheModel {
                 outcome == Some(Outcome::Uncached),
             )
         });
+        if let Some(e) = &self.explainer {
+            self.evictions.explain_fields = e.evicted_fields;
+        }
         let (engine_outcome, engine_hit_route) = c.engine.clone().unwrap_or_default();
         let engine_disagrees = match (&engine_outcome, outcome.and_then(Outcome::engine_word)) {
             (Some(e), Some(ours)) => e != ours,

@@ -129,8 +129,6 @@ pub struct PerfettoWriter {
     arg_names: Interned,
     started: bool,
     buf: Vec<u8>,
-    /// Slices written, per outcome (for the summary and tests).
-    pub slices: u64,
 }
 
 impl PerfettoWriter {
@@ -143,7 +141,6 @@ impl PerfettoWriter {
             arg_names: Interned::default(),
             started: false,
             buf: Vec::new(),
-            slices: 0,
         }
     }
 
@@ -270,7 +267,6 @@ impl PerfettoWriter {
         .then_some(interned);
         let Some(duration) = c.duration_ns else {
             // No end seen (light mode, a call cut by the stop): an instant at its start.
-            self.slices += 1;
             return self.packet(TracePacket {
                 timestamp: Some(start),
                 interned_data,
@@ -284,7 +280,6 @@ impl PerfettoWriter {
                 ..Default::default()
             });
         };
-        self.slices += 1;
         self.packet(TracePacket {
             timestamp: Some(start),
             interned_data,
