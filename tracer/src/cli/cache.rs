@@ -12,7 +12,7 @@ use super::{
 use crate::{
     gobin::GoBinary,
     model::{
-        cache::{CacheModel, CacheOutput},
+        cache::{CacheModel, CacheOutput, Evictions},
         cache_events::CacheEvent,
         calls::{CallTracker, Tracked},
     },
@@ -515,7 +515,10 @@ impl CachePipeline {
             lost_events: end.lost_events,
             kernel_failures: end.kernel_failures,
             malformed_events,
-            evictions: model.evictions,
+            evictions: Evictions {
+                goroutines: self.tracker.stats.evicted_goroutines,
+                ..model.evictions
+            },
             folded: model.folded,
             engine,
             tracer_cpu_ns: end.tracer_cpu_ns,

@@ -1,6 +1,6 @@
 //! `tracer hang --watch`: stays attached and reports goroutines as they block past the
 //! threshold and deadlocks as they form, confirmed against the target's memory.
-use std::io::Write;
+use std::{io::Write, sync::mpsc};
 
 use serde_json::json;
 
@@ -51,10 +51,28 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
     let pid = process.pid;
     let bias = load_bias(pid, binary.lowest_load_vaddr())
         .map_err(|e| anyhow::anyhow!("reading /proc/{pid}/maps: {e}"))?;
-    let mem = Memory::new(pid);
     let mut reader = Reader::new(binary, bias)?;
-    let first = take_snapshot(&mut reader, &mem, profile, None)?;
+    let first = take_snapshot(&mut reader, &Memory::new(pid), profile, None)?;
 
+    // Snapshots are taken on a thread of their own from here on: one reads the memory
+    // of every goroutine, and the ring must go on being drained meanwhile.
+    std::thread::scope(|scope| {
+        let snapshots = SnapshotWorker::start(scope, reader, Memory::new(pid), profile);
+        watch_attached(args, process, binary, &sync, bias, first, snapshots)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn watch_attached<'a>(
+    args: &WatchArgs,
+    process: Process,
+    binary: &'a GoBinary,
+    sync: &'a SyncProbes,
+    bias: u64,
+    first: Snapshot,
+    snapshots: SnapshotWorker,
+) -> anyhow::Result<i32> {
+    let pid = process.pid;
     let target = Resolved::Running(process);
     let Started {
         mut signals,
@@ -64,7 +82,7 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
         runtime,
         ..
     } = start(&target, binary, &sync.plan, 16)?;
-    let own_text = match &own {
+    let own_text = match &own_packages(args)? {
         Some(re) => format!(
             "{} fast-path Lock/Unlock sites ({} on emulated jumps) in packages `{}`",
             sync.sites.len(),
@@ -89,15 +107,14 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
     let mut watch = Watch::new(Some(Symbolizer::new(binary, bias)), args.threshold_ns);
     watch.seed(&first, now);
     let mut pipeline = WatchPipeline {
-        sync: &sync,
+        sync,
         discovery: CacheDiscovery::new(&mut probes),
         probes: &probes,
         lost_seen: 0,
         binary,
         watch,
-        reader,
-        mem,
-        profile,
+        snapshots,
+        mem: Memory::new(pid),
         bias,
         json: args.json,
         out: std::io::BufWriter::new(std::io::stdout()),
@@ -113,6 +130,9 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
         child,
         args.duration,
     ))?;
+    // A snapshot asked for before the stop still gives its reports.
+    pipeline.take_requested_snapshot()?;
+    pipeline.out.flush()?;
     let lost = probes.lost_events()?;
     let kernel = probes.kernel_failures()?;
     if let Some(k) = kernel.describe() {
@@ -126,14 +146,19 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
         "kernel_failures": kernel,
         "malformed_events": events.malformed,
         "evicted": pipeline.watch.evicted,
+        "snapshots": pipeline.snapshots.taken,
+        "longest_snapshot_ns": pipeline.snapshots.longest_ns,
     });
     if args.json {
         writeln!(pipeline.out, "{summary}")?;
     }
     pipeline.out.flush()?;
     eprintln!(
-        "tracer: {} reports; lost events: {lost}; wake-ups seen only in memory: {}",
-        pipeline.reports, pipeline.watch.unseen_wakeups
+        "tracer: {} reports; lost events: {lost}; wake-ups seen only in memory: {}; {} snapshots (longest {:.1} ms, taken beside the event loop)",
+        pipeline.reports,
+        pipeline.watch.unseen_wakeups,
+        pipeline.snapshots.taken,
+        pipeline.snapshots.longest_ns as f64 / 1e6
     );
     if let Some(e) = evictions_human(&pipeline.watch.evicted) {
         eprintln!("tracer: {e}");
@@ -177,6 +202,75 @@ fn take_snapshot(
     Ok(snap)
 }
 
+/// Takes goroutine snapshots on its own thread, one at a time, when asked.
+struct SnapshotWorker {
+    /// A request carries the engine cache's address, for naming its locks.
+    requests: mpsc::Sender<Option<u64>>,
+    snapshots: mpsc::Receiver<(anyhow::Result<Snapshot>, u64)>,
+    requested: bool,
+    /// Snapshots taken, and the longest in ns (the time the ring would have waited).
+    taken: u64,
+    longest_ns: u64,
+}
+
+impl SnapshotWorker {
+    fn start<'scope, 'env: 'scope>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        mut reader: Reader<'env>,
+        mem: Memory,
+        profile: Option<&'static Profile>,
+    ) -> SnapshotWorker {
+        let (requests, asked) = mpsc::channel::<Option<u64>>();
+        let (done, snapshots) = mpsc::channel();
+        // Ends when the pipeline (the sender) is gone.
+        scope.spawn(move || {
+            for cache in asked {
+                let began = monotonic_ns();
+                let snap = take_snapshot(&mut reader, &mem, profile, cache);
+                if done.send((snap, monotonic_ns() - began)).is_err() {
+                    break;
+                }
+            }
+        });
+        SnapshotWorker {
+            requests,
+            snapshots,
+            requested: false,
+            taken: 0,
+            longest_ns: 0,
+        }
+    }
+
+    /// Asks for a snapshot unless one is being taken.
+    fn request(&mut self, cache: Option<u64>) {
+        if !self.requested && self.requests.send(cache).is_ok() {
+            self.requested = true;
+        }
+    }
+
+    /// The snapshot asked for, once taken; `wait` blocks until it is.
+    fn take(&mut self, wait: bool) -> anyhow::Result<Option<Snapshot>> {
+        if !self.requested {
+            return Ok(None);
+        }
+        let got = if wait {
+            self.snapshots.recv().ok()
+        } else {
+            self.snapshots.try_recv().ok()
+        };
+        match got {
+            Some((snap, took_ns)) => {
+                self.requested = false;
+                self.taken += 1;
+                self.longest_ns = self.longest_ns.max(took_ns);
+                snap.map(Some)
+            }
+            None if wait => anyhow::bail!("the snapshot thread ended"),
+            None => Ok(None),
+        }
+    }
+}
+
 struct WatchPipeline<'a> {
     sync: &'a SyncProbes,
     /// The engine cache's address (its locks are then named by offset), from the probes
@@ -186,9 +280,9 @@ struct WatchPipeline<'a> {
     lost_seen: u64,
     binary: &'a GoBinary,
     watch: Watch<'a>,
-    reader: Reader<'a>,
+    snapshots: SnapshotWorker,
+    /// For reading lock words when a deadlock is confirmed.
     mem: Memory,
-    profile: Option<&'static Profile>,
     bias: u64,
     json: bool,
     out: std::io::BufWriter<std::io::Stdout>,
@@ -220,24 +314,14 @@ impl EventSink for WatchPipeline<'_> {
         for r in self.watch.take_unblocked() {
             self.write(&r, None)?;
         }
+        if let Some(snap) = self.snapshots.take(false)? {
+            self.confirm(&snap)?;
+        }
         let now = monotonic_ns();
         if now.saturating_sub(self.last_check) >= CHECK_EVERY_NS {
             self.last_check = now;
-            let due = self.watch.due(now);
-            if !due.is_empty() {
-                let snap = take_snapshot(
-                    &mut self.reader,
-                    &self.mem,
-                    self.profile,
-                    self.discovery.addr,
-                )?;
-                let now = monotonic_ns();
-                let mem = &self.mem;
-                let locked = |lock: u64| mem.u64(lock).ok().map(|state| state & 1 == 1);
-                for r in self.watch.confirm(&snap, due, now, locked) {
-                    self.write(&r, Some(&snap))?;
-                }
-                self.report_possible(&snap)?;
+            if !self.watch.due(now).is_empty() {
+                self.snapshots.request(self.discovery.addr);
             }
         }
         self.out.flush()?;
@@ -246,6 +330,27 @@ impl EventSink for WatchPipeline<'_> {
 }
 
 impl WatchPipeline<'_> {
+    /// What is due now, checked against a snapshot taken since it was asked for. The
+    /// events that came meanwhile are already applied: a goroutine that ran again is no
+    /// longer due, and one still parked was parked when the snapshot was read.
+    fn confirm(&mut self, snap: &Snapshot) -> anyhow::Result<()> {
+        let now = monotonic_ns();
+        let due = self.watch.due(now);
+        let mem = &self.mem;
+        let locked = |lock: u64| mem.u64(lock).ok().map(|state| state & 1 == 1);
+        for r in self.watch.confirm(snap, due, now, locked) {
+            self.write(&r, Some(snap))?;
+        }
+        self.report_possible(snap)
+    }
+
+    fn take_requested_snapshot(&mut self) -> anyhow::Result<()> {
+        match self.snapshots.take(true)? {
+            Some(snap) => self.confirm(&snap),
+            None => Ok(()),
+        }
+    }
+
     fn write(&mut self, r: &Report, snap: Option<&Snapshot>) -> anyhow::Result<()> {
         self.reports += 1;
         match r {

@@ -279,6 +279,29 @@ pub struct Evictions {
     pub results: u64,
     /// `--explain`: fields whose earlier calls were forgotten (oldest field first).
     pub explain_fields: u64,
+    /// Goroutines whose open calls were closed as unfinished (their exit was likely
+    /// lost); counted by the call tracker.
+    pub goroutines: u64,
+}
+
+impl Evictions {
+    /// One human line, naming only what was evicted.
+    pub fn describe(&self) -> Option<String> {
+        let parts: Vec<String> = [
+            (self.ended_sessions, "ended sessions folded"),
+            (self.seen_sessions, "clears of the seen-session set"),
+            (self.names, "session names"),
+            (self.ongoing, "executions nobody waited on"),
+            (self.results, "results not followed"),
+            (self.explain_fields, "--explain fields"),
+            (self.goroutines, "idle goroutines' open calls"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
 }
 
 /// Ended sessions no longer listed one by one.
@@ -543,6 +566,7 @@ impl CacheModel {
                 }
                 self.exec_of.insert((tgid, goid), ongoing);
                 self.bound_ongoing();
+                self.bound_exec_goroutines();
             }
             CacheEvent::GoroutineExited { tgid, goid } => {
                 self.exec_of.remove(&(tgid, goid));
@@ -836,6 +860,16 @@ impl CacheModel {
             let before = self.ongoing.len();
             self.ongoing.retain(|_, o| o.waiting > 0);
             self.evictions.ongoing += (before - self.ongoing.len()) as u64;
+        }
+    }
+
+    /// A goroutine leaves `exec_of` when it exits; one whose exit was lost would stay.
+    /// Past the bound, goroutines of executions already ended are dropped: nothing is
+    /// forgotten, as a call nested in them could no longer find its parent anyway.
+    fn bound_exec_goroutines(&mut self) {
+        if self.exec_of.len() > MAX_ONGOING {
+            let ongoing = &self.ongoing;
+            self.exec_of.retain(|_, oc| ongoing.contains_key(oc));
         }
     }
 
@@ -1181,6 +1215,58 @@ mod tests {
             })
             .collect();
         assert_eq!(closed, vec![(3, 2, Some(0)), (1, 2, Some(1))]);
+    }
+
+    #[test]
+    fn goroutines_of_executions_leave_with_their_exit_or_their_execution() {
+        let mut model = CacheModel::new(true);
+        let mut out = Vec::new();
+        // Each execution's goroutine exits: none stays.
+        for g in 0..1000u64 {
+            model.on_event(
+                CacheEvent::ExecStarted {
+                    tgid: 1,
+                    goid: 100 + g,
+                    ongoing: g,
+                    creator: None,
+                },
+                &mut |o| out.push(o),
+            );
+            model.on_event(
+                CacheEvent::GoroutineExited {
+                    tgid: 1,
+                    goid: 100 + g,
+                },
+                &mut |o| out.push(o),
+            );
+        }
+        assert_eq!(model.exec_of.len(), 0);
+        // Exits lost: the goroutines of executions no longer in flight are dropped
+        // past the bound, those of live ones stay.
+        for g in 0..(MAX_ONGOING as u64 + 10) {
+            model.on_event(
+                CacheEvent::ExecStarted {
+                    tgid: 1,
+                    goid: 1_000_000 + g,
+                    ongoing: 1_000_000 + g,
+                    creator: None,
+                },
+                &mut |o| out.push(o),
+            );
+            model.ongoing.clear();
+        }
+        assert!(model.exec_of.len() <= MAX_ONGOING);
+        let last = 1_000_000 + MAX_ONGOING as u64 + 9;
+        model.on_event(
+            CacheEvent::ExecStarted {
+                tgid: 1,
+                goid: last + 1,
+                ongoing: last + 1,
+                creator: None,
+            },
+            &mut |o| out.push(o),
+        );
+        assert!(model.exec_of.contains_key(&(1, last + 1)));
     }
 
     #[test]

@@ -110,7 +110,13 @@ pub struct PairingStats {
     /// Events whose goroutine or stack depth was unreadable: reported unpaired.
     pub unreadable: u64,
     pub unknown_kind: u64,
+    /// Goroutines whose open frames were dropped (as unfinished) at the bound.
+    pub evicted_goroutines: u64,
 }
+
+/// Goroutines with open frames kept at most. One whose exit event was lost would keep
+/// its frames for ever; past the bound, those least recently entered are closed.
+const MAX_OPEN_GOROUTINES: usize = 1 << 16;
 
 #[derive(Default)]
 pub struct CallTracker {
@@ -144,6 +150,12 @@ impl CallTracker {
                 if let Some(frames) = self.stacks.remove(&key) {
                     close_all(frames, out);
                 }
+                // Consumers keep per-goroutine state too (the cache model's goroutines
+                // running an execution): they hear of the exit after its calls ended.
+                out(Tracked::Point {
+                    event: &ev,
+                    within: None,
+                });
             }
             ProbeKind::Point => {
                 let within = self
@@ -162,6 +174,9 @@ impl CallTracker {
             }
             ProbeKind::FuncEntry => {
                 let frame = self.new_frame();
+                if self.stacks.len() >= MAX_OPEN_GOROUTINES && !self.stacks.contains_key(&key) {
+                    self.evict_idle(out);
+                }
                 let stack = self.stacks.entry(key).or_default();
                 // A live ancestor is strictly shallower; anything at this depth or
                 // deeper ended without a RET we saw.
@@ -217,6 +232,26 @@ impl CallTracker {
                 }
                 if stack.is_empty() {
                     self.stacks.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Closes the stacks of the eighth of goroutines least recently entered, as
+    /// unfinished (consumers free what they keep for those calls); a batch at a time so
+    /// the scan is paid once per many entries.
+    fn evict_idle(&mut self, out: &mut impl FnMut(Tracked)) {
+        let mut by_age: Vec<(u64, (u32, u64))> = self
+            .stacks
+            .iter()
+            .map(|(&key, s)| (s.last().map_or(0, |f| f.start_ns), key))
+            .collect();
+        by_age.sort_unstable();
+        for (_, key) in by_age.into_iter().take(MAX_OPEN_GOROUTINES / 8) {
+            if let Some(frames) = self.stacks.remove(&key) {
+                self.stats.evicted_goroutines += 1;
+                for f in frames.into_iter().rev() {
+                    out(Tracked::Completed(open_record(f, CallStatus::Unfinished)));
                 }
             }
         }
@@ -457,6 +492,46 @@ mod tests {
         assert_eq!(out[0].status, CallStatus::Unwound);
         assert_eq!(out[1].status, CallStatus::Returned);
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn goroutines_whose_exit_was_lost_are_evicted_oldest_first() {
+        let mut t = CallTracker::new(false);
+        let mut out = Vec::new();
+        let total = MAX_OPEN_GOROUTINES as u64 + 1;
+        for g in 0..total {
+            t.on_event(ev(FuncEntry, 1, g, 100, g, 0), &mut completed(&mut out));
+        }
+        assert!(t.stacks.len() <= MAX_OPEN_GOROUTINES);
+        let evicted = (MAX_OPEN_GOROUTINES / 8) as u64;
+        assert_eq!(t.stats.evicted_goroutines, evicted);
+        assert_eq!(out.len() as u64, evicted);
+        // The oldest went, as unfinished; the newest stayed.
+        assert!(out.iter().all(|r| r.status == CallStatus::Unfinished));
+        assert!(out.iter().all(|r| r.goid.is_some_and(|g| g < evicted)));
+        assert_eq!(t.open_frames(10, total - 1).len(), 1);
+    }
+
+    #[test]
+    fn goroutine_exit_is_passed_on_after_its_frames() {
+        let mut t = CallTracker::new(false);
+        let mut seen = Vec::new();
+        for e in [
+            ev(FuncEntry, 1, 5, 100, 1, 0),
+            ev(GoroutineExit, 0, 5, 50, 2, 0),
+        ] {
+            t.on_event(e, &mut |t| {
+                seen.push(match t {
+                    Tracked::Entered(_) => "entered",
+                    Tracked::Completed(_) => "completed",
+                    Tracked::Point { within, .. } => {
+                        assert_eq!(within, None);
+                        "exit"
+                    }
+                })
+            });
+        }
+        assert_eq!(seen, ["entered", "completed", "exit"]);
     }
 
     #[test]

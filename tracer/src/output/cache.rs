@@ -569,8 +569,8 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
             s.folded.leaked
         )?;
     }
-    if s.evictions != Evictions::default() {
-        writeln!(w, "bounded state evicted: {:?}", s.evictions)?;
+    if let Some(e) = s.evictions.describe() {
+        writeln!(w, "bounded state evicted: {e}")?;
     }
     if let Some(per_k) = (s.tracer_cpu_ns * 1000).checked_div(s.totals.calls) {
         writeln!(
