@@ -19,6 +19,7 @@ use crate::{
     output::{
         self,
         cache::{CacheTotals, Metrics, SummaryInput},
+        records::Record,
     },
     probes::Event,
     profiles::{self, Decoder, DecoderSetup, LayoutError, NotedSites, Profile, Role},
@@ -440,7 +441,7 @@ impl CachePipeline {
         sink: Box<dyn Write + Send>,
         format: output::Format,
     ) -> anyhow::Result<Self> {
-        let (sink, perfetto): (Box<dyn Write + Send>, _) = match format {
+        let (mut sink, perfetto): (Box<dyn Write + Send>, _) = match format {
             output::Format::Perfetto => (
                 Box::new(std::io::sink()),
                 Some(output::perfetto::PerfettoWriter::new(sink)),
@@ -448,6 +449,9 @@ impl CachePipeline {
             _ => (sink, None),
         };
         let json = format == output::Format::Json;
+        if json {
+            Record::header("cache").write_line(&mut sink)?;
+        }
         let profile = profiles::dagger::by_name(&job.line, &job.variant).ok_or_else(|| {
             anyhow::anyhow!(
                 "this tracer does not know code line {} ({}) (hint: use the tracer version that recorded it)",
@@ -524,8 +528,7 @@ impl CachePipeline {
             tracer_cpu_ns: end.tracer_cpu_ns,
         };
         if self.json {
-            let line = output::cache::summary_json(&summary);
-            writeln!(self.sink, "{line}")?;
+            output::cache::summary_json(&summary).write_line(&mut self.sink)?;
         }
         self.sink.flush()?;
         output::cache::summary_human(human, &summary)?;

@@ -10,6 +10,7 @@ use clap::Args;
 
 use crate::{
     model::diff::{Comparison, Run, RunCall, Side, compare},
+    output::records::Record,
     recording::{Job, MAGIC, RecordingReader},
 };
 
@@ -37,15 +38,14 @@ pub fn run(args: DiffArgs) -> anyhow::Result<i32> {
     let cmp = compare(&a, &b);
     let mut out = std::io::stdout().lock();
     if args.json {
-        let v = serde_json::json!({
-            "kind": "cache_diff",
-            "a": args.a.display().to_string(),
-            "b": args.b.display().to_string(),
-            "diverged": cmp.first.is_some(),
-            "first_divergence": cmp.first,
-            "summary": cmp.summary,
-        });
-        writeln!(out, "{v}")?;
+        Record::CacheDiff {
+            a: args.a.display().to_string(),
+            b: args.b.display().to_string(),
+            diverged: cmp.first.is_some(),
+            first_divergence: &cmp.first,
+            summary: &cmp.summary,
+        }
+        .write_line(&mut out)?;
     } else {
         report(&mut out, &args, &cmp)?;
     }

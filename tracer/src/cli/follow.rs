@@ -12,7 +12,7 @@ use super::{
     target::{Resolved, TargetArgs},
     tracing::Stop,
 };
-use crate::output::SharedSink;
+use crate::output::{SharedSink, records::Record};
 use crate::target::{Process, TargetError};
 
 #[derive(Args, Debug, Clone, Default)]
@@ -133,13 +133,12 @@ pub fn attach_record(incarnation: u32, process: &Process) -> String {
     let unix_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    serde_json::json!({
-        "kind": "attach",
-        "incarnation": incarnation,
-        "pid": process.pid,
-        "host_pid": process.host_pid,
-        "exe": process.exe_link.display().to_string(),
-        "unix_ns": unix_ns,
-    })
-    .to_string()
+    let record = Record::Attach {
+        incarnation,
+        pid: process.pid,
+        host_pid: process.host_pid,
+        exe: process.exe_link.display().to_string(),
+        unix_ns,
+    };
+    serde_json::to_string(&record).unwrap_or_default()
 }

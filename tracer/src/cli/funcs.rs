@@ -284,7 +284,11 @@ impl EventSink for Pipeline {
 }
 
 impl Pipeline {
-    fn new(job: &FuncsJob, sink: Box<dyn std::io::Write + Send>, json: bool, pid: u32) -> Self {
+    fn new(job: &FuncsJob, mut sink: Box<dyn std::io::Write + Send>, json: bool, pid: u32) -> Self {
+        if json {
+            // A closed pipe shows at the first record written, as it does without one.
+            let _ = crate::output::records::Record::header("funcs").write_line(&mut sink);
+        }
         Pipeline {
             tracker: CallTracker::new(job.entry_only),
             summary: CallSummary::new(job.functions.len()),

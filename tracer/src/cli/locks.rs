@@ -15,7 +15,7 @@ use crate::{
         goroutines::Symbolizer,
         locks::{Contention, LockModel},
     },
-    output,
+    output::{self, records::Record},
     probes::{
         Event,
         sync::{SyncEvent, SyncOptions, SyncProbes},
@@ -82,7 +82,7 @@ pub fn run(mut args: LocksArgs) -> anyhow::Result<i32> {
 fn trace_once(
     args: &LocksArgs,
     target: &Resolved,
-    sink: Box<dyn Write + Send>,
+    mut sink: Box<dyn Write + Send>,
     duration: Option<f64>,
 ) -> anyhow::Result<Stop> {
     let recording = args
@@ -131,6 +131,9 @@ fn trace_once(
     if let Some(r) = recording {
         let header = recording::header_for(&binary, pid, Job::Locks(job.clone()));
         reader.record_to(r.start(&header)?);
+    }
+    if args.json {
+        Record::header("locks").write_line(&mut sink)?;
     }
     let mut pipeline = LocksPipeline {
         decoder: &probes_plan,
@@ -182,7 +185,7 @@ pub fn replay(
     rec: &mut RecordingReader,
     job: &LocksJob,
     json: bool,
-    sink: Box<dyn Write + Send>,
+    mut sink: Box<dyn Write + Send>,
 ) -> anyhow::Result<i32> {
     // What the live run learned as it went (load bias, symbols) is in the end record.
     let end = RecordingReader::open(&rec.path)
@@ -195,6 +198,9 @@ pub fn replay(
     let symbols =
         Symbolizer::from_facts(end.as_ref().map(|e| e.symbols.clone()).unwrap_or_default());
     let decoder = SyncProbes::for_replay();
+    if json {
+        Record::header("locks").write_line(&mut sink)?;
+    }
     let mut pipeline = LocksPipeline {
         decoder: &decoder,
         model: LockModel::new(Some(symbols), profile),
@@ -250,19 +256,18 @@ impl LocksPipeline<'_> {
         let summary = self.model.summary(top);
         if self.json {
             for s in &summary {
-                writeln!(self.sink, "{}", output::locks::summary_json(s))?;
+                output::locks::summary_json(s).write_line(&mut self.sink)?;
             }
-            let rec = serde_json::json!({
-                "kind": "summary",
-                "contended": self.contended,
-                "locks": summary.len(),
-                "other_semaphore_waits": self.model.other_waits,
-                "lost_events": end.lost_events,
-                "kernel_failures": end.kernel_failures,
-                "malformed_events": malformed,
-                "evicted": self.model.evicted,
-            });
-            writeln!(self.sink, "{rec}")?;
+            Record::LocksSummary {
+                contended: self.contended,
+                locks: summary.len(),
+                other_semaphore_waits: self.model.other_waits,
+                lost_events: end.lost_events,
+                kernel_failures: end.kernel_failures,
+                malformed_events: malformed,
+                evicted: self.model.evicted,
+            }
+            .write_line(&mut self.sink)?;
         }
         self.sink.flush()?;
         let mut err = std::io::stderr();

@@ -2,8 +2,6 @@
 //! threshold and deadlocks as they form, confirmed against the target's memory.
 use std::{io::Write, sync::mpsc};
 
-use serde_json::json;
-
 use super::{
     target::Resolved,
     tracing::{CacheDiscovery, EventSink, Started, start, trace_until_stop},
@@ -14,7 +12,10 @@ use crate::{
         goroutines::{Frame, Reader, Snapshot, Symbolizer, name_locks},
         watch::{CertainCycle, Report, Taken, Watch, WatchEvictions},
     },
-    output::goroutines::{deadlock_json, deadlock_text, frame_lines, goroutine_json, wait_text},
+    output::{
+        goroutines::{deadlock_json, deadlock_text, frame_lines, goroutine_json, wait_text},
+        records::{GoroutineRecord, Holder, Record, SourcePlace},
+    },
     probes::{
         AttachedProbes, Event,
         sync::{SyncEvent, SyncOptions, SyncProbes},
@@ -121,6 +122,9 @@ fn watch_attached<'a>(
         last_check: 0,
         reports: 0,
     };
+    if args.json {
+        Record::header("hang").write_line(&mut pipeline.out)?;
+    }
     pipeline.report_possible(&first)?;
     let stop = runtime.block_on(trace_until_stop(
         &mut signals,
@@ -138,19 +142,18 @@ fn watch_attached<'a>(
     if let Some(k) = kernel.describe() {
         eprintln!("tracer: {k}");
     }
-    let summary = json!({
-        "kind": "summary",
-        "reports": pipeline.reports,
-        "unseen_wakeups": pipeline.watch.unseen_wakeups,
-        "lost_events": lost,
-        "kernel_failures": kernel,
-        "malformed_events": events.malformed,
-        "evicted": pipeline.watch.evicted,
-        "snapshots": pipeline.snapshots.taken,
-        "longest_snapshot_ns": pipeline.snapshots.longest_ns,
-    });
     if args.json {
-        writeln!(pipeline.out, "{summary}")?;
+        Record::WatchSummary {
+            reports: pipeline.reports,
+            unseen_wakeups: pipeline.watch.unseen_wakeups,
+            lost_events: lost,
+            kernel_failures: kernel,
+            malformed_events: events.malformed,
+            evicted: pipeline.watch.evicted,
+            snapshots: pipeline.snapshots.taken,
+            longest_snapshot_ns: pipeline.snapshots.longest_ns,
+        }
+        .write_line(&mut pipeline.out)?;
     }
     pipeline.out.flush()?;
     eprintln!(
@@ -360,11 +363,13 @@ impl WatchPipeline<'_> {
                 start,
             } => {
                 if self.json {
-                    let mut v = goroutine_json(snap.unwrap_or(&Snapshot::default()), g);
-                    v["event"] = json!("blocked");
-                    v["waiting_ns"] = json!(waited_ns);
-                    v["wait_start"] = json!(start.as_str());
-                    writeln!(self.out, "{v}")?;
+                    Record::Goroutine(GoroutineRecord {
+                        event: Some("blocked"),
+                        waiting_ns: Some(*waited_ns),
+                        wait_start: Some(start.as_str()),
+                        ..goroutine_json(snap.unwrap_or(&Snapshot::default()), g)
+                    })
+                    .write_line(&mut self.out)?;
                 } else {
                     writeln!(
                         self.out,
@@ -384,8 +389,11 @@ impl WatchPipeline<'_> {
             }
             Report::Unblocked { goid, waited_ns } => {
                 if self.json {
-                    let v = json!({"kind": "unblocked", "goid": goid, "waited_ns": waited_ns});
-                    writeln!(self.out, "{v}")?;
+                    Record::Unblocked {
+                        goid: *goid,
+                        waited_ns: *waited_ns,
+                    }
+                    .write_line(&mut self.out)?;
                 } else {
                     writeln!(
                         self.out,
@@ -431,32 +439,35 @@ impl WatchPipeline<'_> {
         let evidence = "each goroutine is parked in lockSlow on a mutex that the next one was \
                         seen taking (a probed Lock site or lockSlow returning) with no release \
                         seen since; every release while someone waits passes unlockSlow";
-        let holders: Vec<serde_json::Value> = c
-            .locks
-            .iter()
-            .zip(&c.owners)
-            .map(|(lock, o)| {
-                let at = self.taken_at(o.taken);
-                json!({
-                    "lock": lock,
-                    "goid": o.goid,
-                    "since_ns": o.since,
-                    "taken_by": match o.taken { Taken::Site(_) => "lock site", Taken::SlowPath => "lockSlow" },
-                    "taken_at": at.map(|f| json!({"func": f.func, "file": f.file, "line": f.line})),
-                })
-            })
-            .collect();
         if self.json {
-            let v = json!({
-                "kind": "deadlock",
-                "goids": c.goids,
-                "locks": c.locks,
-                "lock_names": names,
-                "certain": true,
-                "holders": holders,
-                "evidence": evidence,
-            });
-            writeln!(self.out, "{v}")?;
+            let holders = c
+                .locks
+                .iter()
+                .zip(&c.owners)
+                .map(|(lock, o)| Holder {
+                    lock: *lock,
+                    goid: o.goid,
+                    since_ns: o.since,
+                    taken_by: match o.taken {
+                        Taken::Site(_) => "lock site",
+                        Taken::SlowPath => "lockSlow",
+                    },
+                    taken_at: self.taken_at(o.taken).map(|f| SourcePlace {
+                        func: f.func,
+                        file: f.file,
+                        line: f.line,
+                    }),
+                })
+                .collect();
+            Record::Deadlock {
+                goids: &c.goids,
+                locks: &c.locks,
+                lock_names: Some(names),
+                certain: true,
+                holders: Some(holders),
+                evidence,
+            }
+            .write_line(&mut self.out)?;
             return Ok(());
         }
         writeln!(self.out, "DEADLOCK (certain):")?;
@@ -493,7 +504,7 @@ impl WatchPipeline<'_> {
             }
             self.reports += 1;
             if self.json {
-                writeln!(self.out, "{}", deadlock_json(d))?;
+                deadlock_json(d).write_line(&mut self.out)?;
             } else {
                 writeln!(self.out, "{}\n", deadlock_text(d))?;
             }

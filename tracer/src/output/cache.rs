@@ -5,18 +5,17 @@ use std::{
     io::{self, Write},
 };
 
-use serde::Serialize;
-use serde_json::{Value, json};
+use super::records::{
+    CacheCallRecord, CacheSummary, FilesyncTotals, MetricsNow, OutcomeTotals, Record,
+    SessionTotals, Ttl,
+};
 
 use super::format::duration;
+use crate::model::explain::Explanation;
 use crate::model::{
     cache::{CacheCall, CacheOutput, Evictions, FoldedSessions, Outcome, SessionRefs},
     cache_events::HitRoute,
     latency::Histogram,
-};
-use crate::model::{
-    cache_events::EngineMiss,
-    explain::{CallIdentity, Explanation},
 };
 use crate::probes::KernelFailures;
 
@@ -73,103 +72,53 @@ pub fn leaked(s: &SessionRefs) -> bool {
     (s.closed || s.removed) && s.refs_taken > s.refs_released
 }
 
-/// A `cache_call` record, serialized straight from the call (the hot path: no
-/// intermediate JSON tree).
-#[derive(Serialize)]
-struct CallJson<'a> {
-    kind: &'static str,
-    pid: u32,
-    goid: u64,
-    digest: &'a Option<String>,
-    outcome: Option<&'static str>,
-    hit_route: Option<&'static str>,
-    engine_outcome: &'a Option<String>,
-    engine_hit_route: &'a Option<String>,
-    engine_disagrees: bool,
-    result_id: Option<u64>,
-    session: &'a Option<String>,
-    start_ns: Option<u64>,
-    duration_ns: Option<u64>,
-    exec_goid: Option<u64>,
-    waiters: Option<u32>,
-    returned_id_differs: Option<bool>,
-    parent_digest: &'a Option<String>,
-    storage_key: &'a Option<String>,
-    ttl: Ttl,
-    error: &'a Option<String>,
-    status: &'static str,
-    identity: &'a Option<Box<CallIdentity>>,
-    explain: &'a Option<Box<Explanation>>,
-    engine_miss: Option<EngineMiss>,
-}
-
-#[derive(Serialize)]
-struct Ttl {
-    db_read: bool,
-    db_written: bool,
-}
-
 /// Writes one record as a JSON line.
 pub fn write_json_record(w: &mut dyn Write, out: &CacheOutput, pid: u32) -> io::Result<()> {
-    match out {
-        CacheOutput::Call(c) => serde_json::to_writer(
-            &mut *w,
-            &CallJson {
-                kind: "cache_call",
-                pid,
-                goid: c.goid,
-                digest: &c.digest,
-                outcome: c.outcome.map(Outcome::as_str),
-                hit_route: c.hit_route.map(HitRoute::as_str),
-                engine_outcome: &c.engine_outcome,
-                engine_hit_route: &c.engine_hit_route,
-                engine_disagrees: c.engine_disagrees,
-                result_id: c.result_id,
-                session: &c.session,
-                start_ns: c.start_ns,
-                duration_ns: c.duration_ns,
-                exec_goid: c.exec_goid,
-                waiters: c.waiters,
-                returned_id_differs: c.returned_id_differs,
-                parent_digest: &c.parent_digest,
-                storage_key: &c.storage_key,
-                ttl: Ttl {
-                    db_read: c.db_read,
-                    db_written: c.db_written,
-                },
-                error: &c.error,
-                status: c.status.as_str(),
-                identity: &c.identity,
-                explain: &c.explain,
-                engine_miss: c.engine_miss,
+    let record = match out {
+        CacheOutput::Call(c) => Record::CacheCall(CacheCallRecord {
+            pid,
+            goid: c.goid,
+            digest: &c.digest,
+            outcome: c.outcome.map(Outcome::as_str),
+            hit_route: c.hit_route.map(HitRoute::as_str),
+            engine_outcome: &c.engine_outcome,
+            engine_hit_route: &c.engine_hit_route,
+            engine_disagrees: c.engine_disagrees,
+            result_id: c.result_id,
+            session: &c.session,
+            start_ns: c.start_ns,
+            duration_ns: c.duration_ns,
+            exec_goid: c.exec_goid,
+            waiters: c.waiters,
+            returned_id_differs: c.returned_id_differs,
+            parent_digest: &c.parent_digest,
+            storage_key: &c.storage_key,
+            ttl: Ttl {
+                db_read: c.db_read,
+                db_written: c.db_written,
             },
-        )?,
-        other => serde_json::to_writer(&mut *w, &json_record(other, pid))?,
-    }
-    w.write_all(b"\n")
-}
-
-/// The JSON of a record other than a call (rare ones: sessions, releases, filesync).
-fn json_record(out: &CacheOutput, pid: u32) -> Value {
-    match out {
-        // Calls are serialized by `write_json_record` without a tree.
-        CacheOutput::Call(_) => Value::Null,
-        CacheOutput::SessionOpened { session, goid } => {
-            json!({"kind": "session_open", "session": session, "goid": goid})
-        }
+            error: &c.error,
+            status: c.status.as_str(),
+            identity: &c.identity,
+            explain: &c.explain,
+            engine_miss: c.engine_miss,
+        }),
+        CacheOutput::SessionOpened { session, goid } => Record::SessionOpen {
+            session,
+            goid: *goid,
+        },
         CacheOutput::SessionClosed {
             session,
             refs_taken,
             refs_released,
             results_released,
-        } => json!({
-            "kind": "session_close",
-            "session": session,
-            "refs_taken": refs_taken,
-            "refs_released": refs_released,
-            "results_released": results_released,
-            "leaked": refs_taken > refs_released,
-        }),
+        } => Record::SessionClose {
+            session,
+            refs_taken: *refs_taken,
+            refs_released: *refs_released,
+            results_released: *results_released,
+            leaked: refs_taken > refs_released,
+        },
         CacheOutput::LoadHit {
             session,
             goid,
@@ -177,55 +126,69 @@ fn json_record(out: &CacheOutput, pid: u32) -> Value {
             via,
             route,
             result_id,
-        } => json!({
-            "kind": "load_hit", "pid": pid, "session": session, "goid": goid, "digest": digest,
-            "via": via, "hit_route": route.map(HitRoute::as_str), "result_id": result_id,
-        }),
+        } => Record::LoadHit {
+            pid,
+            session,
+            goid: *goid,
+            digest,
+            via,
+            hit_route: route.map(HitRoute::as_str),
+            result_id: *result_id,
+        },
         CacheOutput::Anomaly {
             kind,
             session,
             result_id,
             count,
-        } => json!({
-            "kind": "ownership_anomaly", "type": kind.as_str(), "session": session,
-            "result_id": result_id, "count": count,
-        }),
+        } => Record::OwnershipAnomaly {
+            anomaly: kind.as_str(),
+            session,
+            result_id: *result_id,
+            count: *count,
+        },
         CacheOutput::Arbitrary {
             session,
             goid,
             outcome,
             duration_ns,
-        } => json!({
-            "kind": "arbitrary", "session": session, "goid": goid, "outcome": outcome,
-            "duration_ns": duration_ns,
-        }),
+        } => Record::Arbitrary {
+            session,
+            goid: *goid,
+            outcome,
+            duration_ns: *duration_ns,
+        },
         CacheOutput::Release {
             session,
             digest,
             refcount_after,
             goid,
-        } => json!({
-            "kind": "release", "session": session, "digest": digest,
-            "refcount_after": refcount_after, "goid": goid,
-        }),
+        } => Record::Release {
+            session,
+            digest,
+            refcount_after: *refcount_after,
+            goid: *goid,
+        },
         CacheOutput::Change {
             path,
             outcome,
             goid,
             duration_ns,
-        } => json!({
-            "kind": "change", "path": path, "outcome": outcome, "goid": goid, "duration_ns": duration_ns,
-        }),
+        } => Record::Change {
+            path,
+            outcome,
+            goid: *goid,
+            duration_ns: *duration_ns,
+        },
         CacheOutput::ChangeRelease {
             path,
             refcount_after,
-        } => {
-            json!({"kind": "change_release", "path": path, "refcount_after": refcount_after})
-        }
-        CacheOutput::Conflict { path, error } => {
-            json!({"kind": "conflict", "path": path, "error": error})
-        }
-    }
+        } => Record::ChangeRelease {
+            path,
+            refcount_after: *refcount_after,
+        },
+        CacheOutput::Conflict { path, error } => Record::Conflict { path, error },
+    };
+    record.write_line(w)
 }
 
 /// `--explain`'s line under a miss: what differs from the earlier call compared with.
@@ -431,44 +394,44 @@ pub struct SummaryInput<'a> {
     pub tracer_cpu_ns: u64,
 }
 
-pub fn summary_json(s: &SummaryInput) -> Value {
-    let outcomes: BTreeMap<&str, Value> = s
-        .totals
-        .per_outcome
-        .iter()
-        .map(|(o, h)| {
-            (o.as_str(), json!({"calls": h.count_all(), "p50_ns": h.quantile(0.5), "p99_ns": h.quantile(0.99)}))
-        })
-        .collect();
-    let sessions: Vec<Value> = s
-        .sessions
-        .iter()
-        .map(|r| {
-            json!({
-                "session": r.id, "calls": r.calls, "refs_taken": r.refs_taken,
-                "refs_released": r.refs_released, "closed": r.closed || r.removed, "leaked": leaked(r),
+pub fn summary_json<'a>(s: &'a SummaryInput<'a>) -> Record<'a> {
+    Record::CacheSummary(CacheSummary {
+        engine: &s.engine,
+        calls: s.totals.calls,
+        unknown_outcome: s.totals.unknown_outcome,
+        outcomes: s
+            .totals
+            .per_outcome
+            .iter()
+            .map(|(o, h)| (o.as_str(), OutcomeTotals::of(h)))
+            .collect(),
+        hit_ratio: s.totals.hit_ratio(),
+        sessions: s
+            .sessions
+            .iter()
+            .map(|r| SessionTotals {
+                session: &r.id,
+                calls: r.calls,
+                refs_taken: r.refs_taken,
+                refs_released: r.refs_released,
+                closed: r.closed || r.removed,
+                leaked: leaked(r),
             })
-        })
-        .collect();
-    json!({
-        "kind": "cache_summary",
-        "engine": s.engine,
-        "calls": s.totals.calls,
-        "unknown_outcome": s.totals.unknown_outcome,
-        "outcomes": outcomes,
-        "hit_ratio": s.totals.hit_ratio(),
-        "sessions": sessions,
-        "filesync": {"changes": s.totals.changes, "conflicts": s.totals.conflicts},
-        "metrics": {
-            "dagger_connected_clients": s.metrics.connected_clients,
-            "dagger_dagql_cache_entries": s.metrics.cache_entries,
+            .collect(),
+        filesync: FilesyncTotals {
+            changes: s.totals.changes,
+            conflicts: s.totals.conflicts,
         },
-        "lost_events": s.lost_events,
-        "kernel_failures": s.kernel_failures,
-        "malformed_events": s.malformed_events,
-        "evicted_state": s.evictions,
-        "sessions_folded": s.folded,
-        "tracer_cpu_ns": s.tracer_cpu_ns,
+        metrics: MetricsNow {
+            dagger_connected_clients: s.metrics.connected_clients,
+            dagger_dagql_cache_entries: s.metrics.cache_entries,
+        },
+        lost_events: s.lost_events,
+        kernel_failures: s.kernel_failures,
+        malformed_events: s.malformed_events,
+        evicted_state: s.evictions,
+        sessions_folded: s.folded,
+        tracer_cpu_ns: s.tracer_cpu_ns,
     })
 }
 

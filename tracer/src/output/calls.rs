@@ -1,11 +1,10 @@
 //! Output of `tracer funcs`: one line or JSON object per call, and the summary.
 use std::io::{self, Write};
 
-use serde::Serialize;
-
 use super::{
     format::{duration, register},
     json::{JsonObject, quoted},
+    records::{FuncTotals, Record},
 };
 use crate::{
     model::{
@@ -220,19 +219,6 @@ fn write_summary_human(
     Ok(())
 }
 
-#[derive(Serialize)]
-struct FuncSummaryJson<'a> {
-    func: &'a str,
-    calls: u64,
-    returned: u64,
-    unwound: u64,
-    unfinished: u64,
-    entry_only: u64,
-    no_entry: u64,
-    p50_ns: Option<u64>,
-    p99_ns: Option<u64>,
-}
-
 fn write_summary_json(
     out: &mut dyn Write,
     s: &CallSummary,
@@ -243,7 +229,7 @@ fn write_summary_json(
         .iter()
         .enumerate()
         .filter(|(_, t)| t.calls > 0)
-        .map(|(id, t)| FuncSummaryJson {
+        .map(|(id, t)| FuncTotals {
             func: &ctx.names[id],
             calls: t.calls,
             returned: t.returned,
@@ -255,17 +241,15 @@ fn write_summary_json(
             p99_ns: t.durations.quantile(0.99),
         })
         .collect();
-    let json = serde_json::json!({
-        "kind": "summary",
-        "calls": s.total(|t| t.calls),
-        "unwound": s.total(|t| t.unwound),
-        "lost_events": ctx.lost_events,
-        "kernel_failures": ctx.kernel,
-        "unreadable_events": ctx.unreadable,
-        "functions": functions,
-    });
-    serde_json::to_writer(&mut *out, &json)?;
-    out.write_all(b"\n")
+    Record::FuncsSummary {
+        calls: s.total(|t| t.calls),
+        unwound: s.total(|t| t.unwound),
+        lost_events: ctx.lost_events,
+        kernel_failures: ctx.kernel,
+        unreadable_events: ctx.unreadable,
+        functions,
+    }
+    .write_line(out)
 }
 
 #[cfg(test)]

@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use serde_json::{Value, json};
-
+use super::records::{FrameRecord, GoroutineRecord, Record};
 use crate::model::goroutines::{Deadlock, Frame, Goroutine, Snapshot, group};
 
 /// `", 3 minutes"` like Go's dump for a minute or more; seconds below that (Go prints nothing).
@@ -198,43 +197,44 @@ fn by_state(snap: &Snapshot, include_system: bool) -> Vec<(String, usize)> {
     v
 }
 
-fn frame_json(f: &Frame) -> Value {
-    json!({"func": f.func, "file": f.file, "line": f.line, "pc": f.pc, "inlined": f.inlined})
-}
-
-pub fn goroutine_json(snap: &Snapshot, g: &Goroutine) -> Value {
+/// A goroutine of `snap` as a JSON record.
+pub fn goroutine_json<'a>(snap: &Snapshot, g: &'a Goroutine) -> GoroutineRecord<'a> {
     let w = g.wait.as_ref();
-    json!({
-        "kind": "goroutine",
-        "goid": g.goid,
-        "state": g.status_name(),
-        "wait_reason": g.wait_reason,
-        "waiting_ns": g.waiting_ns,
-        "waiting_on": w.and_then(|w| w.object),
-        "wait_kind": w.map(|w| w.kind),
-        "lock_name": w.and_then(|w| w.name),
-        "lock_named_by": w.and_then(|w| w.named_by).map(crate::profiles::NamedBy::as_str),
-        "sema": w.and_then(|w| w.sema),
-        "channels": w.map(|w| w.chans.clone()).unwrap_or_default(),
-        "possible_holders": holders_of(snap, g),
-        "system": g.system,
-        "parent_goid": g.parent_goid,
-        "start_func": g.start_func,
-        "created_by": g.created_by.as_ref().map(frame_json),
-        "stack": g.stack.iter().map(frame_json).collect::<Vec<_>>(),
-        "stack_note": g.stack_note,
-    })
+    GoroutineRecord {
+        event: None,
+        goid: g.goid,
+        state: g.status_name(),
+        wait_reason: &g.wait_reason,
+        waiting_ns: g.waiting_ns,
+        wait_start: None,
+        waiting_on: w.and_then(|w| w.object),
+        wait_kind: w.map(|w| w.kind),
+        lock_name: w.and_then(|w| w.name),
+        lock_named_by: w
+            .and_then(|w| w.named_by)
+            .map(crate::profiles::NamedBy::as_str),
+        sema: w.and_then(|w| w.sema),
+        channels: w.map_or(&[], |w| &w.chans),
+        possible_holders: holders_of(snap, g),
+        system: g.system,
+        parent_goid: g.parent_goid,
+        start_func: &g.start_func,
+        created_by: g.created_by.as_ref().map(FrameRecord::of),
+        stack: g.stack.iter().map(FrameRecord::of).collect(),
+        stack_note: g.stack_note,
+    }
 }
 
 /// A snapshot's deadlock as a JSON record.
-pub fn deadlock_json(d: &Deadlock) -> Value {
-    json!({
-        "kind": "deadlock",
-        "goids": d.goids,
-        "locks": d.locks,
-        "certain": d.certain,
-        "evidence": d.evidence,
-    })
+pub fn deadlock_json(d: &Deadlock) -> Record<'_> {
+    Record::Deadlock {
+        goids: &d.goids,
+        locks: &d.locks,
+        lock_names: None,
+        certain: d.certain,
+        holders: None,
+        evidence: &d.evidence,
+    }
 }
 
 /// A snapshot's deadlock as two lines: the wait chain, then the evidence.
@@ -254,23 +254,20 @@ pub fn deadlock_text(d: &Deadlock) -> String {
 }
 
 pub fn write_json(out: &mut dyn Write, snap: &Snapshot, threshold_ns: u64) -> io::Result<()> {
+    Record::header("hang").write_line(out)?;
     for g in selected(snap, threshold_ns) {
-        serde_json::to_writer(&mut *out, &goroutine_json(snap, g))?;
-        writeln!(out)?;
+        Record::Goroutine(goroutine_json(snap, g)).write_line(out)?;
     }
     for d in &snap.deadlocks {
-        serde_json::to_writer(&mut *out, &deadlock_json(d))?;
-        writeln!(out)?;
+        deadlock_json(d).write_line(out)?;
     }
-    let rec = json!({
-        "kind": "summary",
-        "go_version": snap.go_version,
-        "goroutines": snap.goroutines.len(),
-        "system_goroutines": snap.goroutines.iter().filter(|g| g.system).count(),
-        "unreadable": snap.unreadable,
-        "by_state": by_state(snap, true).into_iter().collect::<BTreeMap<_, _>>(),
-        "snapshot_ns": snap.elapsed_ns,
-    });
-    serde_json::to_writer(&mut *out, &rec)?;
-    writeln!(out)
+    Record::HangSummary {
+        go_version: &snap.go_version,
+        goroutines: snap.goroutines.len(),
+        system_goroutines: snap.goroutines.iter().filter(|g| g.system).count(),
+        unreadable: snap.unreadable,
+        by_state: by_state(snap, true).into_iter().collect(),
+        snapshot_ns: snap.elapsed_ns,
+    }
+    .write_line(out)
 }

@@ -2,23 +2,17 @@
 //! per-lock summary at the end.
 use std::io::{self, Write};
 
-use serde_json::{Value, json};
-
-use super::format::duration;
+use super::{
+    format::duration,
+    records::{FrameRecord, Record},
+};
 use crate::{
-    model::{
-        goroutines::Frame,
-        locks::{Contention, LockEvictions, LockSummary, MAX_LOCKS},
-    },
+    model::locks::{Contention, LockEvictions, LockSummary, MAX_LOCKS},
     profiles::NamedBy,
 };
 
 /// Frames shown under each human-readable contention line.
 const HUMAN_FRAMES: usize = 6;
-
-fn frame_json(f: &Frame) -> Value {
-    json!({"func": f.func, "file": f.file, "line": f.line, "inlined": f.inlined})
-}
 
 pub use crate::model::locks::user_frames;
 
@@ -33,19 +27,18 @@ fn lock_label(lock: u64, lock_type: &str, name: Option<&str>, by: Option<NamedBy
     }
 }
 
-pub fn contention_json(c: &Contention) -> Value {
-    json!({
-        "kind": "contention",
-        "lock": c.lock,
-        "lock_type": c.lock_type.as_str(),
-        "lock_name": c.name,
-        "lock_named_by": c.named_by.map(NamedBy::as_str),
-        "waiter": c.waiter,
-        "start_ns": c.start_ns,
-        "wait_ns": c.wait_ns,
-        "released_by": c.released_by,
-        "stack": c.stack.iter().map(frame_json).collect::<Vec<_>>(),
-    })
+pub fn contention_json(c: &Contention) -> Record<'_> {
+    Record::Contention {
+        lock: c.lock,
+        lock_type: c.lock_type.as_str(),
+        lock_name: c.name,
+        lock_named_by: c.named_by.map(NamedBy::as_str),
+        waiter: c.waiter,
+        start_ns: c.start_ns,
+        wait_ns: c.wait_ns,
+        released_by: c.released_by,
+        stack: c.stack.iter().map(FrameRecord::without_pc).collect(),
+    }
 }
 
 pub fn contention_human(out: &mut dyn Write, c: &Contention, since_ns: u64) -> io::Result<()> {
@@ -72,23 +65,9 @@ pub fn contention_human(out: &mut dyn Write, c: &Contention, since_ns: u64) -> i
     Ok(())
 }
 
-pub fn summary_json(s: &LockSummary) -> Value {
-    json!({
-        "kind": "lock_summary",
-        "lock": s.lock,
-        "lock_type": s.lock_type.as_str(),
-        "lock_name": s.name,
-        "lock_named_by": s.named_by.map(NamedBy::as_str),
-        "contended": s.contended,
-        "reader_waits": s.reader_waits,
-        "total_wait_ns": s.total_wait_ns,
-        "p50_wait_ns": s.wait.quantile(0.5),
-        "p99_wait_ns": s.wait.quantile(0.99),
-        "max_wait_ns": s.wait.quantile(1.0),
-        "top_stacks": s.top_stacks.iter().map(|(n, frames)| json!({
-            "count": n,
-            "stack": user_frames(frames).map(frame_json).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
+pub fn summary_json(s: &LockSummary) -> Record<'_> {
+    Record::lock_summary(s, |frames| {
+        user_frames(frames).map(FrameRecord::without_pc).collect()
     })
 }
 

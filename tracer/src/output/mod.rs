@@ -7,6 +7,7 @@ pub mod json;
 pub mod locks;
 pub mod metrics;
 pub mod perfetto;
+pub mod records;
 
 use std::{
     fs::File,
