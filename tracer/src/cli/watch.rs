@@ -52,6 +52,7 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
     let bias = load_bias(pid, binary.lowest_load_vaddr())
         .map_err(|e| anyhow::anyhow!("reading /proc/{pid}/maps: {e}"))?;
     let mem = Memory::new(pid);
+    mem.check_access(binary.lowest_load_vaddr().wrapping_add(bias))?;
     let mut reader = Reader::new(binary, bias)?;
     let first = take_snapshot(&mut reader, &mem, profile, None)?;
 
