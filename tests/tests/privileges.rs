@@ -542,3 +542,64 @@ fn replay_needs_no_capability() {
         "replay as nobody prints what the live run wrote"
     );
 }
+
+/// In a user namespace of its own the tracer cannot tell what the kernel will accept (only
+/// trying shows whether a BPF token delegates the rights), so it does not refuse: the
+/// kernel does, and its EPERM is one sentence; `--verbose` adds the kernel's error.
+#[test]
+fn an_inconclusive_check_leaves_it_to_the_kernel() {
+    if !least_privilege_possible() {
+        return;
+    }
+    let unshare = Command::new("unshare")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        unshare || std::env::var_os("CI").is_none(),
+        "unshare (util-linux) is needed under CI"
+    );
+    if !unshare {
+        eprintln!("unshare missing: skipped outside CI");
+        return;
+    }
+    let sandbox = Sandbox::new("userns");
+    let program = sandbox.copy(&gobuild::build_default("funcs", true).unwrap(), "funcs");
+    let truth = sandbox.path("truth.jsonl");
+    let userns = |verbose: bool| {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--user", "--map-root-user", "--"])
+            .arg(tracer_bin());
+        if verbose {
+            cmd.arg("--verbose");
+        }
+        cmd.args(["funcs", "--match", r"main\.add9", "--"])
+            .arg(&program)
+            .arg("-truth")
+            .arg(&truth);
+        run_retrying(&mut cmd)
+    };
+    let out = userns(false);
+    assert_one_line_error(
+        &out,
+        &[
+            "tracer: not allowed to load eBPF programs: Operation not permitted",
+            "a user namespace can refuse eBPF even with CAP_BPF and CAP_PERFMON",
+        ],
+    );
+    assert!(!truth.exists(), "the command ran");
+    let out = userns(true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].starts_with("tracer: not allowed to load eBPF programs: "),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines[1],
+        "tracer: caused by: Operation not permitted (os error 1)"
+    );
+}

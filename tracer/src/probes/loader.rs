@@ -142,6 +142,8 @@ impl AttachedProbes {
                     });
                     Ok(())
                 }
+                // One offset refused (EINVAL, ENOTSUPP), or more than one link takes
+                // (E2BIG): halves, until every refused offset stands alone.
                 _ => {
                     let (a, b) = offsets.split_at(offsets.len() / 2);
                     self.attach_split(binary, a, pid, refused)?;

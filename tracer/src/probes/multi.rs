@@ -15,14 +15,15 @@ use std::{
     path::Path,
 };
 
-use super::{
-    ProbeError,
-    error::{Cause, not_permitted},
-};
 use aya::{Ebpf, maps::Map};
 use aya_obj::generated::{
     bpf_attach_type::BPF_TRACE_UPROBE_MULTI, bpf_attr, bpf_cmd, bpf_insn,
     bpf_prog_type::BPF_PROG_TYPE_KPROBE,
+};
+
+use super::{
+    ProbeError,
+    error::{Cause, not_permitted},
 };
 
 /// A loaded program, ready to be linked.
