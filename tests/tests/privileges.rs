@@ -15,8 +15,8 @@ use std::{
 };
 
 use integration_tests::{
-    KillOnDrop, SpawnRetrying, go_int_register, gobuild, json_lines, of_kind, read_json_lines,
-    require_root, run, tracer_bin, wait_for,
+    SpawnRetrying, go_int_register, gobuild, json_lines, of_kind, read_json_lines, require_root,
+    run, tracer_bin, wait_for,
 };
 use serde_json::Value;
 
@@ -347,8 +347,27 @@ fn a_missing_capability_is_named_in_one_line_before_anything_runs() {
     }
 }
 
+/// A child killed and reaped at the end of the test, whatever its outcome.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends SIGTERM to a process that is not our child at the end of the test.
+struct KillPid(u32);
+
+impl Drop for KillPid {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.to_string()).status();
+    }
+}
+
 /// A Go program run by root, calling main.add9 every 10 ms until killed.
-fn spin_as_root(sandbox: &Sandbox) -> (std::process::Child, u32) {
+fn spin_as_root(sandbox: &Sandbox) -> (Reaped, u32) {
     let program = sandbox.copy(&gobuild::build_default("funcs", true).unwrap(), "spin");
     let child = Command::new(&program)
         .args(["-mode", "spin", "-seconds", "60", "-interval", "10ms"])
@@ -357,6 +376,7 @@ fn spin_as_root(sandbox: &Sandbox) -> (std::process::Child, u32) {
         .spawn_retrying()
         .unwrap();
     let pid = child.id();
+    let child = Reaped(child);
     wait_for("the spinning program", || {
         std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == program)
     });
@@ -370,8 +390,7 @@ fn another_users_process_needs_sys_ptrace() {
     }
     let sandbox = Sandbox::new("ptrace");
     let tracer = sandbox.tracer();
-    let (mut child, pid) = spin_as_root(&sandbox);
-    let _kill = KillOnDrop(&mut child);
+    let (_spin, pid) = spin_as_root(&sandbox);
     let pid_arg = pid.to_string();
 
     // funcs --pid: all three trace it; each call's result is what add9 computes.
@@ -468,23 +487,39 @@ fn the_traced_command_does_not_inherit_the_tracers_capabilities() {
     let sandbox = Sandbox::new("inherit");
     let tracer = sandbox.tracer();
     let program = sandbox.copy(&gobuild::build_default("funcs", true).unwrap(), "spin");
-    let mut cmd = as_nobody(ALL);
-    let mut traced = cmd
-        .arg(&tracer)
-        .args(["funcs", "--match", r"main\.add9", "--duration", "3", "--"])
-        .arg(&program)
-        .args(["-mode", "spin", "-seconds", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn_retrying()
-        .unwrap();
-    let _kill = KillOnDrop(&mut traced);
-    let mut pid = None;
-    wait_for("the traced command", || {
-        pid = integration_tests::host_pid_of(&program);
-        pid.is_some()
-    });
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.unwrap())).unwrap();
+    // Started again while the exec of the fresh copy meets ETXTBSY (see run_retrying).
+    let (_traced, pid) = loop {
+        let mut traced = Reaped(
+            as_nobody(ALL)
+                .arg(&tracer)
+                .args(["funcs", "--match", r"main\.add9", "--"])
+                .arg(&program)
+                .args(["-mode", "spin", "-seconds", "30"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn_retrying()
+                .unwrap(),
+        );
+        let mut found = None;
+        let mut ended = false;
+        wait_for("the traced command, or the tracer's end", || {
+            found = integration_tests::host_pid_of(&program);
+            ended = traced.0.try_wait().unwrap().is_some();
+            found.is_some() || ended
+        });
+        if let Some(pid) = found {
+            break (traced, pid);
+        }
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(traced.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert!(
+            stderr.contains("Text file busy"),
+            "the tracer ended: {stderr}"
+        );
+    };
+    // The tracer ends with the command: end the command when the test ends.
+    let _command = KillPid(pid);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let caps: Vec<&str> = status
         .lines()
         .filter(|l| {
