@@ -192,4 +192,9 @@ fn without_privileges() {
     assert_one_line_error(&out, "not allowed to load eBPF programs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("hint: run as root"), "{stderr}");
+    // Named by the check made before loading (tests/tests/privileges.rs has the rest).
+    assert!(
+        stderr.contains("the tracer lacks CAP_BPF and CAP_PERFMON"),
+        "{stderr}"
+    );
 }

@@ -204,7 +204,7 @@ fn plain_and_one_namespace_deep_with_versions_and_stripping() {
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.lines().last().unwrap_or("");
     let count: usize = last
-        .strip_suffix(" processes could not be read (hint: run as root)")
+        .strip_suffix(" processes could not be read (hint: run as root, or grant CAP_SYS_PTRACE)")
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no unreadable count as last line:\n{text}"));
     assert!(count > unreadable_as_root, "{last}");

@@ -47,6 +47,11 @@ pub struct HangArgs {
 }
 
 impl HangArgs {
+    /// `--watch`: probes are attached.
+    pub fn watches(&self) -> bool {
+        self.watch
+    }
+
     fn into_watch(self) -> super::watch::WatchArgs {
         super::watch::WatchArgs {
             threshold_ns: (self.threshold * 1e9) as u64,
@@ -82,10 +87,10 @@ pub fn run(mut args: HangArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("reading /proc/{}/maps", process.pid))?;
     let mut reader = Reader::new(&binary, bias)?;
     let mem = Memory::new(process.pid);
-    let mut snap = reader.snapshot(&mem, monotonic_ns()).map_err(|e| {
-        // EPERM from process_vm_readv means we lack ptrace access (not root, or Yama).
-        anyhow::anyhow!("{e} (hint: reading another process's memory needs root)")
-    })?;
+    // A refusal (no CAP_SYS_PTRACE for another user's process, Yama) is said as such
+    // before the snapshot would report it as unreadable memory.
+    mem.check_access(lowest.wrapping_add(bias))?;
+    let mut snap = reader.snapshot(&mem, monotonic_ns())?;
 
     if let Ok(profile) = crate::profiles::detect(&binary) {
         crate::model::goroutines::name_locks(&mut snap, profile, None);

@@ -25,6 +25,10 @@ pub use target::TargetArgs;
     about = "Zero-instrumentation eBPF tracer for Go programs"
 )]
 pub struct Cli {
+    /// On an error, also print each of its causes and, when the kernel refused a program,
+    /// the verifier's log.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -73,8 +77,29 @@ fn anchored_regex(pattern: &str) -> anyhow::Result<regex::Regex> {
     })
 }
 
+impl Command {
+    /// Whether the subcommand loads eBPF programs and attaches uprobes.
+    fn loads_probes(&self) -> bool {
+        match self {
+            Command::Funcs(_)
+            | Command::Cache(_)
+            | Command::Demo(_)
+            | Command::Locks(_)
+            | Command::Record(_) => true,
+            Command::Hang(args) => args.watches(),
+            Command::Inspect(_) | Command::Ps(_) | Command::Replay(_) | Command::Diff(_) => false,
+        }
+    }
+}
+
 /// Runs a subcommand; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    // Before any work: a missing capability is one sentence naming it, not an EPERM from
+    // the kernel after the target was analysed (and maybe started). Reading another user's
+    // process (CAP_SYS_PTRACE) is checked when the target is resolved.
+    if cli.command.loads_probes() {
+        crate::privileges::require(crate::privileges::PROBES, "load eBPF programs")?;
+    }
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Funcs(args) => funcs::run(args),

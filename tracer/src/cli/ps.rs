@@ -103,11 +103,11 @@ pub fn run(args: PsArgs) -> anyhow::Result<i32> {
         write_table(&mut out, &scan.processes)?;
     }
     if scan.unreadable > 0 {
-        // SAFETY: geteuid has no preconditions.
-        let hint = if unsafe { libc::geteuid() } == 0 {
-            "(/proc/PID/exe denied even to root)"
+        let missing = crate::privileges::missing(&[crate::privileges::Capability::SysPtrace]);
+        let hint = if missing.is_empty() {
+            "(/proc/PID/exe denied even with CAP_SYS_PTRACE)"
         } else {
-            "(hint: run as root)"
+            "(hint: run as root, or grant CAP_SYS_PTRACE)"
         };
         let line = format!(
             "{} process{} could not be read {hint}",

@@ -52,13 +52,15 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
     let pid = process.pid;
     let bias = load_bias(pid, binary.lowest_load_vaddr())
         .map_err(|e| anyhow::anyhow!("reading /proc/{pid}/maps: {e}"))?;
+    let mem = Memory::new(pid);
+    mem.check_access(binary.lowest_load_vaddr().wrapping_add(bias))?;
     let mut reader = Reader::new(binary, bias)?;
-    let first = take_snapshot(&mut reader, &Memory::new(pid), profile, None)?;
+    let first = take_snapshot(&mut reader, &mem, profile, None)?;
 
     // Snapshots are taken on a thread of their own from here on: one reads the memory
     // of every goroutine, and the ring must go on being drained meanwhile.
     std::thread::scope(|scope| {
-        let snapshots = SnapshotWorker::start(scope, reader, Memory::new(pid), profile);
+        let snapshots = SnapshotWorker::start(scope, reader, mem, profile);
         watch_attached(args, process, binary, &sync, bias, first, snapshots)
     })
 }
@@ -196,9 +198,9 @@ fn take_snapshot(
     profile: Option<&'static Profile>,
     cache: Option<u64>,
 ) -> anyhow::Result<Snapshot> {
-    let mut snap = reader
-        .snapshot(mem, monotonic_ns())
-        .map_err(|e| anyhow::anyhow!("{e} (hint: reading another process's memory needs root)"))?;
+    let mut snap = reader.snapshot(mem, monotonic_ns()).map_err(|e| {
+        anyhow::anyhow!("{e} (hint: reading another user's process memory needs CAP_SYS_PTRACE)")
+    })?;
     if let Some(p) = profile {
         name_locks(&mut snap, p, cache);
     }

@@ -5,42 +5,62 @@
 //! BPF ring buffer (5.8) and attach cookies (5.15).
 use std::path::Path;
 
-use super::multi::MultiProgram;
+use super::{ProbeError, error::not_permitted, multi::MultiProgram};
 
 /// The oldest kernel with everything the tracer uses.
 pub const MIN_KERNEL: (u32, u32) = (6, 6);
 
-/// Checks the running kernel; `Err` is one sentence with a hint.
-pub fn check() -> Result<(), String> {
-    static RESULT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    RESULT.get_or_init(probe_kernel).clone()
+/// What the first trial load or link did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Supported,
+    TooOld,
+    /// Errno of the trial load (EPERM, EACCES: refused; else not supported).
+    LoadFailed(i32),
+    /// Errno of the trial link.
+    LinkFailed(i32),
+    Untrustworthy,
 }
 
-fn probe_kernel() -> Result<(), String> {
+/// Checks the running kernel; the error is one sentence with a hint.
+pub fn check() -> Result<(), ProbeError> {
+    // Probed once per process; the error is rebuilt from the verdict (errors are not Clone).
+    static VERDICT: std::sync::OnceLock<Verdict> = std::sync::OnceLock::new();
     let release = kernel_release();
-    if let Some(version) = parse_release(&release)
+    let io = std::io::Error::from_raw_os_error;
+    match *VERDICT.get_or_init(|| probe_kernel(&release)) {
+        Verdict::Supported => Ok(()),
+        Verdict::TooOld => Err(ProbeError::KernelTooOld { release }),
+        Verdict::LoadFailed(code @ (libc::EPERM | libc::EACCES)) => {
+            Err(not_permitted("load eBPF programs", io(code)))
+        }
+        Verdict::LinkFailed(code @ (libc::EPERM | libc::EACCES)) => {
+            Err(not_permitted("attach uprobes", io(code)))
+        }
+        Verdict::LoadFailed(code) | Verdict::LinkFailed(code) => Err(ProbeError::NoMultiUprobe {
+            release,
+            source: io(code),
+        }),
+        Verdict::Untrustworthy => Err(ProbeError::Untrustworthy),
+    }
+}
+
+fn probe_kernel(release: &str) -> Verdict {
+    if let Some(version) = parse_release(release)
         && version < MIN_KERNEL
     {
-        return Err(format!(
-            "Linux {release} is too old: the tracer needs multi-uprobe links (Linux {}.{} or newer) (hint: run it on a newer kernel)",
-            MIN_KERNEL.0, MIN_KERNEL.1
-        ));
+        return Verdict::TooOld;
     }
     // A two-instruction program loaded as a multi-uprobe program, then linked to a path
     // that is not a regular file: a kernel with multi-uprobe links answers EBADF.
-    // A refusal for want of privileges is classified (and hinted) by the loader.
-    let program = MultiProgram::trivial()
-        .map_err(|e| format!("cannot load a multi-uprobe program on Linux {release}: {e}"))?;
+    let program = match MultiProgram::trivial() {
+        Ok(p) => p,
+        Err(e) => return Verdict::LoadFailed(super::error::os_code(&e).unwrap_or(libc::EINVAL)),
+    };
     match program.attach(Path::new("/"), &[0], &[0], 0) {
-        Err(e) if e.raw_os_error() == Some(libc::EBADF) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            Err(format!("attaching uprobes was refused: {e}"))
-        }
-        Err(e) => Err(format!(
-            "Linux {release} does not offer multi-uprobe links ({e}); the tracer needs them (Linux {}.{} or newer with CONFIG_UPROBES)",
-            MIN_KERNEL.0, MIN_KERNEL.1
-        )),
-        Ok(_) => Err("the kernel accepted a uprobe on a directory; refusing to trust it".into()),
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => Verdict::Supported,
+        Err(e) => Verdict::LinkFailed(e.raw_os_error().unwrap_or(libc::EINVAL)),
+        Ok(_) => Verdict::Untrustworthy,
     }
 }
 

@@ -9,34 +9,14 @@ use aya::{
 };
 use tracer_common::{MAX_SPECS, ProbeSpec, counter, names};
 
-use super::multi::{MultiLink, MultiProgram};
+use super::{
+    ProbeError,
+    error::{classify, not_permitted},
+    multi::{MultiLink, MultiProgram},
+};
 
 /// The eBPF object built by tracer/build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
-    #[error(
-        "this tracer was built without its eBPF object (AYA_BUILD_SKIP was set); rebuild it with `cargo build --release`"
-    )]
-    NoObject,
-    #[error(
-        "not allowed to load eBPF programs: {0} (hint: run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)"
-    )]
-    NotPermitted(String),
-    #[error("could not load the eBPF programs: {0}")]
-    Load(String),
-    #[error("could not attach a uprobe at file offset {offset:#x} of {path}: {reason}")]
-    Attach {
-        path: String,
-        offset: u64,
-        reason: String,
-    },
-    #[error(
-        "process {0} is gone, so its probes could not be attached (hint: check that it is still running)"
-    )]
-    ProcessGone(u32),
-}
 
 pub struct LoadOptions {
     /// Offset of `goid` in `runtime.g` for the target's Go version.
@@ -73,38 +53,19 @@ pub struct AttachedProbes {
     pub refused: Vec<(u32, u64, String)>,
 }
 
-fn describe(err: &dyn std::error::Error) -> String {
-    // Wrapping errors often repeat their source's text; say each thing once.
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
-
-fn is_permission_error(text: &str) -> bool {
-    text.contains("Operation not permitted") || text.contains("Permission denied")
-}
-
 impl AttachedProbes {
     pub fn load(options: &LoadOptions) -> Result<AttachedProbes, ProbeError> {
         if EBPF_OBJECT.is_empty() {
             return Err(ProbeError::NoObject);
         }
-        super::features::check().map_err(classify)?;
+        super::features::check()?;
+        // aya creates the maps (and loads BTF) here; the programs are loaded below.
         let ebpf = EbpfLoader::new()
             .override_global(names::GOID_OFFSET_GLOBAL, &options.goid_offset, true)
             .map_max_entries(names::EVENTS_MAP, options.ring_bytes)
             .load(EBPF_OBJECT)
-            .map_err(|e| classify(describe(&e)))?;
-        let program =
-            MultiProgram::load(EBPF_OBJECT, &ebpf, names::PROBE_PROGRAM).map_err(classify)?;
+            .map_err(|e| classify("create the eBPF maps", e))?;
+        let program = MultiProgram::load(EBPF_OBJECT, &ebpf, names::PROBE_PROGRAM)?;
         Ok(AttachedProbes {
             ebpf,
             program,
@@ -118,23 +79,20 @@ impl AttachedProbes {
     /// Stores in spec slot `slot` what the probes whose cookie names it read at each hit.
     pub fn set_spec(&mut self, slot: u32, spec: &ProbeSpec) -> Result<(), ProbeError> {
         if slot >= MAX_SPECS {
-            return Err(ProbeError::Load(format!(
-                "more than {MAX_SPECS} probe specs (hint: trace fewer functions or sites)"
-            )));
+            return Err(ProbeError::TooManySpecs);
         }
+        let name = names::PROBE_SPECS_MAP;
         let map = self
             .ebpf
-            .map_mut(names::PROBE_SPECS_MAP)
-            .ok_or_else(|| ProbeError::Load("probe spec map missing".into()))?;
-        let mut specs: Array<_, ProbeSpec> =
-            Array::try_from(map).map_err(|e| ProbeError::Load(describe(&e)))?;
+            .map_mut(name)
+            .ok_or(ProbeError::MapMissing(name))?;
+        let map_error = |source| ProbeError::Map { name, source };
+        let mut specs: Array<_, ProbeSpec> = Array::try_from(map).map_err(map_error)?;
         let spec = ProbeSpec {
             present: 1,
             ..*spec
         };
-        specs
-            .set(slot, spec, 0)
-            .map_err(|e| ProbeError::Load(describe(&e)))
+        specs.set(slot, spec, 0).map_err(map_error)
     }
 
     /// Attaches `offsets` of `binary` in process `pid` (as this tracer's PID namespace
@@ -170,30 +128,28 @@ impl AttachedProbes {
                 self.links.push(link);
                 Ok(())
             }
-            Err(e) => {
-                let reason = e.to_string();
-                match e.raw_os_error() {
-                    Some(libc::EPERM) | Some(libc::EACCES) => Err(ProbeError::NotPermitted(reason)),
-                    Some(libc::ESRCH) => Err(ProbeError::ProcessGone(pid)),
-                    Some(libc::ENOENT) if !binary.exists() => Err(ProbeError::Attach {
-                        path: binary.display().to_string(),
-                        offset: files[0],
-                        reason,
-                    }),
-                    _ if offsets.len() == 1 => {
-                        refused.push(Refused {
-                            offset: offsets[0],
-                            reason: explain_refusal(&e),
-                        });
-                        Ok(())
-                    }
-                    _ => {
-                        let (a, b) = offsets.split_at(offsets.len() / 2);
-                        self.attach_split(binary, a, pid, refused)?;
-                        self.attach_split(binary, b, pid, refused)
-                    }
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EPERM | libc::EACCES) => Err(not_permitted("attach uprobes", e)),
+                Some(libc::ESRCH) => Err(ProbeError::ProcessGone(pid)),
+                Some(libc::ENOENT) if !binary.exists() => Err(ProbeError::FileGone {
+                    path: binary.display().to_string(),
+                    source: e,
+                }),
+                _ if offsets.len() == 1 => {
+                    refused.push(Refused {
+                        offset: offsets[0],
+                        reason: explain_refusal(&e),
+                    });
+                    Ok(())
                 }
-            }
+                // One offset refused (EINVAL, ENOTSUPP), or more than one link takes
+                // (E2BIG): halves, until every refused offset stands alone.
+                _ => {
+                    let (a, b) = offsets.split_at(offsets.len() / 2);
+                    self.attach_split(binary, a, pid, refused)?;
+                    self.attach_split(binary, b, pid, refused)
+                }
+            },
         }
     }
 
@@ -233,11 +189,12 @@ impl AttachedProbes {
 
     /// Takes the ring buffer for reading; call once.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
+        let name = names::EVENTS_MAP;
         let map = self
             .ebpf
-            .take_map(names::EVENTS_MAP)
-            .ok_or_else(|| ProbeError::Load("ring buffer map missing".into()))?;
-        RingBuf::try_from(map).map_err(|e| ProbeError::Load(describe(&e)))
+            .take_map(name)
+            .ok_or(ProbeError::MapMissing(name))?;
+        RingBuf::try_from(map).map_err(|source| ProbeError::Map { name, source })
     }
 
     /// Events the kernel side could not queue because the ring buffer was full.
@@ -255,15 +212,11 @@ impl AttachedProbes {
     }
 
     fn counter(&self, slot: u32) -> Result<u64, ProbeError> {
-        let map = self
-            .ebpf
-            .map(names::COUNTERS_MAP)
-            .ok_or_else(|| ProbeError::Load("counters map missing".into()))?;
-        let counts: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(map).map_err(|e| ProbeError::Load(describe(&e)))?;
-        let per_cpu = counts
-            .get(&slot, 0)
-            .map_err(|e| ProbeError::Load(describe(&e)))?;
+        let name = names::COUNTERS_MAP;
+        let map = self.ebpf.map(name).ok_or(ProbeError::MapMissing(name))?;
+        let map_error = |source| ProbeError::Map { name, source };
+        let counts: PerCpuArray<_, u64> = PerCpuArray::try_from(map).map_err(map_error)?;
+        let per_cpu = counts.get(&slot, 0).map_err(map_error)?;
         Ok(per_cpu.iter().sum())
     }
 }
@@ -300,13 +253,5 @@ fn explain_refusal(e: &std::io::Error) -> String {
         Some(libc::EINVAL) => "the kernel says the offset is invalid (EINVAL)".into(),
         Some(libc::ENOEXEC) => "the kernel cannot decode the instruction there".into(),
         _ => e.to_string(),
-    }
-}
-
-fn classify(text: String) -> ProbeError {
-    if is_permission_error(&text) {
-        ProbeError::NotPermitted(text)
-    } else {
-        ProbeError::Load(text)
     }
 }

@@ -1,5 +1,6 @@
 //! Turning "probe these instructions" into attached uprobes: loading the eBPF
 //! object, attaching the generic programs with cookies, and reading the ring buffer.
+mod error;
 pub mod features;
 mod loader;
 mod multi;
@@ -7,7 +8,8 @@ pub mod plan;
 mod reader;
 pub mod sync;
 
-pub use loader::{AttachedProbes, KernelFailures, LoadOptions, ProbeError};
+pub use error::{ProbeError, chain_text, os_code};
+pub use loader::{AttachedProbes, KernelFailures, LoadOptions};
 pub use multi::MultiLink;
 pub use reader::{Event, EventReader, MAX_PER_DRAIN};
 

@@ -21,6 +21,11 @@ use aya_obj::generated::{
     bpf_prog_type::BPF_PROG_TYPE_KPROBE,
 };
 
+use super::{
+    ProbeError,
+    error::{Cause, not_permitted},
+};
+
 /// A loaded program, ready to be linked.
 pub struct MultiProgram {
     fd: OwnedFd,
@@ -68,14 +73,15 @@ fn sys_bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> std::io::Result<RawFd> {
 impl MultiProgram {
     /// Loads program `name` of `object` as a multi-uprobe program, its map references
     /// pointing at the maps `ebpf` created from the same object.
-    pub fn load(object: &[u8], ebpf: &Ebpf, name: &str) -> Result<MultiProgram, String> {
-        let mut obj = aya_obj::Object::parse(object).map_err(|e| e.to_string())?;
+    pub fn load(object: &[u8], ebpf: &Ebpf, name: &str) -> Result<MultiProgram, ProbeError> {
+        let broken = |e: Cause| ProbeError::Object { source: e };
+        let mut obj = aya_obj::Object::parse(object).map_err(|e| broken(e.into()))?;
         let mut fds = Vec::new();
         for map_name in obj.maps.keys() {
             let fd = ebpf
                 .map(map_name)
                 .and_then(map_fd)
-                .ok_or_else(|| format!("map {map_name} was not created"))?;
+                .ok_or_else(|| broken(format!("map {map_name} was not created").into()))?;
             fds.push((map_name.clone(), fd));
         }
         let text_sections: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
@@ -84,23 +90,23 @@ impl MultiProgram {
             .iter()
             .filter_map(|(n, fd)| Some((n.as_str(), *fd, maps.get(n)?)));
         obj.relocate_maps(relocations, &text_sections)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| broken(e.into()))?;
         obj.relocate_calls(&text_sections)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| broken(e.into()))?;
         let program = obj
             .programs
             .get(name)
-            .ok_or_else(|| format!("program {name} missing from the object"))?;
+            .ok_or_else(|| broken(format!("program {name} missing from the object").into()))?;
         let function = obj
             .functions
             .get(&program.function_key())
-            .ok_or_else(|| format!("program {name} has no code"))?;
+            .ok_or_else(|| broken(format!("program {name} has no code").into()))?;
         let fd = load_insns(&function.instructions, name)?;
         Ok(MultiProgram { fd })
     }
 
     /// `r0 = 0; exit`, for checking what the kernel supports.
-    pub fn trivial() -> Result<MultiProgram, String> {
+    pub fn trivial() -> Result<MultiProgram, ProbeError> {
         // SAFETY: all-zero is a valid instruction; the fields are set below.
         let mut mov: bpf_insn = unsafe { std::mem::zeroed() };
         mov.code = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K, dst r0, imm 0
@@ -146,7 +152,9 @@ impl MultiProgram {
     }
 }
 
-fn load_insns(insns: &[bpf_insn], name: &str) -> Result<OwnedFd, String> {
+/// Loads `insns` as program `name`. A refusal is loaded again with a verifier log, which
+/// the error keeps (and writes to `$TRACER_VERIFIER_LOG` when set).
+fn load_insns(insns: &[bpf_insn], name: &str) -> Result<OwnedFd, ProbeError> {
     let license = c"GPL";
     let try_load = |log: Option<&mut Vec<u8>>| {
         // SAFETY: all-zero is a valid bpf_attr.
@@ -170,31 +178,33 @@ fn load_insns(insns: &[bpf_insn], name: &str) -> Result<OwnedFd, String> {
         }
         sys_bpf(bpf_cmd::BPF_PROG_LOAD, &mut attr)
     };
-    match try_load(None) {
+    let first = match try_load(None) {
         // SAFETY: the kernel just returned this fd to us.
-        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
-        Err(first) => {
-            let mut log = vec![0u8; 1 << 20];
-            let again = try_load(Some(&mut log));
-            if let Ok(fd) = again {
-                // SAFETY: as above.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-            let text = String::from_utf8_lossy(&log);
-            if let Some(path) = std::env::var_os("TRACER_VERIFIER_LOG") {
-                let _ = std::fs::write(path, text.trim_end_matches('\0'));
-            }
-            let tail: Vec<&str> = text.trim_end_matches('\0').lines().rev().take(3).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            let verifier = if tail.is_empty() {
-                String::new()
-            } else {
-                format!("; verifier: {}", tail.join(" | "))
-            };
-            Err(format!(
-                "the kernel refused program {name}: {}{verifier}",
-                crate::output::os_error_text(&first)
-            ))
-        }
+        Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        Err(e) => e,
+    };
+    // EPERM is the capability check, made before the verifier runs: no log to get.
+    if first.raw_os_error() == Some(libc::EPERM) {
+        return Err(not_permitted("load eBPF programs", first));
     }
+    let mut log = vec![0u8; 1 << 20];
+    if let Ok(fd) = try_load(Some(&mut log)) {
+        // SAFETY: as above.
+        return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+    let log = String::from_utf8_lossy(&log[..end]).into_owned();
+    if let Some(path) = std::env::var_os("TRACER_VERIFIER_LOG") {
+        // Best effort: the refusal is the error to report, not a failure to keep its log.
+        let _ = std::fs::write(path, &log);
+    }
+    // EACCES is also how the verifier refuses a program; without a log it was not the verifier.
+    if first.raw_os_error() == Some(libc::EACCES) && log.trim().is_empty() {
+        return Err(not_permitted("load eBPF programs", first));
+    }
+    Err(ProbeError::Verifier {
+        program: name.to_string(),
+        source: first,
+        log,
+    })
 }

@@ -285,10 +285,9 @@ impl PlanSet {
     /// analysis decoded: a binary replaced on disk since, or a wrong offset, is refused
     /// before any breakpoint is written.
     fn check_bytes(&self, binary: &Path) -> Result<(), ProbeError> {
-        let file = std::fs::File::open(binary).map_err(|e| ProbeError::Attach {
+        let file = std::fs::File::open(binary).map_err(|source| ProbeError::FileUnreadable {
             path: binary.display().to_string(),
-            offset: 0,
-            reason: e.to_string(),
+            source,
         })?;
         let mut buf = [0u8; 16];
         for p in self.points.iter().chain(&self.discovery) {

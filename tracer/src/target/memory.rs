@@ -50,6 +50,33 @@ impl Memory {
         Ok(())
     }
 
+    /// Fails when the kernel refuses to let this tracer read the process at all, tried on
+    /// one byte at `addr` (somewhere mapped): every later read would fail the same way, and
+    /// a snapshot would only say it found nothing readable. Other errors are left to the reads.
+    pub fn check_access(&self, addr: u64) -> Result<(), super::TargetError> {
+        let pid = self.pid as u32;
+        match self.read(addr, &mut [0u8; 1]) {
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                Err(super::TargetError::NoSuchPid(pid))
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
+                let missing =
+                    crate::privileges::missing(&[crate::privileges::Capability::SysPtrace]);
+                if missing.is_empty() {
+                    return Err(super::TargetError::MemoryRefused { pid, source: e });
+                }
+                Err(super::TargetError::NotPermitted(
+                    crate::privileges::MissingCapabilities {
+                        action: format!("read the memory of process {pid}"),
+                        missing,
+                        refusal: Some(e.into()),
+                    },
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn u64(&self, addr: u64) -> io::Result<u64> {
         let mut b = [0u8; 8];
         self.read(addr, &mut b)?;

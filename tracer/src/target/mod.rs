@@ -19,6 +19,8 @@ use std::{
 
 use procfs::{ProcError, process::Process as ProcDir};
 
+use crate::privileges::{self, Capability, MissingCapabilities};
+
 pub use cgroup::container_hint;
 pub use role::{EngineFlags, INNER_NETWORK_NAME, Role};
 pub use scan::{BinaryFacts, GoProcess, Scan, scan_go_processes};
@@ -36,8 +38,21 @@ pub const ENGINE_EXE: &str = "dagger-engine";
 pub enum TargetError {
     #[error("no process with pid {0} (hint: it may have exited; check with `ps -p {0}`)")]
     NoSuchPid(u32),
-    #[error("cannot read /proc/{pid}/exe: {source} (hint: tracing another process needs root)")]
+    /// Refused although the tracer holds CAP_SYS_PTRACE, or its capabilities are unknown.
+    #[error(
+        "cannot read /proc/{pid}/exe: {source} (hint: reading another user's process needs root or CAP_SYS_PTRACE; Yama's ptrace_scope or a security module such as AppArmor can refuse it even then)"
+    )]
     ExeUnreadable { pid: u32, source: std::io::Error },
+    /// `process_vm_readv` refused although the tracer holds CAP_SYS_PTRACE (or its
+    /// capabilities are unknown).
+    #[error(
+        "not allowed to read the memory of process {pid}: {} (hint: Yama's kernel.yama.ptrace_scope, or a security module such as AppArmor, refuses it; ptrace_scope 1 lets a tracer without CAP_SYS_PTRACE read only its own children)",
+        crate::output::os_error_text(.source)
+    )]
+    MemoryRefused { pid: u32, source: std::io::Error },
+    /// Refused, and the tracer lacks CAP_SYS_PTRACE.
+    #[error(transparent)]
+    NotPermitted(#[from] MissingCapabilities),
     #[error(
         "no running process has the executable name `{0}` (hint: check `pgrep -a {0}`, or pass --pid)"
     )]
@@ -104,11 +119,26 @@ impl Process {
         let dir = open_pid(pid)?;
         let exe_link = dir.exe().map_err(|e| match e {
             ProcError::NotFound(_) => TargetError::NoSuchPid(pid),
-            e => TargetError::ExeUnreadable {
-                pid,
-                source: io_error(e),
-            },
+            e => ptrace_refused(&dir, pid, io_error(e))
+                .unwrap_or_else(|source| TargetError::ExeUnreadable { pid, source }),
         })?;
+        // The executable itself must be readable too: mode 0711 keeps it from anyone
+        // without CAP_DAC_READ_SEARCH, however the process may be read.
+        if let Err(e) = fs::File::open(format!("/proc/{pid}/exe"))
+            && e.kind() == std::io::ErrorKind::PermissionDenied
+        {
+            let missing = privileges::missing(&[Capability::DacReadSearch]);
+            if !missing.is_empty() {
+                return Err(TargetError::NotPermitted(MissingCapabilities {
+                    action: format!(
+                        "read the executable of process {pid} ({})",
+                        exe_link.display()
+                    ),
+                    missing,
+                    refusal: Some(e.into()),
+                }));
+            }
+        }
         Ok(Process::describe(&dir, pid, exe_link))
     }
 
@@ -214,6 +244,31 @@ impl Process {
     pub fn is_alive(&self) -> bool {
         is_alive(self.pid)
     }
+}
+
+/// A refusal to read process `pid`, as the sentence naming CAP_SYS_PTRACE when the tracer
+/// lacks it; any other error is handed back.
+fn ptrace_refused(
+    dir: &ProcDir,
+    pid: u32,
+    err: std::io::Error,
+) -> Result<TargetError, std::io::Error> {
+    if err.kind() != std::io::ErrorKind::PermissionDenied {
+        return Err(err);
+    }
+    let missing = privileges::missing(&[Capability::SysPtrace]);
+    if missing.is_empty() {
+        return Err(err);
+    }
+    // The owner is readable by anyone (the owner of /proc/PID).
+    let owner = dir
+        .uid()
+        .map_or(String::new(), |uid| format!(" of user {uid}"));
+    Ok(TargetError::NotPermitted(MissingCapabilities {
+        action: format!("read process {pid}{owner}"),
+        missing,
+        refusal: Some(err.into()),
+    }))
 }
 
 /// One line per process for a refusal: pid, where it lives, what it runs.

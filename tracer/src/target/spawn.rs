@@ -76,8 +76,8 @@ impl GatedChild {
 
         let (gate_read, gate_write) = pipe_cloexec().map_err(fail)?;
         let (status_read, status_write) = pipe_cloexec().map_err(fail)?;
-        // SAFETY: fork in a process that may have threads; the child only calls
-        // async-signal-safe functions (read, write, execv, _exit) before exec.
+        // SAFETY: fork in a process that may have threads; the child only makes
+        // async-signal-safe calls (read, write, prctl, execv, _exit) before exec.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(fail(io::Error::last_os_error()));
@@ -101,6 +101,16 @@ impl GatedChild {
                     // The tracer went away before attaching: do not run untraced.
                     libc::_exit(127);
                 }
+                // Capabilities granted to the tracer as ambient ones (setpriv, systemd's
+                // AmbientCapabilities) would pass to the traced command through exec; it
+                // runs with none of them. Failure (a kernel before 4.3) leaves nothing to clear.
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                    0,
+                    0,
+                    0,
+                );
                 libc::execv(c_program.as_ptr(), c_argv.as_ptr());
                 let errno = *libc::__errno_location();
                 libc::write(status_write.as_raw_fd(), (&raw const errno).cast(), 4);
