@@ -21,6 +21,8 @@ const APT_PACKAGES: &[&str] = &[
     "golang-1.19-go",
     // The metrics test scrapes the tracer with a real Prometheus server.
     "prometheus",
+    // The privilege tests give a copy of the tracer file capabilities (setcap).
+    "libcap2-bin",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// The Rust target of the static `cargo xtask dist` binary.
