@@ -1,7 +1,8 @@
 //! `--format perfetto`: the trace is decoded with Perfetto's own schema (PyPI's
 //! `perfetto` package, `perfetto_trace_pb2`, installed by `cargo xtask setup`): every
 //! packet parses, every track used is described first, slices nest per track, and the
-//! slices per outcome and the flows equal the JSON records of the same run.
+//! slices per outcome and the flows equal the JSON records of the same run; for `tracer
+//! locks`, the wait slices and release flows equal its contention records.
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
@@ -40,7 +41,8 @@ for p in trace.packet:
     if e.type == pb.TrackEvent.TYPE_SLICE_BEGIN or e.type == pb.TrackEvent.TYPE_INSTANT:
         a = {args[x.name_iid]: (x.string_value if x.HasField('string_value') else x.uint_value)
              for x in e.debug_annotations}
-        outcome = a.get('outcome')
+        # Cache calls by outcome; lock waits, releases and acquisitions by their event.
+        outcome = a.get('outcome') or a.get('event')
         slices[outcome] = slices.get(outcome, 0) + 1
         if names.get(e.name_iid) is None:
             undescribed += 1
@@ -208,4 +210,62 @@ fn a_perfetto_trace_decodes_with_perfettos_schema_and_matches_the_records() {
         .arg(&engine));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("give it a file"));
+}
+
+#[test]
+fn a_locks_timeline_has_one_wait_slice_per_contention_and_a_flow_per_known_release() {
+    let dir = scratch_dir("perfetto-locks");
+    let tc = gobuild::default_toolchain().unwrap();
+    let program = integration_tests::private_copy(&gobuild::build("locks", &tc, true).unwrap());
+    let recording = dir.join("locks.trace");
+    let records = dir.join("locks.jsonl");
+    let out = run(tracer()
+        .args(["locks", "--json", "--record"])
+        .arg(&recording)
+        .arg("-o")
+        .arg(&records)
+        .arg("--")
+        .arg(&program)
+        .args(["-rounds", "2", "-waiters", "3"]));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let pftrace = dir.join("locks.pftrace");
+    let out = run(tracer()
+        .arg("replay")
+        .arg(&recording)
+        .args(["--format", "perfetto", "-o"])
+        .arg(&pftrace));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let got = decode(&pftrace);
+    assert_eq!(got["undescribed"], 0, "{got}");
+    assert_eq!(got["nest_errors"], 0, "{got}");
+    assert_eq!(got["unclosed"], 0, "{got}");
+
+    let records = read_json_lines(&records);
+    let contentions = of_kind(&records, "contention");
+    assert!(!contentions.is_empty(), "the program makes contention");
+    let released = contentions
+        .iter()
+        .filter(|c| c["released_by"].as_u64().is_some())
+        .count() as u64;
+    let slices: BTreeMap<String, u64> = serde_json::from_value(got["slices"].clone()).unwrap();
+    let want: BTreeMap<String, u64> = [
+        ("lock_wait".to_string(), contentions.len() as u64),
+        ("lock_release".to_string(), released),
+        ("lock_acquired".to_string(), released),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .collect();
+    assert_eq!(slices, want, "waits, releases and acquisitions");
+    assert_eq!(got["flows"], released, "one flow per known releaser");
+    let goroutines: BTreeSet<u64> = contentions
+        .iter()
+        .flat_map(|c| [c["waiter"].as_u64(), c["released_by"].as_u64()])
+        .flatten()
+        .collect();
+    assert_eq!(
+        got["tracks"],
+        goroutines.len() + 1,
+        "a track per goroutine + the process"
+    );
 }

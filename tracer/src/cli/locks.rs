@@ -2,6 +2,7 @@
 //! sync slow paths; one record per contended acquisition, per-lock totals at the end.
 use std::{io::Write, path::PathBuf};
 
+use anyhow::Context;
 use clap::Args;
 
 use super::{
@@ -15,7 +16,7 @@ use crate::{
         goroutines::Symbolizer,
         locks::{Contention, LockModel},
     },
-    output::{self, records::Record},
+    output::{self, Format, perfetto::PerfettoWriter, records::Record},
     probes::{
         Event,
         sync::{SyncEvent, SyncOptions, SyncProbes},
@@ -34,8 +35,8 @@ pub struct LocksArgs {
     /// One JSON object per line instead of human-readable lines.
     #[arg(long)]
     json: bool,
-    /// How records are written: human or json (`--json`); a Perfetto timeline is made by
-    /// `cache` so far.
+    /// How records are written: human, json (`--json`) or perfetto (a timeline of the
+    /// waits, needs `-o FILE`).
     #[arg(long, value_enum, conflicts_with = "json")]
     format: Option<crate::output::Format>,
     /// Stop after this many seconds.
@@ -57,10 +58,12 @@ pub struct LocksArgs {
 }
 
 pub fn run(mut args: LocksArgs) -> anyhow::Result<i32> {
-    args.json = args.json || args.format == Some(crate::output::Format::Json);
-    if args.format == Some(crate::output::Format::Perfetto) {
+    let format = Format::chosen(args.json, args.format, args.output.as_deref())?;
+    args.json = format == Format::Json;
+    args.format = Some(format);
+    if format == Format::Perfetto && args.follow.follow {
         anyhow::bail!(
-            "`tracer locks` writes human or json records; a Perfetto timeline is made by `tracer cache` so far (hint: --format json)"
+            "a Perfetto trace holds one process's run; leave out --follow (hint: trace each incarnation with its own -o FILE)"
         );
     }
     if args.record.is_some() && args.follow.follow {
@@ -135,8 +138,15 @@ fn trace_once(
     if args.json {
         Record::header("locks").write_line(&mut sink)?;
     }
+    let (sink, mut perfetto) = perfetto_or(sink, args.format == Some(Format::Perfetto));
+    if let Some(p) = perfetto.as_mut() {
+        let exe = binary.path().file_name().unwrap_or_default();
+        p.begin(pid, &exe.to_string_lossy())
+            .context("cannot write the trace")?;
+    }
     let mut pipeline = LocksPipeline {
         decoder: &probes_plan,
+        perfetto,
         model: LockModel::new(Some(Symbolizer::new(&binary, 0)), profile),
         bias: None,
         pid,
@@ -184,9 +194,10 @@ fn trace_once(
 pub fn replay(
     rec: &mut RecordingReader,
     job: &LocksJob,
-    json: bool,
+    format: Format,
     mut sink: Box<dyn Write + Send>,
 ) -> anyhow::Result<i32> {
+    let json = format == Format::Json;
     // What the live run learned as it went (load bias, symbols) is in the end record.
     let end = RecordingReader::open(&rec.path)
         .ok()
@@ -201,8 +212,14 @@ pub fn replay(
     if json {
         Record::header("locks").write_line(&mut sink)?;
     }
+    let (sink, mut perfetto) = perfetto_or(sink, format == Format::Perfetto);
+    if let Some(p) = perfetto.as_mut() {
+        p.begin(rec.header.target.pid, &rec.header.target.exe)
+            .context("cannot write the trace")?;
+    }
     let mut pipeline = LocksPipeline {
         decoder: &decoder,
+        perfetto,
         model: LockModel::new(Some(symbols), profile),
         bias: end.as_ref().and_then(|e| e.load_bias),
         pid: rec.header.target.pid,
@@ -232,6 +249,18 @@ pub fn replay(
     Ok(0)
 }
 
+/// The records' sink, or a Perfetto writer on it (and a sink that drops the records).
+fn perfetto_or(
+    sink: Box<dyn Write + Send>,
+    perfetto: bool,
+) -> (Box<dyn Write + Send>, Option<PerfettoWriter>) {
+    if perfetto {
+        (Box::new(std::io::sink()), Some(PerfettoWriter::new(sink)))
+    } else {
+        (sink, None)
+    }
+}
+
 struct LocksPipeline<'a> {
     decoder: &'a SyncProbes,
     model: LockModel<'a>,
@@ -243,6 +272,8 @@ struct LocksPipeline<'a> {
     lowest: Option<u64>,
     sink: Box<dyn Write + Send>,
     json: bool,
+    /// `--format perfetto`: the waits as a timeline (then `sink` is unused).
+    perfetto: Option<PerfettoWriter>,
     since_ns: u64,
     contended: u64,
     buf: Vec<u8>,
@@ -269,6 +300,9 @@ impl LocksPipeline<'_> {
             }
             .write_line(&mut self.sink)?;
         }
+        if let Some(p) = self.perfetto.as_mut() {
+            p.flush().context("cannot write the trace")?;
+        }
         self.sink.flush()?;
         let mut err = std::io::stderr();
         output::locks::summary_human(&mut err, &summary)?;
@@ -293,6 +327,9 @@ impl LocksPipeline<'_> {
     }
 
     fn write(&mut self, c: &Contention) -> std::io::Result<()> {
+        if let Some(p) = self.perfetto.as_mut() {
+            return p.lock_wait(c);
+        }
         self.buf.clear();
         if self.json {
             serde_json::to_writer(&mut self.buf, &output::locks::contention_json(c))?;

@@ -100,18 +100,13 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<i32> {
     let started = std::time::Instant::now();
     let code = match header.job.clone() {
         Job::Funcs(_) if format == crate::output::Format::Perfetto => anyhow::bail!(
-            "a Perfetto timeline is made from cache recordings so far (hint: --json or the human format for funcs)"
+            "a Perfetto timeline is made from cache and locks recordings (hint: --json or the human format for funcs)"
         ),
         Job::Funcs(job) => {
             funcs::replay(&mut rec, &job, format == crate::output::Format::Json, sink)
         }
         Job::Cache(job) => cache::replay(&mut rec, &job, format, sink),
-        Job::Locks(_) if format == crate::output::Format::Perfetto => anyhow::bail!(
-            "a Perfetto timeline is made from cache recordings so far (hint: --json or the human format for locks)"
-        ),
-        Job::Locks(job) => {
-            locks::replay(&mut rec, &job, format == crate::output::Format::Json, sink)
-        }
+        Job::Locks(job) => locks::replay(&mut rec, &job, format, sink),
     }?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(

@@ -1,7 +1,8 @@
 //! Perfetto timelines (`--format perfetto -o FILE`, open in ui.perfetto.dev): one track
 //! per goroutine under the process, each cache call a slice on its goroutine's track
 //! (nested calls nest), a flow through the calls that shared one execution (the miss that
-//! ran it and the joins that waited on it). Packets are written as they come, in
+//! ran it and the joins that waited on it); for `tracer locks`, each contended wait a
+//! slice on the waiter, with a flow from the goroutine whose release ended it. Packets are written as they come, in
 //! Perfetto's protobuf format (a `Trace` is its repeated `packet` field, so packets can be
 //! appended one by one); names are interned per sequence, so a million calls stay small.
 //!
@@ -11,7 +12,10 @@ use std::{collections::HashMap, io::Write};
 
 use prost::Message;
 
-use crate::model::cache::{CacheCall, CacheOutput, Outcome};
+use crate::model::{
+    cache::{CacheCall, CacheOutput, Outcome},
+    locks::Contention,
+};
 
 #[derive(Clone, PartialEq, Message)]
 struct TracePacket {
@@ -129,6 +133,8 @@ pub struct PerfettoWriter {
     arg_names: Interned,
     started: bool,
     buf: Vec<u8>,
+    /// Lock hand-offs drawn as flows so far (their flow ids).
+    lock_flows: u64,
 }
 
 impl PerfettoWriter {
@@ -141,6 +147,7 @@ impl PerfettoWriter {
             arg_names: Interned::default(),
             started: false,
             buf: Vec::new(),
+            lock_flows: 0,
         }
     }
 
@@ -195,6 +202,114 @@ impl PerfettoWriter {
         Ok(uuid)
     }
 
+    /// The interned id of event name `name`, sent in `interned` if new.
+    fn event_name(&mut self, interned: &mut InternedData, name: String) -> u64 {
+        let (iid, new) = self.names.id(&name);
+        if new {
+            interned.event_names.push(InternedString {
+                iid: Some(iid),
+                name: Some(name),
+            });
+        }
+        iid
+    }
+
+    /// Debug annotations of the given (name, string, number) arguments; absent ones skipped.
+    fn annotations(
+        &mut self,
+        interned: &mut InternedData,
+        pairs: Vec<(&str, Option<String>, Option<u64>)>,
+    ) -> Vec<DebugAnnotation> {
+        let mut args = Vec::new();
+        for (key, string, uint) in pairs {
+            if string.is_none() && uint.is_none() {
+                continue;
+            }
+            let (iid, new) = self.arg_names.id(key);
+            if new {
+                interned.debug_annotation_names.push(InternedString {
+                    iid: Some(iid),
+                    name: Some(key.to_owned()),
+                });
+            }
+            args.push(DebugAnnotation {
+                name_iid: Some(iid),
+                uint_value: uint,
+                string_value: string,
+            });
+        }
+        args
+    }
+
+    /// A contended lock acquisition (`tracer locks`): a slice on the waiting goroutine for
+    /// the wait, and, when the releaser is known, a flow from a `release` instant on its
+    /// goroutine to an `acquired` instant where the wait ended.
+    pub fn lock_wait(&mut self, c: &Contention) -> std::io::Result<()> {
+        let track = self.goroutine_track(c.waiter)?;
+        let end = c.start_ns + c.wait_ns;
+        let lock = c.name.unwrap_or(c.lock_type.as_str());
+        let mut interned = InternedData::default();
+        let name_iid = self.event_name(&mut interned, format!("wait {lock}"));
+        let args = self.annotations(
+            &mut interned,
+            vec![
+                ("event", Some("lock_wait".into()), None),
+                ("lock", Some(format!("{:#x}", c.lock)), None),
+                ("lock_type", Some(c.lock_type.as_str().into()), None),
+                ("lock_name", c.name.map(str::to_owned), None),
+                ("released_by", None, c.released_by),
+            ],
+        );
+        self.packet(TracePacket {
+            timestamp: Some(c.start_ns),
+            interned_data: Some(interned),
+            track_event: Some(TrackEvent {
+                r#type: Some(SLICE_BEGIN),
+                name_iid: Some(name_iid),
+                track_uuid: Some(track),
+                debug_annotations: args,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })?;
+        self.packet(TracePacket {
+            timestamp: Some(end),
+            track_event: Some(TrackEvent {
+                r#type: Some(SLICE_END),
+                track_uuid: Some(track),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })?;
+        let Some(releaser) = c.released_by else {
+            return Ok(());
+        };
+        self.lock_flows += 1;
+        let flow = 4 << 32 | self.lock_flows;
+        let releaser_track = self.goroutine_track(releaser)?;
+        for (track, event, name) in [
+            (releaser_track, "lock_release", format!("release {lock}")),
+            (track, "lock_acquired", format!("acquired {lock}")),
+        ] {
+            let mut interned = InternedData::default();
+            let name_iid = self.event_name(&mut interned, name);
+            let args = self.annotations(&mut interned, vec![("event", Some(event.into()), None)]);
+            self.packet(TracePacket {
+                timestamp: Some(end),
+                interned_data: Some(interned),
+                track_event: Some(TrackEvent {
+                    r#type: Some(INSTANT),
+                    name_iid: Some(name_iid),
+                    track_uuid: Some(track),
+                    debug_annotations: args,
+                    flow_ids: vec![flow],
+                }),
+                ..Default::default()
+            })?;
+        }
+        Ok(())
+    }
+
     pub fn record(&mut self, out: &CacheOutput) -> std::io::Result<()> {
         match out {
             CacheOutput::Call(c) => self.call(c),
@@ -214,48 +329,23 @@ impl PerfettoWriter {
             None => format!("cache call ({outcome})"),
         };
         let mut interned = InternedData::default();
-        let (name_iid, new) = self.names.id(&name);
-        if new {
-            interned.event_names.push(InternedString {
-                iid: Some(name_iid),
-                name: Some(name),
-            });
-        }
-        let mut args = Vec::new();
-        let mut arg = |key: &str, string: Option<String>, uint: Option<u64>| {
-            if string.is_none() && uint.is_none() {
-                return;
-            }
-            let (iid, new) = self.arg_names.id(key);
-            if new {
-                interned.debug_annotation_names.push(InternedString {
-                    iid: Some(iid),
-                    name: Some(key.to_owned()),
-                });
-            }
-            args.push(DebugAnnotation {
-                name_iid: Some(iid),
-                uint_value: uint,
-                string_value: string,
-            });
-        };
-        arg("outcome", Some(outcome.to_owned()), None);
-        arg("digest", c.digest.clone(), None);
-        arg("session", c.session.clone(), None);
-        arg(
-            "hit_route",
-            c.hit_route.map(|r| r.as_str().to_owned()),
-            None,
-        );
-        arg("parent_digest", c.parent_digest.clone(), None);
-        arg("exec_goid", None, c.exec_goid);
-        arg("waiters", None, c.waiters.map(u64::from));
-        arg("result_id", None, c.result_id);
-        arg("error", c.error.clone(), None);
+        let name_iid = self.event_name(&mut interned, name);
+        let mut pairs = vec![
+            ("outcome", Some(outcome.to_owned()), None),
+            ("digest", c.digest.clone(), None),
+            ("session", c.session.clone(), None),
+            ("hit_route", c.hit_route.map(|r| r.as_str().to_owned()), None),
+            ("parent_digest", c.parent_digest.clone(), None),
+            ("exec_goid", None, c.exec_goid),
+            ("waiters", None, c.waiters.map(u64::from)),
+            ("result_id", None, c.result_id),
+            ("error", c.error.clone(), None),
+        ];
         if let Some(x) = &c.explain {
             let why: Vec<String> = x.differs.iter().map(|d| d.part.clone()).collect();
-            arg("why", Some(why.join(", ")), None);
+            pairs.push(("why", Some(why.join(", ")), None));
         }
+        let args = self.annotations(&mut interned, pairs);
         // The calls that shared one execution (its miss and its joins) are one flow,
         // keyed by the goroutine that ran it.
         let flow_ids = match (c.outcome, c.exec_goid) {
