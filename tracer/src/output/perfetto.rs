@@ -334,7 +334,11 @@ impl PerfettoWriter {
             ("outcome", Some(outcome.to_owned()), None),
             ("digest", c.digest.clone(), None),
             ("session", c.session.clone(), None),
-            ("hit_route", c.hit_route.map(|r| r.as_str().to_owned()), None),
+            (
+                "hit_route",
+                c.hit_route.map(|r| r.as_str().to_owned()),
+                None,
+            ),
             ("parent_digest", c.parent_digest.clone(), None),
             ("exec_goid", None, c.exec_goid),
             ("waiters", None, c.waiters.map(u64::from)),
