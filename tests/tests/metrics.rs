@@ -1,6 +1,7 @@
 //! `tracer cache --metrics`: a real Prometheus server (Debian's, installed by `cargo xtask
 //! setup`, on loopback with a scratch config and data directory) scrapes the tracer while
-//! the L4 stand-in runs; what Prometheus stored equals the tracer's own JSON summary.
+//! the L4 stand-in runs; what Prometheus stored equals the tracer's own JSON summary. The
+//! same for `tracer locks --metrics` on tests/go/locks.
 use std::{
     io::{BufRead, BufReader},
     net::TcpListener,
@@ -56,44 +57,15 @@ fn query(port: u16, promql: &str) -> Vec<(Value, f64)> {
 
 #[test]
 fn prometheus_scrapes_what_the_summary_says() {
-    let prometheus = std::path::Path::new("/usr/bin/prometheus");
-    assert!(
-        prometheus.is_file() || std::env::var_os("CI").is_none(),
-        "Debian's prometheus is missing (cargo xtask setup installs it)"
-    );
-    if !prometheus.is_file() {
-        eprintln!("prometheus missing: skipped outside CI");
+    let Some(dir) = prometheus_available("metrics") else {
         return;
-    }
-    let dir = scratch_dir("metrics");
+    };
     let tc = gobuild::default_toolchain().unwrap();
     let engine = integration_tests::private_copy(
         &gobuild::build_tagged("engine-l4", &tc, true, "").unwrap(),
     );
-    let (metrics_port, web_port) = (free_port(), free_port());
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: tracer\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n"
-        ),
-    )
-    .unwrap();
-    let _prom = KillOnDrop(
-        Command::new(prometheus)
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{web_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus starts"),
-    );
+    let metrics_port = free_port();
+    let (_prom, web_port) = start_prometheus(&dir, metrics_port);
     let records = dir.join("records.jsonl");
     let mut traced = tracer()
         .args(["cache", "--json", "-o"])
@@ -124,21 +96,7 @@ fn prometheus_scrapes_what_the_summary_says() {
         assert!(Instant::now() < deadline, "no workload report");
     }
     // Scrapes after the workload, until Prometheus holds a stable count.
-    let total = "sum(dagger_tracer_cache_calls_total)";
-    let mut last = -1.0;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        std::thread::sleep(Duration::from_millis(1500));
-        let now = query(web_port, total).first().map_or(-1.0, |s| s.1);
-        if now > 0.0 && now == last {
-            break;
-        }
-        last = now;
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus never scraped a stable count"
-        );
-    }
+    stable_value(web_port, "sum(dagger_tracer_cache_calls_total)");
     let by_outcome = query(
         web_port,
         "sum by (outcome) (dagger_tracer_cache_calls_total)",
@@ -217,6 +175,152 @@ fn prometheus_scrapes_what_the_summary_says() {
         "the entry gauge and L4's four bucket gauges"
     );
     assert_eq!(bucket_sum, entries[0].1, "Size() is the sum of the buckets");
+}
+
+/// The scratch directory for a Prometheus test, or None outside CI when Debian's
+/// prometheus is missing (under CI its absence fails the test).
+fn prometheus_available(name: &str) -> Option<std::path::PathBuf> {
+    let prometheus = std::path::Path::new(PROMETHEUS);
+    assert!(
+        prometheus.is_file() || std::env::var_os("CI").is_none(),
+        "Debian's prometheus is missing (cargo xtask setup installs it)"
+    );
+    if !prometheus.is_file() {
+        eprintln!("prometheus missing: skipped outside CI");
+        return None;
+    }
+    Some(scratch_dir(name))
+}
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// A real Prometheus on loopback scraping 127.0.0.1:`metrics_port` every second; its web
+/// port.
+fn start_prometheus(dir: &std::path::Path, metrics_port: u16) -> (KillOnDrop, u16) {
+    let web_port = free_port();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: tracer\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n"
+        ),
+    )
+    .unwrap();
+    let prom = KillOnDrop(
+        Command::new(PROMETHEUS)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{web_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts"),
+    );
+    (prom, web_port)
+}
+
+/// Waits until `promql`'s first value is positive and the same on two scrapes in a row.
+fn stable_value(web_port: u16, promql: &str) -> f64 {
+    let mut last = -1.0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = query(web_port, promql).first().map_or(-1.0, |s| s.1);
+        if now > 0.0 && now == last {
+            return now;
+        }
+        last = now;
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped a stable {promql}"
+        );
+    }
+}
+
+#[test]
+fn prometheus_scrapes_lock_contention_as_the_summary_says() {
+    let Some(dir) = prometheus_available("metrics-locks") else {
+        return;
+    };
+    let tc = gobuild::default_toolchain().unwrap();
+    let program = integration_tests::private_copy(&gobuild::build("locks", &tc, true).unwrap());
+    let metrics_port = free_port();
+    let (_prom, web_port) = start_prometheus(&dir, metrics_port);
+    let records = dir.join("records.jsonl");
+    let truth = dir.join("truth.jsonl");
+    let mut traced = tracer()
+        .args(["locks", "--json", "-o"])
+        .arg(&records)
+        .arg("--metrics")
+        .arg(format!("127.0.0.1:{metrics_port}"))
+        .arg("--")
+        .arg(&program)
+        .args(["-rounds", "2", "-waiters", "3", "-linger", "120s", "-truth"])
+        .arg(&truth)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .expect("the tracer starts");
+    let pid = traced.id();
+    let stdout = traced.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the program says when it is done")
+            .unwrap();
+        if line == "done" {
+            break;
+        }
+    }
+    let total = stable_value(web_port, "sum(dagger_tracer_lock_contended_total)");
+    let per_lock = query(
+        web_port,
+        "sum by (lock) (dagger_tracer_lock_contended_total)",
+    );
+    let waits = query(web_port, "sum(dagger_tracer_lock_wait_seconds_count)");
+    let lost = query(web_port, "tracer_lost_events_total");
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc_kill(pid as i32, 2) };
+    let status = traced.wait().unwrap();
+    // SAFETY: as above.
+    unsafe { libc_kill(-(pid as i32), 9) };
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "the tracer stops with its summary"
+    );
+
+    let records = read_json_lines(&records);
+    let summary = of_kind(&records, "summary")[0];
+    assert_eq!(Some(total), summary["contended"].as_f64(), "{summary}");
+    assert_eq!(waits[0].1, total, "one wait observation per contention");
+    assert_eq!(Some(lost[0].1), summary["lost_events"].as_f64());
+    let truth = read_json_lines(&truth);
+    assert_eq!(
+        total as usize,
+        of_kind(&truth, "contended").len(),
+        "the program's own count"
+    );
+    let lock_summaries = of_kind(&records, "lock_summary");
+    assert_eq!(per_lock.len(), lock_summaries.len(), "{per_lock:?}");
+    for s in lock_summaries {
+        let label = s["lock_name"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{:#x}", s["lock"].as_u64().unwrap()));
+        let scraped = per_lock
+            .iter()
+            .find(|(l, _)| l["lock"] == label.as_str())
+            .map(|(_, v)| *v);
+        assert_eq!(scraped, s["contended"].as_f64(), "lock {label}");
+    }
 }
 
 unsafe extern "C" {

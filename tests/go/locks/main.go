@@ -383,6 +383,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds of the three scenarios")
 	flag.IntVar(&waiters, "waiters", 3, "waiters per scenario")
 	flag.DurationVar(&hold, "hold", 100*time.Millisecond, "least time the waiters stay blocked")
+	linger := flag.Duration("linger", 0, "stay alive this long after \"done\" (for scrapes of a finished workload)")
 	flag.Parse()
 	if waiters < 1 || *rounds < 0 || hold < 0 {
 		fmt.Fprintln(os.Stderr, "locks: need -waiters >= 1, -rounds >= 0, -hold >= 0")
@@ -423,6 +424,7 @@ func main() {
 		writeAtomic(*truthPath, out.Bytes())
 	}
 	fmt.Println("done")
+	time.Sleep(*linger)
 }
 
 func writeAtomic(path string, data []byte) {

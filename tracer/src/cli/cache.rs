@@ -181,6 +181,7 @@ fn trace_once(
         &mut signals,
         &mut reader,
         &mut pipeline,
+        &probes,
         pid,
         child,
         duration,
@@ -327,7 +328,7 @@ fn optional_loss(role: Role) -> Option<&'static str> {
 }
 
 /// CPU time this process has used, user plus system.
-fn own_cpu_ns() -> u64 {
+pub(super) fn own_cpu_ns() -> u64 {
     // SAFETY: getrusage fills the struct we pass.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
@@ -604,6 +605,12 @@ impl CachePipeline {
 }
 
 impl EventSink for CachePipeline {
+    fn lost_events_now(&mut self, lost: u64) {
+        if let Some((m, _)) = self.metrics.as_ref() {
+            m.lost_events(lost);
+        }
+    }
+
     fn on_event(&mut self, ev: Event) {
         if self.bias.is_none()
             && let Some(lowest) = self.lowest

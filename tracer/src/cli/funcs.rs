@@ -204,6 +204,7 @@ fn trace_once(
         &mut signals,
         &mut reader,
         &mut pipeline,
+        &probes,
         pid,
         child,
         duration,

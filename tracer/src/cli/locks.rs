@@ -16,7 +16,7 @@ use crate::{
         goroutines::Symbolizer,
         locks::{Contention, LockModel},
     },
-    output::{self, Format, perfetto::PerfettoWriter, records::Record},
+    output::{self, Format, metrics::LockMetrics, perfetto::PerfettoWriter, records::Record},
     probes::{
         Event,
         sync::{SyncEvent, SyncOptions, SyncProbes},
@@ -55,6 +55,12 @@ pub struct LocksArgs {
     /// Also keep every raw event in this file, for `tracer replay`.
     #[arg(long, value_name = "FILE")]
     pub(super) record: Option<PathBuf>,
+    /// Serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics while tracing:
+    /// contended acquisitions and wait times per lock; loopback 127.0.0.1:9464 when no
+    /// address is given.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = "127.0.0.1:9464")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 pub fn run(mut args: LocksArgs) -> anyhow::Result<i32> {
@@ -93,6 +99,7 @@ fn trace_once(
         .as_deref()
         .map(PendingRecording::create)
         .transpose()?;
+    let listener = args.metrics.map(output::metrics::bind).transpose()?;
     let binary = GoBinary::open(&target.binary())?;
     let profile = profiles::detect(&binary).ok();
     let probes_plan = SyncProbes::plan(
@@ -144,9 +151,23 @@ fn trace_once(
         p.begin(pid, &exe.to_string_lossy())
             .context("cannot write the trace")?;
     }
+    let metrics = match listener {
+        Some(l) => {
+            let m = LockMetrics::new();
+            let addr = l.local_addr()?;
+            {
+                let _in_runtime = runtime.enter();
+                m.serve(l)?;
+            }
+            eprintln!("tracer: metrics at http://{addr}/metrics");
+            Some(m)
+        }
+        None => None,
+    };
     let mut pipeline = LocksPipeline {
         decoder: &probes_plan,
         perfetto,
+        metrics,
         model: LockModel::new(Some(Symbolizer::new(&binary, 0)), profile),
         bias: None,
         pid,
@@ -162,6 +183,7 @@ fn trace_once(
         &mut signals,
         &mut reader,
         &mut pipeline,
+        &probes,
         pid,
         child,
         duration,
@@ -220,6 +242,7 @@ pub fn replay(
     let mut pipeline = LocksPipeline {
         decoder: &decoder,
         perfetto,
+        metrics: None,
         model: LockModel::new(Some(symbols), profile),
         bias: end.as_ref().and_then(|e| e.load_bias),
         pid: rec.header.target.pid,
@@ -274,6 +297,8 @@ struct LocksPipeline<'a> {
     json: bool,
     /// `--format perfetto`: the waits as a timeline (then `sink` is unused).
     perfetto: Option<PerfettoWriter>,
+    /// `--metrics`: what is served (live only).
+    metrics: Option<LockMetrics>,
     since_ns: u64,
     contended: u64,
     buf: Vec<u8>,
@@ -327,6 +352,9 @@ impl LocksPipeline<'_> {
     }
 
     fn write(&mut self, c: &Contention) -> std::io::Result<()> {
+        if let Some(m) = &self.metrics {
+            m.contention(c);
+        }
         if let Some(p) = self.perfetto.as_mut() {
             return p.lock_wait(c);
         }
@@ -374,7 +402,16 @@ impl EventSink for LocksPipeline<'_> {
     }
 
     fn flush(&mut self) -> anyhow::Result<()> {
+        if let Some(m) = &self.metrics {
+            m.set(super::cache::own_cpu_ns(), None);
+        }
         self.sink.flush()?;
         Ok(())
+    }
+
+    fn lost_events_now(&mut self, lost: u64) {
+        if let Some(m) = &self.metrics {
+            m.set(super::cache::own_cpu_ns(), Some(lost));
+        }
     }
 }

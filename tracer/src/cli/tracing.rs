@@ -156,7 +156,12 @@ pub fn parse_ring_mb(s: &str) -> Result<u32, String> {
 pub trait EventSink {
     fn on_event(&mut self, ev: Event);
     fn flush(&mut self) -> anyhow::Result<()>;
+    /// The kernel side's lost-event count so far, about once a second (for live metrics).
+    fn lost_events_now(&mut self, _lost: u64) {}
 }
+
+/// How often the kernel-side counters are read while tracing.
+const COUNTERS_EVERY: Duration = Duration::from_secs(1);
 
 impl Stop {
     /// The tracer's exit status for this stop: a spawned command's own status when it
@@ -201,6 +206,7 @@ pub async fn trace_until_stop(
     signals: &mut Signals,
     reader: &mut EventReader,
     pipeline: &mut dyn EventSink,
+    probes: &AttachedProbes,
     pid: u32,
     child: Option<GatedChild>,
     duration: Option<f64>,
@@ -230,10 +236,17 @@ pub async fn trace_until_stop(
     // The kernel side wakes us only when the ring fills up; between wakeups the
     // reader drains on this timer, which bounds how late a live line can be.
     let mut poll = tokio::time::interval(crate::probes::POLL_INTERVAL);
+    let mut counters_read = std::time::Instant::now();
     let stop = loop {
         tokio::select! {
             _ = poll.tick() => {
                 reader.drain_now(&mut |ev| pipeline.on_event(ev));
+                if counters_read.elapsed() >= COUNTERS_EVERY {
+                    counters_read = std::time::Instant::now();
+                    if let Ok(lost) = probes.lost_events() {
+                        pipeline.lost_events_now(lost);
+                    }
+                }
                 pipeline.flush()?;
             }
             read = reader.next_batch(&mut batch) => {

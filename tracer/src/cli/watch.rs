@@ -132,6 +132,7 @@ fn watch_attached<'a>(
         &mut signals,
         &mut events,
         &mut pipeline,
+        &probes,
         pid,
         child,
         args.duration,

@@ -25,7 +25,10 @@ use prometheus_client::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::model::cache::{CacheCall, Outcome};
+use crate::model::{
+    cache::{CacheCall, Outcome},
+    locks::Contention,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
@@ -58,6 +61,7 @@ const BUCKETS_OF_FIVE: [&str; 5] = [
 /// What `tracer cache --metrics` serves.
 pub struct CacheMetrics {
     registry: Arc<Registry>,
+    lost_events: Counter,
     calls: Family<CallLabels, Counter>,
     durations: Family<OutcomeLabel, Histogram, fn() -> Histogram>,
     connected_clients: Gauge,
@@ -118,14 +122,10 @@ impl CacheMetrics {
                 g
             })
             .collect();
-        let tracer_cpu = Gauge::<f64, AtomicU64>::default();
-        registry.register(
-            "tracer_cpu_seconds",
-            "CPU time the tracer has used",
-            tracer_cpu.clone(),
-        );
+        let (tracer_cpu, lost_events) = register_own(&mut registry);
         CacheMetrics {
             registry: Arc::new(registry),
+            lost_events,
             calls,
             durations,
             connected_clients,
@@ -163,21 +163,127 @@ impl CacheMetrics {
         self.tracer_cpu.set(cpu_ns as f64 / 1e9);
     }
 
+    pub fn lost_events(&self, lost: u64) {
+        raise_to(&self.lost_events, lost);
+    }
+
     /// Serves the registry at `/metrics` on `listener` until the runtime ends.
     pub fn serve(&self, listener: std::net::TcpListener) -> std::io::Result<()> {
-        listener.set_nonblocking(true)?;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let registry = self.registry.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((conn, _)) = listener.accept().await else {
-                    continue;
-                };
-                tokio::spawn(answer(conn, registry.clone()));
-            }
-        });
-        Ok(())
+        serve(self.registry.clone(), listener)
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LockLabels {
+    /// The engine's name for the lock, or its address.
+    lock: String,
+    lock_type: String,
+}
+
+/// What `tracer locks --metrics` serves: contended acquisitions and wait times per lock.
+pub struct LockMetrics {
+    registry: Arc<Registry>,
+    contended: Family<LockLabels, Counter>,
+    waits: Family<LockLabels, Histogram, fn() -> Histogram>,
+    tracer_cpu: Gauge<f64, AtomicU64>,
+    lost_events: Counter,
+}
+
+impl Default for LockMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LockMetrics {
+    pub fn new() -> LockMetrics {
+        let mut registry = Registry::default();
+        let contended = Family::<LockLabels, Counter>::default();
+        registry.register(
+            "dagger_tracer_lock_contended",
+            "contended acquisitions, by lock (engine name or address) and type",
+            contended.clone(),
+        );
+        let waits: Family<LockLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(duration_histogram);
+        registry.register(
+            "dagger_tracer_lock_wait_seconds",
+            "how long contended acquisitions waited, by lock",
+            waits.clone(),
+        );
+        let (tracer_cpu, lost_events) = register_own(&mut registry);
+        LockMetrics {
+            registry: Arc::new(registry),
+            contended,
+            waits,
+            tracer_cpu,
+            lost_events,
+        }
+    }
+
+    pub fn contention(&self, c: &Contention) {
+        let labels = LockLabels {
+            lock: c
+                .name
+                .map_or_else(|| format!("{:#x}", c.lock), str::to_owned),
+            lock_type: c.lock_type.as_str().to_owned(),
+        };
+        self.contended.get_or_create(&labels).inc();
+        self.waits
+            .get_or_create(&labels)
+            .observe(c.wait_ns as f64 / 1e9);
+    }
+
+    pub fn set(&self, cpu_ns: u64, lost: Option<u64>) {
+        self.tracer_cpu.set(cpu_ns as f64 / 1e9);
+        if let Some(lost) = lost {
+            raise_to(&self.lost_events, lost);
+        }
+    }
+
+    pub fn serve(&self, listener: std::net::TcpListener) -> std::io::Result<()> {
+        serve(self.registry.clone(), listener)
+    }
+}
+
+/// The tracer's own gauges: its CPU, and events the kernel side lost (ring full).
+fn register_own(registry: &mut Registry) -> (Gauge<f64, AtomicU64>, Counter) {
+    let tracer_cpu = Gauge::<f64, AtomicU64>::default();
+    registry.register(
+        "tracer_cpu_seconds",
+        "CPU time the tracer has used",
+        tracer_cpu.clone(),
+    );
+    let lost = Counter::default();
+    registry.register(
+        "tracer_lost_events",
+        "events the kernel side could not queue (ring buffer full)",
+        lost.clone(),
+    );
+    (tracer_cpu, lost)
+}
+
+/// A counter mirrored from a count kept elsewhere (the kernel's).
+fn raise_to(counter: &Counter, now: u64) {
+    let was = counter.get();
+    if now > was {
+        counter.inc_by(now - was);
+    }
+}
+
+/// Serves `registry` at `/metrics` on `listener` until the runtime ends.
+fn serve(registry: Arc<Registry>, listener: std::net::TcpListener) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((conn, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(answer(conn, registry.clone()));
+        }
+    });
+    Ok(())
 }
 
 /// Binds `--metrics` before anything is attached: a busy or foreign address is one
