@@ -323,6 +323,94 @@ fn prometheus_scrapes_lock_contention_as_the_summary_says() {
     }
 }
 
+#[test]
+fn prometheus_scrapes_blocked_goroutines_by_wait_reason_as_reported() {
+    let Some(dir) = prometheus_available("metrics-watch") else {
+        return;
+    };
+    let tc = gobuild::default_toolchain().unwrap();
+    let program = integration_tests::private_copy(&gobuild::build("hang", &tc, true).unwrap());
+    let mut hung = KillOnDrop(
+        Command::new(&program)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the hang program starts"),
+    );
+    let stdout = hung.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the program says its hangs formed")
+            .unwrap();
+        if line == "ready" {
+            break;
+        }
+    }
+    let metrics_port = free_port();
+    let (_prom, web_port) = start_prometheus(&dir, metrics_port);
+    let records = dir.join("records.jsonl");
+    let mut traced = tracer()
+        .args(["hang", "--watch", "--threshold", "0.5", "--json", "--pid"])
+        .arg(hung.0.id().to_string())
+        .arg("--metrics")
+        .arg(format!("127.0.0.1:{metrics_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .arg("-o")
+        .arg(&records)
+        .spawn()
+        .expect("the tracer starts");
+    let blocked = stable_value(web_port, "sum(dagger_tracer_blocked_goroutines)");
+    let by_reason = query(
+        web_port,
+        "sum by (wait_reason) (dagger_tracer_blocked_goroutines)",
+    );
+    let reported = query(
+        web_port,
+        "sum(dagger_tracer_hang_reports_total{kind=\"blocked\"})",
+    );
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc_kill(traced.id() as i32, 2) };
+    let status = traced.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "the tracer stops with its summary"
+    );
+
+    let records = read_json_lines(&records);
+    let mut want: std::collections::BTreeMap<String, f64> = Default::default();
+    let blocked_records: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "goroutine" && r["event"] == "blocked")
+        .collect();
+    for r in &blocked_records {
+        let reason = r["wait_reason"].as_str().unwrap_or("").to_owned();
+        *want.entry(reason).or_default() += 1.0;
+    }
+    for r in of_kind(&records, "unblocked") {
+        let goid = r["goid"].as_u64();
+        let reason = blocked_records
+            .iter()
+            .find(|b| b["goid"].as_u64() == goid)
+            .and_then(|b| b["wait_reason"].as_str())
+            .unwrap_or("")
+            .to_owned();
+        *want.entry(reason).or_default() -= 1.0;
+    }
+    want.retain(|_, n| *n != 0.0);
+    let got: std::collections::BTreeMap<String, f64> = by_reason
+        .iter()
+        .filter(|(_, v)| *v != 0.0)
+        .map(|(l, v)| (l["wait_reason"].as_str().unwrap_or("").to_owned(), *v))
+        .collect();
+    assert_eq!(got, want, "blocked goroutines by wait reason");
+    assert_eq!(blocked, want.values().sum::<f64>());
+    assert_eq!(reported[0].1, blocked_records.len() as f64);
+    assert!(blocked >= 3.0, "the program's hangs are reported: {want:?}");
+}
+
 unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;

@@ -44,6 +44,15 @@ pub struct HangArgs {
     #[arg(long, value_name = "SECS", requires = "watch", allow_negative_numbers = true,
           value_parser = super::tracing::parse_duration)]
     duration: Option<f64>,
+    /// With --watch: serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics:
+    /// goroutines reported blocked, by wait reason; loopback 127.0.0.1:9464 when no address
+    /// is given.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, requires = "watch",
+          default_missing_value = "127.0.0.1:9464")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Write records to this file instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
 }
 
 impl HangArgs {
@@ -58,6 +67,7 @@ impl HangArgs {
             json: self.json,
             own: self.own,
             duration: self.duration,
+            metrics: self.metrics,
         }
     }
 }
@@ -72,6 +82,8 @@ pub fn run(mut args: HangArgs) -> anyhow::Result<i32> {
     if !args.threshold.is_finite() || args.threshold < 0.0 {
         bail!("--threshold must be a number of seconds, 0 or more");
     }
+    // The records' file is opened first: a bad path fails before anything is read.
+    let mut out = output::open_record_sink(args.output.as_deref())?;
     let process = match args.target.resolve()? {
         Resolved::Running(p) => p,
         Resolved::Spawn { .. } => bail!(
@@ -80,7 +92,7 @@ pub fn run(mut args: HangArgs) -> anyhow::Result<i32> {
     };
     let binary = GoBinary::open(&process.exe)?;
     if args.watch {
-        return super::watch::run(&args.into_watch(), process, &binary);
+        return super::watch::run(&args.into_watch(), process, &binary, out);
     }
     let lowest = binary.lowest_load_vaddr();
     let bias = load_bias(process.pid, lowest)
@@ -96,7 +108,6 @@ pub fn run(mut args: HangArgs) -> anyhow::Result<i32> {
         crate::model::goroutines::name_locks(&mut snap, profile, None);
     }
     let threshold_ns = (args.threshold * 1e9) as u64;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
         output::goroutines::write_json(&mut out, &snap, threshold_ns)?;
     } else {

@@ -1,6 +1,6 @@
 //! `tracer hang --watch`: stays attached and reports goroutines as they block past the
 //! threshold and deadlocks as they form, confirmed against the target's memory.
-use std::{io::Write, sync::mpsc};
+use std::{collections::HashMap, io::Write, sync::mpsc};
 
 use super::{
     target::Resolved,
@@ -14,6 +14,7 @@ use crate::{
     },
     output::{
         goroutines::{deadlock_json, deadlock_text, frame_lines, goroutine_json, wait_text},
+        metrics::WatchMetrics,
         records::{GoroutineRecord, Holder, Record, SourcePlace},
     },
     probes::{
@@ -35,10 +36,28 @@ pub struct WatchArgs {
     pub json: bool,
     pub own: Option<String>,
     pub duration: Option<f64>,
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
-pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Result<i32> {
+/// Where the watch's records and metrics go.
+struct Outputs {
+    out: Box<dyn Write + Send>,
+    /// `--metrics`: bound before anything was attached.
+    listener: Option<std::net::TcpListener>,
+}
+
+/// Goroutines whose wait reason is kept for the blocked-goroutines gauge, at most.
+const MAX_BLOCKED_TRACKED: usize = 1 << 20;
+
+/// Watches `process` until a stop, its records going to `out`.
+pub fn run(
+    args: &WatchArgs,
+    process: Process,
+    binary: &GoBinary,
+    out: Box<dyn Write + Send>,
+) -> anyhow::Result<i32> {
     let own = own_packages(args)?;
+    let listener = args.metrics.map(crate::output::metrics::bind).transpose()?;
     let profile = profiles::detect(binary).ok();
     let sync = SyncProbes::plan(
         binary,
@@ -61,7 +80,10 @@ pub fn run(args: &WatchArgs, process: Process, binary: &GoBinary) -> anyhow::Res
     // of every goroutine, and the ring must go on being drained meanwhile.
     std::thread::scope(|scope| {
         let snapshots = SnapshotWorker::start(scope, reader, mem, profile);
-        watch_attached(args, process, binary, &sync, bias, first, snapshots)
+        let outputs = Outputs { out, listener };
+        watch_attached(
+            args, process, binary, &sync, bias, first, snapshots, outputs,
+        )
     })
 }
 
@@ -74,7 +96,9 @@ fn watch_attached<'a>(
     bias: u64,
     first: Snapshot,
     snapshots: SnapshotWorker,
+    outputs: Outputs,
 ) -> anyhow::Result<i32> {
+    let Outputs { out, listener } = outputs;
     let pid = process.pid;
     let target = Resolved::Running(process);
     let Started {
@@ -106,6 +130,19 @@ fn watch_attached<'a>(
             sync.missing.join(", ")
         );
     }
+    let metrics = match listener {
+        Some(l) => {
+            let m = WatchMetrics::new();
+            let addr = l.local_addr()?;
+            {
+                let _in_runtime = runtime.enter();
+                m.serve(l)?;
+            }
+            eprintln!("tracer: metrics at http://{addr}/metrics");
+            Some(m)
+        }
+        None => None,
+    };
     let now = monotonic_ns();
     let mut watch = Watch::new(Some(Symbolizer::new(binary, bias)), args.threshold_ns);
     watch.seed(&first, now);
@@ -120,9 +157,11 @@ fn watch_attached<'a>(
         mem: Memory::new(pid),
         bias,
         json: args.json,
-        out: std::io::BufWriter::new(std::io::stdout()),
+        out,
         last_check: 0,
         reports: 0,
+        metrics,
+        blocked_reasons: HashMap::new(),
     };
     if args.json {
         Record::header("hang").write_line(&mut pipeline.out)?;
@@ -291,9 +330,13 @@ struct WatchPipeline<'a> {
     mem: Memory,
     bias: u64,
     json: bool,
-    out: std::io::BufWriter<std::io::Stdout>,
+    out: Box<dyn Write + Send>,
     last_check: u64,
     reports: u64,
+    /// `--metrics`: what is served, and the wait reason of each goroutine reported
+    /// blocked and not yet running again.
+    metrics: Option<WatchMetrics>,
+    blocked_reasons: HashMap<u64, String>,
 }
 
 impl EventSink for WatchPipeline<'_> {
@@ -316,6 +359,9 @@ impl EventSink for WatchPipeline<'_> {
             eprintln!(
                 "tracer: {lost} events lost so far (ring buffer full); recorded lock owners reset"
             );
+        }
+        if let Some(m) = &self.metrics {
+            m.set(super::cache::own_cpu_ns(), lost);
         }
         for r in self.watch.take_unblocked() {
             self.write(&r, None)?;
@@ -359,6 +405,22 @@ impl WatchPipeline<'_> {
 
     fn write(&mut self, r: &Report, snap: Option<&Snapshot>) -> anyhow::Result<()> {
         self.reports += 1;
+        if let Some(m) = &self.metrics {
+            match r {
+                Report::Blocked { goroutine: g, .. } => {
+                    let reason = g.wait_reason.clone().unwrap_or_default();
+                    m.report("blocked", Some((&reason, 1)));
+                    if self.blocked_reasons.len() < MAX_BLOCKED_TRACKED {
+                        self.blocked_reasons.insert(g.goid, reason);
+                    }
+                }
+                Report::Unblocked { goid, .. } => {
+                    let reason = self.blocked_reasons.remove(goid);
+                    m.report("unblocked", reason.as_deref().map(|r| (r, -1)));
+                }
+                Report::Deadlock(_) => m.report("deadlock", None),
+            }
+        }
         match r {
             Report::Blocked {
                 goroutine: g,
@@ -506,6 +568,9 @@ impl WatchPipeline<'_> {
                 continue;
             }
             self.reports += 1;
+            if let Some(m) = &self.metrics {
+                m.report("possible_deadlock", None);
+            }
             if self.json {
                 deadlock_json(d).write_line(&mut self.out)?;
             } else {

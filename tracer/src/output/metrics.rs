@@ -246,6 +246,84 @@ impl LockMetrics {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WaitReasonLabel {
+    wait_reason: String,
+}
+
+/// What `tracer hang --watch --metrics` serves: goroutines reported blocked past the
+/// threshold and not yet running again, by the runtime's wait reason; deadlocks reported.
+pub struct WatchMetrics {
+    registry: Arc<Registry>,
+    blocked: Family<WaitReasonLabel, Gauge>,
+    reports: Family<KindLabel, Counter>,
+    tracer_cpu: Gauge<f64, AtomicU64>,
+    lost_events: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+impl Default for WatchMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WatchMetrics {
+    pub fn new() -> WatchMetrics {
+        let mut registry = Registry::default();
+        let blocked = Family::<WaitReasonLabel, Gauge>::default();
+        registry.register(
+            "dagger_tracer_blocked_goroutines",
+            "goroutines reported blocked past the threshold and not running again, by wait reason",
+            blocked.clone(),
+        );
+        let reports = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "dagger_tracer_hang_reports",
+            "reports written: blocked, unblocked, deadlock, possible_deadlock",
+            reports.clone(),
+        );
+        let (tracer_cpu, lost_events) = register_own(&mut registry);
+        WatchMetrics {
+            registry: Arc::new(registry),
+            blocked,
+            reports,
+            tracer_cpu,
+            lost_events,
+        }
+    }
+
+    /// A report of `kind`; a goroutine that blocked (`+1`) or ran again (`-1`) with
+    /// `wait_reason` (empty when unknown).
+    pub fn report(&self, kind: &str, blocked: Option<(&str, i64)>) {
+        self.reports
+            .get_or_create(&KindLabel {
+                kind: kind.to_owned(),
+            })
+            .inc();
+        if let Some((reason, delta)) = blocked {
+            self.blocked
+                .get_or_create(&WaitReasonLabel {
+                    wait_reason: reason.to_owned(),
+                })
+                .inc_by(delta);
+        }
+    }
+
+    pub fn set(&self, cpu_ns: u64, lost: u64) {
+        self.tracer_cpu.set(cpu_ns as f64 / 1e9);
+        raise_to(&self.lost_events, lost);
+    }
+
+    pub fn serve(&self, listener: std::net::TcpListener) -> std::io::Result<()> {
+        serve(self.registry.clone(), listener)
+    }
+}
+
 /// The tracer's own gauges: its CPU, and events the kernel side lost (ring full).
 fn register_own(registry: &mut Registry) -> (Gauge<f64, AtomicU64>, Counter) {
     let tracer_cpu = Gauge::<f64, AtomicU64>::default();
