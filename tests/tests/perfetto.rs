@@ -18,7 +18,7 @@ import json, sys
 from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 trace = pb.Trace()
 trace.ParseFromString(open(sys.argv[1], 'rb').read())
-described, names, args = set(), {}, {}
+described, names, args, track_names, parked = set(), {}, {}, {}, set()
 undescribed, nest_errors, slices, flows = 0, 0, {}, set()
 pending, intervals = {}, {}
 for p in trace.packet:
@@ -30,6 +30,7 @@ for p in trace.packet:
         args[n.iid] = n.name
     if p.HasField('track_descriptor'):
         d = p.track_descriptor
+        track_names[d.uuid] = d.name
         if d.HasField('parent_uuid') and d.parent_uuid not in described:
             undescribed += 1
         described.add(d.uuid)
@@ -43,6 +44,8 @@ for p in trace.packet:
              for x in e.debug_annotations}
         # Cache calls by outcome; lock waits, releases and acquisitions by their event.
         outcome = a.get('outcome') or a.get('event')
+        if outcome == 'parked':
+            parked.add(track_names.get(e.track_uuid))
         slices[outcome] = slices.get(outcome, 0) + 1
         if names.get(e.name_iid) is None:
             undescribed += 1
@@ -71,7 +74,8 @@ for spans in intervals.values():
 print(json.dumps({'packets': len(trace.packet), 'tracks': len(described),
                   'undescribed': undescribed, 'nest_errors': nest_errors,
                   'unclosed': len(pending),
-                  'slices': slices, 'flows': len(flows)}))
+                  'slices': slices, 'flows': len(flows),
+                  'parked_tracks': sorted(t for t in parked if t)}))
 "#;
 
 fn decode(trace: &Path) -> Value {
@@ -267,5 +271,55 @@ fn a_locks_timeline_has_one_wait_slice_per_contention_and_a_flow_per_known_relea
         got["tracks"],
         goroutines.len() + 1,
         "a track per goroutine + the process"
+    );
+}
+
+/// `hang --watch --format perfetto`: each goroutine of tests/go/hang's hangs is one parked
+/// slice on its track (closed at the stop), the AB-BA pair one possible deadlock.
+#[test]
+fn a_watch_timeline_has_a_parked_slice_per_hung_goroutine() {
+    let dir = scratch_dir("perfetto-watch");
+    let tc = gobuild::default_toolchain().unwrap();
+    let program = integration_tests::private_copy(&gobuild::build("hang", &tc, true).unwrap());
+    let truth_path = dir.join("truth.jsonl");
+    let mut hung = Command::new(&program)
+        .arg("-truth")
+        .arg(&truth_path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the hang program starts");
+    let stdout = hung.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    while lines.next().expect("it says when its hangs formed").unwrap() != "ready" {}
+    let pftrace = dir.join("watch.pftrace");
+    let out = run(tracer()
+        .args(["hang", "--watch", "--threshold", "0.5", "--duration", "4"])
+        .args(["--format", "perfetto", "-o"])
+        .arg(&pftrace)
+        .arg("--pid")
+        .arg(hung.id().to_string()));
+    let _ = hung.kill();
+    let _ = hung.wait();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let got = decode(&pftrace);
+    assert_eq!(got["undescribed"], 0, "{got}");
+    assert_eq!(got["nest_errors"], 0, "{got}");
+    assert_eq!(got["unclosed"], 0, "{got}");
+    let parked: BTreeSet<String> = serde_json::from_value(got["parked_tracks"].clone()).unwrap();
+    let truth = read_json_lines(&truth_path);
+    let hung_goroutines: Vec<&Value> = truth.iter().filter(|t| t["kind"] != "holds").collect();
+    assert!(!hung_goroutines.is_empty());
+    for t in &hung_goroutines {
+        let track = format!("goroutine {}", t["goid"]);
+        assert!(parked.contains(&track), "{} not parked: {got}", t["name"]);
+    }
+    assert_eq!(
+        got["slices"]["parked"].as_u64(),
+        Some(parked.len() as u64),
+        "one parked slice per goroutine: {got}"
+    );
+    assert!(
+        got["slices"]["possible_deadlock"].as_u64() >= Some(2),
+        "the AB-BA pair: {got}"
     );
 }

@@ -25,8 +25,8 @@ pub struct HangArgs {
     /// One JSON object per line instead of Go's dump format.
     #[arg(long)]
     json: bool,
-    /// How records are written: human or json (`--json`); a Perfetto timeline is made by
-    /// `cache` so far.
+    /// How records are written: human, json (`--json`), or with --watch perfetto (parked
+    /// periods and deadlocks as a timeline, needs `-o FILE`).
     #[arg(long, value_enum, conflicts_with = "json")]
     format: Option<crate::output::Format>,
     /// Stay attached: report goroutines as they block past --threshold, and deadlocks as
@@ -65,6 +65,7 @@ impl HangArgs {
         super::watch::WatchArgs {
             threshold_ns: (self.threshold * 1e9) as u64,
             json: self.json,
+            perfetto: self.format == Some(crate::output::Format::Perfetto),
             own: self.own,
             duration: self.duration,
             metrics: self.metrics,
@@ -73,10 +74,11 @@ impl HangArgs {
 }
 
 pub fn run(mut args: HangArgs) -> anyhow::Result<i32> {
-    args.json = args.json || args.format == Some(crate::output::Format::Json);
-    if args.format == Some(crate::output::Format::Perfetto) {
+    let format = output::Format::chosen(args.json, args.format, args.output.as_deref())?;
+    args.json = format == output::Format::Json;
+    if format == output::Format::Perfetto && !args.watch {
         anyhow::bail!(
-            "`tracer hang` writes human or json records; a Perfetto timeline is made by `tracer cache` so far (hint: --format json)"
+            "a Perfetto timeline of hangs is made by `tracer hang --watch` (hint: add --watch, or use --format json for one snapshot)"
         );
     }
     if !args.threshold.is_finite() || args.threshold < 0.0 {

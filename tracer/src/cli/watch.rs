@@ -15,6 +15,7 @@ use crate::{
     output::{
         goroutines::{deadlock_json, deadlock_text, frame_lines, goroutine_json, wait_text},
         metrics::WatchMetrics,
+        perfetto::PerfettoWriter,
         records::{GoroutineRecord, Holder, Record, SourcePlace},
     },
     probes::{
@@ -34,6 +35,8 @@ const CHECK_EVERY_NS: u64 = 200_000_000;
 pub struct WatchArgs {
     pub threshold_ns: u64,
     pub json: bool,
+    /// `--format perfetto`: parked periods and deadlocks as a timeline.
+    pub perfetto: bool,
     pub own: Option<String>,
     pub duration: Option<f64>,
     pub metrics: Option<std::net::SocketAddr>,
@@ -100,6 +103,14 @@ fn watch_attached<'a>(
 ) -> anyhow::Result<i32> {
     let Outputs { out, listener } = outputs;
     let pid = process.pid;
+    let exe = process.exe.display().to_string();
+    let (out, perfetto): (Box<dyn Write + Send>, _) = if args.perfetto {
+        let mut p = PerfettoWriter::new(out);
+        p.begin(pid, exe.rsplit('/').next().unwrap_or(&exe))?;
+        (Box::new(std::io::sink()), Some(p))
+    } else {
+        (out, None)
+    };
     let target = Resolved::Running(process);
     let Started {
         mut signals,
@@ -162,6 +173,8 @@ fn watch_attached<'a>(
         reports: 0,
         metrics,
         blocked_reasons: HashMap::new(),
+        perfetto,
+        parked_open: HashMap::new(),
     };
     if args.json {
         Record::header("hang").write_line(&mut pipeline.out)?;
@@ -178,6 +191,7 @@ fn watch_attached<'a>(
     ))?;
     // A snapshot asked for before the stop still gives its reports.
     pipeline.take_requested_snapshot()?;
+    pipeline.close_timeline()?;
     pipeline.out.flush()?;
     let lost = probes.lost_events()?;
     let kernel = probes.kernel_failures()?;
@@ -337,6 +351,10 @@ struct WatchPipeline<'a> {
     /// blocked and not yet running again.
     metrics: Option<WatchMetrics>,
     blocked_reasons: HashMap<u64, String>,
+    /// `--format perfetto`: the timeline, and the parked slices it has open (goroutine ->
+    /// start of the wait).
+    perfetto: Option<PerfettoWriter>,
+    parked_open: HashMap<u64, u64>,
 }
 
 impl EventSink for WatchPipeline<'_> {
@@ -396,6 +414,20 @@ impl WatchPipeline<'_> {
         self.report_possible(snap)
     }
 
+    /// `--format perfetto`: goroutines still parked at the stop end their slice there.
+    fn close_timeline(&mut self) -> anyhow::Result<()> {
+        if let Some(p) = self.perfetto.as_mut() {
+            let now = monotonic_ns();
+            let mut open: Vec<u64> = self.parked_open.drain().map(|(g, _)| g).collect();
+            open.sort_unstable();
+            for goid in open {
+                p.parked_end(goid, now)?;
+            }
+            p.flush()?;
+        }
+        Ok(())
+    }
+
     fn take_requested_snapshot(&mut self) -> anyhow::Result<()> {
         match self.snapshots.take(true)? {
             Some(snap) => self.confirm(&snap),
@@ -420,6 +452,34 @@ impl WatchPipeline<'_> {
                 }
                 Report::Deadlock(_) => m.report("deadlock", None),
             }
+        }
+        if let Some(p) = self.perfetto.as_mut() {
+            let now = monotonic_ns();
+            match r {
+                Report::Blocked {
+                    goroutine: g,
+                    waited_ns,
+                    ..
+                } => {
+                    let since = now.saturating_sub(*waited_ns);
+                    if self.parked_open.len() < MAX_BLOCKED_TRACKED {
+                        p.parked_begin(
+                            g.goid,
+                            since,
+                            g.wait_reason.as_deref(),
+                            g.wait.as_ref().and_then(|w| w.object),
+                        )?;
+                        self.parked_open.insert(g.goid, since);
+                    }
+                }
+                Report::Unblocked { goid, waited_ns } => {
+                    if let Some(since) = self.parked_open.remove(goid) {
+                        p.parked_end(*goid, since + waited_ns)?;
+                    }
+                }
+                Report::Deadlock(c) => p.deadlock(&c.goids, true, now)?,
+            }
+            return Ok(());
         }
         match r {
             Report::Blocked {
@@ -570,6 +630,10 @@ impl WatchPipeline<'_> {
             self.reports += 1;
             if let Some(m) = &self.metrics {
                 m.report("possible_deadlock", None);
+            }
+            if let Some(p) = self.perfetto.as_mut() {
+                p.deadlock(&d.goids, false, monotonic_ns())?;
+                continue;
             }
             if self.json {
                 deadlock_json(d).write_line(&mut self.out)?;

@@ -310,6 +310,88 @@ impl PerfettoWriter {
         Ok(())
     }
 
+    /// `hang --watch`: goroutine `goid` parked since `since_ns` (reported past the
+    /// threshold); the slice ends at `parked_end`.
+    pub fn parked_begin(
+        &mut self,
+        goid: u64,
+        since_ns: u64,
+        wait_reason: Option<&str>,
+        waiting_on: Option<u64>,
+    ) -> std::io::Result<()> {
+        let track = self.goroutine_track(goid)?;
+        let mut interned = InternedData::default();
+        let reason = wait_reason.unwrap_or("blocked");
+        let name_iid = self.event_name(&mut interned, format!("parked: {reason}"));
+        let args = self.annotations(
+            &mut interned,
+            vec![
+                ("event", Some("parked".into()), None),
+                ("wait_reason", wait_reason.map(str::to_owned), None),
+                ("waiting_on", waiting_on.map(|a| format!("{a:#x}")), None),
+            ],
+        );
+        self.packet(TracePacket {
+            timestamp: Some(since_ns),
+            interned_data: Some(interned),
+            track_event: Some(TrackEvent {
+                r#type: Some(SLICE_BEGIN),
+                name_iid: Some(name_iid),
+                track_uuid: Some(track),
+                debug_annotations: args,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    pub fn parked_end(&mut self, goid: u64, at_ns: u64) -> std::io::Result<()> {
+        let track = self.goroutine_track(goid)?;
+        self.packet(TracePacket {
+            timestamp: Some(at_ns),
+            track_event: Some(TrackEvent {
+                r#type: Some(SLICE_END),
+                track_uuid: Some(track),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    /// A deadlock (`hang --watch`): an instant on each goroutine of the cycle, one flow
+    /// through them.
+    pub fn deadlock(&mut self, goids: &[u64], certain: bool, at_ns: u64) -> std::io::Result<()> {
+        self.lock_flows += 1;
+        let flow = 4 << 32 | self.lock_flows;
+        let what = if certain {
+            "deadlock"
+        } else {
+            "possible deadlock"
+        };
+        for &goid in goids {
+            let track = self.goroutine_track(goid)?;
+            let mut interned = InternedData::default();
+            let name_iid = self.event_name(&mut interned, what.to_owned());
+            let args = self.annotations(
+                &mut interned,
+                vec![("event", Some(what.replace(' ', "_")), None)],
+            );
+            self.packet(TracePacket {
+                timestamp: Some(at_ns),
+                interned_data: Some(interned),
+                track_event: Some(TrackEvent {
+                    r#type: Some(INSTANT),
+                    name_iid: Some(name_iid),
+                    track_uuid: Some(track),
+                    debug_annotations: args,
+                    flow_ids: vec![flow],
+                }),
+                ..Default::default()
+            })?;
+        }
+        Ok(())
+    }
+
     pub fn record(&mut self, out: &CacheOutput) -> std::io::Result<()> {
         match out {
             CacheOutput::Call(c) => self.call(c),
