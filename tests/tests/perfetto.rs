@@ -290,7 +290,12 @@ fn a_watch_timeline_has_a_parked_slice_per_hung_goroutine() {
         .expect("the hang program starts");
     let stdout = hung.stdout.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-    while lines.next().expect("it says when its hangs formed").unwrap() != "ready" {}
+    while lines
+        .next()
+        .expect("it says when its hangs formed")
+        .unwrap()
+        != "ready"
+    {}
     let pftrace = dir.join("watch.pftrace");
     let out = run(tracer()
         .args(["hang", "--watch", "--threshold", "0.5", "--duration", "4"])
