@@ -42,6 +42,8 @@ pub fn run(minimal: bool) -> anyhow::Result<()> {
     if !minimal {
         // The Perfetto test decodes traces with Perfetto's own Python schema.
         perfetto_python()?;
+        // The OTLP test decodes spans with OpenTelemetry's own Python protobuf module.
+        otel_proto_python()?;
         // Only `cargo xtask dist` needs it, and it has a fallback: never fatal.
         musl_target();
     }
@@ -80,6 +82,38 @@ fn perfetto_python() -> anyhow::Result<()> {
             ])
             .arg(&target)
             .arg(PERFETTO_PY),
+    )
+}
+
+/// OpenTelemetry's generated protobuf modules (its protobuf dependency, <8, is the one
+/// Perfetto's package brought).
+const OTEL_PROTO_PY: &str = "opentelemetry-proto==1.45.2";
+
+/// Installs opentelemetry-proto from PyPI unless it is there (after Perfetto's package).
+fn otel_proto_python() -> anyhow::Result<()> {
+    let target = python_dir();
+    let marker = target.join("opentelemetry/proto/collector/trace/v1/trace_service_pb2.py");
+    if marker.is_file() {
+        eprintln!("setup: Python {OTEL_PROTO_PY}: present");
+        return Ok(());
+    }
+    eprintln!(
+        "setup: installing Python {OTEL_PROTO_PY} from PyPI into {}",
+        target.display()
+    );
+    run_cmd(
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--target",
+            ])
+            .arg(&target)
+            .arg(OTEL_PROTO_PY),
     )
 }
 

@@ -68,6 +68,10 @@ pub struct CacheArgs {
     /// per lookup.
     #[arg(long)]
     pub explain: bool,
+    /// Export each cache call as an OpenTelemetry span to this OTLP/HTTP endpoint, e.g.
+    /// http://127.0.0.1:4318 (a collector; spans it cannot take are dropped and counted).
+    #[arg(long, value_name = "URL", value_parser = output::otel::parse_endpoint)]
+    pub otlp: Option<output::otel::Endpoint>,
 }
 
 pub fn run(args: CacheArgs) -> anyhow::Result<i32> {
@@ -155,7 +159,10 @@ fn trace_once(
     } = start(target, &binary, &plan, args.ring_mb)?;
     pipeline.pid = pid;
     pipeline.lowest = Some(binary.lowest_load_vaddr());
-    pipeline.begin(pid, &binary.path().display().to_string())?;
+    let exe = binary.path().display().to_string();
+    pipeline.begin(pid, &exe)?;
+    // --otlp: the events' monotonic times are placed on the wall clock read now.
+    pipeline.start_otlp(args.otlp.as_ref(), pid, &exe, &job.engine, None)?;
     if let Some(l) = listener {
         let maps = profile.entry_maps(profiles::engine_version(&binary).as_deref());
         let m = output::metrics::CacheMetrics::new(maps.map_or(4, <[u64]>::len));
@@ -253,6 +260,7 @@ pub fn replay_records(rec: &mut RecordingReader, job: &CacheJob) -> anyhow::Resu
         output::Format::Json,
         Box::new(records.clone()),
         &mut std::io::sink(),
+        None,
     )?;
     Ok(records.take())
 }
@@ -263,8 +271,9 @@ pub fn replay(
     job: &CacheJob,
     format: output::Format,
     sink: Box<dyn Write + Send>,
+    otlp: Option<&output::otel::Endpoint>,
 ) -> anyhow::Result<i32> {
-    replay_to(rec, job, format, sink, &mut std::io::stderr())
+    replay_to(rec, job, format, sink, &mut std::io::stderr(), otlp)
 }
 
 fn replay_to(
@@ -273,10 +282,20 @@ fn replay_to(
     format: output::Format,
     sink: Box<dyn Write + Send>,
     human_summary: &mut dyn Write,
+    otlp: Option<&output::otel::Endpoint>,
 ) -> anyhow::Result<i32> {
     let mut pipeline = CachePipeline::new(job, sink, format)?;
     pipeline.pid = rec.header.target.pid;
     pipeline.begin(rec.header.target.pid, &rec.header.target.exe)?;
+    // --otlp: spans at the recorded run's wall-clock times.
+    let target = &rec.header.target;
+    pipeline.start_otlp(
+        otlp,
+        target.pid,
+        &target.exe,
+        &job.engine,
+        Some(rec.header.clock),
+    )?;
     // Return addresses are compared with the binary's call sites less the load bias the
     // live run read; it is in the end record.
     let bias = RecordingReader::open(&rec.path)
@@ -405,6 +424,8 @@ struct CachePipeline {
     bias: Option<u64>,
     /// Formatted records of one batch.
     line: Vec<u8>,
+    /// `--otlp`: calls as spans to a collector.
+    otlp: Option<output::otel::Otlp>,
 }
 
 /// From tracked probe hits to records: the line's decoder, then the cache model.
@@ -492,6 +513,7 @@ impl CachePipeline {
             lowest: None,
             bias: None,
             line: Vec::new(),
+            otlp: None,
         })
     }
 
@@ -507,6 +529,8 @@ impl CachePipeline {
             connected_clients: Some(self.connected_clients()),
             cache_entries: end.cache_entries,
         };
+        // --otlp: what is queued is sent (bounded wait) before the counts are told.
+        let otlp = self.otlp.take().map(output::otel::Otlp::finish);
         let model = &self.stage.model;
         let mut sessions: Vec<_> = model
             .all_sessions()
@@ -514,6 +538,7 @@ impl CachePipeline {
             .collect();
         sessions.sort_by(|a, b| a.id.cmp(&b.id));
         let summary = SummaryInput {
+            otlp: otlp.as_ref(),
             totals: &self.totals,
             sessions,
             metrics,
@@ -570,6 +595,27 @@ impl CachePipeline {
         Ok(())
     }
 
+    /// `--otlp`: starts the exporter. `clock`: the recording's (replay), or None for now
+    /// (live). A replay waits for the exporter rather than drop spans.
+    fn start_otlp(
+        &mut self,
+        endpoint: Option<&output::otel::Endpoint>,
+        pid: u32,
+        exe: &str,
+        engine: &str,
+        clock: Option<recording::ClockBase>,
+    ) -> anyhow::Result<()> {
+        let Some(endpoint) = endpoint else {
+            return Ok(());
+        };
+        let target = output::otel::TargetProcess { pid, exe, engine };
+        let replay = clock.is_some();
+        let clock = clock.unwrap_or_else(output::otel::clock_now);
+        self.otlp = Some(output::otel::Otlp::start(endpoint, &target, clock, replay)?);
+        eprintln!("tracer: exporting spans to {}", endpoint.as_str());
+        Ok(())
+    }
+
     fn emit(&mut self) {
         if self.stage.outputs.is_empty() {
             return;
@@ -581,6 +627,9 @@ impl CachePipeline {
             self.totals.add(&out);
             if let (Some((m, _)), CacheOutput::Call(c)) = (self.metrics.as_ref(), &out) {
                 m.call(c);
+            }
+            if let (Some(o), CacheOutput::Call(c)) = (self.otlp.as_mut(), &out) {
+                o.call(c);
             }
             if let Some(p) = self.perfetto.as_mut() {
                 if let Err(e) = p.record(&out) {

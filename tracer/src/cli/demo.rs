@@ -129,5 +129,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         light: args.light,
         record: args.record,
         explain: args.explain,
+        otlp: None,
     })
 }

@@ -63,6 +63,13 @@ impl Outcome {
 /// One cache call, as its caller saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheCall {
+    /// This call's id, unique in one run (for span ids: a call's record comes after
+    /// the records of the calls nested in it).
+    pub call: u64,
+    /// The call it is nested in, while that call is known (as `parent_digest`).
+    pub parent_call: Option<u64>,
+    /// The outermost call of its nesting (itself when it has no parent).
+    pub root_call: u64,
     pub tgid: u32,
     pub goid: u64,
     pub digest: Option<String>,
@@ -204,6 +211,8 @@ struct OpenCall {
     session: Option<SessionKey>,
     digest: Option<String>,
     parent: Option<u64>,
+    /// The outermost call of its nesting.
+    root: u64,
     uncached: bool,
     looked_up: Option<Lookup>,
     waited: Option<Wait>,
@@ -412,6 +421,9 @@ impl CacheModel {
                     let oc = self.exec_of.get(&(tgid, goid))?;
                     self.ongoing.get(oc)?.leader
                 });
+                let root = parent
+                    .and_then(|p| self.calls.get(&p))
+                    .map_or(call, |p| p.root);
                 if let Some(key) = &session {
                     self.saw_session(key.clone());
                     self.session(key).calls += 1;
@@ -426,6 +438,7 @@ impl CacheModel {
                         session,
                         digest,
                         parent,
+                        root,
                         uncached,
                         looked_up: None,
                         waited: None,
@@ -928,8 +941,8 @@ impl CacheModel {
         if let Some(w) = c.waited {
             self.done_waiting(w.ongoing);
         }
-        let parent_digest = c
-            .parent
+        let parent_call = c.parent.filter(|p| self.calls.contains_key(p));
+        let parent_digest = parent_call
             .and_then(|p| self.calls.get(&p))
             .and_then(|p| p.digest.clone());
         let hit_route = match outcome {
@@ -957,6 +970,9 @@ impl CacheModel {
             _ => false,
         };
         CacheCall {
+            call,
+            parent_call,
+            root_call: c.root,
             tgid: c.tgid,
             goid: c.goid,
             session: c.session.as_ref().and_then(|k| self.session_name(k)),
@@ -1105,6 +1121,12 @@ mod tests {
         assert_eq!(c[0].hit_route, Some(HitRoute::Digest));
         assert_eq!(c[0].result_id, Some(7));
         assert_eq!(c[1].parent_digest.as_deref(), Some("xxh3:b"));
+        // Ids for spans: the nested call names its parent and its root (the miss).
+        assert_eq!(
+            (c[1].call, c[1].parent_call, c[1].root_call),
+            (3, Some(2), 2)
+        );
+        assert_eq!((c[2].call, c[2].parent_call, c[2].root_call), (2, None, 2));
         assert_eq!(c[2].outcome, Some(Outcome::Miss));
         assert_eq!(c[2].exec_goid, Some(9));
         assert_eq!(c[3].outcome, Some(Outcome::Join));

@@ -392,6 +392,8 @@ pub struct SummaryInput<'a> {
     pub engine: String,
     /// CPU the tracer itself used (user + system), for the cost of leaving it on.
     pub tracer_cpu_ns: u64,
+    /// `--otlp`: what became of the spans.
+    pub otlp: Option<&'a super::otel::OtlpCounts>,
 }
 
 pub fn summary_json<'a>(s: &'a SummaryInput<'a>) -> Record<'a> {
@@ -432,6 +434,7 @@ pub fn summary_json<'a>(s: &'a SummaryInput<'a>) -> Record<'a> {
         evicted_state: s.evictions,
         sessions_folded: s.folded,
         tracer_cpu_ns: s.tracer_cpu_ns,
+        otlp: s.otlp.map(super::otel::OtlpCounts::record),
     })
 }
 
@@ -542,6 +545,9 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
             duration(s.tracer_cpu_ns),
             duration(per_k)
         )?;
+    }
+    if let Some(o) = s.otlp {
+        writeln!(w, "{}", o.human())?;
     }
     if s.lost_events > 0 {
         writeln!(

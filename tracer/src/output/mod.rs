@@ -6,6 +6,7 @@ pub mod goroutines;
 pub mod json;
 pub mod locks;
 pub mod metrics;
+pub mod otel;
 pub mod perfetto;
 pub mod records;
 

@@ -377,6 +377,22 @@ pub struct CacheSummary<'a> {
     pub evicted_state: crate::model::cache::Evictions,
     pub sessions_folded: crate::model::cache::FoldedSessions,
     pub tracer_cpu_ns: u64,
+    /// `--otlp` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<OtlpTotals<'a>>,
+}
+
+/// `--otlp`: what became of the spans (`dropped` is the sum of the three `dropped_*`).
+#[derive(Serialize)]
+pub struct OtlpTotals<'a> {
+    pub endpoint: &'a str,
+    pub spans: u64,
+    pub exported: u64,
+    pub dropped: u64,
+    pub dropped_queue_full: u64,
+    pub dropped_export_failed: u64,
+    pub dropped_unsent_at_exit: u64,
+    pub last_error: &'a Option<String>,
 }
 
 #[derive(Serialize)]
