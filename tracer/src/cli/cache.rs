@@ -166,13 +166,7 @@ fn trace_once(
     if let Some(l) = listener {
         let maps = profile.entry_maps(profiles::engine_version(&binary).as_deref());
         let m = output::metrics::CacheMetrics::new(maps.map_or(4, <[u64]>::len));
-        let addr = l.local_addr()?;
-        {
-            let _in_runtime = runtime.enter();
-            m.serve(l)?;
-        }
-        eprintln!("tracer: metrics at http://{addr}/metrics");
-        pipeline.metrics = Some((m, maps));
+        pipeline.metrics = Some((output::metrics::start(m, l, &runtime)?, maps));
     }
     let mode = if args.light { ", light mode" } else { "" };
     eprintln!(

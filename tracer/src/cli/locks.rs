@@ -151,19 +151,9 @@ fn trace_once(
         p.begin(pid, &exe.to_string_lossy())
             .context("cannot write the trace")?;
     }
-    let metrics = match listener {
-        Some(l) => {
-            let m = LockMetrics::new();
-            let addr = l.local_addr()?;
-            {
-                let _in_runtime = runtime.enter();
-                m.serve(l)?;
-            }
-            eprintln!("tracer: metrics at http://{addr}/metrics");
-            Some(m)
-        }
-        None => None,
-    };
+    let metrics = listener
+        .map(|l| output::metrics::start(LockMetrics::new(), l, &runtime))
+        .transpose()?;
     let mut pipeline = LocksPipeline {
         decoder: &probes_plan,
         perfetto,

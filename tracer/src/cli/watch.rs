@@ -141,19 +141,9 @@ fn watch_attached<'a>(
             sync.missing.join(", ")
         );
     }
-    let metrics = match listener {
-        Some(l) => {
-            let m = WatchMetrics::new();
-            let addr = l.local_addr()?;
-            {
-                let _in_runtime = runtime.enter();
-                m.serve(l)?;
-            }
-            eprintln!("tracer: metrics at http://{addr}/metrics");
-            Some(m)
-        }
-        None => None,
-    };
+    let metrics = listener
+        .map(|l| crate::output::metrics::start(WatchMetrics::new(), l, &runtime))
+        .transpose()?;
     let now = monotonic_ns();
     let mut watch = Watch::new(Some(Symbolizer::new(binary, bias)), args.threshold_ns);
     watch.seed(&first, now);

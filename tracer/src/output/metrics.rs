@@ -166,10 +166,11 @@ impl CacheMetrics {
     pub fn lost_events(&self, lost: u64) {
         raise_to(&self.lost_events, lost);
     }
+}
 
-    /// Serves the registry at `/metrics` on `listener` until the runtime ends.
-    pub fn serve(&self, listener: std::net::TcpListener) -> std::io::Result<()> {
-        serve(self.registry.clone(), listener)
+impl Served for CacheMetrics {
+    fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
     }
 }
 
@@ -240,9 +241,11 @@ impl LockMetrics {
             raise_to(&self.lost_events, lost);
         }
     }
+}
 
-    pub fn serve(&self, listener: std::net::TcpListener) -> std::io::Result<()> {
-        serve(self.registry.clone(), listener)
+impl Served for LockMetrics {
+    fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
     }
 }
 
@@ -318,9 +321,11 @@ impl WatchMetrics {
         self.tracer_cpu.set(cpu_ns as f64 / 1e9);
         raise_to(&self.lost_events, lost);
     }
+}
 
-    pub fn serve(&self, listener: std::net::TcpListener) -> std::io::Result<()> {
-        serve(self.registry.clone(), listener)
+impl Served for WatchMetrics {
+    fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
     }
 }
 
@@ -347,6 +352,27 @@ fn raise_to(counter: &Counter, now: u64) {
     if now > was {
         counter.inc_by(now - was);
     }
+}
+
+/// Metrics with a registry to serve.
+pub trait Served {
+    fn registry(&self) -> Arc<Registry>;
+}
+
+/// Serves `metrics` at `/metrics` on `listener` (bound before anything was attached) for
+/// as long as `runtime` runs, and says where.
+pub fn start<M: Served>(
+    metrics: M,
+    listener: std::net::TcpListener,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<M> {
+    let addr = listener.local_addr()?;
+    {
+        let _in_runtime = runtime.enter();
+        serve(metrics.registry(), listener)?;
+    }
+    eprintln!("tracer: metrics at http://{addr}/metrics");
+    Ok(metrics)
 }
 
 /// Serves `registry` at `/metrics` on `listener` until the runtime ends.

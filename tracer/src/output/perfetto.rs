@@ -202,6 +202,18 @@ impl PerfettoWriter {
         Ok(uuid)
     }
 
+    fn slice_end(&mut self, track: u64, at_ns: u64) -> std::io::Result<()> {
+        self.packet(TracePacket {
+            timestamp: Some(at_ns),
+            track_event: Some(TrackEvent {
+                r#type: Some(SLICE_END),
+                track_uuid: Some(track),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
     /// The interned id of event name `name`, sent in `interned` if new.
     fn event_name(&mut self, interned: &mut InternedData, name: String) -> u64 {
         let (iid, new) = self.names.id(&name);
@@ -272,15 +284,7 @@ impl PerfettoWriter {
             }),
             ..Default::default()
         })?;
-        self.packet(TracePacket {
-            timestamp: Some(end),
-            track_event: Some(TrackEvent {
-                r#type: Some(SLICE_END),
-                track_uuid: Some(track),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })?;
+        self.slice_end(track, end)?;
         let Some(releaser) = c.released_by else {
             return Ok(());
         };
@@ -347,15 +351,7 @@ impl PerfettoWriter {
 
     pub fn parked_end(&mut self, goid: u64, at_ns: u64) -> std::io::Result<()> {
         let track = self.goroutine_track(goid)?;
-        self.packet(TracePacket {
-            timestamp: Some(at_ns),
-            track_event: Some(TrackEvent {
-                r#type: Some(SLICE_END),
-                track_uuid: Some(track),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
+        self.slice_end(track, at_ns)
     }
 
     /// A deadlock (`hang --watch`): an instant on each goroutine of the cycle, one flow
@@ -468,15 +464,7 @@ impl PerfettoWriter {
             }),
             ..Default::default()
         })?;
-        self.packet(TracePacket {
-            timestamp: Some(start + duration),
-            track_event: Some(TrackEvent {
-                r#type: Some(SLICE_END),
-                track_uuid: Some(track),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
+        self.slice_end(track, start + duration)
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
