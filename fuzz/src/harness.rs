@@ -26,7 +26,7 @@ pub const CODE_ENTRIES: [u64; 4] = [TEXT_BASE, 0, u64::MAX - 0xfff, 0x7fff_ffff_
 /// walks the line tables from the start).
 pub const PCS_PER_FUNCTION: u64 = 8;
 /// Instructions of the `code` target checked for the kernel's refusal.
-pub const MAX_SITES: usize = 256;
+pub const MAX_SITES: usize = 64;
 
 /// Decodes a ring-buffer record and touches every part of the result.
 pub fn event(data: &[u8]) {

@@ -16,6 +16,15 @@ use tracer::gobin::{GOffsets, GoBinary, parse_go_version, parts};
 
 /// The pcHeader: magic, two pads, quantum, pointer size, then eight words.
 const PCLN_HEADER: usize = 72;
+/// Fields of `_func` (runtime/runtime2.go), the same in both formats: entryOff, nameOff,
+/// the pcsp, pcfile and pcln table offsets, npcdata, cuOffset.
+const FUNC_NAME: usize = 4;
+const FUNC_TABLES: [usize; 3] = [16, 20, 24];
+const FUNC_NPCDATA: usize = 28;
+const FUNC_CU: usize = 32;
+/// PCDATA table 2 gives the inline tree index at a PC; FUNCDATA 3 is the tree.
+const PCDATA_INLINE_INDEX: usize = 2;
+const FUNCDATA_INLINE_TREE: usize = 3;
 /// Where the small binaries are linked (file offset + this = address).
 pub const MINI_BASE: u64 = 0x40_0000;
 /// Functions worth keeping when they exist: the program's own (inlined Mutex.Lock in
@@ -193,14 +202,14 @@ pub fn shrink_pclntab(
     let mut entry = 0u32;
     for &i in picks {
         let rec = t.record(i)?;
-        let npcdata = u32_at(tab, rec + 28)? as usize;
+        let npcdata = u32_at(tab, rec + FUNC_NPCDATA)? as usize;
         let nfuncdata = *tab.get(rec + t.fixed - 1)? as usize;
         let mut r = tab
             .get(rec..rec + t.fixed + 4 * (npcdata + nfuncdata))?
             .to_vec();
         let len = t.entry_off(i + 1)?.checked_sub(t.entry_off(i)?)?;
         put32(&mut r, 0, entry);
-        put32(&mut r, 4, name_off(t.name(i)?));
+        put32(&mut r, FUNC_NAME, name_off(t.name(i)?));
         let mut copy_table = |off: u32| -> Option<(u32, Vec<i64>)> {
             if off == 0 {
                 return Some((0, Vec::new()));
@@ -213,26 +222,24 @@ pub fn shrink_pclntab(
             });
             Some((new, values))
         };
-        // pcsp, pcfile, pcln, then the pcdata tables.
+        // pcsp, pcfile, pcln, then the pcdata tables; the values of pcfile (file indices)
+        // and of PCDATA 2 (inline tree indices) say how much of the unit's file list and
+        // of the inline tree to copy.
+        let pcdata = |j: usize| t.fixed + 4 * j;
         let mut file_values = Vec::new();
         let mut inline_values = Vec::new();
-        for (k, at) in [16, 20, 24]
-            .into_iter()
-            .chain((0..npcdata).map(|j| t.fixed + 4 * j))
-            .enumerate()
-        {
+        for at in FUNC_TABLES.into_iter().chain((0..npcdata).map(pcdata)) {
             let (new, values) = copy_table(u32_at(&r, at)?)?;
             put32(&mut r, at, new);
-            match k {
-                1 => file_values = values,
-                5 => inline_values = values,
-                _ => {}
+            if at == FUNC_TABLES[1] {
+                file_values = values;
+            } else if at == pcdata(PCDATA_INLINE_INDEX) {
+                inline_values = values;
             }
         }
-        // The unit's file list, up to the highest file index the function uses.
-        let cu = u32_at(&r, 32)? as usize;
+        let cu = u32_at(&r, FUNC_CU)? as usize;
         let nfiles = file_values.iter().copied().max().unwrap_or(-1) + 1;
-        put32(&mut r, 32, cutab.len() as u32);
+        put32(&mut r, FUNC_CU, cutab.len() as u32);
         for k in 0..nfiles.max(0) as usize {
             let old = u32_at(tab, t.cutab + 4 * (cu + k))?;
             cutab.push(if old == u32::MAX {
@@ -247,12 +254,12 @@ pub fn shrink_pclntab(
                 })
             });
         }
-        // FUNCDATA: only the inline tree (index 3) is kept, with its names moved over.
+        // FUNCDATA: only the inline tree is kept, with its names moved over.
         let fd = t.fixed + 4 * npcdata;
+        let entries = inline_values.iter().copied().max().unwrap_or(-1) + 1;
         for k in 0..nfuncdata {
             let old = u32_at(&r, fd + 4 * k)?;
-            let entries = inline_values.iter().copied().max().unwrap_or(-1) + 1;
-            let new = if k == 3 && old != u32::MAX && entries > 0 {
+            let new = if k == FUNCDATA_INLINE_TREE && old != u32::MAX && entries > 0 {
                 let mut bytes = tree(old, entries as usize * entry_size)?;
                 for e in bytes.chunks_exact_mut(entry_size) {
                     let n = cstr(tab, t.funcname + u32_at(e, name_at)? as usize)?;
@@ -362,7 +369,7 @@ impl<'b> Parts<'b> {
         parse_go_version(self.bin.go_version()).map_or(0, |v| v.1)
     }
 
-    /// The [`WANTED`] functions of this binary, cut down, with the header's text base
+    /// The pclntab cut down to the functions named `names`, with the header's text base
     /// `text_start` (the real one, or zero where the real table has zero).
     pub fn shrink(&self, names: &[&str], text_start: u64) -> Option<Shrunk> {
         let t = Table::new(self.pclntab)?;
