@@ -27,6 +27,13 @@ pub const CODE_ENTRIES: [u64; 4] = [TEXT_BASE, 0, u64::MAX - 0xfff, 0x7fff_ffff_
 pub const PCS_PER_FUNCTION: u64 = 8;
 /// Instructions of the `code` target checked for the kernel's refusal.
 pub const MAX_SITES: usize = 64;
+/// The DWARF sections the `dwarf` target reads, in the order of its input.
+pub const DWARF_SECTIONS: [&str; 4] = [
+    ".debug_abbrev",
+    ".debug_str",
+    ".debug_line_str",
+    ".debug_info",
+];
 
 /// Decodes a ring-buffer record and touches every part of the result.
 pub fn event(data: &[u8]) {
@@ -140,8 +147,8 @@ pub fn code(input: &[u8]) {
     std::hint::black_box(parts::runtime_globals(code, entry));
 }
 
-/// DWARF sections (`seeds::DWARF_SECTIONS`: each but the last as a u32 LE length and its
-/// bytes, the last, `.debug_info`, the rest) searched for the runtime's `g` offsets.
+/// DWARF sections searched for the runtime's `g` offsets. Input: each of
+/// [`DWARF_SECTIONS`] but the last as a u32 LE length and its bytes, then `.debug_info`.
 pub fn dwarf(input: &[u8]) {
     let mut rest = input;
     let mut sections: Vec<&[u8]> = Vec::new();
@@ -161,14 +168,6 @@ pub fn dwarf(input: &[u8]) {
         .ok(),
     );
 }
-
-/// The DWARF sections the `dwarf` target reads, in the order of its input.
-pub const DWARF_SECTIONS: [&str; 4] = [
-    ".debug_abbrev",
-    ".debug_str",
-    ".debug_line_str",
-    ".debug_info",
-];
 
 /// Parses a whole file as a Go binary and, if it parses, exercises its tables.
 pub fn gobin_bytes(data: &[u8]) {

@@ -563,8 +563,9 @@ pub fn dwarf_sections(o: &GOffsets) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     (abbrev, strs, info)
 }
 
-/// Input of the `dwarf` target: each of `harness::DWARF_SECTIONS` but the last as a u32 LE length
-/// and its bytes, then the last (`.debug_info`).
+/// Input of the `dwarf` target (`harness::DWARF_SECTIONS` in order): `.debug_abbrev`,
+/// `.debug_str` and an empty `.debug_line_str`, each as a u32 LE length and its bytes, then
+/// `.debug_info`.
 pub fn dwarf_input(abbrev: &[u8], strs: &[u8], info: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     for s in [abbrev, strs, &[]] {

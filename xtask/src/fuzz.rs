@@ -1,8 +1,8 @@
 //! `cargo xtask fuzz --secs N` / `--runs N`: cargo-fuzz (libFuzzer) over the parsers of
 //! untrusted input, each target for N seconds or N executions, with seeds from real Go
-//! binaries of every Go version the tests use. Targets and their shared entry points are in `fuzz/`; the
-//! committed seeds and crash reproducers are replayed by `tracer/tests/fuzz_replay.rs` in
-//! the normal test run.
+//! binaries of every Go version the tests use. Targets and their shared entry points are in
+//! `fuzz/`; the committed seeds and crash reproducers are replayed by
+//! `tracer/tests/fuzz_replay.rs` in the normal test run.
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -155,7 +155,7 @@ fn run_target(fuzz: &Path, target: &'static str, limit: Limit) -> anyhow::Result
         (Some(s), Some(r)) => format!("{r} runs or {s}s"),
         (Some(s), None) => format!("{s}s"),
         (None, Some(r)) => format!("{r} runs"),
-        (None, None) => "ever".into(),
+        (None, None) => "no limit".into(),
     };
     eprintln!("fuzz: {target} for {until}: {}", shown(&cmd));
     let started = std::time::Instant::now();
