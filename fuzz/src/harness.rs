@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tracer::gobin::GoBinary;
+use tracer::gobin::{GoBinary, parts};
 use tracer::model::goroutines::{Mem, Reader, group};
 use tracer::probes::Event;
 
@@ -17,6 +17,23 @@ use tracer::probes::Event;
 pub const MAX_FUNCTIONS: usize = 12;
 /// Where the fake goroutine heap lives in the walker target's address space.
 pub const HEAP: u64 = 0x00c0_0000_0000;
+/// The text base of a `pclntab` input whose header has none (Go 1.26+, PIE).
+pub const TEXT_BASE: u64 = 0x40_1000;
+/// Where the `code` target loads its code, chosen by the input's first byte: the usual text
+/// base, zero, and near the top of the address space (where address arithmetic overflows).
+pub const CODE_ENTRIES: [u64; 4] = [TEXT_BASE, 0, u64::MAX - 0xfff, 0x7fff_ffff_f000];
+/// PCs looked up per function in the `pclntab` target (spread over its code; each lookup
+/// walks the line tables from the start).
+pub const PCS_PER_FUNCTION: u64 = 8;
+/// Instructions of the `code` target checked for the kernel's refusal.
+pub const MAX_SITES: usize = 64;
+/// The DWARF sections the `dwarf` target reads, in the order of its input.
+pub const DWARF_SECTIONS: [&str; 4] = [
+    ".debug_abbrev",
+    ".debug_str",
+    ".debug_line_str",
+    ".debug_info",
+];
 
 /// Decodes a ring-buffer record and touches every part of the result.
 pub fn event(data: &[u8]) {
@@ -53,6 +70,103 @@ pub fn recording(data: &[u8]) {
             }
         }
     }
+}
+
+/// A `.gopclntab` on its own. Input: the table's length (u32 LE), the table, then the
+/// FUNCDATA area that inline-tree offsets point into. Lists the functions (text base from
+/// the header, else [`TEXT_BASE`]) and, on up to [`MAX_FUNCTIONS`] of them, source lines and
+/// inline frames at PCs spread over the function, and the stack-pointer table.
+pub fn pclntab(input: &[u8]) {
+    let Some((tab, funcdata)) = split_len(input) else {
+        return;
+    };
+    let Ok(table) = parts::PclnTable::parse(tab) else {
+        return;
+    };
+    let text = match table.text_start() {
+        0 => TEXT_BASE,
+        t => t,
+    };
+    let Ok(funcs) = table.functions(text) else {
+        return;
+    };
+    let step = (funcs.len() / MAX_FUNCTIONS).max(1);
+    for f in funcs.iter().step_by(step).take(MAX_FUNCTIONS) {
+        let span = f.end - f.entry;
+        // Frames carry the source line of each PC too.
+        std::hint::black_box(table.source_line(f, f.entry));
+        for k in 0..=PCS_PER_FUNCTION {
+            let pc = f.entry + span / PCS_PER_FUNCTION * k;
+            std::hint::black_box(table.frames_at(f, pc, funcdata));
+        }
+        std::hint::black_box(table.sp_change_pcs(f));
+    }
+}
+
+/// The first `u32 LE` length's worth of bytes after it, and the rest.
+fn split_len(input: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = u32::from_le_bytes(input.get(..4)?.try_into().ok()?) as usize;
+    let rest = &input[4..];
+    Some(rest.split_at(len.min(rest.len())))
+}
+
+/// A `.go.buildinfo` section. Addresses of the pre-1.18 pointer format are read as offsets
+/// into the input itself (there is no ELF file to map them).
+pub fn buildinfo(input: &[u8]) {
+    std::hint::black_box(parts::build_info_plausible(input));
+    let read = |addr: u64, len: u64| {
+        let start = usize::try_from(addr).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        Some(input.get(start..end)?.to_vec())
+    };
+    if let Ok(info) = parts::parse_build_info(input, &read) {
+        std::hint::black_box(tracer::gobin::parse_go_version(&info.go_version));
+        std::hint::black_box((info.setting("GOARCH"), info.deps.len(), format!("{info:?}")));
+    }
+}
+
+/// One function's machine code: the entry-probe and RET search, instruction boundaries,
+/// the kernel's refusals at each, Mutex Lock and Unlock sites, and the runtime-global
+/// search. Input: an entry selector (into [`CODE_ENTRIES`]), then the code.
+pub fn code(input: &[u8]) {
+    let Some((&which, code)) = input.split_first() else {
+        return;
+    };
+    let entry = CODE_ENTRIES[usize::from(which) % CODE_ENTRIES.len()];
+    std::hint::black_box(parts::probe_plan(code, entry).ok());
+    let starts = parts::instruction_starts(code, entry);
+    for &(ip, _) in starts.iter().take(MAX_SITES) {
+        let at = ip.wrapping_sub(entry) as usize;
+        std::hint::black_box(parts::kernel_refusal(&code[at.min(code.len())..], ip));
+    }
+    for method in ["sync.(*Mutex).Lock", "sync.(*Mutex).Unlock"] {
+        std::hint::black_box(parts::mutex_sites("fuzz", code, entry, |_| {
+            Some(method.to_owned())
+        }));
+    }
+    std::hint::black_box(parts::runtime_globals(code, entry));
+}
+
+/// DWARF sections searched for the runtime's `g` offsets. Input: each of
+/// [`DWARF_SECTIONS`] but the last as a u32 LE length and its bytes, then `.debug_info`.
+pub fn dwarf(input: &[u8]) {
+    let mut rest = input;
+    let mut sections: Vec<&[u8]> = Vec::new();
+    for _ in 0..DWARF_SECTIONS.len() - 1 {
+        let Some((s, r)) = split_len(rest) else {
+            return;
+        };
+        sections.push(s);
+        rest = r;
+    }
+    sections.push(rest);
+    std::hint::black_box(
+        parts::dwarf_g_offsets(|name| {
+            let i = DWARF_SECTIONS.iter().position(|&n| n == name)?;
+            sections.get(i).copied()
+        })
+        .ok(),
+    );
 }
 
 /// Parses a whole file as a Go binary and, if it parses, exercises its tables.
@@ -103,6 +217,11 @@ pub fn exercise(bin: &GoBinary, sel: &[u8]) {
     }
     std::hint::black_box(bin.runtime_layout().ok().map(|l| (l.allgs, l.semtable)));
     std::hint::black_box(bin.sync_functions());
+    // The program's own functions and the sync package's out-of-line methods, as
+    // `tracer locks` searches them.
+    static MAIN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let main = MAIN.get_or_init(|| regex::Regex::new("^main$").expect("a valid pattern"));
+    std::hint::black_box(bin.mutex_sites(main).len());
 }
 
 /// A real Go binary used as the base of the structure-aware targets, with the file ranges

@@ -1,6 +1,8 @@
 //! The fuzz targets' shared entry points (see `harness.rs`).
 #[path = "harness.rs"]
 pub mod harness;
+#[path = "seeds.rs"]
+pub mod seeds;
 
 use std::sync::OnceLock;
 

@@ -7,6 +7,8 @@
 //! except under CI=true, where that is a failure.
 #[path = "../../fuzz/src/harness.rs"]
 mod harness;
+#[path = "../../fuzz/src/seeds.rs"]
+mod seeds;
 
 use std::path::{Path, PathBuf};
 
@@ -117,19 +119,164 @@ fn walker_inputs() {
     replay("walker", |d| harness::walker(&bases, d));
 }
 
-/// Regenerates `fuzz/seeds/walker` from the bases: `cargo test -p tracer --test fuzz_replay
-/// -- --ignored write_walker_seeds`.
 #[test]
-#[ignore = "a generator, not a check: rewrites fuzz/seeds/walker from the bases on demand"]
-fn write_walker_seeds() {
+fn pclntab_inputs() {
+    assert!(replay("pclntab", harness::pclntab) > 0);
+}
+
+#[test]
+fn buildinfo_inputs() {
+    assert!(replay("buildinfo", harness::buildinfo) > 0);
+}
+
+#[test]
+fn code_inputs() {
+    assert!(replay("code", harness::code) > 0);
+}
+
+#[test]
+fn dwarf_inputs() {
+    assert!(replay("dwarf", harness::dwarf) > 0);
+}
+
+/// The bases' real sections, whole, through the per-parser entry points (the committed
+/// seeds are cut down).
+#[test]
+fn real_sections() {
     let bases = bases();
-    let dir = root().join("fuzz/seeds/walker");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (i, b) in bases.iter().enumerate() {
-        if let Some(seed) = harness::walker_seed(&bases, i as u8) {
-            std::fs::write(dir.join(format!("{i:02}-{}", b.name)), seed).unwrap();
+    if bases.is_empty() {
+        no_bases("real sections");
+        return;
+    }
+    for b in &bases {
+        let Some(bin) = &b.bin else { continue };
+        let parts = seeds::Parts::new(bin, &b.data).unwrap();
+        eprintln!("real sections: {}", b.name);
+        harness::pclntab(&seeds::pclntab_input(parts.pclntab, &[]));
+        harness::buildinfo(parts.buildinfo);
+        for (_, code) in seeds::code_seeds(&parts) {
+            harness::code(&code);
         }
     }
+}
+
+/// The seed generator's small binaries and cut-down tables answer like the real binaries
+/// they come from: same functions (by name and length), source lines, inline frames, probe
+/// plans and mutex sites at the same offsets, same build info and `g` offsets.
+#[test]
+fn derived_seeds_read_like_the_real_binaries() {
+    use tracer::gobin::{GoBinary, parts::PclnTable};
+    let bases = bases();
+    if bases.is_empty() {
+        no_bases("derived seeds");
+        return;
+    }
+    let main = regex::Regex::new("^main$").unwrap();
+    for b in &bases {
+        let Some(real) = &b.bin else { continue };
+        eprintln!("derived seeds: {}", b.name);
+        let p = seeds::Parts::new(real, &b.data).unwrap();
+        let debug = b.name.ends_with("-debug");
+        let mini = GoBinary::from_bytes(Path::new("mini"), seeds::mini_binary(&p, debug).unwrap())
+            .unwrap_or_else(|e| panic!("{}: the small binary does not parse: {e}", b.name));
+        assert_eq!(mini.build_info(), real.build_info());
+        assert_eq!(mini.g_offsets().0, real.g_offsets().0);
+        assert_eq!(mini.has_dwarf(), debug);
+        assert!(mini.dwarf_problem().is_none(), "{:?}", mini.dwarf_problem());
+        assert!(mini.runtime_layout().is_ok(), "{}", b.name);
+        let shrunk = p.shrink(seeds::WANTED, p.header_text_start()).unwrap();
+        let table = PclnTable::parse(&shrunk.tab).unwrap();
+        let text = match table.text_start() {
+            0 => harness::TEXT_BASE,
+            t => t,
+        };
+        let cut = table.functions(text).unwrap();
+        assert_eq!(cut.len(), mini.functions().len());
+        let mut inlined = 0;
+        for (m, c) in mini.functions().iter().zip(&cut) {
+            let r = real.functions().iter().find(|r| r.name == m.name).unwrap();
+            assert_eq!((&c.name, c.end - c.entry), (&r.name, r.end - r.entry));
+            assert_eq!(m.end - m.entry, r.end - r.entry, "{}", m.name);
+            for off in 0..r.end - r.entry {
+                let frames = real.frames_at(r, r.entry + off);
+                inlined += frames.len() - 1;
+                assert_eq!(
+                    mini.frames_at(m, m.entry + off),
+                    frames,
+                    "{} +{off}",
+                    m.name
+                );
+                assert_eq!(
+                    table.frames_at(c, c.entry + off, &shrunk.funcdata),
+                    frames,
+                    "{} +{off}",
+                    m.name
+                );
+            }
+            let rel = |plan: tracer::gobin::ProbePlan, entry: u64| {
+                let rets: Vec<u64> = plan.rets.iter().map(|r| r - entry).collect();
+                (plan.entry - entry, plan.entry_kind, rets)
+            };
+            assert_eq!(
+                rel(mini.probe_plan(m).unwrap(), m.entry),
+                rel(real.probe_plan(r).unwrap(), r.entry),
+                "{}",
+                m.name
+            );
+        }
+        assert!(inlined > 0, "{}: no inlined frame kept", b.name);
+        let sites = |bin: &GoBinary| -> Vec<(String, tracer::gobin::SiteKind)> {
+            bin.mutex_sites(&main)
+                .into_iter()
+                .map(|s| (s.function, s.kind))
+                .collect()
+        };
+        let kept: Vec<_> = sites(real)
+            .into_iter()
+            .filter(|(f, _)| seeds::WANTED.contains(&f.as_str()))
+            .collect();
+        assert!(!kept.is_empty(), "{}: no mutex site kept", b.name);
+        assert_eq!(sites(&mini), kept, "{}", b.name);
+    }
+}
+
+/// Regenerates the seeds derived from the bases (`fuzz/seeds/{walker,pclntab,buildinfo,
+/// code,dwarf,gobin_bytes}`): `cargo test -p tracer --test fuzz_replay -- --ignored
+/// write_derived_seeds`.
+#[test]
+#[ignore = "a generator, not a check: rewrites the derived seeds from the bases on demand"]
+fn write_derived_seeds() {
+    let bases = bases();
+    assert!(!bases.is_empty(), "no bases");
+    let write = |target: &str, name: &str, data: &[u8]| {
+        let dir = root().join("fuzz/seeds").join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = name.replace(['/', '*', '(', ')'], "_");
+        std::fs::write(dir.join(name), data).unwrap();
+    };
+    for (i, b) in bases.iter().enumerate() {
+        if let Some(seed) = harness::walker_seed(&bases, i as u8) {
+            write("walker", &format!("{i:02}-{}", b.name), &seed);
+        }
+        let Some(bin) = &b.bin else { continue };
+        let p = seeds::Parts::new(bin, &b.data).unwrap();
+        let version = bin.go_version();
+        write("pclntab", version, &seeds::pclntab_seed(&p).unwrap());
+        write("buildinfo", version, p.buildinfo);
+        for (name, code) in seeds::code_seeds(&p) {
+            write("code", &format!("{version}-{name}"), &code);
+        }
+        let (abbrev, strs, info) = seeds::dwarf_sections(bin.g_offsets().0);
+        write("dwarf", version, &seeds::dwarf_input(&abbrev, &strs, &info));
+        let debug = b.name.ends_with("-debug");
+        let mini = seeds::mini_binary(&p, debug).unwrap();
+        write("gobin_bytes", &format!("mini-{}", b.name), &mini);
+    }
+    write(
+        "buildinfo",
+        "pointer-format-go1.16",
+        &seeds::buildinfo_pointer_format("go1.16.15", ""),
+    );
 }
 
 /// Inputs on which the fuzzer found the walker hanging (`fuzz/known-hangs/walker`): each

@@ -1,8 +1,8 @@
-//! `cargo xtask fuzz --secs N`: cargo-fuzz (libFuzzer) over the parsers of untrusted
-//! input, each target for N seconds, with seeds from real Go binaries of every Go
-//! version the tests use. Targets and their shared entry points are in `fuzz/`; the
-//! committed seeds and crash reproducers are replayed by `tracer/tests/fuzz_replay.rs` in
-//! the normal test run.
+//! `cargo xtask fuzz --secs N` / `--runs N`: cargo-fuzz (libFuzzer) over the parsers of
+//! untrusted input, each target for N seconds or N executions, with seeds from real Go
+//! binaries of every Go version the tests use. Targets and their shared entry points are in
+//! `fuzz/`; the committed seeds and crash reproducers are replayed by
+//! `tracer/tests/fuzz_replay.rs` in the normal test run.
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -13,10 +13,29 @@ use anyhow::{Context, bail};
 
 use crate::{build_go_program_with, setup, shown, workspace_root};
 
-/// Every target in `fuzz/fuzz_targets`, cheapest first.
-pub const TARGETS: &[&str] = &["event", "recording", "walker", "gobin_patch", "gobin_bytes"];
+/// Every target in `fuzz/fuzz_targets`, cheapest first: the per-parser ones, then the
+/// walker and the whole-binary ones.
+pub const TARGETS: &[&str] = &[
+    "event",
+    "buildinfo",
+    "code",
+    "dwarf",
+    "pclntab",
+    "recording",
+    "walker",
+    "gobin_bytes",
+    "gobin_patch",
+];
 
-pub fn run(secs: u64, only: &[String]) -> anyhow::Result<()> {
+/// When a target's run ends: after this many seconds, this many executions, or whichever
+/// comes first.
+#[derive(Clone, Copy)]
+pub struct Limit {
+    pub secs: Option<u64>,
+    pub runs: Option<u64>,
+}
+
+pub fn run(limit: Limit, only: &[String]) -> anyhow::Result<()> {
     for t in only {
         if !TARGETS.contains(&t.as_str()) {
             bail!("unknown fuzz target {t} (targets: {})", TARGETS.join(", "));
@@ -29,16 +48,17 @@ pub fn run(secs: u64, only: &[String]) -> anyhow::Result<()> {
         .collect();
     setup::cargo_fuzz()?;
     let fuzz = workspace_root().join("fuzz");
-    let bases = bases(&fuzz.join("bases"))?;
+    // The walker and gobin_patch targets read them; the derived seeds came from them.
+    bases(&fuzz.join("bases"))?;
     for t in &targets {
-        corpus(&fuzz, t, if *t == "gobin_bytes" { &bases } else { &[] })?;
+        corpus(&fuzz, t)?;
     }
     eprintln!("fuzz: building the targets (nightly, libFuzzer)");
     crate::run_cmd(&mut fuzz_cmd("build"))?;
 
     let mut results = Vec::new();
     for t in &targets {
-        results.push(run_target(&fuzz, t, secs)?);
+        results.push(run_target(&fuzz, t, limit)?);
     }
     println!(
         "{:<12} {:>6} {:>12} {:>9} {:>8} {:>8}",
@@ -104,7 +124,7 @@ fn fuzz_cmd(sub: &str) -> Command {
     cmd
 }
 
-fn run_target(fuzz: &Path, target: &'static str, secs: u64) -> anyhow::Result<Outcome> {
+fn run_target(fuzz: &Path, target: &'static str, limit: Limit) -> anyhow::Result<Outcome> {
     let artifacts = fuzz.join("artifacts").join(target);
     fs::create_dir_all(&artifacts)?;
     let count = |prefix: &str| {
@@ -124,12 +144,21 @@ fn run_target(fuzz: &Path, target: &'static str, secs: u64) -> anyhow::Result<Ou
     cmd.arg(target)
         .arg(fuzz.join("corpus").join(target))
         .arg("--")
-        .arg(format!("-max_total_time={secs}"))
+        // 0: no time limit (then -runs ends it).
+        .arg(format!("-max_total_time={}", limit.secs.unwrap_or(0)))
+        .arg(format!("-runs={}", limit.runs.map_or(-1, |r| r as i64)))
         .arg("-timeout=20")
         .arg("-rss_limit_mb=3072")
         .arg("-print_final_stats=1")
         .arg(format!("-artifact_prefix={}/", artifacts.display()));
-    eprintln!("fuzz: {target} for {secs}s: {}", shown(&cmd));
+    let until = match (limit.secs, limit.runs) {
+        (Some(s), Some(r)) => format!("{r} runs or {s}s"),
+        (Some(s), None) => format!("{s}s"),
+        (None, Some(r)) => format!("{r} runs"),
+        (None, None) => "no limit".into(),
+    };
+    eprintln!("fuzz: {target} for {until}: {}", shown(&cmd));
+    let started = std::time::Instant::now();
     let out = cmd
         .output()
         .with_context(|| format!("cannot run {}", shown(&cmd)))?;
@@ -148,7 +177,7 @@ fn run_target(fuzz: &Path, target: &'static str, secs: u64) -> anyhow::Result<Ou
         .lines()
         .find_map(|l| l.strip_prefix("Done ")?.split(" runs in ").nth(1))
         .and_then(|r| r.split(' ').next()?.parse().ok())
-        .unwrap_or(secs);
+        .unwrap_or_else(|| started.elapsed().as_secs());
     Ok(Outcome {
         target,
         secs: ran,
@@ -226,9 +255,9 @@ fn find_program(version: &str, kind: &str) -> Option<PathBuf> {
     None
 }
 
-/// The working corpus `fuzz/corpus/<target>`: committed seeds and regressions, plus the
-/// given real binaries. libFuzzer adds what it finds there (not committed).
-fn corpus(fuzz: &Path, target: &str, binaries: &[PathBuf]) -> anyhow::Result<()> {
+/// The working corpus `fuzz/corpus/<target>`: committed seeds and regressions. libFuzzer
+/// adds what it finds there (not committed).
+fn corpus(fuzz: &Path, target: &str) -> anyhow::Result<()> {
     let dst = fuzz.join("corpus").join(target);
     fs::create_dir_all(&dst)?;
     let mut n = 0;
@@ -243,11 +272,6 @@ fn corpus(fuzz: &Path, target: &str, binaries: &[PathBuf]) -> anyhow::Result<()>
             )?;
             n += 1;
         }
-    }
-    for b in binaries {
-        let name = b.file_name().context("base name")?.to_string_lossy();
-        fs::copy(b, dst.join(format!("binary-{name}")))?;
-        n += 1;
     }
     eprintln!(
         "fuzz: corpus {target}: {n} seed inputs in {}",

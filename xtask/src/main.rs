@@ -48,11 +48,15 @@ enum Cmd {
     },
     /// rustfmt --check and clippy -D warnings on userspace and eBPF crates.
     Lint,
-    /// Fuzz the parsers of untrusted input (cargo-fuzz on the nightly), each target N seconds.
+    /// Fuzz the parsers of untrusted input (cargo-fuzz on the nightly), each target N
+    /// seconds or N executions (60 seconds when neither is given).
     Fuzz {
-        /// Seconds per target.
-        #[arg(long, default_value_t = 60)]
-        secs: u64,
+        /// Seconds per target (with --runs: whichever comes first).
+        #[arg(long)]
+        secs: Option<u64>,
+        /// Executions per target (libFuzzer's -runs).
+        #[arg(long)]
+        runs: Option<u64>,
         /// Only these targets (default: all).
         targets: Vec<String>,
     },
@@ -100,7 +104,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Dist { glibc } => dist::run(glibc),
         Cmd::Test { cargo_args } => test(&cargo_args),
         Cmd::Lint => lint(),
-        Cmd::Fuzz { secs, targets } => fuzz::run(secs, &targets),
+        Cmd::Fuzz {
+            secs,
+            runs,
+            targets,
+        } => fuzz::run(
+            fuzz::Limit {
+                secs: secs.or(runs.is_none().then_some(60)),
+                runs,
+            },
+            &targets,
+        ),
         Cmd::Bench {
             calls,
             runs,

@@ -17,7 +17,20 @@ type Members = HashMap<&'static str, HashMap<String, u64>>;
 
 /// Reads the offsets; `Ok(None)` when a struct or field is missing from the DWARF.
 pub(crate) fn g_offsets(file: &ElfFile64<'_, Endianness>) -> Result<Option<GOffsets>, String> {
-    let members = struct_members(file)?;
+    // Go compresses DWARF (SHF_COMPRESSED, zlib); object inflates it.
+    g_offsets_from(|name| match file.section_by_name(name) {
+        Some(s) => s
+            .uncompressed_data()
+            .map_err(|e| format!("cannot read {name}: {e}")),
+        None => Ok(Cow::Borrowed(&[])),
+    })
+}
+
+/// The same from the DWARF sections `section(name)` gives (empty when absent).
+pub(crate) fn g_offsets_from<'d>(
+    section: impl Fn(&str) -> Result<Cow<'d, [u8]>, String>,
+) -> Result<Option<GOffsets>, String> {
+    let members = struct_members(section)?;
     let get = |s: &str, m: &str| members.get(s).and_then(|f| f.get(m)).copied();
     let g = |m: &str| get("runtime.g", m);
     let offsets = (|| {
@@ -42,16 +55,10 @@ pub(crate) fn g_offsets(file: &ElfFile64<'_, Endianness>) -> Result<Option<GOffs
     Ok(offsets)
 }
 
-fn struct_members(file: &ElfFile64<'_, Endianness>) -> Result<Members, String> {
-    // Go compresses DWARF (SHF_COMPRESSED, zlib); object inflates it.
-    let sections = gimli::DwarfSections::load(|id| -> Result<Cow<'_, [u8]>, String> {
-        match file.section_by_name(id.name()) {
-            Some(s) => s
-                .uncompressed_data()
-                .map_err(|e| format!("cannot read {}: {e}", id.name())),
-            None => Ok(Cow::Borrowed(&[])),
-        }
-    })?;
+fn struct_members<'d>(
+    section: impl Fn(&str) -> Result<Cow<'d, [u8]>, String>,
+) -> Result<Members, String> {
+    let sections = gimli::DwarfSections::load(|id| section(id.name()))?;
     let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, gimli::LittleEndian));
     let err = |e: gimli::Error| format!("DWARF: {e}");
 

@@ -10,6 +10,7 @@ mod dwarf;
 mod elf;
 mod inline;
 mod moduledata;
+pub mod parts;
 mod pclntab;
 mod runtime;
 mod sync_sites;

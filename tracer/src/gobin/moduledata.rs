@@ -9,8 +9,8 @@ use super::elf::ElfInfo;
 
 /// Offsets of `minpc` and `text` in runtime.moduledata (after the pcHeader pointer, six
 /// slices and findfunctab): unchanged from Go 1.16 through 1.27.
-const MINPC: u64 = 160;
-const TEXT: u64 = 176;
+pub(crate) const MINPC: u64 = 160;
+pub(crate) const TEXT: u64 = 176;
 
 pub(crate) struct ModuleData {
     /// Address of `runtime.firstmoduledata`.
@@ -31,6 +31,9 @@ pub(crate) fn find(
     let relocs: HashMap<u64, u64> = elf.relative_relocs(data).into_iter().collect();
     let word_at = |at: u64| in_file(data, elf, at).or_else(|| relocs.get(&at).copied());
     let mut candidates: Vec<u64> = Vec::new();
+    // memmem rather than a compare per word: a 100 MB binary has 12 million words. Each
+    // search resumes one byte after the last match, so overlapping matches are all seen.
+    let finder = memchr::memmem::Finder::new(&tab_vaddr.to_le_bytes()).into_owned();
     for load in &elf.loads {
         let (Some(start), Some(len)) = (to_usize(load.offset), to_usize(load.filesz)) else {
             continue;
@@ -38,17 +41,16 @@ pub(crate) fn find(
         let Some(bytes) = data.get(start..start.saturating_add(len)) else {
             continue;
         };
-        let skew = (8 - (load.vaddr % 8) as usize) % 8;
-        let words = bytes
-            .get(skew..)
-            .unwrap_or_default()
-            .chunks_exact(8)
-            .enumerate();
-        candidates.extend(
-            words
-                .filter(|(_, w)| u64_at(w, 0) == Some(tab_vaddr))
-                .map(|(i, _)| load.vaddr + (skew + 8 * i) as u64),
-        );
+        let mut from = 0;
+        while let Some(pos) = bytes.get(from..).and_then(|rest| finder.find(rest)) {
+            let at = from + pos;
+            if let Some(addr) = load.vaddr.checked_add(at as u64)
+                && addr % 8 == 0
+            {
+                candidates.push(addr);
+            }
+            from = at + 1;
+        }
     }
     candidates.extend(
         relocs

@@ -2,7 +2,7 @@
 //! function's name, address range and line tables.
 //!
 //! Layout (Go 1.18+, runtime/symtab.go `pcHeader`): magic u32, two zero bytes, minLC
-//! (instruction quantum), ptrSize, then seven pointer-sized words: nfunc, nfiles, textStart,
+//! (instruction quantum), ptrSize, then eight pointer-sized words: nfunc, nfiles, textStart,
 //! and the offsets (from the header) of funcnametab, cutab, filetab, pctab and pclntab.
 //! pclntab starts with the functab: nfunc+1 pairs of u32 (entry offset from textStart,
 //! offset of the `_func` record from pclntab); the last pair's entry is the end of text.
@@ -15,7 +15,7 @@ pub(crate) const MAGIC_118: u32 = 0xffff_fff0;
 /// Go 1.20 and later (`_func` gained `startLine`; the fields we read did not move).
 pub(crate) const MAGIC_120: u32 = 0xffff_fff1;
 
-const HEADER_LEN: usize = 8 + 7 * 8;
+const HEADER_LEN: usize = 8 + 8 * 8;
 
 // Offsets inside `_func` (runtime2.go), identical in the 1.18 and 1.20 layouts.
 const FUNC_ENTRY_OFF: usize = 0;

@@ -183,15 +183,8 @@ impl GoBinary {
             "runtime.checkdead",
         ] {
             let loads = self.rip_operands(name, |m| m == Mnemonic::Mov)?;
-            let set: std::collections::HashSet<u64> = loads.iter().copied().collect();
-            let mut pairs: Vec<u64> = set
-                .iter()
-                .copied()
-                .filter(|a| set.contains(&(a + 8)))
-                .collect();
-            pairs.sort_unstable();
-            if let [one] = pairs.as_slice() {
-                return Ok(*one);
+            if let Some(allgs) = slice_load(&loads) {
+                return Ok(allgs);
             }
         }
         Err("cannot locate runtime.allgs (no unique slice load in runtime.forEachG, forEachGRace or checkdead)".into())
@@ -201,16 +194,8 @@ impl GoBinary {
     /// RIP-relative LEA, several times; the most frequent LEA target is it.
     pub(crate) fn find_semtable(&self) -> Result<u64, String> {
         let leas = self.rip_operands("runtime.semacquire1", |m| m == Mnemonic::Lea)?;
-        let mut count: HashMap<u64, usize> = HashMap::new();
-        for a in leas {
-            *count.entry(a).or_default() += 1;
-        }
-        let mut best: Vec<(usize, u64)> = count.into_iter().map(|(a, n)| (n, a)).collect();
-        best.sort_unstable_by(|a, b| b.cmp(a));
-        match best.as_slice() {
-            [(n, a), rest @ ..] if *n >= 2 && rest.first().is_none_or(|(m, _)| m < n) => Ok(*a),
-            _ => Err("cannot locate runtime.semtable in runtime.semacquire1".into()),
-        }
+        most_frequent(&leas)
+            .ok_or_else(|| "cannot locate runtime.semtable in runtime.semacquire1".into())
     }
 
     /// Targets of RIP-relative memory operands of instructions accepted by `keep`, in the
@@ -226,16 +211,9 @@ impl GoBinary {
             .find(|f| f.name == name)
             .ok_or_else(|| format!("{name} not in the binary"))?;
         let code = self
-            .elf
-            .read_vaddr(&self.data, f.entry, f.end - f.entry)
+            .code(f)
             .ok_or_else(|| format!("{name}: code not in the file"))?;
-        Ok(Decoder::with_ip(64, code, f.entry, DecoderOptions::NONE)
-            .into_iter()
-            .filter(|i| keep(i.mnemonic()))
-            .filter(|i| i.is_ip_rel_memory_operand())
-            .filter(|i| (0..i.op_count()).any(|o| i.op_kind(o) == OpKind::Memory))
-            .map(|i| i.ip_rel_memory_address())
-            .collect())
+        Ok(rip_operands(code, f.entry, keep))
     }
 
     /// The Go minor version (1.x) that built the binary.
@@ -257,6 +235,49 @@ impl GoBinary {
             let first_off = u64::from(self.header.first_entry_off(tab)?);
             super::moduledata::find(&self.data, &self.elf, tab_vaddr, first_off).map(|md| md.addr)
         })
+    }
+}
+
+/// Targets of RIP-relative memory operands of the instructions accepted by `keep`, in the
+/// code loaded at `entry`.
+pub(crate) fn rip_operands(code: &[u8], entry: u64, keep: impl Fn(Mnemonic) -> bool) -> Vec<u64> {
+    Decoder::with_ip(64, code, entry, DecoderOptions::NONE)
+        .into_iter()
+        .filter(|i| keep(i.mnemonic()))
+        .filter(|i| i.is_ip_rel_memory_operand())
+        .filter(|i| (0..i.op_count()).any(|o| i.op_kind(o) == OpKind::Memory))
+        .map(|i| i.ip_rel_memory_address())
+        .collect()
+}
+
+/// The one address A among `loads` that is loaded together with A+8 (a slice's pointer
+/// and length), if exactly one is.
+pub(crate) fn slice_load(loads: &[u64]) -> Option<u64> {
+    let set: std::collections::HashSet<u64> = loads.iter().copied().collect();
+    let mut pairs: Vec<u64> = set
+        .iter()
+        .copied()
+        .filter(|a| a.checked_add(8).is_some_and(|next| set.contains(&next)))
+        .collect();
+    pairs.sort_unstable();
+    match pairs.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+/// The address most frequent in `addrs`, if it occurs at least twice and more often than any
+/// other.
+pub(crate) fn most_frequent(addrs: &[u64]) -> Option<u64> {
+    let mut count: HashMap<u64, usize> = HashMap::new();
+    for &a in addrs {
+        *count.entry(a).or_default() += 1;
+    }
+    let mut best: Vec<(usize, u64)> = count.into_iter().map(|(a, n)| (n, a)).collect();
+    best.sort_unstable_by(|a, b| b.cmp(a));
+    match best.as_slice() {
+        [(n, a), rest @ ..] if *n >= 2 && rest.first().is_none_or(|(m, _)| m < n) => Some(*a),
+        _ => None,
     }
 }
 

@@ -71,58 +71,15 @@ impl GoBinary {
                 continue;
             }
             let Some(code) = self.code(f) else { continue };
-            let insns: Vec<Instruction> = Decoder::with_ip(64, code, f.entry, DecoderOptions::NONE)
-                .into_iter()
-                .collect();
-            let mut info = InstructionInfoFactory::new();
-            // Code reached by a jump as well as from the atomic would not hold what the probe
-            // reads: such instructions are not probed.
-            let targets: std::collections::HashSet<u64> = insns
-                .iter()
-                .filter(|i| {
-                    matches!(
-                        i.op0_kind(),
-                        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
-                    )
-                })
-                .map(|i| i.near_branch_target())
-                .collect();
-            for (i, ins) in insns.iter().enumerate() {
-                let Some(op) = atomic_op(ins) else { continue };
-                if insns.get(i + 1).is_none_or(|n| n.is_invalid()) {
-                    continue;
-                }
-                let frames = self.frames_at(f, ins.ip());
-                let Some(inner) = frames.first() else {
-                    continue;
-                };
-                let kind = match (op, method_of(&inner.func)) {
-                    (Mnemonic::Cmpxchg, Some("Lock" | "TryLock")) => SiteKind::Acquire,
-                    (Mnemonic::Xadd, Some("Unlock")) => SiteKind::Release,
-                    _ => continue,
-                };
-                let Some(address) = operand_address(ins) else {
-                    continue;
-                };
-                let Some((probe_pc, success, on_jump)) =
-                    probe_point(&insns, i, kind, ins, &mut info, &targets)
-                else {
-                    continue;
-                };
-                out.push(MutexSite {
-                    function: f.name.clone(),
-                    probe_pc,
-                    kind,
-                    address,
-                    success,
-                    on_jump,
-                });
-            }
+            out.extend(sites_in(&f.name, code, f.entry, |pc| {
+                self.frames_at(f, pc).into_iter().next().map(|fr| fr.func)
+            }));
         }
         out
     }
 
-    pub(crate) fn code(&self, f: &Function) -> Option<&[u8]> {
+    /// The machine code of `f`, if the file holds it.
+    pub fn code(&self, f: &Function) -> Option<&[u8]> {
         self.elf.read_vaddr(&self.data, f.entry, f.end - f.entry)
     }
 }
@@ -138,6 +95,65 @@ const OUT_OF_LINE: &[&str] = &[
     "internal/sync.(*Mutex).Unlock",
     "internal/sync.(*Mutex).TryLock",
 ];
+
+/// The mutex sites in one function's code loaded at `entry`: each `LOCK CMPXCHG` or `LOCK
+/// XADD` whose innermost logical function (`inner_func(pc)`, from the inline tree) is a
+/// Mutex method that takes or releases the lock.
+pub(crate) fn sites_in(
+    function: &str,
+    code: &[u8],
+    entry: u64,
+    inner_func: impl Fn(u64) -> Option<String>,
+) -> Vec<MutexSite> {
+    let insns: Vec<Instruction> = Decoder::with_ip(64, code, entry, DecoderOptions::NONE)
+        .into_iter()
+        .collect();
+    let mut info = InstructionInfoFactory::new();
+    // Code reached by a jump as well as from the atomic would not hold what the probe
+    // reads: such instructions are not probed.
+    let targets: std::collections::HashSet<u64> = insns
+        .iter()
+        .filter(|i| {
+            matches!(
+                i.op0_kind(),
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+            )
+        })
+        .map(|i| i.near_branch_target())
+        .collect();
+    let mut out = Vec::new();
+    for (i, ins) in insns.iter().enumerate() {
+        let Some(op) = atomic_op(ins) else { continue };
+        if insns.get(i + 1).is_none_or(|n| n.is_invalid()) {
+            continue;
+        }
+        let Some(inner) = inner_func(ins.ip()) else {
+            continue;
+        };
+        let kind = match (op, method_of(&inner)) {
+            (Mnemonic::Cmpxchg, Some("Lock" | "TryLock")) => SiteKind::Acquire,
+            (Mnemonic::Xadd, Some("Unlock")) => SiteKind::Release,
+            _ => continue,
+        };
+        let Some(address) = operand_address(ins) else {
+            continue;
+        };
+        let Some((probe_pc, success, on_jump)) =
+            probe_point(&insns, i, kind, ins, &mut info, &targets)
+        else {
+            continue;
+        };
+        out.push(MutexSite {
+            function: function.to_owned(),
+            probe_pc,
+            kind,
+            address,
+            success,
+            on_jump,
+        });
+    }
+    out
+}
 
 /// `Lock` for `sync.(*Mutex).Lock` and `internal/sync.(*Mutex).Lock`; `None` for anything
 /// that is not a Mutex method.
