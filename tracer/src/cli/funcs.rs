@@ -239,20 +239,7 @@ pub fn replay(
     sink: Box<dyn std::io::Write + Send>,
 ) -> anyhow::Result<i32> {
     let mut pipeline = Pipeline::new(job, sink, json, rec.header.target.pid);
-    let fed = match rec.feed(|ev| {
-        pipeline.on_event(ev);
-        true
-    }) {
-        Ok(fed) => fed,
-        Err(e) => {
-            // What was read before the damage is shown; the summary is not.
-            pipeline.flush()?;
-            return Err(e.into());
-        }
-    };
-    let (Some(end), malformed) = (fed.end, fed.malformed) else {
-        unreachable!("fed to the end");
-    };
+    let (end, malformed) = super::replay::feed_all(rec, &mut pipeline)?;
     pipeline.finish(end.lost_events, malformed, end.kernel_failures)?;
     Ok(0)
 }

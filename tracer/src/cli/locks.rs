@@ -244,20 +244,7 @@ pub fn replay(
         buf: Vec::new(),
         discovery: None,
     };
-    let fed = match rec.feed(|ev| {
-        pipeline.on_event(ev);
-        true
-    }) {
-        Ok(fed) => fed,
-        Err(e) => {
-            // What was read before the damage is shown; the summary is not.
-            pipeline.flush()?;
-            return Err(e.into());
-        }
-    };
-    let (Some(end), malformed) = (fed.end, fed.malformed) else {
-        unreachable!("fed to the end");
-    };
+    let (end, malformed) = super::replay::feed_all(rec, &mut pipeline)?;
     pipeline.summarize(&end, malformed, job.top)?;
     Ok(0)
 }

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::tracing::EventSink;
 use super::{cache, demo, funcs, locks};
-use crate::recording::{Job, RecordingReader};
+use crate::recording::{End, Job, RecordingReader};
 
 #[derive(Args, Debug)]
 pub struct RecordArgs {
@@ -75,6 +76,27 @@ pub struct ReplayArgs {
     /// endpoint, at the recorded run's times (see `tracer cache --otlp`).
     #[arg(long, value_name = "URL", value_parser = crate::output::otel::parse_endpoint)]
     otlp: Option<crate::output::otel::Endpoint>,
+}
+
+/// Feeds a whole recording to `pipeline`: the end record, and the records that were no
+/// event. A damaged file still shows what was read before the damage, then the error.
+pub fn feed_all(
+    rec: &mut RecordingReader,
+    pipeline: &mut dyn EventSink,
+) -> anyhow::Result<(End, u64)> {
+    match rec.feed(|ev| {
+        pipeline.on_event(ev);
+        true
+    }) {
+        Ok(fed) => match fed.end {
+            Some(end) => Ok((end, fed.malformed)),
+            None => anyhow::bail!("the recording ended without its end record"),
+        },
+        Err(e) => {
+            pipeline.flush()?;
+            Err(e.into())
+        }
+    }
 }
 
 pub fn replay(args: ReplayArgs) -> anyhow::Result<i32> {

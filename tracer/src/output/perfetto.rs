@@ -202,6 +202,32 @@ impl PerfettoWriter {
         Ok(uuid)
     }
 
+    /// An instant named `name` on `track`, its `event` argument set, on flow `flow`.
+    fn flow_instant(
+        &mut self,
+        track: u64,
+        at_ns: u64,
+        name: String,
+        event: &str,
+        flow: u64,
+    ) -> std::io::Result<()> {
+        let mut interned = InternedData::default();
+        let name_iid = self.event_name(&mut interned, name);
+        let args = self.annotations(&mut interned, vec![("event", Some(event.into()), None)]);
+        self.packet(TracePacket {
+            timestamp: Some(at_ns),
+            interned_data: Some(interned),
+            track_event: Some(TrackEvent {
+                r#type: Some(INSTANT),
+                name_iid: Some(name_iid),
+                track_uuid: Some(track),
+                debug_annotations: args,
+                flow_ids: vec![flow],
+            }),
+            ..Default::default()
+        })
+    }
+
     fn slice_end(&mut self, track: u64, at_ns: u64) -> std::io::Result<()> {
         self.packet(TracePacket {
             timestamp: Some(at_ns),
@@ -291,27 +317,20 @@ impl PerfettoWriter {
         self.lock_flows += 1;
         let flow = 4 << 32 | self.lock_flows;
         let releaser_track = self.goroutine_track(releaser)?;
-        for (track, event, name) in [
-            (releaser_track, "lock_release", format!("release {lock}")),
-            (track, "lock_acquired", format!("acquired {lock}")),
-        ] {
-            let mut interned = InternedData::default();
-            let name_iid = self.event_name(&mut interned, name);
-            let args = self.annotations(&mut interned, vec![("event", Some(event.into()), None)]);
-            self.packet(TracePacket {
-                timestamp: Some(end),
-                interned_data: Some(interned),
-                track_event: Some(TrackEvent {
-                    r#type: Some(INSTANT),
-                    name_iid: Some(name_iid),
-                    track_uuid: Some(track),
-                    debug_annotations: args,
-                    flow_ids: vec![flow],
-                }),
-                ..Default::default()
-            })?;
-        }
-        Ok(())
+        self.flow_instant(
+            releaser_track,
+            end,
+            format!("release {lock}"),
+            "lock_release",
+            flow,
+        )?;
+        self.flow_instant(
+            track,
+            end,
+            format!("acquired {lock}"),
+            "lock_acquired",
+            flow,
+        )
     }
 
     /// `hang --watch`: goroutine `goid` parked since `since_ns` (reported past the
@@ -366,24 +385,7 @@ impl PerfettoWriter {
         };
         for &goid in goids {
             let track = self.goroutine_track(goid)?;
-            let mut interned = InternedData::default();
-            let name_iid = self.event_name(&mut interned, what.to_owned());
-            let args = self.annotations(
-                &mut interned,
-                vec![("event", Some(what.replace(' ', "_")), None)],
-            );
-            self.packet(TracePacket {
-                timestamp: Some(at_ns),
-                interned_data: Some(interned),
-                track_event: Some(TrackEvent {
-                    r#type: Some(INSTANT),
-                    name_iid: Some(name_iid),
-                    track_uuid: Some(track),
-                    debug_annotations: args,
-                    flow_ids: vec![flow],
-                }),
-                ..Default::default()
-            })?;
+            self.flow_instant(track, at_ns, what.to_owned(), &what.replace(' ', "_"), flow)?;
         }
         Ok(())
     }
