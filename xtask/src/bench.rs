@@ -40,6 +40,9 @@ pub enum Part {
 pub struct Options {
     pub calls: u64,
     pub runs: usize,
+    /// Engine benchmark: calls per worker session before it rotates, one table each
+    /// (0: one session for the whole run, no release churn).
+    pub session_calls: Vec<u32>,
     pub sched_ops: u64,
     pub attach_probes: Vec<usize>,
     pub only: Vec<Part>,
@@ -66,6 +69,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let Options {
         calls,
         runs,
+        ref session_calls,
         sched_ops,
         ref attach_probes,
         ref only,
@@ -78,7 +82,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         probe_overhead(calls, runs)?;
     }
     if selected(Part::Engine) {
-        engine_throughput(runs)?;
+        engine_throughput(runs, session_calls)?;
     }
     if selected(Part::Sched) {
         sched_overhead(sched_ops, runs)?;
@@ -274,12 +278,16 @@ const ENGINE_LINES: [(&str, &str); 4] = [
 
 /// Each code line's stand-in engine on its sustained high-rate workload, untraced and
 /// under `tracer cache` (default and `--light`), interleaved run by run; plus the
-/// tracer's own CPU per 1,000 calls.
-fn engine_throughput(runs: usize) -> anyhow::Result<()> {
+/// tracer's own CPU per 1,000 calls. Once per session length: with sessions of 500
+/// calls, each session's release (and the ownership it drops) is part of the work; with
+/// one session, a cache call is measured alone.
+fn engine_throughput(runs: usize, session_calls: &[u32]) -> anyhow::Result<()> {
     let mut tables = Vec::new();
     for (line, program) in ENGINE_LINES {
         let engine = build_go_program(program, true)?;
-        tables.push(engine_line(line, &engine, runs)?);
+        for &n in session_calls {
+            tables.push(engine_line(line, &engine, runs, n)?);
+        }
     }
     for t in tables {
         println!("{t}");
@@ -287,7 +295,20 @@ fn engine_throughput(runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn engine_line(line: &str, engine: &Path, runs: usize) -> anyhow::Result<String> {
+fn session_label(session_calls: u32) -> String {
+    if session_calls == 0 {
+        "one session".into()
+    } else {
+        format!("sessions of {session_calls} calls")
+    }
+}
+
+fn engine_line(
+    line: &str,
+    engine: &Path,
+    runs: usize,
+    session_calls: u32,
+) -> anyhow::Result<String> {
     let modes: [(&str, &[&str]); 2] = [
         ("tracer cache", &[]),
         ("tracer cache --light", &["--light"]),
@@ -295,31 +316,39 @@ fn engine_line(line: &str, engine: &Path, runs: usize) -> anyhow::Result<String>
     let mut untraced = Vec::new();
     let mut traced: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut cpu_per_k: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let scenario = session_label(session_calls);
+    let sessions = session_calls.to_string();
+    let engine_cmd = |cmd: &mut Command| {
+        cmd.args(["-session-calls", &sessions]);
+    };
     for run in 0..runs {
-        untraced.push(engine_rate(Command::new(engine))?.0);
+        let mut cmd = Command::new(engine);
+        engine_cmd(&mut cmd);
+        untraced.push(engine_rate(cmd)?.0);
         for (i, (label, flags)) in modes.iter().enumerate() {
             let mut cmd = Command::new(tracer_binary());
             cmd.args(["cache", "--json", "-o", "/dev/stderr"])
                 .args(*flags)
                 .arg("--")
                 .arg(engine);
+            engine_cmd(&mut cmd);
             let (rate, cpu) = engine_rate(cmd)?;
             traced[i].push(rate);
             cpu_per_k[i].push(cpu.context("no tracer CPU figure in the cache summary")?);
             eprintln!(
-                "bench: run {}/{runs} {line} highrate, {label}: {rate:.0} calls/s",
+                "bench: run {}/{runs} {line} highrate ({scenario}), {label}: {rate:.0} calls/s",
                 run + 1
             );
         }
         eprintln!(
-            "bench: run {}/{runs} {line} highrate, untraced: {:.0} calls/s",
+            "bench: run {}/{runs} {line} highrate ({scenario}), untraced: {:.0} calls/s",
             run + 1,
             untraced[run]
         );
     }
     let u = median(&mut untraced);
     let mut out = format!(
-        "\nstand-in engine {line}, scenario highrate (5 s, one caller), median of {runs} runs\n{:<24} {:>16} {:>8} {:>18} {:>22}\n{:<24} {:>16.0} {:>8.2}\n",
+        "\nstand-in engine {line}, scenario highrate (5 s, one caller, {scenario}), median of {runs} runs\n{:<24} {:>16} {:>8} {:>18} {:>22}\n{:<24} {:>16.0} {:>8.2}\n",
         "mode",
         "calls/s",
         "ratio",

@@ -376,6 +376,7 @@ impl SessionCacheDecoder {
                         goid: ev.goid,
                         ongoing: oc,
                         creator: word(caps, self.slot.exec_creator),
+                        digest: None,
                     });
                 }
             }
