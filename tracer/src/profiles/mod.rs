@@ -9,7 +9,7 @@ use tracer_common::{
 };
 
 use crate::{
-    gobin::GoBinary,
+    gobin::{EntryKind, GoBinary},
     probes::plan::{AttachPoint, PlanSet},
 };
 pub use dagger::{
@@ -32,6 +32,11 @@ pub enum At {
         file_suffix: &'static str,
         line: u32,
     },
+    /// Entry only, as a point event, when the kernel emulates the entry's instruction;
+    /// else (a frameless leaf, whose first instruction is single-stepped) at every direct
+    /// call of the function from the functions of this package (module-relative prefix,
+    /// e.g. `dagql.`), with the same registers.
+    EntryOrCallers { package: &'static str },
     /// Places in the function's code found by what they are (`dagger::code`): as point
     /// events, or with `frame` as entries of a call frame whose depth is the function
     /// body's (its end proven like an entry-only frame's, by the goroutine's next event
@@ -354,6 +359,28 @@ pub fn plan(
                         line,
                     }
                     .into());
+                }
+                plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid));
+            }
+            At::EntryOrCallers { package } => {
+                let entry = binary.probe_plan(f)?;
+                let emulated = entry.entry_kind != EntryKind::NoStackCheck
+                    || entry.entry_insn.starts_with("push");
+                if emulated {
+                    plan.add_entry_point(binary, f, id)?;
+                } else {
+                    let prefix = format!("{}{package}", dagger::DAGGER);
+                    let pcs = dagger::code::callers(binary, f, &prefix).map_err(|why| {
+                        ProfileError::MissingSite {
+                            path: binary.path().display().to_string(),
+                            func: name.clone(),
+                            what: format!("the calls of it from {prefix}*"),
+                            why,
+                        }
+                    })?;
+                    for pc in pcs {
+                        plan.add_point(binary, pc, id)?;
+                    }
                 }
                 plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid));
             }

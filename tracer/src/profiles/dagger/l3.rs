@@ -174,10 +174,12 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
         )
         .entry(&[string_regs("session", RDI), word("result", R9, &[0, 0])]),
         // increment/decrementIncomingOwnershipLocked(c, ctx, res RDI, ...): count before.
+        // The increment can compile to a frameless leaf (its trace hook compiled out): then
+        // its callers' calls of it are probed, not its single-stepped first instruction.
         ProbeDef::new(
             Role::OwnershipUp,
             "dagql.(*Cache).incrementIncomingOwnershipLocked",
-            At::EntryPoint,
+            At::EntryOrCallers { package: "dagql." },
         )
         .entry(&result_caps(RDI)),
         ProbeDef::new(
