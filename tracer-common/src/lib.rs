@@ -145,6 +145,14 @@ pub mod capture_kind {
     /// it is non-zero the capture is [`super::Capture::WITHHELD`] (a sensitive argument:
     /// its value never leaves the target). Uses at most `MAX_DEREFS - 1` steps.
     pub const GUARDED_STRING: u8 = 4;
+    /// Two adjacent Go strings (headers at `value + string_offset` and 16 bytes after):
+    /// each kept to half of [`super::CAPTURE_BYTES`], the first in the first half of
+    /// `bytes`; `value` holds both lengths and `nbytes` both kept counts (low and high
+    /// halves). One slot and one header read for e.g. an outcome and its route.
+    pub const STRING_PAIR: u8 = 5;
+    /// Two adjacent words at `value + string_offset` in one read: the first in `value`,
+    /// the second in the first 8 bytes of `bytes` (`nbytes` = 8).
+    pub const WORD_PAIR: u8 = 6;
 }
 
 /// One value to read at a probe hit: start from a register, follow up to
@@ -218,6 +226,33 @@ impl Capture {
 
     pub fn truncated(&self) -> bool {
         self.value > self.nbytes as u64
+    }
+
+    /// Both strings of a [`capture_kind::STRING_PAIR`], if it was read (each may be a
+    /// prefix of a longer one).
+    pub fn pair(&self) -> Option<(&[u8], &[u8])> {
+        if self.ok != 1 {
+            return None;
+        }
+        let half = CAPTURE_BYTES / 2;
+        let n1 = ((self.nbytes & 0xffff) as usize).min(half);
+        let n2 = ((self.nbytes >> 16) as usize).min(half);
+        Some((&self.bytes[..n1], &self.bytes[half..half + n2]))
+    }
+
+    /// Both words of a [`capture_kind::WORD_PAIR`], if they were read.
+    pub fn word_pair(&self) -> Option<(u64, u64)> {
+        if self.ok != 1 || self.nbytes != 8 {
+            return None;
+        }
+        let mut second = [0; 8];
+        second.copy_from_slice(&self.bytes[..8]);
+        Some((self.value, u64::from_ne_bytes(second)))
+    }
+
+    /// The full lengths of a [`capture_kind::STRING_PAIR`]'s strings.
+    pub fn pair_lengths(&self) -> (u64, u64) {
+        (self.value & 0xffff_ffff, self.value >> 32)
     }
 }
 

@@ -329,6 +329,11 @@ fn read_capture(
         if step >= spec.nderefs as usize {
             break;
         }
+        // A nil pointer (a nil interface, an unarmed field) is followed no further: the
+        // read would fault anyway, and each helper call costs more than the test.
+        if value < NULL_PAGE {
+            return;
+        }
         // A secret's flag, read before the last step: a set flag withholds the string.
         if guarded && step + 1 == spec.nderefs as usize {
             let flag = value.wrapping_add(spec.derefs[MAX_DEREFS - 1] as i64 as u64);
@@ -355,6 +360,9 @@ fn read_capture(
             out.ok = 1;
         }
         capture_kind::STRING | capture_kind::GUARDED_STRING => {
+            if value < NULL_PAGE && spec.string_offset < NULL_PAGE as i32 {
+                return;
+            }
             let header = value.wrapping_add(spec.string_offset as i64 as u64);
             // The string header (pointer, length) in one read: each helper call costs
             // more than the bytes it copies.
@@ -363,8 +371,66 @@ fn read_capture(
                 read_string(ptr, len, out);
             }
         }
+        capture_kind::WORD_PAIR => {
+            if value < NULL_PAGE && spec.string_offset < NULL_PAGE as i32 {
+                return;
+            }
+            let at = value.wrapping_add(spec.string_offset as i64 as u64);
+            // SAFETY: as above.
+            if let Ok([first, second]) = unsafe { bpf_probe_read_user(at as *const [u64; 2]) } {
+                out.value = first;
+                out.bytes[..8].copy_from_slice(&second.to_ne_bytes());
+                out.nbytes = 8;
+                out.ok = 1;
+            }
+        }
+        capture_kind::STRING_PAIR => {
+            if value < NULL_PAGE && spec.string_offset < NULL_PAGE as i32 {
+                return;
+            }
+            let header = value.wrapping_add(spec.string_offset as i64 as u64);
+            // Both headers in one read.
+            // SAFETY: as above.
+            if let Ok([p1, l1, p2, l2]) = unsafe { bpf_probe_read_user(header as *const [u64; 4]) }
+            {
+                read_string_pair(p1, l1, p2, l2, out);
+            }
+        }
         _ => {}
     }
+}
+
+/// Below this address nothing is mapped (`vm.mmap_min_addr`): a pointer there is nil.
+const NULL_PAGE: u64 = 4096;
+
+/// Half of the capture's bytes per string.
+const HALF: usize = CAPTURE_BYTES / 2;
+
+#[inline(always)]
+fn read_string_pair(p1: u64, l1: u64, p2: u64, l2: u64, out: &mut Capture) {
+    let n1 = if l1 > HALF as u64 { HALF } else { l1 as usize };
+    let n2 = if l2 > HALF as u64 { HALF } else { l2 as usize };
+    if n1 > 0 {
+        let Some(dst) = out.bytes.get_mut(..n1) else {
+            return;
+        };
+        // SAFETY: bounded user-memory read into our buffer.
+        if unsafe { bpf_probe_read_user_buf(p1 as *const u8, dst) }.is_err() {
+            return;
+        }
+    }
+    if n2 > 0 {
+        let Some(dst) = out.bytes.get_mut(HALF..HALF + n2) else {
+            return;
+        };
+        // SAFETY: as above.
+        if unsafe { bpf_probe_read_user_buf(p2 as *const u8, dst) }.is_err() {
+            return;
+        }
+    }
+    out.value = (l1 & 0xffff_ffff) | (l2 << 32);
+    out.nbytes = (n1 as u32) | ((n2 as u32) << 16);
+    out.ok = 1;
 }
 
 #[inline(always)]

@@ -40,6 +40,9 @@ pub enum Part {
 pub struct Options {
     pub calls: u64,
     pub runs: usize,
+    /// Engine benchmark: calls per worker session before it rotates, one table each
+    /// (0: one session for the whole run, no release churn).
+    pub session_calls: Vec<u32>,
     pub sched_ops: u64,
     pub attach_probes: Vec<usize>,
     pub only: Vec<Part>,
@@ -66,6 +69,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let Options {
         calls,
         runs,
+        ref session_calls,
         sched_ops,
         ref attach_probes,
         ref only,
@@ -78,7 +82,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         probe_overhead(calls, runs)?;
     }
     if selected(Part::Engine) {
-        engine_throughput(runs)?;
+        engine_throughput(runs, session_calls)?;
     }
     if selected(Part::Sched) {
         sched_overhead(sched_ops, runs)?;
@@ -274,12 +278,16 @@ const ENGINE_LINES: [(&str, &str); 4] = [
 
 /// Each code line's stand-in engine on its sustained high-rate workload, untraced and
 /// under `tracer cache` (default and `--light`), interleaved run by run; plus the
-/// tracer's own CPU per 1,000 calls.
-fn engine_throughput(runs: usize) -> anyhow::Result<()> {
+/// tracer's own CPU per 1,000 calls. Once per session length: with sessions of 500
+/// calls, each session's release (and the ownership it drops) is part of the work; with
+/// one session, a cache call is measured alone.
+fn engine_throughput(runs: usize, session_calls: &[u32]) -> anyhow::Result<()> {
     let mut tables = Vec::new();
     for (line, program) in ENGINE_LINES {
         let engine = build_go_program(program, true)?;
-        tables.push(engine_line(line, &engine, runs)?);
+        for &n in session_calls {
+            tables.push(engine_line(line, &engine, runs, n)?);
+        }
     }
     for t in tables {
         println!("{t}");
@@ -287,60 +295,132 @@ fn engine_throughput(runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn engine_line(line: &str, engine: &Path, runs: usize) -> anyhow::Result<String> {
+fn session_label(session_calls: u32) -> String {
+    if session_calls == 0 {
+        "one session".into()
+    } else {
+        format!("sessions of {session_calls} calls")
+    }
+}
+
+fn engine_line(
+    line: &str,
+    engine: &Path,
+    runs: usize,
+    session_calls: u32,
+) -> anyhow::Result<String> {
     let modes: [(&str, &[&str]); 2] = [
         ("tracer cache", &[]),
         ("tracer cache --light", &["--light"]),
     ];
     let mut untraced = Vec::new();
+    let mut untraced_cpu = Vec::new();
     let mut traced: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut traced_cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut cpu_per_k: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let scenario = session_label(session_calls);
+    let sessions = session_calls.to_string();
+    let engine_cmd = |cmd: &mut Command| {
+        cmd.args(["-session-calls", &sessions]);
+    };
     for run in 0..runs {
-        untraced.push(engine_rate(Command::new(engine))?.0);
+        let mut cmd = Command::new(engine);
+        engine_cmd(&mut cmd);
+        let run_u = engine_run(cmd)?;
+        untraced.push(run_u.rate);
+        untraced_cpu.push(run_u.cpu_per_call.context("no cpu_us from the engine")?);
         for (i, (label, flags)) in modes.iter().enumerate() {
+            // Records to /dev/null: formatted as for any reader, but nobody (this
+            // process, on the same two CPUs) reads them; the tracer's CPU comes from its
+            // summary line on stderr.
             let mut cmd = Command::new(tracer_binary());
-            cmd.args(["cache", "--json", "-o", "/dev/stderr"])
+            cmd.args(["cache", "--json", "-o", "/dev/null"])
                 .args(*flags)
                 .arg("--")
                 .arg(engine);
-            let (rate, cpu) = engine_rate(cmd)?;
-            traced[i].push(rate);
-            cpu_per_k[i].push(cpu.context("no tracer CPU figure in the cache summary")?);
+            engine_cmd(&mut cmd);
+            let r = engine_run(cmd)?;
+            traced[i].push(r.rate);
+            traced_cpu[i].push(r.cpu_per_call.context("no cpu_us from the engine")?);
+            cpu_per_k[i].push(
+                r.tracer_cpu_per_k
+                    .context("no tracer CPU figure in the cache summary")?,
+            );
             eprintln!(
-                "bench: run {}/{runs} {line} highrate, {label}: {rate:.0} calls/s",
-                run + 1
+                "bench: run {}/{runs} {line} highrate ({scenario}), {label}: {:.0} calls/s, engine CPU {:.2} us/call",
+                run + 1,
+                r.rate,
+                r.cpu_per_call.unwrap_or(f64::NAN) / 1e3
             );
         }
         eprintln!(
-            "bench: run {}/{runs} {line} highrate, untraced: {:.0} calls/s",
+            "bench: run {}/{runs} {line} highrate ({scenario}), untraced: {:.0} calls/s, engine CPU {:.2} us/call",
             run + 1,
-            untraced[run]
+            untraced[run],
+            untraced_cpu[run] / 1e3
         );
     }
     let u = median(&mut untraced);
+    let u_cpu = median(&mut untraced_cpu);
     let mut out = format!(
-        "\nstand-in engine {line}, scenario highrate (5 s, one caller), median of {runs} runs\n{:<24} {:>16} {:>8} {:>18} {:>22}\n{:<24} {:>16.0} {:>8.2}\n",
+        "\nstand-in engine {line}, scenario highrate (5 s, one caller, {scenario}), median of {runs} runs\n{:<24} {:>12} {:>7} {:>18} {:>20} {:>22}\n{:<24} {:>12.0} {:>7.2} {:>18} {:>17.2} us\n",
         "mode",
         "calls/s",
         "ratio",
         "overhead per call",
+        "engine CPU per call",
         "tracer CPU/1,000 calls",
         "untraced",
         u,
-        1.0
+        1.0,
+        "",
+        u_cpu / 1e3,
     );
     for (i, (label, _)) in modes.iter().enumerate() {
         let t = median(&mut traced[i]);
+        let t_cpu = median(&mut traced_cpu[i]);
         let c = median(&mut cpu_per_k[i]);
         let overhead_us = (1.0 / t - 1.0 / u) * 1e6;
         out.push_str(&format!(
-            "{label:<24} {t:>16.0} {:>8.2} {:>15.1} us {:>19.2} ms\n",
+            "{label:<24} {t:>12.0} {:>7.2} {:>15.1} us {:>12.2} us (+{:.2}) {:>19.2} ms\n",
             t / u,
             overhead_us,
+            t_cpu / 1e3,
+            (t_cpu - u_cpu) / 1e3,
             c / 1e6
         ));
     }
+    out.push_str(
+        "(overhead per call: from the call rates, 1/traced - 1/untraced, so it includes waiting for a CPU another program holds; engine CPU per call: the engine process's own user + system time per call, which includes the kernel's work for every probe hit)\n",
+    );
     Ok(out)
+}
+
+/// One run of the engine's high-rate scenario.
+struct EngineRun {
+    rate: f64,
+    /// The tracer's CPU ns per 1,000 calls, when traced.
+    tracer_cpu_per_k: Option<f64>,
+    /// The engine process's CPU ns (user + system) per call, from its `cpu_us=`.
+    cpu_per_call: Option<f64>,
+}
+
+fn engine_run(cmd: Command) -> anyhow::Result<EngineRun> {
+    let (rate, tracer_cpu_per_k, stdout, _) = engine_rate_with_output(cmd)?;
+    let word = |key: &str| {
+        stdout
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.parse::<f64>().ok())
+    };
+    let cpu_per_call = match (word("cpu_us="), word("calls=")) {
+        (Some(cpu_us), Some(calls)) if calls > 0.0 => Some(cpu_us * 1e3 / calls),
+        _ => None,
+    };
+    Ok(EngineRun {
+        rate,
+        tracer_cpu_per_k,
+        cpu_per_call,
+    })
 }
 
 /// Runs the engine's high-rate scenario; returns its calls/s and, when traced, the
@@ -350,7 +430,12 @@ fn engine_rate(cmd: Command) -> anyhow::Result<(f64, Option<f64>)> {
 }
 
 /// [`engine_rate`], with the run's stderr.
-fn engine_rate_with_stderr(mut cmd: Command) -> anyhow::Result<(f64, Option<f64>, String)> {
+fn engine_rate_with_stderr(cmd: Command) -> anyhow::Result<(f64, Option<f64>, String)> {
+    engine_rate_with_output(cmd).map(|(rate, cpu, _, stderr)| (rate, cpu, stderr))
+}
+
+/// [`engine_rate`], with the run's stdout and stderr.
+fn engine_rate_with_output(mut cmd: Command) -> anyhow::Result<(f64, Option<f64>, String, String)> {
     let out = cmd
         // One caller: the overhead per call is then the time the probes add to a call
         // (the tracer's own processing runs on the other CPU and is reported apart).
@@ -381,8 +466,20 @@ fn engine_rate_with_stderr(mut cmd: Command) -> anyhow::Result<(f64, Option<f64>
             let v: serde_json::Value = serde_json::from_str(l).ok()?;
             let calls = v["calls"].as_f64()?;
             Some(v["tracer_cpu_ns"].as_f64()? * 1000.0 / calls)
-        });
-    Ok((rate, cpu, stderr.into_owned()))
+        })
+        .or_else(|| stderr.lines().find_map(cpu_per_thousand_calls));
+    Ok((rate, cpu, stdout.into_owned(), stderr.into_owned()))
+}
+
+/// The tracer's CPU per 1,000 calls in ns, from its summary line
+/// `tracer CPU: 740.62ms (12.27ms per 1,000 calls)`.
+fn cpu_per_thousand_calls(line: &str) -> Option<f64> {
+    let rest = line.split("tracer CPU: ").nth(1)?;
+    let inner = rest.split_once('(')?.1.strip_suffix(" per 1,000 calls)")?;
+    let (number, scale) = [("ns", 1.0), ("us", 1e3), ("ms", 1e6), ("s", 1e9)]
+        .iter()
+        .find_map(|(unit, scale)| Some((inner.strip_suffix(unit)?, *scale)))?;
+    Some(number.parse::<f64>().ok()? * scale)
 }
 
 /// Ping-pong pairs in the scheduler benchmark (the program's default), besides its
@@ -1086,6 +1183,17 @@ mod tests {
             probe_timing("tracer: tracing 3 functions", "attached"),
             None
         );
+    }
+
+    #[test]
+    fn reads_the_tracers_cpu_per_thousand_calls() {
+        let line = "tracer CPU: 740.62ms (12.27ms per 1,000 calls)";
+        assert_eq!(cpu_per_thousand_calls(line), Some(12.27e6));
+        assert_eq!(
+            cpu_per_thousand_calls("tracer CPU: 1.000s (950.00us per 1,000 calls)"),
+            Some(950e3)
+        );
+        assert_eq!(cpu_per_thousand_calls("tracer CPU: 5ms"), None);
     }
 
     #[test]

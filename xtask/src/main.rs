@@ -68,6 +68,10 @@ enum Cmd {
         /// Runs per configuration (the median is reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Engine benchmark: calls per session before the stand-in releases it and opens
+        /// another, one table each (comma-separated; 0: one session for the whole run).
+        #[arg(long, value_delimiter = ',', default_value = "500,0")]
+        session_calls: Vec<u32>,
         /// Channel hand-offs per run of the scheduler benchmark (tests/go/sched).
         #[arg(long, default_value_t = 4_000_000)]
         sched_ops: u64,
@@ -118,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Bench {
             calls,
             runs,
+            session_calls,
             sched_ops,
             attach_probes,
             only,
@@ -128,6 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             bench::run(&bench::Options {
                 calls,
                 runs,
+                session_calls,
                 sched_ops,
                 attach_probes,
                 only,

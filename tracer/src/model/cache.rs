@@ -565,6 +565,7 @@ impl CacheModel {
                 goid,
                 ongoing,
                 creator,
+                digest,
             } => {
                 // The goroutine that started this execution is inside the call that
                 // missed. Knowing it now, not at that call's later `wait`, lets calls
@@ -572,6 +573,12 @@ impl CacheModel {
                 let leader = creator
                     .and_then(|g| self.open.get(&(tgid, g)))
                     .and_then(|calls| calls.last().copied());
+                // Its digest too, for those calls' parent_digest, if not known yet.
+                if let (Some(l), Some(d)) = (leader, digest)
+                    && let Some(c) = self.calls.get_mut(&l)
+                {
+                    c.digest.get_or_insert(d);
+                }
                 let o = self.ongoing.entry(ongoing).or_default();
                 o.exec = Some(goid);
                 if leader.is_some() {
@@ -1081,6 +1088,7 @@ mod tests {
                 goid: 9,
                 ongoing: 0xc,
                 creator: Some(3),
+                digest: None,
             },
             // A call made by fn on g9 has the miss as its parent.
             began(3, 9, "xxh3:c", "s1"),

@@ -142,12 +142,14 @@ pub enum CacheEvent {
         ref_taken: bool,
     },
     /// A goroutine began running the resolver of execution `ongoing`; `creator` is the
-    /// goroutine whose call started it.
+    /// goroutine whose call started it, `digest` the execution's call key (the recipe
+    /// digest of that call, known before any call its resolver makes).
     ExecStarted {
         tgid: u32,
         goid: u64,
         ongoing: u64,
         creator: Option<u64>,
+        digest: Option<String>,
     },
     GoroutineExited {
         tgid: u32,

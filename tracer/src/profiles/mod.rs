@@ -8,7 +8,10 @@ use tracer_common::{
     CAPTURE_BYTES, CaptureSpec, MAX_DEREFS, ProbeKind, ProbeSpec, capture_base, capture_kind,
 };
 
-use crate::{gobin::GoBinary, probes::plan::PlanSet};
+use crate::{
+    gobin::{EntryKind, GoBinary},
+    probes::plan::{AttachPoint, PlanSet},
+};
 pub use dagger::{
     CacheLocks, DAGGER, Decoder, DecoderSetup, LayoutError, LineSites, LockAt, LockName, NamedBy,
     NotedSites, Profile, ProfileError, Role, SiteFact, detect, engine_version,
@@ -28,6 +31,19 @@ pub enum At {
     Line {
         file_suffix: &'static str,
         line: u32,
+    },
+    /// Entry only, as a point event, when the kernel emulates the entry's instruction;
+    /// else (a frameless leaf, whose first instruction is single-stepped) at every direct
+    /// call of the function from the functions of this package (module-relative prefix,
+    /// e.g. `dagql.`), with the same registers.
+    EntryOrCallers { package: &'static str },
+    /// Places in the function's code found by what they are (`dagger::code`): as point
+    /// events, or with `frame` as entries of a call frame whose depth is the function
+    /// body's (its end proven like an entry-only frame's, by the goroutine's next event
+    /// at the same depth or shallower; calls the function makes from there nest in it).
+    Site {
+        site: dagger::code::Site,
+        frame: bool,
     },
 }
 
@@ -49,6 +65,8 @@ pub enum Light {
     EntryOnly,
     /// Nothing.
     Drop,
+    /// Only in light mode (what it reads the default mode reads elsewhere).
+    Only,
 }
 
 /// Placeholder offset for `g.parentGoid`, which moves between Go versions: the
@@ -102,6 +120,22 @@ pub const fn string(name: &'static str, reg: u8, offsets: &[i32], string_offset:
             derefs,
         },
     }
+}
+
+/// Two adjacent Go strings ([`capture_kind::STRING_PAIR`]) whose headers start at
+/// `string_offset` past the value reached from `reg`.
+pub const fn string_pair(name: &'static str, reg: u8, offsets: &[i32], string_offset: i32) -> Cap {
+    let mut cap = string(name, reg, offsets, string_offset);
+    cap.spec.kind = capture_kind::STRING_PAIR;
+    cap
+}
+
+/// Two adjacent words at `offset` past the value reached from `reg`
+/// ([`capture_kind::WORD_PAIR`]).
+pub const fn word_pair(name: &'static str, reg: u8, offsets: &[i32], offset: i32) -> Cap {
+    let mut cap = string(name, reg, offsets, offset);
+    cap.spec.kind = capture_kind::WORD_PAIR;
+    cap
 }
 
 /// A [`string`] withheld when the byte at `guard` past the value before the last step
@@ -201,7 +235,12 @@ impl ProbeDef {
 
     /// Whether a run in this mode attaches it.
     pub fn wanted(&self, mode: Mode) -> bool {
-        (!mode.light || self.light != Light::Drop) && (mode.explain || !self.explain_only)
+        let light = match self.light {
+            Light::Drop => !mode.light,
+            Light::Only => mode.light,
+            Light::Keep | Light::EntryOnly => true,
+        };
+        light && (mode.explain || !self.explain_only)
     }
 
     pub fn full_name(&self) -> String {
@@ -280,6 +319,12 @@ pub fn plan(
         let keep = def.wanted(mode);
         let f = binary.functions().iter().find(|f| f.name == name);
         let Some(f) = f.filter(|_| keep) else {
+            if keep
+                && matches!(def.at, At::Site { .. })
+                && let Some(loss) = dagger::site_loss(def.role)
+            {
+                eprintln!("tracer: warning: {name} is not in this build (inlined?): {loss}");
+            }
             if keep && !def.optional {
                 return Err(ProfileError::MissingFunctions {
                     path: binary.path().display().to_string(),
@@ -317,11 +362,92 @@ pub fn plan(
                 }
                 plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid));
             }
+            At::EntryOrCallers { package } => {
+                let entry = binary.probe_plan(f)?;
+                let emulated = entry.entry_kind != EntryKind::NoStackCheck
+                    || entry.entry_insn.starts_with("push");
+                if emulated {
+                    plan.add_entry_point(binary, f, id)?;
+                } else {
+                    let prefix = format!("{}{package}", dagger::DAGGER);
+                    let pcs = dagger::code::callers(binary, f, &prefix).map_err(|why| {
+                        ProfileError::MissingSite {
+                            path: binary.path().display().to_string(),
+                            func: name.clone(),
+                            what: format!("the calls of it from {prefix}*"),
+                            why,
+                        }
+                    })?;
+                    for pc in pcs {
+                        plan.add_point(binary, pc, id)?;
+                    }
+                }
+                plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid));
+            }
+            At::Site { site, frame } => {
+                let pcs = match dagger::code::find(binary, f, site) {
+                    Ok(pcs) => pcs,
+                    Err(why) if def.optional => {
+                        if let Some(loss) = dagger::site_loss(def.role) {
+                            eprintln!(
+                                "tracer: warning: cannot find {} in {name} ({why}): {loss}",
+                                site.describe()
+                            );
+                        }
+                        roles.push(None);
+                        continue;
+                    }
+                    Err(why) => {
+                        return Err(ProfileError::MissingSite {
+                            path: binary.path().display().to_string(),
+                            func: name,
+                            what: site.describe(),
+                            why,
+                        }
+                        .into());
+                    }
+                };
+                let kind = if frame {
+                    ProbeKind::FuncEntry
+                } else {
+                    ProbeKind::Point
+                };
+                for pc in pcs {
+                    plan.points.push(site_point(binary, pc, kind, id)?);
+                }
+                plan.spec(id, kind, def.entry_spec(parent_goid));
+            }
         }
         roles.push(Some(def.role));
     }
     plan.add_goexit(binary)?;
     Ok((plan, roles))
+}
+
+/// An attach point of `kind` at an instruction inside a function (not its entry).
+fn site_point(
+    binary: &GoBinary,
+    vaddr: u64,
+    kind: ProbeKind,
+    probe_id: u32,
+) -> anyhow::Result<AttachPoint> {
+    let f = binary
+        .function_at(vaddr)
+        .ok_or_else(|| anyhow::anyhow!("address {vaddr:#x} is in no function of the binary"))?;
+    let expect = binary
+        .probe_site(f, vaddr)
+        .map_err(|reason| anyhow::anyhow!("cannot probe {} at {vaddr:#x}: {reason}", f.name))?
+        .to_vec();
+    let file_offset = binary.file_offset(vaddr).ok_or_else(|| {
+        anyhow::anyhow!("address {vaddr:#x} is not in a loaded segment of the binary")
+    })?;
+    Ok(AttachPoint {
+        file_offset,
+        kind,
+        probe_id,
+        at_stack_check: false,
+        expect,
+    })
 }
 
 const _: () = assert!(

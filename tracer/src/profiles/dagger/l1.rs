@@ -7,7 +7,7 @@ use super::{
     CacheLocks, EntryMaps, LockAt, LockName, Profile, Role, error_text, filesync,
     session_cache::{self, ContentKind, Design, WaitKind, session_layer_probes},
 };
-use crate::profiles::{At, G_PARENT_GOID, Light, ProbeDef, string, word};
+use crate::profiles::{At, G_PARENT_GOID, ProbeDef, string, word};
 
 const RAX: u8 = 0;
 const RBX: u8 = 1;
@@ -27,20 +27,19 @@ pub fn profile() -> Profile {
     let mut probes = vec![
         // session_cache.go:95 — c RAX; key.ID RDI; ConcurrencyKey RSI/R8; TTL R9;
         // DoNotCache R10B; fn R11; opts on the stack -> (AnyResult RAX,RBX; error RCX,RDI).
+        // The session layer returns the base call's result as it is: the returned Result
+        // (RBX) has hitCache +16 and hitContentDigestCache +17.
         ProbeDef::new(
             Role::SessionCall,
             "dagql.(*SessionCache).GetOrInitCall",
             At::Call,
         )
         .entry(&[digest])
-        .ret(&[error_text("error", RDI)]),
-        // cache.go:786 — same registers; the returned Result (RBX) has hitCache +16 and
-        // hitContentDigestCache +17; R10B set here but not at the session layer = the
-        // forced no-cache retry.
-        ProbeDef::new(Role::BaseCall, "dagql.(*cache).GetOrInitCall", At::Call)
-            .entry(&[digest])
-            .ret(&[word("hit_flags", RBX, &[16]), error_text("error", RDI)])
-            .light(Light::EntryOnly),
+        .ret(&[error_text("error", RDI), word("hit_flags", RBX, &[16])]),
+        // cache.go:786 — same registers; R10B set here but not at the session layer = the
+        // forced no-cache retry. Its entry only: what its RET would read, the session
+        // layer's reads (one single-stepped RET per call instead of two).
+        ProbeDef::new(Role::BaseCall, "dagql.(*cache).GetOrInitCall", At::Frame).entry(&[digest]),
         // cache.go:1070 — res RDI (the in-flight sharedResult), isFirstCaller SIL.
         ProbeDef::new(Role::Wait, "dagql.(*cache).wait", At::EntryPoint),
         // cache.go:1032 — the goroutine running fn; closure [RDX+8] = res *sharedResult.

@@ -7,7 +7,7 @@ use super::{
     CacheLocks, EntryMaps, LockAt, LockName, Profile, Role, error_text, filesync,
     session_cache::{self, ContentKind, Design, WaitKind, session_layer_probes},
 };
-use crate::profiles::{At, Cap, G_PARENT_GOID, Light, ProbeDef, string, word};
+use crate::profiles::{At, Cap, G_PARENT_GOID, ProbeDef, string, word};
 
 // Go ABI integer registers, in argument order.
 const RAX: u8 = 0;
@@ -35,25 +35,25 @@ pub fn profile() -> Profile {
     let mut probes = vec![
         // session_cache.go:103 — c RAX; key.ID RDI; ConcurrencyKey RSI/R8; TTL R9;
         // DoNotCache R10B -> (AnyResult RAX,RBX; error RCX,RDI)
+        // The session layer returns the base call's result as it is: its data pointer (RBX
+        // at RET) points at Result{shared +0, id +8, hitCache +16}.
         ProbeDef::new(
             Role::SessionCall,
             "dagql.(*SessionCache).GetOrInitCall",
             At::Call,
         )
-        .entry(&[id_digest("digest", RDI)])
-        .ret(&[error_text("error", RDI)]),
-        // cache.go:564 — same registers, c = *cache; result data ptr (RBX at RET)
-        // points at Result{shared +0, id +8, hitCache +16}.
-        ProbeDef::new(Role::BaseCall, "dagql.(*cache).GetOrInitCall", At::Call)
-            .entry(&[id_digest("digest", RDI)])
-            .ret(&[
-                string("returned_digest", RBX, &[8, 0], 120),
-                error_text("error", RDI),
-            ])
-            .light(Light::EntryOnly),
-        // cache_egraph.go:401 — returns hit in CL.
-        ProbeDef::new(Role::Lookup, "dagql.(*cache).lookupCacheForID", At::Call)
-            .light(Light::EntryOnly),
+        // SessionCache.cache (the Cache interface at +0) holds the base *cache in its
+        // data word (+8): the cache whose maps the entry metric reads.
+        .entry(&[id_digest("digest", RDI), word("cache", RAX, &[8])])
+        .ret(&[
+            error_text("error", RDI),
+            string("returned_digest", RBX, &[8, 0], 120),
+        ]),
+        // The base call (cache.go:564) and its lookup (lookupCacheForID, cache_egraph.go:401)
+        // are not probed: the session layer passes DoNotCache through unchanged (no forced
+        // retry on this branch) and returns the base result as it is, a call that neither
+        // waited nor failed hit, and the content fallback below names its call by the frame
+        // around it. One trap at entry and one RET per call, where there were three of each.
         // cache_egraph.go:445 — the content-digest fallback (egraphTermsByOutputDigest).
         ProbeDef::new(
             Role::ContentFallback,
@@ -142,8 +142,8 @@ pub fn profile() -> Profile {
                 },
             ],
         }),
-        // Light mode has no lookup RET: a call that neither waited nor failed hit.
-        sees_lookups: |light| !light,
+        // No lookup RET: a call that neither waited nor failed hit.
+        sees_lookups: |_| false,
         decoder: |setup| session_cache::build(setup, &DESIGN),
     }
 }

@@ -5,11 +5,14 @@
 use tracer_common::{REG_G, REG_RDX, REG_RSP};
 
 use super::{
-    CacheLocks, EntryMaps, LockAt, LockName, Profile, Role, error_text, filesync,
+    CacheLocks, EntryMaps, LockAt, LockName, Profile, Role,
+    code::Site,
+    error_text, filesync,
     ownership::{self, Design, JoinedBy},
 };
 use crate::profiles::{
-    At, G_PARENT_GOID, Light, ProbeDef, at_entry, guarded_string, string, string_regs, word,
+    At, G_PARENT_GOID, Light, ProbeDef, at_entry, guarded_string, string, string_pair, string_regs,
+    word, word_pair,
 };
 
 pub(super) const RBX: u8 = 1;
@@ -22,6 +25,9 @@ pub(super) const R11: u8 = 8;
 
 /// What moves between L3 and L4's variants.
 pub(super) struct Layout {
+    /// The function that holds a cache call's body (`getOrInitCall` in L3,
+    /// `getOrInitCallInner` in L4): where `--light` finds its calls.
+    pub body_func: &'static str,
     /// The goroutine closure that runs `fn`, and where its context holds `*ongoingCall`.
     pub exec_func: &'static str,
     pub exec_closure_ongoing: i32,
@@ -38,38 +44,48 @@ pub(super) struct Layout {
 }
 
 /// The probes of the ownership design, for `layout`.
+///
+/// Per cache hit the default mode takes two traps: `GetOrInitCall`'s entry and its RET
+/// (single-stepped), which reads the outcome's remaining facts (error, memoized digest,
+/// the returned result, the engine's decision). `--light` takes one: the call of
+/// `lookupCacheForRequest` in the call's body (a `CALL rel32`, emulated by the kernel).
+/// What neither reads per hit: the hit route is the recipe digest's unless the extra
+/// digests or the term index were consulted (probes off the hit path), and a call that
+/// returned without error, without waiting and was not uncached took the hit return
+/// (the only other return of the body after its lookup).
 pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
     // GetOrInitCall(c RAX, ctx RBX/RCX, sessionID RDI/RSI, resolver R8/R9, req R10, fn R11)
     // -> (AnyResult RAX/RBX, error RCX/RDI). req: *ResultCall +0 (recipeDigest +224/+232),
     // DoNotCache +32; the recipe digest is there only once derived (or set by telemetry).
-    // The recipe digest as derived by the end of the call (before any lookup for a
-    // recursive call, never for an uncached one without telemetry).
+    // At the RET: the recipe digest as derived by the end of the call (before any lookup
+    // for a recursive call, never for an uncached one without telemetry), and the returned
+    // result: its data -> Result{shared +0} -> sharedResult.id +0.
     let mut call_ret = vec![
         error_text("error", RDI),
         at_entry(string("digest", R10, &[0], 224)),
+        word("result", RBX, &[0, 0]),
     ];
     if let Some(ev) = layout.cache_evidence {
-        // CacheDecision: Outcome +0, HitRoute +16; nil unless the caller armed it.
-        call_ret.push(at_entry(string("engine_outcome", R10, &[ev], 0)));
-        call_ret.push(at_entry(string("engine_route", R10, &[ev], 16)));
+        // CacheDecision: Outcome +0 and HitRoute +16 (one read of both headers); nil
+        // unless the caller armed it.
+        call_ret.push(at_entry(string_pair("engine", R10, &[ev], 0)));
     }
-    let mut wait_caps = if layout.joined_argument {
-        vec![
-            word("joined", REG_RSP, &[8]),
-            word("waiters", R10, &[layout.ongoing_waiters]),
-        ]
-    } else {
-        vec![
-            word("return_address", REG_RSP, &[0]),
-            word("waiters", R10, &[layout.ongoing_waiters]),
-        ]
-    };
+    // wait(c, ctx, sessionID, resolver, oc R10, req R11[, joined [RSP+8]]): the call key
+    // (the recipe digest) at oc+0.
+    let mut wait_caps = vec![
+        if layout.joined_argument {
+            word("joined", REG_RSP, &[8])
+        } else {
+            word("return_address", REG_RSP, &[0])
+        },
+        word("waiters", R10, &[layout.ongoing_waiters]),
+        string("call_key", R10, &[], 0),
+    ];
     if let Some(ev) = layout.cache_evidence {
         // The engine's miss facts, set by the lookup before `wait` (req R11 ->
         // CacheDecision): MissIncompatibleCandidates +32 and MissSawExpired +33 (one
-        // word), MissUnknownInputIndex +40. Nil unless the caller armed it.
-        wait_caps.push(word("ev_miss", R11, &[ev, 32]));
-        wait_caps.push(word("ev_unknown_input", R11, &[ev, 40]));
+        // word), MissUnknownInputIndex +40, in one read. Nil unless the caller armed it.
+        wait_caps.push(word_pair("ev_miss", R11, &[ev], 32));
     }
     // *sharedResult: id +0, the ownership count at its offset.
     let result_caps = |reg: u8| {
@@ -86,15 +102,55 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
                 string("digest", R10, &[0], 224),
             ])
             .ret(&call_ret)
-            .light(Light::EntryOnly),
-        // appendDigestResultsLocked(c RAX, candidates RBX, dig RCX/RDI, nowUnix RSI): the
-        // first of a lookup is the recipe digest, later ones extra digests.
+            .light(Light::Drop),
+        // --light: the call of lookupCacheForRequest(c, ctx, sessionID RDI/RSI, resolver,
+        // req R10; stack: requestDigest [RSP+0]/[RSP+8] at the call) in the body. Calls that
+        // never look up: the uncached path (its `fn` call) and the recursive refusal; a call
+        // refused before them (an invalid request, a digest that cannot be derived) is not
+        // seen.
         ProbeDef::new(
-            Role::DigestIndex,
-            "dagql.(*Cache).appendDigestResultsLocked",
-            At::EntryPoint,
+            Role::LightCall,
+            layout.body_func,
+            At::Site {
+                site: Site::CallTo("dagql.(*Cache).lookupCacheForRequest"),
+                frame: true,
+            },
         )
-        .entry(&[string_regs("digest", RCX)])
+        .entry(&[
+            string_regs("session", RDI),
+            string("digest", REG_RSP, &[], 0),
+        ])
+        .light(Light::Only),
+        ProbeDef::new(
+            Role::LightUncached,
+            layout.body_func,
+            At::Site {
+                site: Site::ClosureCall,
+                frame: true,
+            },
+        )
+        .light(Light::Only)
+        .optional(),
+        ProbeDef::new(
+            Role::LightRecursive,
+            layout.body_func,
+            At::Site {
+                site: Site::GlobalErrorReturn,
+                frame: true,
+            },
+        )
+        .light(Light::Only)
+        .optional(),
+        // lookupMatchForDigestsLocked: the lookups of the extra digests, made only when the
+        // recipe digest's found nothing.
+        ProbeDef::new(
+            Role::ExtraDigest,
+            "dagql.(*Cache).lookupMatchForDigestsLocked",
+            At::Site {
+                site: Site::CallsAfterFirstLine("dagql.(*Cache).appendDigestResultsLocked"),
+                frame: false,
+            },
+        )
         .optional(),
         // appendTermSetResultsLocked: the structural lookup, after the digests missed.
         ProbeDef::new(
@@ -103,21 +159,12 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
             At::EntryPoint,
         )
         .optional(),
-        // ensurePersistedHitValueLoaded(c, ctx, resolver RDI/RSI, hit R8/R9): hits only;
-        // hit data -> Result{shared +0} -> sharedResult.id +0. Light mode infers a hit
-        // from a lookup not followed by a wait, and does without the result id.
-        ProbeDef::new(
-            Role::Hit,
-            "dagql.(*Cache).ensurePersistedHitValueLoaded",
-            At::EntryPoint,
-        )
-        .entry(&[word("result", R9, &[0, 0])])
-        .light(Light::Drop),
-        // wait(c, ctx, sessionID, resolver, oc R10, req R11[, joined [RSP+8]]).
         ProbeDef::new(Role::Wait, "dagql.(*Cache).wait", At::Frame).entry(&wait_caps),
+        // The execution goroutine: its closure holds *ongoingCall (callKey +0).
         ProbeDef::new(Role::Exec, layout.exec_func, At::EntryPoint).entry(&[
             word("ongoing", REG_RDX, &[layout.exec_closure_ongoing]),
             word("creator_goid", REG_G, &[G_PARENT_GOID]),
+            string("call_key", REG_RDX, &[layout.exec_closure_ongoing], 0),
         ]),
         // trackSessionResult(c, ctx, sessionID RDI/RSI, res R8/R9, hitCache R10B).
         ProbeDef::new(
@@ -127,10 +174,12 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
         )
         .entry(&[string_regs("session", RDI), word("result", R9, &[0, 0])]),
         // increment/decrementIncomingOwnershipLocked(c, ctx, res RDI, ...): count before.
+        // The increment can compile to a frameless leaf (its trace hook compiled out): then
+        // its callers' calls of it are probed, not its single-stepped first instruction.
         ProbeDef::new(
             Role::OwnershipUp,
             "dagql.(*Cache).incrementIncomingOwnershipLocked",
-            At::EntryPoint,
+            At::EntryOrCallers { package: "dagql." },
         )
         .entry(&result_caps(RDI)),
         ProbeDef::new(
@@ -191,13 +240,18 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
             "dagql.(*Cache).lookupCallRequest",
             At::Call,
         )
-        .entry(&[string_regs("session", RDI)]),
+        .entry(&[string_regs("session", RDI)])
+        .ret(&[
+            at_entry(string("digest", R10, &[0], 224)),
+            word("result", RBX, &[0, 0]),
+        ]),
         ProbeDef::new(
             Role::LoadDigests,
             "dagql.(*Cache).lookupCacheForDigests",
             At::Call,
         )
-        .entry(&[string_regs("session", RDI), string_regs("digest", R10)]),
+        .entry(&[string_regs("session", RDI), string_regs("digest", R10)])
+        .ret(&[word("result", RBX, &[0, 0])]),
         // GetOrInitArbitrary(c, ctx, sessionID RDI/RSI, callKey R8/R9, fn R10)
         // -> (ArbitraryCachedResult RAX/RBX, error RCX/RDI).
         ProbeDef::new(
@@ -378,6 +432,7 @@ static DESIGN: Design = Design {
 
 pub fn profile() -> Profile {
     let layout = Layout {
+        body_func: "dagql.(*Cache).getOrInitCall",
         exec_func: "dagql.(*Cache).getOrInitCall.func1",
         exec_closure_ongoing: L3_EXEC_CLOSURE_ONGOING,
         ongoing_waiters: 96,

@@ -68,6 +68,7 @@ fn profile(variant: &'static str) -> Profile {
         _ => (104, Some(56), true),
     };
     let layout = Layout {
+        body_func: "dagql.(*Cache).getOrInitCallInner",
         exec_func: INNER_EXEC,
         exec_closure_ongoing: L4_EXEC_CLOSURE_ONGOING,
         ongoing_waiters: waiters,

@@ -8,6 +8,7 @@
 //! | L2 | egraph branch 5c5fa454fe (no release) | `l2` |
 //! | L3 | v0.21.x, v1.0.0-beta.1..3 | `l3` (decoder shared with L4: `ownership`) |
 //! | L4 | v1.0.0-beta.4+, main | `l4` (variants beta.4-7, beta.8-10, post-beta.10) |
+pub(crate) mod code;
 mod filesync;
 mod l1;
 mod l2;
@@ -60,6 +61,16 @@ pub enum Role {
     DigestIndex,
     /// L3/L4 `appendTermSetResultsLocked`: the structural (term) index consulted.
     TermIndex,
+    /// L3/L4 the calls of `appendDigestResultsLocked` for a request's extra digests
+    /// (after its recipe digest's lookup found nothing).
+    ExtraDigest,
+    /// L3/L4 `--light`: a cache call, from the call of `lookupCacheForRequest` in the
+    /// call's body (session, recipe digest): its frame is the call's from there on.
+    LightCall,
+    /// L3/L4 `--light`: an uncached call, from the call of its `fn` (DoNotCache path).
+    LightUncached,
+    /// L3/L4 `--light`: a call refused as recursive (`return nil, ErrCacheRecursiveCall`).
+    LightRecursive,
     /// L3/L4 `ensurePersistedHitValueLoaded`: a lookup hit, with its result.
     Hit,
     /// `wait`: a caller waits for an execution.
@@ -98,6 +109,17 @@ pub enum Role {
     ChangeWait,
     ChangeRelease,
     VerifyChange,
+}
+
+/// What the records lose when an optional probe found by its code (`code::Site`) is not
+/// in the build.
+pub fn site_loss(role: Role) -> Option<&'static str> {
+    match role {
+        Role::ExtraDigest => Some("hit_route is null unless structural"),
+        Role::LightUncached => Some("--light does not see uncached calls"),
+        Role::LightRecursive => Some("--light does not see calls refused as recursive"),
+        _ => None,
+    }
 }
 
 /// A lock of the engine, named by the method that waits on it: the first frame of a
@@ -317,6 +339,15 @@ pub enum ProfileError {
         func: String,
         file: String,
         line: u32,
+    },
+    #[error(
+        "{path}: cannot find {what} in {func}: {why} (hint: this build differs from the profile)"
+    )]
+    MissingSite {
+        path: String,
+        func: String,
+        what: String,
+        why: String,
     },
 }
 

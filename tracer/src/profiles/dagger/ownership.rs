@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     model::{
-        cache_events::{CacheEvent, EngineMiss, HitRoute, OwnerContext, SessionKey},
+        cache_events::{CacheEvent, CallError, EngineMiss, HitRoute, OwnerContext, SessionKey},
         calls::{CallRecord, CallStatus, OpenFrame, Tracked},
         explain::{ArgPart, CallIdentity},
     },
@@ -47,12 +47,16 @@ enum Site {
 /// What the index probes of one lookup showed.
 #[derive(Clone, Default)]
 struct Lookup {
-    /// Digest indexes consulted; the first is the request's recipe digest.
-    digests: u32,
-    first_digest: Option<String>,
+    /// The request's extra digests were looked up: its recipe digest found nothing.
+    extras: bool,
+    /// The term index was consulted: the digests found nothing.
     term: bool,
-    hit: bool,
-    result: Option<u64>,
+    /// Digest-index probes seen (recordings of the former probe plan, which probed every
+    /// digest lookup: the second and later are extra digests).
+    digests: u32,
+    /// The recipe digest the lookup used (or the call key `wait` was given), to check the
+    /// memoized one against.
+    first_digest: Option<String>,
     /// `--explain`: structural inputs and arguments the call has, read first.
     inputs: Option<u64>,
     args: Option<u64>,
@@ -60,13 +64,14 @@ struct Lookup {
 
 impl Lookup {
     /// The route of a hit, from which indexes were consulted before it: the recipe
-    /// digest's alone, extra digests after it, or the term index after both.
-    fn route(&self) -> Option<HitRoute> {
+    /// digest's alone, extra digests after it, or the term index after both. None when
+    /// the probes that tell them apart are not attached (`routes_known`).
+    fn route(&self, routes_known: bool) -> Option<HitRoute> {
         if self.term {
             Some(HitRoute::Structural)
-        } else if self.digests >= 2 {
+        } else if self.extras || self.digests >= 2 {
             Some(HitRoute::Digest)
-        } else if self.digests == 1 {
+        } else if routes_known {
             Some(HitRoute::Recipe)
         } else {
             None
@@ -74,10 +79,27 @@ impl Lookup {
     }
 }
 
+/// What a cache call's frame starts from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Anchor {
+    /// `GetOrInitCall`'s entry (with its RET in the default mode).
+    Entry,
+    /// `--light`: the call of `lookupCacheForRequest` in the body.
+    Lookup,
+    /// `--light`: the uncached path's call of `fn`.
+    Uncached,
+    /// `--light`: the recursive-call refusal.
+    Recursive,
+}
+
 #[derive(Clone)]
 enum Kind {
     Call {
+        anchor: Anchor,
         session: Option<SessionKey>,
+        uncached: bool,
+        /// The model knows its recipe digest.
+        has_digest: bool,
         lookup: Lookup,
         result: Option<u64>,
         /// It entered `wait` (as joiner or for its own execution).
@@ -112,20 +134,24 @@ struct Slot {
     call_digest: Option<usize>,
     call_do_not_cache: Option<usize>,
     call_ret_digest: Option<usize>,
-    call_ret_engine_outcome: Option<usize>,
-    call_ret_engine_route: Option<usize>,
+    call_ret_engine: Option<usize>,
     call_ret_error: Option<usize>,
+    call_ret_result: Option<usize>,
     call_session: Option<usize>,
     collect_result: Option<usize>,
-    digest_index_digest: Option<usize>,
     down_count: Option<usize>,
     down_result: Option<usize>,
+    exec_call_key: Option<usize>,
     exec_creator_goid: Option<usize>,
     exec_ongoing: Option<usize>,
-    hit_result: Option<usize>,
     init_session_id: Option<usize>,
+    light_digest: Option<usize>,
+    light_session: Option<usize>,
     load_digests_digest: Option<usize>,
+    load_digests_result: Option<usize>,
     load_digests_session: Option<usize>,
+    load_request_digest: Option<usize>,
+    load_request_result: Option<usize>,
     load_request_session: Option<usize>,
     persist_result: Option<usize>,
     release_session: Option<usize>,
@@ -134,11 +160,11 @@ struct Slot {
     track_session: Option<usize>,
     up_count: Option<usize>,
     up_result: Option<usize>,
+    wait_call_key: Option<usize>,
     wait_joined: Option<usize>,
     wait_return_address: Option<usize>,
     wait_waiters: Option<usize>,
     wait_ev_miss: Option<usize>,
-    wait_ev_unknown_input: Option<usize>,
     explain: ExplainSlots,
 }
 
@@ -174,6 +200,8 @@ pub struct OwnershipDecoder {
     filesync: Filesync,
     frames: Frames<Kind>,
     light: bool,
+    /// The probes that tell a hit's route apart are attached (else routes are null).
+    routes_known: bool,
     cache: Option<u64>,
     /// Calls whose memoized recipe digest was compared with their lookup's, and those
     /// that differed.
@@ -202,20 +230,24 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         call_digest: slot(p, Role::Call, "digest", false),
         call_do_not_cache: slot(p, Role::Call, "do_not_cache", false),
         call_ret_digest: slot(p, Role::Call, "digest", true),
-        call_ret_engine_outcome: slot(p, Role::Call, "engine_outcome", true),
-        call_ret_engine_route: slot(p, Role::Call, "engine_route", true),
+        call_ret_engine: slot(p, Role::Call, "engine", true),
         call_ret_error: slot(p, Role::Call, "error", true),
+        call_ret_result: slot(p, Role::Call, "result", true),
         call_session: slot(p, Role::Call, "session", false),
         collect_result: slot(p, Role::Collect, "result", false),
-        digest_index_digest: slot(p, Role::DigestIndex, "digest", false),
         down_count: slot(p, Role::OwnershipDown, "count", false),
         down_result: slot(p, Role::OwnershipDown, "result", false),
+        exec_call_key: slot(p, Role::Exec, "call_key", false),
         exec_creator_goid: slot(p, Role::Exec, "creator_goid", false),
         exec_ongoing: slot(p, Role::Exec, "ongoing", false),
-        hit_result: slot(p, Role::Hit, "result", false),
         init_session_id: slot(p, Role::InitSession, "session_id", false),
+        light_digest: slot(p, Role::LightCall, "digest", false),
+        light_session: slot(p, Role::LightCall, "session", false),
         load_digests_digest: slot(p, Role::LoadDigests, "digest", false),
+        load_digests_result: slot(p, Role::LoadDigests, "result", true),
         load_digests_session: slot(p, Role::LoadDigests, "session", false),
+        load_request_digest: slot(p, Role::LoadRequest, "digest", true),
+        load_request_result: slot(p, Role::LoadRequest, "result", true),
         load_request_session: slot(p, Role::LoadRequest, "session", false),
         persist_result: slot(p, Role::Persist, "result", false),
         release_session: slot(p, Role::ReleaseSession, "session", false),
@@ -224,11 +256,11 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         track_session: slot(p, Role::TrackSession, "session", false),
         up_count: slot(p, Role::OwnershipUp, "count", false),
         up_result: slot(p, Role::OwnershipUp, "result", false),
+        wait_call_key: slot(p, Role::Wait, "call_key", false),
         wait_joined: slot(p, Role::Wait, "joined", false),
         wait_return_address: slot(p, Role::Wait, "return_address", false),
         wait_waiters: slot(p, Role::Wait, "waiters", false),
         wait_ev_miss: slot(p, Role::Wait, "ev_miss", false),
-        wait_ev_unknown_input: slot(p, Role::Wait, "ev_unknown_input", false),
         explain: ExplainSlots {
             field: slot(p, Role::ExplainLookup, "field", false),
             self_digest: slot(p, Role::ExplainLookup, "self", false),
@@ -261,6 +293,10 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         bias: 0,
         frames: Frames::default(),
         light: setup.light,
+        routes_known: {
+            let has = |r: Role| setup.roles.contains(&Some(r));
+            (has(Role::ExtraDigest) || has(Role::DigestIndex)) && has(Role::TermIndex)
+        },
         cache: None,
         digest_checks: 0,
         digest_mismatches: 0,
@@ -313,6 +349,42 @@ impl OwnershipDecoder {
         }
     }
 
+    /// A cache call begins at frame `f`.
+    fn began(
+        &self,
+        f: &OpenFrame,
+        anchor: Anchor,
+        session: Option<SessionKey>,
+        digest: Option<String>,
+        uncached: bool,
+        out: &mut Vec<CacheEvent>,
+    ) -> Kind {
+        let mut lookup = Lookup::default();
+        if anchor == Anchor::Lookup {
+            lookup.first_digest = digest.clone();
+        }
+        let has_digest = digest.is_some();
+        out.push(CacheEvent::CallBegan {
+            call: f.frame,
+            enclosing: self.call(f.parent),
+            tgid: f.tgid,
+            goid: f.goid,
+            start_ns: f.start_ns,
+            session: session.clone(),
+            digest,
+            uncached,
+        });
+        Kind::Call {
+            anchor,
+            session,
+            uncached,
+            has_digest,
+            lookup,
+            result: None,
+            waited: false,
+        }
+    }
+
     fn entered(&mut self, f: &OpenFrame, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError> {
         let Some(role) = self.role(f.probe_id) else {
             return Ok(());
@@ -329,27 +401,28 @@ impl OwnershipDecoder {
                 // CallRequest.DoNotCache is the byte at req+32.
                 let uncached =
                     word(caps, self.slot.call_do_not_cache).is_some_and(|w| w & 0xff != 0);
-                out.push(CacheEvent::CallBegan {
-                    call: f.frame,
-                    enclosing: self.call(f.parent),
-                    tgid: f.tgid,
-                    goid: f.goid,
-                    start_ns: f.start_ns,
-                    session: session.clone(),
-                    digest: digest_of(
-                        line,
-                        "the request's recipe digest",
-                        cap(caps, self.slot.call_digest),
-                    )?,
-                    uncached,
-                });
-                Kind::Call {
-                    session,
-                    lookup: Lookup::default(),
-                    result: None,
-                    waited: false,
-                }
+                let digest = digest_of(
+                    line,
+                    "the request's recipe digest",
+                    cap(caps, self.slot.call_digest),
+                )?;
+                self.began(f, Anchor::Entry, session, digest, uncached, out)
             }
+            Role::LightCall => {
+                // At the call of lookupCacheForRequest: c RAX, sessionID RDI/RSI, the
+                // recipe digest at [RSP].
+                self.cache.get_or_insert(f.args[0]);
+                let session = self.session(caps, self.slot.light_session)?;
+                let digest = digest_of(
+                    line,
+                    "the recipe digest looked up",
+                    cap(caps, self.slot.light_digest),
+                )?;
+                self.began(f, Anchor::Lookup, session, digest, false, out)
+            }
+            // No register holds the session or the request here: both stay unknown.
+            Role::LightUncached => self.began(f, Anchor::Uncached, None, None, true, out),
+            Role::LightRecursive => self.began(f, Anchor::Recursive, None, None, false, out),
             Role::LoadRequest | Role::LoadDigests => {
                 let (session_slot, digest_slot, via) = if role == Role::LoadRequest {
                     (self.slot.load_request_session, None, "request")
@@ -386,14 +459,33 @@ impl OwnershipDecoder {
                     "an ongoing call's waiter count",
                     word(caps, self.slot.wait_waiters),
                 )?;
+                // The call key (the recipe digest, as the lookup used it).
+                let call_key = digest_of(
+                    line,
+                    "an ongoing call's key",
+                    cap(caps, self.slot.wait_call_key),
+                )?;
                 if let Some(call) = self.call(f.parent) {
-                    if let Some(Kind::Call { waited, .. }) = self.frames.get_mut(call) {
+                    if let Some(Kind::Call {
+                        waited,
+                        lookup,
+                        has_digest,
+                        ..
+                    }) = self.frames.get_mut(call)
+                    {
                         *waited = true;
+                        if lookup.first_digest.is_none() {
+                            lookup.first_digest = call_key.clone();
+                        }
+                        if !*has_digest && let Some(digest) = call_key {
+                            *has_digest = true;
+                            out.push(CacheEvent::Digest { call, digest });
+                        }
                     }
-                    if let Some(flags) = word(caps, self.slot.wait_ev_miss) {
-                        let unknown = word(caps, self.slot.wait_ev_unknown_input)
-                            .map(|w| w as i64)
-                            .filter(|i| *i >= 0);
+                    if let Some((flags, unknown)) =
+                        cap(caps, self.slot.wait_ev_miss).and_then(|c| c.word_pair())
+                    {
+                        let unknown = Some(unknown as i64).filter(|i| *i >= 0);
                         out.push(CacheEvent::EngineMiss {
                             call,
                             miss: EngineMiss {
@@ -560,26 +652,15 @@ impl OwnershipDecoder {
         let caps = &event.captures;
         let line = self.design.line;
         match role {
+            Role::ExtraDigest => {
+                if let Some(l) = self.lookup_mut(within) {
+                    l.extras = true;
+                }
+            }
+            // Recordings of the former plan: every digest lookup, the recipe's first.
             Role::DigestIndex => {
-                let d = digest_of(
-                    line,
-                    "a digest looked up",
-                    cap(caps, self.slot.digest_index_digest),
-                )?;
-                let call = self.call(within);
-                let mut first = None;
                 if let Some(l) = self.lookup_mut(within) {
                     l.digests += 1;
-                    if l.digests == 1 {
-                        l.first_digest = d.clone();
-                        first = d;
-                    }
-                }
-                // The recipe digest, when the call did not carry it in.
-                if let (Some(call), Some(digest)) = (call, first)
-                    && self.lookup_owner(within) == Some(call)
-                {
-                    out.push(CacheEvent::Digest { call, digest });
                 }
             }
             Role::TermIndex => {
@@ -590,25 +671,6 @@ impl OwnershipDecoder {
             Role::ExplainLookup | Role::ExplainLocked | Role::ExplainMatch => {
                 self.identity(role, caps, within, out)?;
             }
-            Role::Hit => {
-                let result = word(caps, self.slot.hit_result);
-                let owner = self.lookup_owner(within);
-                if let Some(l) = self.lookup_mut(within) {
-                    l.hit = true;
-                    l.result = result;
-                }
-                if let Some(f) = owner
-                    && let Some(Kind::Call { lookup, .. }) = self.frames.get(f)
-                {
-                    out.push(CacheEvent::LookedUp {
-                        call: f,
-                        hit: true,
-                        content: false,
-                        route: lookup.route(),
-                        result,
-                    });
-                }
-            }
             Role::Exec => {
                 if let Some(oc) = word(caps, self.slot.exec_ongoing) {
                     out.push(CacheEvent::ExecStarted {
@@ -616,6 +678,11 @@ impl OwnershipDecoder {
                         goid: ev.goid,
                         ongoing: oc,
                         creator: word(caps, self.slot.exec_creator_goid),
+                        digest: digest_of(
+                            line,
+                            "an ongoing call's key",
+                            cap(caps, self.slot.exec_call_key),
+                        )?,
                     });
                 }
             }
@@ -700,27 +767,50 @@ impl OwnershipDecoder {
         let goid = rec.goid.unwrap_or_default();
         match (role, kind) {
             (
-                Role::Call,
+                Role::Call | Role::LightCall | Role::LightUncached | Role::LightRecursive,
                 Kind::Call {
+                    anchor,
+                    uncached,
                     result,
                     lookup,
                     waited,
                     ..
                 },
             ) => {
-                // Light mode has no hit probe: a call whose lookup consulted an index and
-                // that then did not wait was answered from the cache.
-                if self.light && !waited && !lookup.hit && (lookup.digests > 0 || lookup.term) {
+                let caps = &rec.ret_captures;
+                let line = self.design.line;
+                let mut error =
+                    call_error(&rec, self.slot.call_ret_error, self.design.recursive_error);
+                let returned_result = word(caps, self.slot.call_ret_result).filter(|r| *r != 0);
+                let hit = match anchor {
+                    // The body's only return after its lookup that neither waited nor
+                    // failed is the hit's (uncached calls never look up).
+                    Anchor::Entry if returned => error.is_none() && !waited && !uncached,
+                    // Recordings of the former light plan: an index consulted, no wait.
+                    Anchor::Entry => {
+                        self.light && !waited && !uncached && (lookup.digests > 0 || lookup.term)
+                    }
+                    // Light: the lookup was made; a call that then did not wait was
+                    // answered from the cache (an error of the lookup itself is not seen).
+                    Anchor::Lookup => !waited,
+                    Anchor::Uncached => false,
+                    Anchor::Recursive => {
+                        error = Some(CallError {
+                            text: None,
+                            recursive: true,
+                        });
+                        false
+                    }
+                };
+                if hit {
                     out.push(CacheEvent::LookedUp {
                         call: rec.frame,
                         hit: true,
                         content: false,
-                        route: lookup.route(),
-                        result: None,
+                        route: lookup.route(self.routes_known),
+                        result: returned_result,
                     });
                 }
-                let caps = &rec.ret_captures;
-                let line = self.design.line;
                 let digest = digest_of(
                     line,
                     "the request's recipe digest (ResultCall.recipeDigest)",
@@ -756,9 +846,11 @@ impl OwnershipDecoder {
                         digest,
                     });
                 }
-                let outcome = text(cap(caps, self.slot.call_ret_engine_outcome));
-                let route = text(cap(caps, self.slot.call_ret_engine_route));
-                if outcome.is_some() || route.is_some() {
+                if let Some((outcome, route)) = cap(caps, self.slot.call_ret_engine)
+                    .and_then(|c| c.pair())
+                    .map(|(o, r)| (pair_text(o), pair_text(r)))
+                    && (outcome.is_some() || route.is_some())
+                {
                     out.push(CacheEvent::EngineDecision {
                         call: rec.frame,
                         outcome,
@@ -766,7 +858,7 @@ impl OwnershipDecoder {
                     });
                 }
                 // Light mode probes no RET: the call's end is proven by the goroutine's
-                // next shallower event, without results.
+                // next event at its depth or shallower, without results.
                 let status = if self.light && rec.status == CallStatus::Unwound {
                     CallStatus::EntryOnly
                 } else {
@@ -776,9 +868,9 @@ impl OwnershipDecoder {
                     call: rec.frame,
                     end_ns: rec.end_ns,
                     status,
-                    error: call_error(&rec, self.slot.call_ret_error, self.design.recursive_error),
+                    error,
                     returned_id_differs: None,
-                    result,
+                    result: returned_result.or(result),
                     ref_taken: false,
                 });
             }
@@ -793,13 +885,24 @@ impl OwnershipDecoder {
                     inside_call: false,
                 },
             ) if returned && ret[2] & 0xff == 1 && ret[3] == 0 => {
+                let caps = &rec.ret_captures;
+                let (digest_slot, result_slot) = if role == Role::LoadRequest {
+                    (self.slot.load_request_digest, self.slot.load_request_result)
+                } else {
+                    (None, self.slot.load_digests_result)
+                };
+                let memoized = digest_of(
+                    self.design.line,
+                    "a loaded recipe digest",
+                    cap(caps, digest_slot),
+                )?;
                 out.push(CacheEvent::LoadHit {
                     goid,
                     session,
-                    digest: digest.or(lookup.first_digest.clone()),
+                    digest: digest.or(memoized),
                     via,
-                    route: lookup.route(),
-                    result: lookup.result,
+                    route: lookup.route(self.routes_known),
+                    result: word(caps, result_slot).filter(|r| *r != 0),
                     t_ns: rec.end_ns.unwrap_or_default(),
                 });
             }
@@ -835,6 +938,14 @@ impl OwnershipDecoder {
         }
         Ok(())
     }
+}
+
+/// One string of a captured pair, if it is text.
+fn pair_text(bytes: &[u8]) -> Option<String> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))
+        .map(str::to_string)
 }
 
 impl Decoder for OwnershipDecoder {

@@ -35,7 +35,8 @@ pub enum WaitKind {
 pub enum ContentKind {
     /// A line probe inside the lookup (L2).
     FallbackLine,
-    /// The returned `Result.hitContentDigestCache` flag (L1), a base-call RET capture.
+    /// The returned `Result.hitContentDigestCache` flag (L1), read at the session layer's
+    /// RET (it returns the base call's result as is).
     ResultFlag,
 }
 
@@ -130,8 +131,11 @@ enum Kind {
 
 /// Capture indexes, resolved once from the profile.
 struct Slot {
+    session_cache: Option<usize>,
     session_digest: Option<usize>,
     session_error: Option<usize>,
+    session_hit_flags: Option<usize>,
+    session_returned: Option<usize>,
     base_digest: Option<usize>,
     base_returned: Option<usize>,
     base_hit_flags: Option<usize>,
@@ -178,8 +182,11 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         _ => Vec::new(),
     };
     let slot = Slot {
+        session_cache: slot(p, Role::SessionCall, "cache", false),
         session_digest: slot(p, Role::SessionCall, "digest", false),
         session_error: slot(p, Role::SessionCall, "error", true),
+        session_hit_flags: slot(p, Role::SessionCall, "hit_flags", true),
+        session_returned: slot(p, Role::SessionCall, "returned_digest", true),
         base_digest: slot(p, Role::BaseCall, "digest", false),
         base_returned: slot(p, Role::BaseCall, "returned_digest", true),
         base_hit_flags: slot(p, Role::BaseCall, "hit_flags", true),
@@ -232,6 +239,9 @@ impl SessionCacheDecoder {
         let kind = match role {
             Role::SessionCall => {
                 let sc = f.args[0];
+                if let Some(cache) = word(&f.captures, self.slot.session_cache) {
+                    self.cache.get_or_insert(cache);
+                }
                 // A call made while the session is being initialised names it first.
                 if let Some(id) = self.initialising(f.parent) {
                     out.push(CacheEvent::SessionOpened {
@@ -348,7 +358,16 @@ impl SessionCacheDecoder {
                 if let Some(Kind::Lookup { content, .. }) =
                     within.and_then(|w| self.frames.get_mut(w))
                 {
+                    // Recordings of the former plan, whose lookups were frames.
                     *content = true;
+                } else if let Some(call) = self.top(within) {
+                    out.push(CacheEvent::LookedUp {
+                        call,
+                        hit: false,
+                        content: true,
+                        route: None,
+                        result: None,
+                    });
                 }
             }
             Role::Wait => {
@@ -376,6 +395,7 @@ impl SessionCacheDecoder {
                         goid: ev.goid,
                         ongoing: oc,
                         creator: word(caps, self.slot.exec_creator),
+                        digest: None,
                     });
                 }
             }
@@ -458,18 +478,23 @@ impl SessionCacheDecoder {
                     });
                 }
             }
+            // Recordings of the former plan (the base call's RETs were probed).
             (Role::BaseCall, Kind::Base { top }) => {
                 if let (Some(top), true) = (top, returned) {
-                    let differs = self.returned_differs(&rec);
-                    self.content_hit(&rec, top, out);
+                    let differs =
+                        self.returned_differs(&rec, self.slot.base_digest, self.slot.base_returned);
+                    self.content_hit(&rec, top, self.slot.base_hit_flags, out);
                     if let Some(Kind::Top { differs: d, .. }) = self.frames.get_mut(top) {
                         *d = d.or(differs);
                     }
                 }
             }
+            // A base call made without the session layer (v0.20.x and the egraph branch make
+            // none: the server's cache is the SessionCache). Its RETs are not probed: its
+            // outcome is known only if it waited.
             (Role::BaseCall, Kind::Top { .. }) => {
                 if returned {
-                    self.content_hit(&rec, rec.frame, out);
+                    self.content_hit(&rec, rec.frame, self.slot.base_hit_flags, out);
                 }
                 let error = self.error(&rec, self.slot.base_error);
                 out.push(CacheEvent::CallEnded {
@@ -477,7 +502,11 @@ impl SessionCacheDecoder {
                     end_ns: rec.end_ns,
                     status: rec.status,
                     error,
-                    returned_id_differs: self.returned_differs(&rec),
+                    returned_id_differs: self.returned_differs(
+                        &rec,
+                        self.slot.base_digest,
+                        self.slot.base_returned,
+                    ),
                     result: None,
                     ref_taken: false,
                 });
@@ -493,6 +522,15 @@ impl SessionCacheDecoder {
                 let error = self.error(&rec, self.slot.session_error);
                 // SessionCache keeps non-DoNotCache results with a value: a ref taken.
                 let ref_taken = returned && !do_not_cache && ret[0] != 0 && ret[2] == 0;
+                // The session layer returns the base call's result as it is.
+                if returned {
+                    self.content_hit(&rec, rec.frame, self.slot.session_hit_flags, out);
+                }
+                let differs = differs.or(self.returned_differs(
+                    &rec,
+                    self.slot.session_digest,
+                    self.slot.session_returned,
+                ));
                 out.push(CacheEvent::CallEnded {
                     call: rec.frame,
                     end_ns: rec.end_ns,
@@ -531,19 +569,31 @@ impl SessionCacheDecoder {
         call_error(rec, slot, self.design.recursive_error)
     }
 
-    /// Whether the base call returned a result whose ID is not the request's.
-    fn returned_differs(&self, rec: &CallRecord) -> Option<bool> {
+    /// Whether a call returned a result whose ID is not the request's (`requested`: the
+    /// entry capture of the request's digest, `returned`: the RET capture of the result's).
+    fn returned_differs(
+        &self,
+        rec: &CallRecord,
+        requested: Option<usize>,
+        returned: Option<usize>,
+    ) -> Option<bool> {
         let ret = rec.ret?;
         if ret[0] == 0 || ret[2] != 0 {
             return None;
         }
-        let requested = text(cap(&rec.entry_captures, self.slot.base_digest))?;
-        let returned = text(cap(&rec.ret_captures, self.slot.base_returned))?;
+        let requested = text(cap(&rec.entry_captures, requested))?;
+        let returned = text(cap(&rec.ret_captures, returned))?;
         Some(requested != returned)
     }
 
-    /// L1: the returned Result's flags say a content-digest hit.
-    fn content_hit(&self, rec: &CallRecord, call: u64, out: &mut Vec<CacheEvent>) {
+    /// L1: the returned Result's flags (RET capture `flags`) say a content-digest hit.
+    fn content_hit(
+        &self,
+        rec: &CallRecord,
+        call: u64,
+        flags: Option<usize>,
+        out: &mut Vec<CacheEvent>,
+    ) {
         if !matches!(self.design.content, ContentKind::ResultFlag) {
             return;
         }
@@ -552,7 +602,7 @@ impl SessionCacheDecoder {
             return;
         }
         // hitCache (+16) and hitContentDigestCache (+17) as one word from +16.
-        if let Some(flags) = word(&rec.ret_captures, self.slot.base_hit_flags)
+        if let Some(flags) = word(&rec.ret_captures, flags)
             && flags & 0xff00 != 0
         {
             out.push(CacheEvent::LookedUp {

@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strconv"
 	"time"
 )
+
+// sessionCalls: highrate rotates each worker's session after this many calls (0: one
+// session per worker for the whole run, to measure a cache call without session churn).
+var sessionCalls = flag.Int("session-calls", 500, "highrate: calls per worker session before it is released and a new one opened (0: never)")
 
 // scenario runs one round; rounds repeat until -duration (when given) is over.
 type scenario struct {
@@ -110,7 +115,7 @@ func highrateRound(e *env, ctx context.Context, round int, deadline time.Time) {
 			}
 			_, _ = w.sel("container", args)
 			n++
-			if n%500 == 0 {
+			if *sessionCalls > 0 && n%*sessionCalls == 0 {
 				e.closeSession(ss)
 				ss = e.openSession(ctx)
 				w = e.newWorker(ss, n)

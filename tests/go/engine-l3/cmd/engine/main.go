@@ -91,6 +91,7 @@ func main() {
 	// the workload's sessions live on a context the first signal does not cancel
 	// (rounds end at their end); highrate workers watch ctx directly
 	start := time.Now()
+	cpuStart := cpuNow()
 	deadline := start.Add(dur)
 	for round := 0; ; round++ {
 		sc.round(e, roundCtx(ctx, sc.name), round, deadline)
@@ -99,6 +100,7 @@ func main() {
 		}
 	}
 	elapsed := time.Since(start)
+	cpu := cpuNow() - cpuStart
 
 	variant := "v0.21.8"
 	if dagql.Shifted {
@@ -111,8 +113,8 @@ func main() {
 		os.Exit(1)
 	}
 	rate := float64(end.Calls) / elapsed.Seconds()
-	fmt.Printf("engine: L3 version=%q scenario %s calls=%d sessions=%d cache_entries=%d elapsed=%s rate=%.0f/s outcomes: %s changes: hit=%d join=%d new=%d conflicts=%d\n",
-		engine.Version, end.Scenario, end.Calls, end.Sessions, end.CacheEntries, elapsed.Round(time.Millisecond), rate, summary(end),
+	fmt.Printf("engine: L3 version=%q scenario %s calls=%d sessions=%d cache_entries=%d elapsed=%s rate=%.0f/s cpu_us=%d outcomes: %s changes: hit=%d join=%d new=%d conflicts=%d\n",
+		engine.Version, end.Scenario, end.Calls, end.Sessions, end.CacheEntries, elapsed.Round(time.Millisecond), rate, cpu.Microseconds(), summary(end),
 		e.changes["hit"], e.changes["join"], e.changes["new"], e.conflicts.Load())
 
 	if *serve && ctx.Err() == nil {
@@ -162,4 +164,13 @@ func runLayoutCheck() int {
 	}
 	fmt.Printf("layout: all %d checks ok\n", len(checks))
 	return 0
+}
+
+// cpuNow is the CPU time (user and system) the process has used: with uprobes attached
+// it includes the kernel's work for every probe hit, which is charged to the thread that
+// hit it, and not the time the process waited for a CPU another program held.
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"math/rand"
 	"sync"
@@ -11,6 +12,10 @@ import (
 
 	"github.com/dagger/dagger/dagql"
 )
+
+// sessionCalls: highrate rotates each worker's session after this many calls (0: one
+// session per worker for the whole run, to measure a cache call without session churn).
+var sessionCalls = flag.Int("session-calls", 500, "highrate: calls per worker session before it is released and a new one opened (0: never)")
 
 type scenario struct {
 	name        string
@@ -287,7 +292,7 @@ func highrateRound(e *env, stop *atomic.Bool, round int, nSessions int, deadline
 				}
 				req := request(frame("item", nil, 0, arg("k", key)), sess.id)
 				_, _ = e.call(ctx, sess, req, rng.Intn(2) == 0, e.resolverFn(value(key)))
-				if n%500 == 0 {
+				if *sessionCalls > 0 && n%*sessionCalls == 0 {
 					e.closeSession(sess)
 					sess = e.openSession()
 				}
