@@ -4,8 +4,11 @@
 //!
 //! Every test here loads real eBPF programs. They require root and fail (never
 //! skip) without it.
+mod background;
 pub mod gobuild;
 pub mod standins;
+
+pub use background::BackgroundTracer;
 
 use std::{
     path::{Path, PathBuf},

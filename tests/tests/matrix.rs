@@ -103,6 +103,11 @@ fn check_inspect(
 ) {
     let got = inspect(binary);
     assert_eq!(got["go_version"], tc.go_version(), "{at}");
+    assert_eq!(
+        got["wrapper_func_id"],
+        wrapper_func_id_in_source(tc),
+        "{at}: the wrapper funcID (the last of the runtime's FuncID enumeration)"
+    );
     assert_eq!(got["stripped"], opts.stripped, "{at}");
     let cgo = if opts.cgo_enabled() { "1" } else { "0" };
     assert_eq!(setting(&got, "CGO_ENABLED"), Some(cgo), "{at}: CGO_ENABLED");
@@ -169,6 +174,41 @@ fn check_inspect(
             m["error"]
         );
     }
+}
+
+/// The position of the wrapper funcID in the toolchain's own source: the constant
+/// enumeration in internal/abi/symtab.go (Go 1.21+) or runtime/symtab.go (earlier).
+fn wrapper_func_id_in_source(tc: &GoToolchain) -> u64 {
+    let src = tc.goroot().expect("GOROOT").join("src");
+    for (file, first, wrapper) in [
+        (
+            "internal/abi/symtab.go",
+            "FuncIDNormal FuncID = iota",
+            "FuncIDWrapper",
+        ),
+        (
+            "runtime/symtab.go",
+            "funcID_normal funcID = iota",
+            "funcID_wrapper",
+        ),
+    ] {
+        let Ok(text) = std::fs::read_to_string(src.join(file)) else {
+            continue;
+        };
+        let Some(start) = text.find(first) else {
+            continue;
+        };
+        let names: Vec<&str> = text[start..]
+            .lines()
+            .map(|l| l.split("//").next().unwrap().trim())
+            .take_while(|l| *l != ")")
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        let at = names.iter().position(|n| *n == wrapper);
+        return at.unwrap_or_else(|| panic!("{wrapper} not in {file}: {names:?}")) as u64;
+    }
+    panic!("no FuncID enumeration in {}", src.display())
 }
 
 /// Go 1.19's pclntab abbreviates array lengths in generated names

@@ -3,17 +3,15 @@
 //! the command running when the time is up.
 use std::{
     fs::File,
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
     thread::sleep,
     time::{Duration, Instant},
 };
 
-use integration_tests::SpawnRetrying;
 use integration_tests::{
-    gobuild, json_lines, of_kind, private_copy, read_json_lines, scratch_dir, tracer,
+    BackgroundTracer as Tracer, SpawnRetrying, gobuild, json_lines, of_kind, private_copy,
+    read_json_lines, scratch_dir, tracer,
 };
 
 const SIGINT: i32 = 2;
@@ -57,78 +55,6 @@ impl Target {
 }
 
 impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A tracer running in the background, its stderr lines collected as they come.
-struct Tracer {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Tracer {
-    fn start(args: &[&str], records: &Path) -> Tracer {
-        let mut child = tracer()
-            .args(args)
-            .arg("-o")
-            .arg(records)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn_retrying()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("tracer: | {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Tracer {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for the stderr line that says the probes are attached.
-    fn wait_attached(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.seen.iter().any(|l| l.starts_with("tracer: tracing")) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.seen.push(line),
-                Err(e) => panic!("no `tracing` line from the tracer ({e}): {:?}", self.seen),
-            }
-        }
-    }
-
-    /// Waits for the exit; returns the status and how long it took from `since`.
-    fn wait_exit(&mut self, since: Instant) -> (Option<i32>, Duration) {
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                since.elapsed() < Duration::from_secs(30),
-                "the tracer did not exit"
-            );
-            sleep(Duration::from_millis(5));
-        };
-        let took = since.elapsed();
-        // The rest of stderr (the reader thread ends at EOF).
-        self.seen.extend(self.lines.iter());
-        (status.code(), took)
-    }
-}
-
-impl Drop for Tracer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -23,6 +23,10 @@ const APT_PACKAGES: &[&str] = &[
     "prometheus",
     // The privilege tests give a copy of the tracer file capabilities (setcap).
     "libcap2-bin",
+    // Go software nobody here wrote, traced by tests/tests/real_software.rs.
+    "etcd-server",
+    "etcd-client",
+    "runc",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// The Rust target of the static `cargo xtask dist` binary.

@@ -539,6 +539,7 @@ impl WatchPipeline<'_> {
             pc: site.probe_pc + self.bias,
             offset: None,
             inlined: fr.inlined,
+            wrapper: fr.wrapper,
         })
     }
 

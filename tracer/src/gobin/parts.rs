@@ -56,7 +56,8 @@ impl<'t> PclnTable<'t> {
         let tree = self
             .header
             .funcdata_offset(self.tab, f, inline::FUNCDATA_INL_TREE);
-        inline::frames(&self.header, self.tab, f, pc, |ix| {
+        // No wrapper funcID: these bytes are not a whole build to find it in.
+        inline::frames(&self.header, self.tab, f, pc, None, |ix| {
             let (size, _, _) = inline::entry_layout(self.header.go120);
             let at = u64::from(tree?).checked_add(ix.checked_mul(size)?)?;
             let at = usize::try_from(at).ok()?;

@@ -510,6 +510,7 @@ mod tests {
             pc,
             offset: None,
             inlined: false,
+            wrapper: false,
         }
     }
 
