@@ -45,6 +45,10 @@ fn regex_matching_nothing() {
         .args(["funcs", "--match", r"main\.doesNotExist", "--"])
         .arg(&bin));
     assert_one_line_error(&out, "matches `main\\.doesNotExist`");
+    // A part of a name: the hint says the pattern is anchored, and what would match.
+    let out = run(tracer().args(["funcs", "--match", "add9", "--"]).arg(&bin));
+    assert_one_line_error(&out, "must match the whole name");
+    assert_one_line_error(&out, "`.*add9.*` matches 1");
     let out = run(tracer()
         .args(["funcs", "--match", "main\\.(", "--"])
         .arg(&bin));
