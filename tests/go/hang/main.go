@@ -7,6 +7,8 @@
 //   - a channel nobody sends on;
 //   - a WaitGroup whose Done never comes.
 //
+// Besides, one goroutine sits in a read(2) system call on a pipe nobody writes to.
+//
 // Once every hang has formed it writes one JSON line per blocked goroutine to -truth
 // ({"name","goid","kind","addr"}), then one line per mutex of the AB-BA pair that its
 // goroutine holds ({"name":"abba_x_holds","goid","kind":"holds","addr"}, likewise
@@ -121,6 +123,15 @@ func waiter(wg *sync.WaitGroup) {
 //go:noinline
 func idle(ch chan struct{}) { <-ch }
 
+// readForever blocks in read(2) on a pipe nobody writes to: a goroutine in a system call,
+// whose stack a snapshot must unwind from what entersyscall saved.
+//
+//go:noinline
+func readForever(fd int) {
+	var b [1]byte
+	syscall.Read(fd, b[:])
+}
+
 // busy keeps the process doing work while the hangs sit there.
 func busy(i int) {
 	buf := make([]byte, 0, 1024)
@@ -227,6 +238,12 @@ func main() {
 	wg := new(sync.WaitGroup)
 	wg.Add(1)
 	go waiter(wg)
+
+	var pipe [2]int
+	if err := syscall.Pipe(pipe[:]); err != nil {
+		panic(err)
+	}
+	go readForever(pipe[0])
 
 	park := make(chan struct{})
 	for i := 0; i < *idleN; i++ {
