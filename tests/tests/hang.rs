@@ -292,6 +292,7 @@ fn check_version(minor: u32) {
             .filter(|f| !f.starts_with("runtime.") || f[8..].starts_with(char::is_uppercase))
             .collect();
         assert_eq!(ours, go.funcs, "{v}: goroutine {goid}: the stack Go shows");
+        assert!(g["stack_note"].is_null(), "{v}: goroutine {goid}: {g}");
         compared += 1;
         in_syscall += usize::from(go.funcs.last().is_some_and(|f| f == "main.readForever"));
     }

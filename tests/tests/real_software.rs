@@ -76,7 +76,8 @@ fn start_etcd(dir: &Path, in_pid_namespace: bool) -> Etcd {
     let client_url = format!("http://127.0.0.1:{client_port}");
     let mut cmd = if in_pid_namespace {
         let mut c = Command::new("unshare");
-        c.args(["--pid", "--fork", "--mount-proc"]).arg(&binary);
+        c.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+            .arg(&binary);
         c
     } else {
         Command::new(&binary)
@@ -269,6 +270,32 @@ fn as_dumped(g: &Value) -> DumpedGoroutine {
     }
 }
 
+/// etcd's goroutine dump, the tracer's snapshot, and the dump again.
+fn bracketed_snapshot(
+    etcd: &Etcd,
+    dump_url: &str,
+) -> (
+    BTreeMap<u64, DumpedGoroutine>,
+    Vec<Value>,
+    BTreeMap<u64, DumpedGoroutine>,
+) {
+    let dump = || parse_goroutine_dump(&http_get(dump_url).expect("etcd's goroutine dump"));
+    let before = dump();
+    let out = run_with_timeout(
+        tracer()
+            .args(["hang", "--json", "--pid"])
+            .arg(etcd.host_pid.to_string()),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "tracer hang failed");
+    let after = dump();
+    (
+        before,
+        json_lines(&String::from_utf8_lossy(&out.stdout)),
+        after,
+    )
+}
+
 #[test]
 fn etcd_goroutines_read_live_equal_its_own_goroutine_dump() {
     let dir = scratch_dir("real-etcd-hang");
@@ -277,60 +304,63 @@ fn etcd_goroutines_read_live_equal_its_own_goroutine_dump() {
         "http://127.0.0.1:{}/debug/pprof/goroutine?debug=2",
         etcd.client_port
     );
-    let before = parse_goroutine_dump(&http_get(&dump_url).expect("etcd's goroutine dump"));
-    let out = run_with_timeout(
-        tracer()
-            .args(["hang", "--json", "--pid"])
-            .arg(etcd.host_pid.to_string()),
-        Duration::from_secs(60),
-    );
-    assert!(out.status.success(), "tracer hang failed");
-    let after = parse_goroutine_dump(&http_get(&dump_url).expect("etcd's goroutine dump"));
-    let records = json_lines(&String::from_utf8_lossy(&out.stdout));
-    let ours: BTreeMap<u64, &Value> = of_kind(&records, "goroutine")
-        .into_iter()
-        .map(|g| (g["goid"].as_u64().unwrap(), g))
-        .collect();
-
-    // Goroutines that stood still across both dumps were in the same state when the
-    // tracer read them (the dump's own HTTP handler runs, so it is left out).
-    let still: Vec<u64> = before
-        .iter()
-        .filter(|(goid, g)| after.get(goid) == Some(g) && g.state != "running")
-        .map(|(goid, _)| *goid)
-        .collect();
-    assert!(
-        still.len() >= 20,
-        "etcd idles with dozens of goroutines; only {} stood still",
-        still.len()
-    );
-    for goid in &still {
-        let g = ours.get(goid).unwrap_or_else(|| {
-            panic!(
-                "goroutine {goid} of etcd's dump is missing: {:?}",
-                before[goid]
-            )
-        });
-        assert_eq!(g["system"], false, "goroutine {goid} is not a runtime one");
-        assert_eq!(as_dumped(g), before[goid], "goroutine {goid}");
-    }
-    // What the dump leaves out is the runtime's own goroutines; every one the tracer
-    // calls a runtime goroutine is absent from both dumps.
-    let system: BTreeSet<u64> = ours
-        .iter()
-        .filter(|(_, g)| g["system"] == true)
-        .map(|(goid, _)| *goid)
-        .collect();
-    assert!(
-        !system.is_empty(),
-        "the runtime's goroutines (GC workers, ...) were not seen"
-    );
-    for goid in &system {
+    // A goroutine that stood still across two dumps was in that state when the tracer
+    // read it in between, unless it woke and slept again meanwhile (etcd's backend
+    // commits every 100 ms): such a one is compared again in the next round. Each
+    // must agree in some round; one the tracer keeps reading otherwise fails.
+    let mut agreed = BTreeSet::new();
+    let mut disagreed = BTreeMap::new();
+    for _round in 0..3 {
+        let (before, records, after) = bracketed_snapshot(&etcd, &dump_url);
+        let ours: BTreeMap<u64, &Value> = of_kind(&records, "goroutine")
+            .into_iter()
+            .map(|g| (g["goid"].as_u64().unwrap(), g))
+            .collect();
+        // The dump's own HTTP handler runs, so it is left out.
+        let still = before
+            .iter()
+            .filter(|(goid, g)| after.get(goid) == Some(g) && g.state != "running");
+        for (goid, dumped) in still {
+            let Some(g) = ours.get(goid) else {
+                disagreed.insert(*goid, format!("missing, etcd dumped {dumped:?}"));
+                continue;
+            };
+            assert_eq!(g["system"], false, "goroutine {goid} is not a runtime one");
+            let read = as_dumped(g);
+            if read == *dumped {
+                agreed.insert(*goid);
+            } else {
+                disagreed.insert(*goid, format!("read {read:?}, etcd dumped {dumped:?}"));
+            }
+        }
+        // What the dump leaves out is the runtime's own goroutines; every one the tracer
+        // calls a runtime goroutine is absent from both dumps.
+        let system: Vec<u64> = ours
+            .iter()
+            .filter(|(_, g)| g["system"] == true)
+            .map(|(goid, _)| *goid)
+            .collect();
         assert!(
-            !before.contains_key(goid) && !after.contains_key(goid),
-            "goroutine {goid} is in etcd's dump but called a runtime goroutine"
+            !system.is_empty(),
+            "the runtime's goroutines (GC workers, ...) were not seen"
         );
+        for goid in &system {
+            assert!(
+                !before.contains_key(goid) && !after.contains_key(goid),
+                "goroutine {goid} is in etcd's dump but called a runtime goroutine"
+            );
+        }
     }
+    disagreed.retain(|goid, _| !agreed.contains(goid));
+    assert!(
+        disagreed.is_empty(),
+        "goroutines never read as etcd dumped them: {disagreed:#?}"
+    );
+    assert!(
+        agreed.len() >= 20,
+        "etcd idles with dozens of goroutines; only {} agreed",
+        agreed.len()
+    );
     assert!(
         etcdctl(&etcd, &["endpoint", "health"]).is_some(),
         "etcd is healthy after"

@@ -387,8 +387,16 @@ impl<'b> Reader<'b> {
         };
         let (mut pc, mut bp) = (pc, bp);
         let mut physical = 0;
+        // A stack ends at runtime.goexit. Stopping short of it at a zero word means the
+        // stack was read while it changed (or was entered from C); say so rather than
+        // print a cut stack as whole. A goroutine that never ran has only its entry
+        // function and no frame pointer yet.
+        const CUT: &str = "stack ends before the goroutine's entry (changed while reading?)";
         loop {
             if pc == 0 {
+                if physical > 0 {
+                    gr.stack_note = Some(CUT);
+                }
                 break;
             }
             let frames = self.symbolize(pc, true);
@@ -403,6 +411,9 @@ impl<'b> Reader<'b> {
             }
             physical += 1;
             if goexit || bp == 0 {
+                if !goexit && physical > 1 {
+                    gr.stack_note = Some(CUT);
+                }
                 break;
             }
             if physical >= MAX_FRAMES {
