@@ -100,21 +100,7 @@ fn trace_once(
     let binary = GoBinary::open(&binary_path)?;
     let matched = binary.find_functions(regex);
     if matched.is_empty() {
-        // The pattern must match the whole name; say so when a part of names matches.
-        let partly = super::anchored_regex(&format!(".*(?:{}).*", args.pattern))
-            .map(|r| binary.find_functions(&r).len())
-            .unwrap_or(0);
-        let hint = if partly > 0 {
-            format!(
-                "the pattern must match the whole name, package path included: `.*{}.*` matches {partly}",
-                args.pattern
-            )
-        } else {
-            format!(
-                "`tracer inspect {} --match '.*<part>.*'` lists the names",
-                binary_path.display()
-            )
-        };
+        let hint = super::no_match_hint(&binary, &args.pattern);
         bail!(
             "no function in {} matches `{}` (hint: {hint})",
             binary_path.display(),

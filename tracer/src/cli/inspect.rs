@@ -34,6 +34,8 @@ struct Report {
     functions: usize,
     settings: Vec<(String, String)>,
     matches: Vec<FunctionReport>,
+    #[serde(skip)]
+    no_match_hint: String,
 }
 
 #[derive(Serialize)]
@@ -96,6 +98,12 @@ pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
         wrapper_func_id: binary.wrapper_func_id(),
         functions: binary.functions().len(),
         settings: info.settings.clone(),
+        no_match_hint: args
+            .pattern
+            .as_deref()
+            .filter(|_| matches.is_empty())
+            .map(|p| super::no_match_hint(&binary, p))
+            .unwrap_or_default(),
         matches,
     };
     if args.json {
@@ -172,7 +180,7 @@ fn print_human(r: &Report, matched: bool) {
         return;
     }
     if r.matches.is_empty() {
-        println!("\nno function matches");
+        println!("\nno function matches ({})", r.no_match_hint);
     }
     for f in &r.matches {
         let at = match (&f.file, f.line) {

@@ -64,6 +64,24 @@ enum Command {
 }
 
 /// Compiles a user's function-name pattern, anchored at both ends.
+/// Why a pattern matched no function, as a hint: it must match whole names, so say when
+/// it matches parts of some.
+fn no_match_hint(binary: &crate::gobin::GoBinary, pattern: &str) -> String {
+    let partly = anchored_regex(&format!(".*(?:{pattern}).*"))
+        .map(|r| binary.find_functions(&r).len())
+        .unwrap_or(0);
+    if partly > 0 {
+        format!(
+            "the pattern must match the whole name, package path included: `.*{pattern}.*` matches {partly}"
+        )
+    } else {
+        format!(
+            "`tracer inspect {} --match '.*<part>.*'` lists the names",
+            binary.path().display()
+        )
+    }
+}
+
 fn anchored_regex(pattern: &str) -> anyhow::Result<regex::Regex> {
     regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
         // The regex crate explains over several lines; its last line says what is wrong.
