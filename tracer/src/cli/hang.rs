@@ -53,6 +53,10 @@ pub struct HangArgs {
     /// Write records to this file instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<std::path::PathBuf>,
+    /// With --watch: also keep every raw event, and what the memory snapshots found, in
+    /// this file for `tracer replay`.
+    #[arg(long, value_name = "FILE", requires = "watch")]
+    pub(super) record: Option<std::path::PathBuf>,
 }
 
 impl HangArgs {
@@ -69,6 +73,7 @@ impl HangArgs {
             own: self.own,
             duration: self.duration,
             metrics: self.metrics,
+            record: self.record,
         }
     }
 }
@@ -79,6 +84,11 @@ pub fn run(mut args: HangArgs) -> anyhow::Result<i32> {
     if format == output::Format::Perfetto && !args.watch {
         anyhow::bail!(
             "a Perfetto timeline of hangs is made by `tracer hang --watch` (hint: add --watch, or use --format json for one snapshot)"
+        );
+    }
+    if args.record.is_some() && !args.watch {
+        bail!(
+            "only `tracer hang --watch` can be recorded: one snapshot is its own record (hint: add --watch, or keep the --json output)"
         );
     }
     if !args.threshold.is_finite() || args.threshold < 0.0 {
