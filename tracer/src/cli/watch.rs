@@ -267,8 +267,7 @@ pub fn replay(
             Ok(true)
         }
         Replayed::LiveFact(json) => {
-            let fact: WatchFact =
-                serde_json::from_slice(json).map_err(|e| format!("a live fact: {e}"))?;
+            let fact = WatchFact::from_json(json)?;
             match pipeline.apply(fact) {
                 Ok(()) => Ok(true),
                 Err(e) => {

@@ -47,6 +47,11 @@ pub enum WatchFact {
 }
 
 impl WatchFact {
+    /// A recorded fact; what is wrong with it, in words.
+    pub fn from_json(json: &[u8]) -> Result<WatchFact, String> {
+        serde_json::from_slice(json).map_err(|e| format!("a live fact: {e}"))
+    }
+
     pub fn seed(first: &Snapshot, now_ns: u64) -> WatchFact {
         WatchFact::Seed {
             now_ns,

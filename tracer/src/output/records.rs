@@ -188,7 +188,9 @@ pub enum Record<'a> {
 
 impl Record<'_> {
     /// The record as one JSON line.
-    pub fn write_line(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    /// Generic so that a buffer (`Vec<u8>`) is written to without a dynamic call per
+    /// token: serde writes a record in many small pieces.
+    pub fn write_line<W: std::io::Write + ?Sized>(&self, w: &mut W) -> std::io::Result<()> {
         serde_json::to_writer(&mut *w, self)?;
         w.write_all(b"\n")
     }
