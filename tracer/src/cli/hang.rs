@@ -53,6 +53,11 @@ pub struct HangArgs {
     /// Write records to this file instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<std::path::PathBuf>,
+    /// With --watch: ring buffer size in MiB (a power of two), as for the other tracing
+    /// subcommands.
+    #[arg(long, default_value_t = 16, requires = "watch",
+          value_parser = super::tracing::parse_ring_mb)]
+    ring_mb: u32,
     /// With --watch: also keep every raw event, and what the memory snapshots found, in
     /// this file for `tracer replay`.
     #[arg(long, value_name = "FILE", requires = "watch")]
@@ -74,6 +79,7 @@ impl HangArgs {
             duration: self.duration,
             metrics: self.metrics,
             record: self.record,
+            ring_mb: self.ring_mb,
         }
     }
 }

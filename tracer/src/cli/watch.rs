@@ -20,7 +20,7 @@ use crate::{
         records::{GoroutineRecord, Holder, Record, SourcePlace},
     },
     probes::{
-        AttachedProbes, Event,
+        AttachedProbes, Event, EventReader,
         sync::{SyncEvent, SyncOptions, SyncProbes},
     },
     profiles::{self, Profile},
@@ -44,6 +44,8 @@ pub struct WatchArgs {
     pub metrics: Option<std::net::SocketAddr>,
     /// `--record FILE`: the events and the facts read from memory, for `tracer replay`.
     pub record: Option<std::path::PathBuf>,
+    /// Ring buffer size in MiB.
+    pub ring_mb: u32,
 }
 
 /// Where the watch's records, metrics and recording go.
@@ -131,7 +133,7 @@ fn watch_attached<'a>(
         child,
         runtime,
         ..
-    } = start(&target, binary, &sync.plan, 16)?;
+    } = start(&target, binary, &sync.plan, args.ring_mb)?;
     let own_text = match &own_packages(args)? {
         Some(re) => format!(
             "{} fast-path Lock/Unlock sites ({} on emulated jumps) in packages `{}`",
@@ -174,7 +176,11 @@ fn watch_attached<'a>(
         .map(|l| crate::output::metrics::start(WatchMetrics::new(), l, &runtime))
         .transpose()?;
     let watch = Watch::new(Some(Symbolizer::new(binary, bias)), args.threshold_ns);
-    let mut pipeline = WatchPipeline::new(sync, &job, watch, args, out, pid, &exe)?;
+    let style = Style {
+        json: args.json,
+        perfetto: args.perfetto,
+    };
+    let mut pipeline = WatchPipeline::new(sync, &job, watch, style, out, pid, &exe)?;
     pipeline.live = Some(Live {
         discovery: CacheDiscovery::new(&mut probes),
         probes: &probes,
@@ -188,7 +194,7 @@ fn watch_attached<'a>(
         facts: Vec::new(),
     });
     pipeline.apply(WatchFact::seed(&first, monotonic_ns()))?;
-    super::tracing::flush_recorded(&mut pipeline, &mut events)?;
+    pipeline.record_facts(&mut events);
     let traced = runtime.block_on(trace_until_stop(
         &mut signals,
         &mut events,
@@ -201,7 +207,7 @@ fn watch_attached<'a>(
     // A snapshot asked for before the stop still gives its reports.
     let traced = traced.and_then(|stop| {
         pipeline.take_requested_snapshot()?;
-        super::tracing::flush_recorded(&mut pipeline, &mut events)?;
+        pipeline.record_facts(&mut events);
         Ok(stop)
     });
     let stopped_ns = monotonic_ns();
@@ -247,19 +253,14 @@ pub fn replay(
         sites: job.sites.iter().map(|s| s.site.clone()).collect(),
         ..SyncProbes::for_replay()
     };
-    let args = WatchArgs {
-        threshold_ns: job.threshold_ns,
+    let style = Style {
         json: format == crate::output::Format::Json,
         perfetto: format == crate::output::Format::Perfetto,
-        own: job.own.clone(),
-        duration: None,
-        metrics: None,
-        record: None,
     };
     let watch = Watch::new(Some(Symbolizer::from_facts(symbols)), job.threshold_ns);
     let target = &rec.header.target;
     let (pid, exe) = (target.pid, target.exe.clone());
-    let mut pipeline = WatchPipeline::new(&sync, job, watch, &args, out, pid, &exe)?;
+    let mut pipeline = WatchPipeline::new(&sync, job, watch, style, out, pid, &exe)?;
     let mut failed = None;
     let fed = rec.feed_items(|item| match item {
         Replayed::Event(ev) => {
@@ -395,6 +396,14 @@ impl SnapshotWorker {
     }
 }
 
+/// How reports are written.
+#[derive(Clone, Copy)]
+struct Style {
+    json: bool,
+    /// A Perfetto timeline (the records' sink is then its file).
+    perfetto: bool,
+}
+
 /// The watch's model and outputs, fed live or from a recording.
 struct WatchPipeline<'a> {
     sync: &'a SyncProbes,
@@ -492,19 +501,19 @@ impl<'a> WatchPipeline<'a> {
         sync: &'a SyncProbes,
         job: &HangJob,
         watch: Watch<'a>,
-        args: &WatchArgs,
+        style: Style,
         out: Box<dyn Write + Send>,
         pid: u32,
         exe: &str,
     ) -> anyhow::Result<WatchPipeline<'a>> {
-        let (mut out, perfetto): (Box<dyn Write + Send>, _) = if args.perfetto {
+        let (mut out, perfetto): (Box<dyn Write + Send>, _) = if style.perfetto {
             let mut p = PerfettoWriter::new(out);
             p.begin(pid, exe.rsplit('/').next().unwrap_or(exe))?;
             (Box::new(std::io::sink()), Some(p))
         } else {
             (out, None)
         };
-        if args.json {
+        if style.json {
             Record::header("hang").write_line(&mut out)?;
         }
         Ok(WatchPipeline {
@@ -512,7 +521,7 @@ impl<'a> WatchPipeline<'a> {
             bias: job.bias,
             taken_at: job.sites.iter().map(|s| s.taken_at.clone()).collect(),
             watch,
-            json: args.json,
+            json: style.json,
             out,
             reports: 0,
             snapshots: 0,
@@ -589,6 +598,14 @@ impl<'a> WatchPipeline<'a> {
             mem.u64(lock).ok().map(|state| state & 1 == 1)
         });
         self.apply(fact)
+    }
+
+    /// Hands the facts applied so far to the recording (outside the event loop, which
+    /// does it after each flush).
+    fn record_facts(&mut self, events: &mut EventReader) {
+        for fact in self.take_live_facts() {
+            events.record_live_fact(&fact);
+        }
     }
 
     fn take_requested_snapshot(&mut self) -> anyhow::Result<()> {
