@@ -706,13 +706,21 @@ mod tests {
         }
     }
 
-    fn write(path: &Path, records: &[Vec<u8>]) {
+    /// Every 1000th record is followed by a live fact naming it.
+    fn fact_after(i: usize) -> Option<Vec<u8>> {
+        (i % 1000 == 999).then(|| format!("{{\"after\":{i}}}").into_bytes())
+    }
+
+    fn write(path: &Path, records: &[Vec<u8>], with_facts: bool) {
         let mut rec = PendingRecording::create(path)
             .unwrap()
             .start(&header())
             .unwrap();
-        for r in records {
+        for (i, r) in records.iter().enumerate() {
             rec.ring_record(r);
+            if let Some(fact) = fact_after(i).filter(|_| with_facts) {
+                rec.live_fact(&fact);
+            }
         }
         rec.finish(&End {
             lost_events: 3,
@@ -721,13 +729,17 @@ mod tests {
         .unwrap();
     }
 
-    fn read_all(path: &Path) -> Result<(Vec<Vec<u8>>, End), RecordingError> {
+    /// The ring records, the live facts (each with the number of records before it) and
+    /// the end.
+    #[allow(clippy::type_complexity)]
+    fn read_all(path: &Path) -> Result<(Vec<Vec<u8>>, Vec<(usize, Vec<u8>)>, End), RecordingError> {
         let mut r = RecordingReader::open(path)?;
-        let mut out = Vec::new();
+        let (mut records, mut facts) = (Vec::new(), Vec::new());
         loop {
             match r.next_item()? {
-                Item::RingRecord(bytes) => out.push(bytes.to_vec()),
-                Item::End(end) => return Ok((out, end)),
+                Item::RingRecord(bytes) => records.push(bytes.to_vec()),
+                Item::LiveFact(json) => facts.push((records.len(), json.to_vec())),
+                Item::End(end) => return Ok((records, facts, end)),
             }
         }
     }
@@ -740,9 +752,17 @@ mod tests {
         let records: Vec<Vec<u8>> = (0..50_000u32)
             .map(|i| i.to_le_bytes().repeat(1 + (i % 40) as usize))
             .collect();
-        write(&path, &records);
-        let (back, end) = read_all(&path).unwrap();
+        write(&path, &records, true);
+        let (back, facts, end) = read_all(&path).unwrap();
         assert_eq!(back, records);
+        assert_eq!(end.lost_events, 3);
+        // Each fact where it was written, between the same records.
+        let want: Vec<(usize, Vec<u8>)> = (0..records.len())
+            .filter_map(|i| fact_after(i).map(|f| (i + 1, f)))
+            .collect();
+        assert_eq!(facts, want);
+        // The end is found without reading the blocks before it.
+        let end = RecordingReader::open(&path).unwrap().end().unwrap();
         assert_eq!(end.lost_events, 3);
 
         // Every cut of the file is one clear error, never a panic or a misread.
@@ -769,6 +789,22 @@ mod tests {
         flipped[at] ^= 0x55;
         std::fs::write(&cut, &flipped).unwrap();
         assert!(read_all(&cut).is_err());
+
+        // Format 2 (no live facts) is read; a live fact in it is damage, never guessed at.
+        let plain = dir.join("v2.trace");
+        write(&plain, &records[..5000], false);
+        let mut bytes = std::fs::read(&plain).unwrap();
+        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        std::fs::write(&plain, &bytes).unwrap();
+        let (back, facts, _) = read_all(&plain).unwrap();
+        assert_eq!((back.len(), facts.len()), (5000, 0));
+        let mut v2 = whole.clone();
+        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+        std::fs::write(&cut, &v2).unwrap();
+        assert!(matches!(
+            read_all(&cut).unwrap_err(),
+            RecordingError::Damaged { ref why, .. } if why.contains("unknown kind 3")
+        ));
 
         // An older format is refused by name.
         let mut older = whole.clone();

@@ -1259,6 +1259,7 @@ mod tests {
                     goid: 100 + g,
                     ongoing: g,
                     creator: None,
+                    digest: None,
                 },
                 &mut |o| out.push(o),
             );
@@ -1280,6 +1281,7 @@ mod tests {
                     goid: 1_000_000 + g,
                     ongoing: 1_000_000 + g,
                     creator: None,
+                    digest: None,
                 },
                 &mut |o| out.push(o),
             );
@@ -1293,6 +1295,7 @@ mod tests {
                 goid: last + 1,
                 ongoing: last + 1,
                 creator: None,
+                digest: None,
             },
             &mut |o| out.push(o),
         );
