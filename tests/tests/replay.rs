@@ -352,6 +352,39 @@ fn a_hang_watch_recording_replays_exactly_what_the_live_run_printed() {
         };
         assert_eq!(summary_line(&replay_stderr), summary_line(&stderr));
 
+        if !json {
+            // The same recording as a Perfetto timeline equals the live run's timeline.
+            let live_pf = dir.join("hang-live.pftrace");
+            let recording_pf = dir.join("hang-pf.trace");
+            let out = run(tracer()
+                .args(["hang", "--pid", &pid, "--watch", "--threshold", "0"])
+                .args(["--duration", "2", "--format", "perfetto", "-o"])
+                .arg(&live_pf)
+                .arg("--record")
+                .arg(&recording_pf));
+            assert_eq!(out.status.code(), Some(0), "live timeline");
+            let replay_pf = dir.join("hang-replay.pftrace");
+            std::fs::File::create(&replay_pf).unwrap();
+            std::fs::set_permissions(
+                &replay_pf,
+                std::os::unix::fs::PermissionsExt::from_mode(0o666),
+            )
+            .unwrap();
+            let out = replay_unprivileged(&[
+                recording_pf.to_str().unwrap(),
+                "--format",
+                "perfetto",
+                "-o",
+                replay_pf.to_str().unwrap(),
+            ]);
+            assert_eq!(out.status.code(), Some(0), "replayed timeline");
+            let (a, b) = (
+                std::fs::read(&live_pf).unwrap(),
+                std::fs::read(&replay_pf).unwrap(),
+            );
+            assert!(a.len() > 100, "a timeline with slices: {} bytes", a.len());
+            assert!(a == b, "the replayed timeline differs from the live one");
+        }
         if json {
             // Cut: the reports before the cut, in order, then one sentence.
             let whole = std::fs::read(&recording).unwrap();
