@@ -60,6 +60,10 @@ pub fn recording(data: &[u8]) {
     for _ in 0..1_000_000 {
         match rec.next_item() {
             Ok(tracer::recording::Item::RingRecord(bytes)) => event(bytes),
+            Ok(tracer::recording::Item::LiveFact(json)) => {
+                let _ =
+                    std::hint::black_box(tracer::model::watch_facts::WatchFact::from_json(json));
+            }
             Ok(tracer::recording::Item::End(end)) => {
                 std::hint::black_box(end);
                 return;

@@ -421,9 +421,18 @@ fn check_watch(minor: u32) {
     let v = tc.go_version();
     let mut hung = Hung::start_gated(&integration_tests::private_copy(&binary));
     let out_path = scratch_dir("hang-watch").join("watch.jsonl");
+    let recording = out_path.with_extension("trace");
     let first = watch_as_it_forms(
         &hung,
-        &["--own", "main", "--json", "--duration", "8"],
+        &[
+            "--own",
+            "main",
+            "--json",
+            "--duration",
+            "8",
+            "--record",
+            recording.to_str().unwrap(),
+        ],
         &out_path,
     );
     assert!(
@@ -431,6 +440,19 @@ fn check_watch(minor: u32) {
         "{v}: {first}"
     );
     let records = read_json_lines(&out_path);
+    // Replayed as nobody, without the process: the same records, deadlock holders too.
+    let replay = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(integration_tests::tracer_bin())
+        .arg("replay")
+        .arg(&recording)
+        .args(["hang", "--watch", "--json"]));
+    assert_eq!(replay.status.code(), Some(0), "{v}: replay");
+    assert_eq!(
+        json_lines(&String::from_utf8_lossy(&replay.stdout)),
+        records,
+        "{v}: replay"
+    );
 
     let all = hung.all_truth();
     let truth = hung.truth();

@@ -251,3 +251,155 @@ fn a_locks_recording_replays_exactly_what_the_live_run_printed() {
         assert!(!stderr.contains("had no symbol"), "{stderr}");
     }
 }
+
+/// A Go program, running; killed on drop.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `hang --watch --threshold 0` on tests/go/sched (ping-pong pairs and a contended Mutex:
+/// goroutines park and wake all the time, so each memory snapshot confirms some and the
+/// wake-ups follow): replayed unprivileged, without the binary or the process, it prints
+/// exactly what the live run printed, JSON and human, though the snapshots' results exist
+/// only in the recording. A cut recording shows what it holds, then one sentence.
+#[test]
+fn a_hang_watch_recording_replays_exactly_what_the_live_run_printed() {
+    use integration_tests::SpawnRetrying;
+    let dir = scratch_dir("replay-hang");
+    let program = gobuild::build_default("sched", true).unwrap();
+    let program = integration_tests::private_copy(&program);
+    let sched = Running(
+        Command::new(&program)
+            .args(["-pairs", "8", "-duration", "120s"])
+            .stdout(std::process::Stdio::null())
+            .spawn_retrying()
+            .unwrap(),
+    );
+    let pid = sched.0.id().to_string();
+    for json in [true, false] {
+        let recording = dir.join(format!("hang-{json}.trace"));
+        let live = dir.join(format!("hang-{json}.out"));
+        let mut cmd = tracer();
+        // Both ways of asking for a recording.
+        if json {
+            cmd.args(["record", "-o"]).arg(&recording).arg("hang");
+        } else {
+            cmd.arg("hang").arg("--record").arg(&recording);
+        }
+        cmd.args([
+            "--pid",
+            &pid,
+            "--watch",
+            "--threshold",
+            "0",
+            "--duration",
+            "3",
+        ]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = run(cmd.arg("-o").arg(&live));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "live run: {stderr}");
+        assert!(stderr.contains("tracer: recorded "), "{stderr}");
+        let live_text = std::fs::read_to_string(&live).unwrap();
+
+        let mut args = vec![recording.to_str().unwrap(), "hang", "--watch"];
+        if json {
+            args.push("--json");
+        }
+        let out = replay_unprivileged(&args);
+        let replay_stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "replay as nobody: {replay_stderr}"
+        );
+        let replayed = String::from_utf8_lossy(&out.stdout);
+        if json {
+            let live_records = integration_tests::json_lines(&live_text);
+            let blocked = of_kind(&live_records, "goroutine").len();
+            let unblocked = of_kind(&live_records, "unblocked").len();
+            assert!(
+                blocked >= 5 && unblocked >= 5,
+                "{blocked} blocked, {unblocked} unblocked"
+            );
+            let summary = of_kind(&live_records, "summary")[0];
+            assert!(summary["snapshots"].as_u64().unwrap() >= 2, "{summary}");
+            let replayed = integration_tests::json_lines(&replayed);
+            assert_eq!(replayed.len(), live_records.len(), "as many records");
+            for (i, (a, b)) in live_records.iter().zip(&replayed).enumerate() {
+                assert_eq!(a, b, "record {i} differs");
+            }
+        } else {
+            assert!(
+                live_text.contains("blocked past the threshold"),
+                "{live_text}"
+            );
+            assert!(live_text.contains("runs again after"), "{live_text}");
+            assert_eq!(replayed, live_text);
+        }
+        // The stderr summary line too.
+        let summary_line = |s: &str| {
+            s.lines()
+                .find(|l| l.contains(" reports; lost events: "))
+                .map(str::to_owned)
+        };
+        assert_eq!(summary_line(&replay_stderr), summary_line(&stderr));
+
+        if !json {
+            // The same recording as a Perfetto timeline equals the live run's timeline.
+            let live_pf = dir.join("hang-live.pftrace");
+            let recording_pf = dir.join("hang-pf.trace");
+            let out = run(tracer()
+                .args(["hang", "--pid", &pid, "--watch", "--threshold", "0"])
+                .args(["--duration", "2", "--format", "perfetto", "-o"])
+                .arg(&live_pf)
+                .arg("--record")
+                .arg(&recording_pf));
+            assert_eq!(out.status.code(), Some(0), "live timeline");
+            let replay_pf = dir.join("hang-replay.pftrace");
+            std::fs::File::create(&replay_pf).unwrap();
+            std::fs::set_permissions(
+                &replay_pf,
+                std::os::unix::fs::PermissionsExt::from_mode(0o666),
+            )
+            .unwrap();
+            let out = replay_unprivileged(&[
+                recording_pf.to_str().unwrap(),
+                "--format",
+                "perfetto",
+                "-o",
+                replay_pf.to_str().unwrap(),
+            ]);
+            assert_eq!(out.status.code(), Some(0), "replayed timeline");
+            let (a, b) = (
+                std::fs::read(&live_pf).unwrap(),
+                std::fs::read(&replay_pf).unwrap(),
+            );
+            assert!(a.len() > 100, "a timeline with slices: {} bytes", a.len());
+            assert!(a == b, "the replayed timeline differs from the live one");
+        }
+        if json {
+            // Cut: the reports before the cut, in order, then one sentence.
+            let whole = std::fs::read(&recording).unwrap();
+            let cut = dir.join("hang-cut.trace");
+            std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+            let out = replay_unprivileged(&[cut.to_str().unwrap(), "hang", "--json"]);
+            assert_one_sentence(&out, "without its end record");
+            let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                live_text.starts_with(&shown),
+                "a prefix of the live records"
+            );
+            // Asked as another subcommand, or --watch on another kind: refused by name.
+            let out = replay_unprivileged(&[recording.to_str().unwrap(), "locks"]);
+            assert_one_sentence(&out, "is a recording of `tracer hang`, not of `locks`");
+        }
+    }
+}

@@ -5,12 +5,14 @@
 //! replay needs neither the binary nor root. Then blocks, each its raw length, its
 //! compressed length and the CRC-32 of its compressed bytes (u32 LE each), then an LZ4
 //! block holding whole items. An item is a tag byte, a u32 LE length and its bytes: the
-//! ring's records exactly as the kernel delivered them, and last what only the live run
-//! could know (lost events, the engine's memory at the end). Replay feeds the records
-//! to the same decoders and models as the live run, straight from each block.
+//! ring's records exactly as the kernel delivered them; facts the live run learnt from
+//! outside its event stream (`hang --watch`'s memory snapshots), at the point it applied
+//! them; and last what only the live run could know (lost events, the engine's memory at
+//! the end). Replay feeds the records to the same decoders and models as the live run,
+//! straight from each block.
 use std::{
     fs::File,
-    io::{self, BufReader, BufWriter, Read, Write},
+    io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
 };
 
@@ -23,12 +25,17 @@ use crate::{
 
 pub const MAGIC: [u8; 8] = *b"GOTRACE\n";
 /// Bumped whenever a reader of the previous version would misread the file. Format 1
-/// (one LZ4 frame, a development format of 2026-12-02) is refused by name.
-pub const FORMAT_VERSION: u32 = 2;
+/// (one LZ4 frame, a development format of 2026-12-02) is refused by name. Format 3 added
+/// live facts and `hang` jobs; a format 2 file is a format 3 file without them, and is read.
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest format this tracer reads.
+pub const OLDEST_READ_VERSION: u32 = 2;
 
 /// Item tags inside the compressed stream.
 const TAG_RING_RECORD: u8 = 1;
 const TAG_END: u8 = 2;
+/// A fact of the live run (format 3), as JSON.
+const TAG_LIVE_FACT: u8 = 3;
 /// Bounds on what a damaged file can make the reader allocate.
 const MAX_HEADER_BYTES: usize = 256 << 20;
 const MAX_BLOCK_BYTES: usize = 16 << 20;
@@ -74,6 +81,8 @@ pub enum Job {
     Funcs(FuncsJob),
     Cache(CacheJob),
     Locks(LocksJob),
+    /// `hang --watch` (format 3).
+    Hang(HangJob),
 }
 
 impl Job {
@@ -82,8 +91,22 @@ impl Job {
             Job::Funcs(_) => "funcs",
             Job::Cache(_) => "cache",
             Job::Locks(_) => "locks",
+            Job::Hang(_) => "hang",
         }
     }
+}
+
+/// `hang --watch`: what its decoder and reports need besides the events and the facts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HangJob {
+    pub threshold_ns: u64,
+    /// `--own`, as given.
+    pub own: Option<String>,
+    /// The target's load bias, read before attaching.
+    pub bias: u64,
+    /// The probed fast-path Lock/Unlock sites, by probe index, each with the source place
+    /// that took a lock there.
+    pub sites: Vec<crate::model::watch_facts::SiteFact>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -131,9 +154,12 @@ pub struct End {
     /// The target's load bias (non-zero for a PIE), read live at the first hit (cache).
     #[serde(default)]
     pub load_bias: Option<u64>,
-    /// Every PC the live run symbolized (locks): replay has no binary.
+    /// Every PC the live run symbolized (locks, hang): replay has no binary.
     #[serde(default)]
     pub symbols: Vec<crate::model::goroutines::SymbolFact>,
+    /// CLOCK_MONOTONIC when tracing stopped (hang: where open timeline slices end).
+    #[serde(default)]
+    pub stopped_ns: Option<u64>,
 }
 
 /// A recording that cannot be read, in one sentence.
@@ -244,6 +270,11 @@ impl Recorder {
         self.events += 1;
     }
 
+    /// Appends a fact the live run applied here, between the records around it.
+    pub fn live_fact(&mut self, json: &[u8]) {
+        self.item(TAG_LIVE_FACT, json);
+    }
+
     fn item(&mut self, tag: u8, bytes: &[u8]) {
         if self.out.is_none() {
             return;
@@ -330,18 +361,33 @@ pub struct Fed {
     pub malformed: u64,
 }
 
+/// What replay is handed, in the recorded order.
+pub enum Replayed<'a> {
+    Event(crate::probes::Event),
+    /// A fact of the live run (JSON).
+    LiveFact(&'a [u8]),
+}
+
 /// One item read back.
 pub enum Item<'a> {
     /// A ring record, as the kernel delivered it.
     RingRecord(&'a [u8]),
+    /// A fact of the live run, as JSON.
+    LiveFact(&'a [u8]),
     End(End),
 }
+
+/// What a recording is read from: a file, or bytes in memory.
+trait Input: Read + Seek + Send {}
+impl<T: Read + Seek + Send> Input for T {}
 
 /// Reads a recording back, item by item.
 pub struct RecordingReader {
     pub path: PathBuf,
     pub header: Header,
-    input: BufReader<Box<dyn Read + Send>>,
+    /// The file's format version.
+    pub format: u32,
+    input: BufReader<Box<dyn Input>>,
     compressed: Vec<u8>,
     /// The current block, and where its next item starts.
     block: Vec<u8>,
@@ -363,10 +409,7 @@ impl RecordingReader {
         Self::from_reader(path, Box::new(io::Cursor::new(bytes)))
     }
 
-    fn from_reader(
-        path: &Path,
-        input: Box<dyn Read + Send>,
-    ) -> Result<RecordingReader, RecordingError> {
+    fn from_reader(path: &Path, input: Box<dyn Input>) -> Result<RecordingReader, RecordingError> {
         let mut input = BufReader::with_capacity(1 << 20, input);
         let not_one = || RecordingError::NotARecording {
             path: path.to_owned(),
@@ -381,7 +424,7 @@ impl RecordingReader {
         if version == 0 {
             return Err(not_one());
         }
-        if version < FORMAT_VERSION {
+        if version < OLDEST_READ_VERSION {
             return Err(RecordingError::OlderFormat {
                 path: path.to_owned(),
                 found: version,
@@ -418,6 +461,7 @@ impl RecordingReader {
         Ok(RecordingReader {
             path: path.to_owned(),
             header,
+            format: version,
             input,
             compressed: Vec::new(),
             block: Vec::new(),
@@ -449,6 +493,7 @@ impl RecordingReader {
                 self.events += 1;
                 Ok(Item::RingRecord(&self.block[start..self.at]))
             }
+            TAG_LIVE_FACT if self.format >= 3 => Ok(Item::LiveFact(&self.block[start..self.at])),
             TAG_END => serde_json::from_slice(&self.block[start..self.at])
                 .map(Item::End)
                 .map_err(|e| self.damaged(format!("its end record: {e}"))),
@@ -458,37 +503,91 @@ impl RecordingReader {
 
     /// Feeds every ring record, decoded as the live reader decodes it, to `on_event` until
     /// the end record, or until `on_event` returns false (`end` is then None). Records
-    /// that are no event are counted as malformed, as live.
+    /// that are no event are counted as malformed, as live. A live fact is damage here:
+    /// only `hang --watch` records them.
     pub fn feed(
         &mut self,
         mut on_event: impl FnMut(crate::probes::Event) -> bool,
     ) -> Result<Fed, RecordingError> {
+        let subcommand = self.header.job.subcommand();
+        self.feed_items(|item| match item {
+            Replayed::Event(ev) => Ok(on_event(ev)),
+            Replayed::LiveFact(_) => Err(format!(
+                "a live fact, which a recording of `tracer {subcommand}` never holds"
+            )),
+        })
+    }
+
+    /// [`feed`](Self::feed), with the live facts too, each where it was recorded. `on`
+    /// returns false to stop, or says in words why an item cannot be applied.
+    pub fn feed_items(
+        &mut self,
+        mut on: impl FnMut(Replayed<'_>) -> Result<bool, String>,
+    ) -> Result<Fed, RecordingError> {
         let mut malformed = 0;
         loop {
-            match self.next_item()? {
+            let going_on = match self.next_item()? {
                 Item::RingRecord(bytes) => match crate::probes::Event::from_bytes(bytes) {
-                    Some(ev) => {
-                        if !on_event(ev) {
-                            return Ok(Fed {
-                                end: None,
-                                malformed,
-                            });
-                        }
+                    Some(ev) => on(Replayed::Event(ev)),
+                    None => {
+                        malformed += 1;
+                        Ok(true)
                     }
-                    None => malformed += 1,
                 },
+                Item::LiveFact(json) => on(Replayed::LiveFact(json)),
                 Item::End(end) => {
                     return Ok(Fed {
                         end: Some(end),
                         malformed,
                     });
                 }
+            };
+            match going_on {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Ok(Fed {
+                        end: None,
+                        malformed,
+                    });
+                }
+                Err(why) => return Err(self.damaged(why)),
             }
         }
     }
 
-    /// Skips to the end record (a first pass, for what the live run learned as it went).
+    /// Skips to the end record (a first pass, for what the live run learned as it went):
+    /// the blocks are stepped over by their lengths, and only the last is read.
     pub fn end(&mut self) -> Result<End, RecordingError> {
+        let mut last = None;
+        loop {
+            let at = self
+                .input
+                .stream_position()
+                .map_err(|e| self.damaged(e.to_string()))?;
+            let mut head = [0u8; 12];
+            match self.input.read_exact(&mut head) {
+                Ok(()) => {}
+                // The previous block was the last whole one (or none was).
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(self.damaged(e.to_string())),
+            }
+            let packed = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
+            self.input
+                .seek_relative(i64::from(packed))
+                .map_err(|e| self.damaged(e.to_string()))?;
+            last = Some(at);
+        }
+        let Some(at) = last else {
+            return Err(RecordingError::Truncated {
+                path: self.path.clone(),
+                events: 0,
+            });
+        };
+        self.input
+            .seek(SeekFrom::Start(at))
+            .map_err(|e| self.damaged(e.to_string()))?;
+        self.block.clear();
+        self.at = 0;
         loop {
             if let Item::End(end) = self.next_item()? {
                 return Ok(end);
@@ -607,13 +706,21 @@ mod tests {
         }
     }
 
-    fn write(path: &Path, records: &[Vec<u8>]) {
+    /// Every 1000th record is followed by a live fact naming it.
+    fn fact_after(i: usize) -> Option<Vec<u8>> {
+        (i % 1000 == 999).then(|| format!("{{\"after\":{i}}}").into_bytes())
+    }
+
+    fn write(path: &Path, records: &[Vec<u8>], with_facts: bool) {
         let mut rec = PendingRecording::create(path)
             .unwrap()
             .start(&header())
             .unwrap();
-        for r in records {
+        for (i, r) in records.iter().enumerate() {
             rec.ring_record(r);
+            if let Some(fact) = fact_after(i).filter(|_| with_facts) {
+                rec.live_fact(&fact);
+            }
         }
         rec.finish(&End {
             lost_events: 3,
@@ -622,13 +729,17 @@ mod tests {
         .unwrap();
     }
 
-    fn read_all(path: &Path) -> Result<(Vec<Vec<u8>>, End), RecordingError> {
+    /// The ring records, the live facts (each with the number of records before it) and
+    /// the end.
+    #[allow(clippy::type_complexity)]
+    fn read_all(path: &Path) -> Result<(Vec<Vec<u8>>, Vec<(usize, Vec<u8>)>, End), RecordingError> {
         let mut r = RecordingReader::open(path)?;
-        let mut out = Vec::new();
+        let (mut records, mut facts) = (Vec::new(), Vec::new());
         loop {
             match r.next_item()? {
-                Item::RingRecord(bytes) => out.push(bytes.to_vec()),
-                Item::End(end) => return Ok((out, end)),
+                Item::RingRecord(bytes) => records.push(bytes.to_vec()),
+                Item::LiveFact(json) => facts.push((records.len(), json.to_vec())),
+                Item::End(end) => return Ok((records, facts, end)),
             }
         }
     }
@@ -641,9 +752,17 @@ mod tests {
         let records: Vec<Vec<u8>> = (0..50_000u32)
             .map(|i| i.to_le_bytes().repeat(1 + (i % 40) as usize))
             .collect();
-        write(&path, &records);
-        let (back, end) = read_all(&path).unwrap();
+        write(&path, &records, true);
+        let (back, facts, end) = read_all(&path).unwrap();
         assert_eq!(back, records);
+        assert_eq!(end.lost_events, 3);
+        // Each fact where it was written, between the same records.
+        let want: Vec<(usize, Vec<u8>)> = (0..records.len())
+            .filter_map(|i| fact_after(i).map(|f| (i + 1, f)))
+            .collect();
+        assert_eq!(facts, want);
+        // The end is found without reading the blocks before it.
+        let end = RecordingReader::open(&path).unwrap().end().unwrap();
         assert_eq!(end.lost_events, 3);
 
         // Every cut of the file is one clear error, never a panic or a misread.
@@ -670,6 +789,22 @@ mod tests {
         flipped[at] ^= 0x55;
         std::fs::write(&cut, &flipped).unwrap();
         assert!(read_all(&cut).is_err());
+
+        // Format 2 (no live facts) is read; a live fact in it is damage, never guessed at.
+        let plain = dir.join("v2.trace");
+        write(&plain, &records[..5000], false);
+        let mut bytes = std::fs::read(&plain).unwrap();
+        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        std::fs::write(&plain, &bytes).unwrap();
+        let (back, facts, _) = read_all(&plain).unwrap();
+        assert_eq!((back.len(), facts.len()), (5000, 0));
+        let mut v2 = whole.clone();
+        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+        std::fs::write(&cut, &v2).unwrap();
+        assert!(matches!(
+            read_all(&cut).unwrap_err(),
+            RecordingError::Damaged { ref why, .. } if why.contains("unknown kind 3")
+        ));
 
         // An older format is refused by name.
         let mut older = whole.clone();

@@ -53,6 +53,15 @@ pub struct HangArgs {
     /// Write records to this file instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<std::path::PathBuf>,
+    /// With --watch: ring buffer size in MiB (a power of two), as for the other tracing
+    /// subcommands.
+    #[arg(long, default_value_t = 16, requires = "watch",
+          value_parser = super::tracing::parse_ring_mb)]
+    ring_mb: u32,
+    /// With --watch: also keep every raw event, and what the memory snapshots found, in
+    /// this file for `tracer replay`.
+    #[arg(long, value_name = "FILE", requires = "watch")]
+    pub(super) record: Option<std::path::PathBuf>,
 }
 
 impl HangArgs {
@@ -69,6 +78,8 @@ impl HangArgs {
             own: self.own,
             duration: self.duration,
             metrics: self.metrics,
+            record: self.record,
+            ring_mb: self.ring_mb,
         }
     }
 }
@@ -79,6 +90,11 @@ pub fn run(mut args: HangArgs) -> anyhow::Result<i32> {
     if format == output::Format::Perfetto && !args.watch {
         anyhow::bail!(
             "a Perfetto timeline of hangs is made by `tracer hang --watch` (hint: add --watch, or use --format json for one snapshot)"
+        );
+    }
+    if args.record.is_some() && !args.watch {
+        bail!(
+            "only `tracer hang --watch` can be recorded: one snapshot is its own record (hint: add --watch, or keep the --json output)"
         );
     }
     if !args.threshold.is_finite() || args.threshold < 0.0 {

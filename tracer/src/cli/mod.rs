@@ -52,8 +52,8 @@ enum Command {
     Locks(locks::LocksArgs),
     /// Every Go process in sight: pid namespaces, container, Go version, engine role.
     Ps(ps::PsArgs),
-    /// Run `funcs`, `cache`, `demo` or `locks` and keep every raw event in a file for
-    /// `replay`.
+    /// Run `funcs`, `cache`, `demo`, `locks` or `hang --watch` and keep every raw event in
+    /// a file for `replay`.
     Record(replay::RecordArgs),
     /// Read a recording again offline (no root, no binary): the same records and summary
     /// the live run printed.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::tracing::EventSink;
-use super::{cache, demo, funcs, locks};
+use super::{cache, demo, funcs, hang, locks, watch};
 use crate::recording::{End, Job, RecordingReader};
 
 #[derive(Args, Debug)]
@@ -28,6 +28,8 @@ enum Recordable {
     Demo(demo::DemoArgs),
     /// `tracer locks ...`, recorded.
     Locks(locks::LocksArgs),
+    /// `tracer hang --watch ...`, recorded with what its memory snapshots found.
+    Hang(hang::HangArgs),
 }
 
 pub fn record(args: RecordArgs) -> anyhow::Result<i32> {
@@ -54,6 +56,10 @@ pub fn record(args: RecordArgs) -> anyhow::Result<i32> {
             a.record = already(&a.record)?;
             locks::run(a)
         }
+        Recordable::Hang(mut a) => {
+            a.record = already(&a.record)?;
+            hang::run(a)
+        }
     }
 }
 
@@ -61,8 +67,12 @@ pub fn record(args: RecordArgs) -> anyhow::Result<i32> {
 pub struct ReplayArgs {
     /// A recording made by `tracer record -o FILE ...` or `--record FILE`.
     file: PathBuf,
-    /// The subcommand it was recorded with (`cache`, `funcs`); checked when given.
+    /// The subcommand it was recorded with (`cache`, `funcs`, `locks`, `hang`); checked
+    /// when given.
     subcommand: Option<String>,
+    /// With `hang`: as `tracer hang --watch` printed it (the only `hang` that is recorded).
+    #[arg(long)]
+    watch: bool,
     /// One JSON object per line instead of human-readable lines (`--format json`).
     #[arg(long)]
     json: bool,
@@ -114,6 +124,13 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<i32> {
             args.file.display()
         );
     }
+    if args.watch && !matches!(header.job, Job::Hang(_)) {
+        anyhow::bail!(
+            "--watch goes with `hang` recordings; {} is a recording of `tracer {recorded}` (hint: `tracer replay {} {recorded}`)",
+            args.file.display(),
+            args.file.display()
+        );
+    }
     eprintln!(
         "tracer: replaying {}: `tracer {recorded}` of pid {} ({}, {}), recorded by tracer {} on Linux {}",
         args.file.display(),
@@ -136,6 +153,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<i32> {
         }
         Job::Cache(job) => cache::replay(&mut rec, &job, format, sink, args.otlp.as_ref()),
         Job::Locks(job) => locks::replay(&mut rec, &job, format, sink),
+        Job::Hang(job) => watch::replay(&mut rec, &job, format, sink),
     }?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(

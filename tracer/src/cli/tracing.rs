@@ -158,6 +158,23 @@ pub trait EventSink {
     fn flush(&mut self) -> anyhow::Result<()>;
     /// The kernel side's lost-event count so far, about once a second (for live metrics).
     fn lost_events_now(&mut self, _lost: u64) {}
+    /// Facts from outside the event stream applied since the last call (JSON), which a
+    /// recording keeps after the events they followed (`hang --watch`).
+    fn take_live_facts(&mut self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+}
+
+/// Flushes `pipeline`, then records the facts it applied, after the events they followed.
+pub fn flush_recorded(
+    pipeline: &mut dyn EventSink,
+    reader: &mut EventReader,
+) -> anyhow::Result<()> {
+    pipeline.flush()?;
+    for fact in pipeline.take_live_facts() {
+        reader.record_live_fact(&fact);
+    }
+    Ok(())
 }
 
 /// How often the kernel-side counters are read while tracing.
@@ -247,14 +264,14 @@ pub async fn trace_until_stop(
                         pipeline.lost_events_now(lost);
                     }
                 }
-                pipeline.flush()?;
+                flush_recorded(pipeline, reader)?;
             }
             read = reader.next_batch(&mut batch) => {
                 read?;
                 for ev in batch.drain(..) {
                     pipeline.on_event(ev);
                 }
-                pipeline.flush()?;
+                flush_recorded(pipeline, reader)?;
             }
             gone = &mut exited => {
                 gone?;
@@ -276,7 +293,7 @@ pub async fn trace_until_stop(
             break;
         }
     }
-    pipeline.flush()?;
+    flush_recorded(pipeline, reader)?;
     let Some(c) = child else { return Ok(stop) };
     if matches!(stop, Stop::ChildExited(_)) {
         return Ok(stop);

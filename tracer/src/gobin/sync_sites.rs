@@ -171,7 +171,7 @@ pub fn package_of(name: &str) -> &str {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SiteKind {
     /// After a Lock/TryLock CAS: acquired when ZF is set.
     Acquire,
@@ -182,7 +182,7 @@ pub enum SiteKind {
 /// How to compute the mutex address at the probe: `base + index * scale + disp`, with
 /// registers named by their capture numbers (`tracer_common::REG_*`), or a fixed address
 /// (a package-level mutex addressed RIP-relative).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SiteAddress {
     Regs {
         base: u8,
@@ -194,7 +194,7 @@ pub enum SiteAddress {
 }
 
 /// Where an acquire site learns whether its CAS succeeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CasResult {
     /// ZF in RFLAGS (the probe is right after the CAS, single-stepped).
     Zf,
@@ -204,7 +204,7 @@ pub enum CasResult {
     None,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MutexSite {
     /// The function containing the site.
     pub function: String,

@@ -4,7 +4,10 @@
 //! walker runs on a live process (`target::memory`) and on fake memory in tests; a later
 //! `--watch` feeds the same [`Goroutine`] records from probes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap, HashSet},
+};
 
 use crate::gobin::{GOffsets, GoBinary, RuntimeLayout, status_is_dead, status_name};
 
@@ -77,11 +80,11 @@ pub fn elide_wrappers(frames: &mut Vec<Frame>) {
 }
 
 /// What a blocked goroutine waits on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Wait {
-    /// "mutex", "rwmutex" (write lock), "rwmutex_read", "waitgroup", "semaphore", "chan",
-    /// "select".
-    pub kind: &'static str,
+    /// One of [`WAIT_KINDS`].
+    #[serde(deserialize_with = "wait_kind")]
+    pub kind: Cow<'static, str>,
     /// The object's address (the Mutex, RWMutex, WaitGroup, channel, or bare semaphore);
     /// `None` when it is not one object (a select on several channels) or unknown.
     pub object: Option<u64>,
@@ -91,12 +94,35 @@ pub struct Wait {
     pub chans: Vec<u64>,
     /// The engine's name for the lock (e.g. `dagql cache callsMu`), when the target is an
     /// engine and its address or the waiting stack says which one.
-    pub name: Option<&'static str>,
+    pub name: Option<Cow<'static, str>>,
     /// Which rule gave `name`.
     pub named_by: Option<crate::profiles::NamedBy>,
 }
 
-#[derive(Debug, Clone)]
+/// What a goroutine can wait on: "mutex", "rwmutex" (write lock), "rwmutex_read",
+/// "waitgroup", "semaphore", "chan", "select".
+pub const WAIT_KINDS: [&str; 7] = [
+    "mutex",
+    "rwmutex",
+    "rwmutex_read",
+    "waitgroup",
+    "semaphore",
+    "chan",
+    "select",
+];
+
+/// A recorded wait kind, as the one of [`WAIT_KINDS`] it names (a recording is untrusted).
+fn wait_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'static, str>, D::Error> {
+    let kind = <Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+    WAIT_KINDS
+        .iter()
+        .find(|k| **k == kind)
+        .map(|k| Cow::Borrowed(*k))
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown wait kind `{kind}`")))
+}
+
+/// Serializable so that `hang --watch` recordings keep what a snapshot read.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Goroutine {
     pub goid: u64,
     /// Address of the runtime `g` (reused after exit: key by goid).
@@ -120,9 +146,10 @@ pub struct Goroutine {
     pub system: bool,
     pub stack: Vec<Frame>,
     /// Why the stack is empty or cut short, if it is.
-    pub stack_note: Option<&'static str>,
+    pub stack_note: Option<Cow<'static, str>>,
     pub wait: Option<Wait>,
     /// Raw stack words (only kept during analysis, to look for lock addresses).
+    #[serde(skip)]
     stack_words: Vec<u64>,
 }
 
@@ -145,7 +172,7 @@ impl Goroutine {
 }
 
 /// A set of goroutines waiting on each other in a cycle.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Deadlock {
     pub goids: Vec<u64>,
     /// The lock each goroutine waits on, in the order of `goids`.
@@ -156,14 +183,14 @@ pub struct Deadlock {
 }
 
 /// Who may hold a lock, and why we think so.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Holder {
     pub lock: u64,
     pub goid: u64,
-    pub evidence: &'static str,
+    pub evidence: Cow<'static, str>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub go_version: String,
     pub goroutines: Vec<Goroutine>,
@@ -331,10 +358,12 @@ impl<'b> Reader<'b> {
         };
         if status & !crate::gobin::G_SCAN_BIT == 2 {
             // Its registers live in the CPU; sched is stale. Reading them needs a stop.
-            gr.stack_note = Some("running: registers not readable without stopping the thread");
-        } else if !(lo < hi && sp >= lo && sp < hi) {
             gr.stack_note =
-                Some("saved stack pointer outside the goroutine's stack (changed while reading)");
+                Some("running: registers not readable without stopping the thread".into());
+        } else if !(lo < hi && sp >= lo && sp < hi) {
+            gr.stack_note = Some(
+                "saved stack pointer outside the goroutine's stack (changed while reading)".into(),
+            );
         } else if status & !crate::gobin::G_SCAN_BIT == 3 {
             // In a system call: entersyscall saved the caller's PC and SP, but Go before
             // 1.21 not its BP (sched.bp is whatever an earlier park left, possibly a
@@ -346,7 +375,7 @@ impl<'b> Reader<'b> {
                     let bp = sp.wrapping_add(size - 8);
                     self.unwind(mem, &mut gr, (lo, hi), sp, pc, bp);
                 }
-                _ => gr.stack_note = Some("in a system call from a frameless function"),
+                _ => gr.stack_note = Some("in a system call from a frameless function".into()),
             }
         } else {
             self.unwind(mem, &mut gr, (lo, hi), sp, pc, bp);
@@ -395,14 +424,14 @@ impl<'b> Reader<'b> {
         loop {
             if pc == 0 {
                 if physical > 0 {
-                    gr.stack_note = Some(CUT);
+                    gr.stack_note = Some(CUT.into());
                 }
                 break;
             }
             let frames = self.symbolize(pc, true);
             if frames.is_empty() {
                 gr.stack_note =
-                    Some("a return address outside Go code (stack changed while reading?)");
+                    Some("a return address outside Go code (stack changed while reading?)".into());
                 break;
             }
             let goexit = frames.last().is_some_and(|f| f.func == "runtime.goexit");
@@ -412,18 +441,18 @@ impl<'b> Reader<'b> {
             physical += 1;
             if goexit || bp == 0 {
                 if !goexit && physical > 1 {
-                    gr.stack_note = Some(CUT);
+                    gr.stack_note = Some(CUT.into());
                 }
                 break;
             }
             if physical >= MAX_FRAMES {
-                gr.stack_note = Some("stack cut at 64 frames");
+                gr.stack_note = Some("stack cut at 64 frames".into());
                 break;
             }
             match caller_frame(bp, (lo, hi), &read) {
                 Ok((ret, next_bp)) => (pc, bp) = (ret, next_bp),
                 Err(note) => {
-                    gr.stack_note = Some(note);
+                    gr.stack_note = Some(note.into());
                     break;
                 }
             }
@@ -519,7 +548,7 @@ impl<'b> Reader<'b> {
             if !chans.is_empty() {
                 let select = gr.stack.iter().any(|f| f.func == "runtime.selectgo");
                 return Some(Wait {
-                    kind: if select { "select" } else { "chan" },
+                    kind: Cow::Borrowed(if select { "select" } else { "chan" }),
                     object: (chans.len() == 1).then(|| chans[0]),
                     sema: None,
                     chans,
@@ -540,7 +569,7 @@ impl<'b> Reader<'b> {
         });
         Some(match sync_frame {
             Some((kind, off)) => Wait {
-                kind,
+                kind: Cow::Borrowed(kind),
                 object: sema.checked_sub(off),
                 sema: Some(sema),
                 chans: Vec::new(),
@@ -548,7 +577,7 @@ impl<'b> Reader<'b> {
                 named_by: None,
             },
             None => Wait {
-                kind: "semaphore",
+                kind: Cow::Borrowed("semaphore"),
                 object: Some(sema),
                 sema: Some(sema),
                 chans: Vec::new(),
@@ -725,7 +754,7 @@ fn analyze(snap: &mut Snapshot, mem: &dyn Mem) {
     let mut waited: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for g in &snap.goroutines {
         if let Some(w) = &g.wait
-            && matches!(w.kind, "mutex" | "rwmutex" | "rwmutex_read")
+            && matches!(&*w.kind, "mutex" | "rwmutex" | "rwmutex_read")
             && let Some(obj) = w.object
         {
             waited.entry(obj).or_default().push(g.goid);
@@ -747,7 +776,7 @@ fn analyze(snap: &mut Snapshot, mem: &dyn Mem) {
                 holders.push(Holder {
                     lock,
                     goid: g.goid,
-                    evidence: "the lock's address is in its stack and the lock is held",
+                    evidence: "the lock's address is in its stack and the lock is held".into(),
                 });
             }
         }
@@ -806,11 +835,11 @@ fn cycles(goroutines: &[Goroutine], holders: &[Holder]) -> Vec<Deadlock> {
 pub fn name_locks(snap: &mut Snapshot, profile: &crate::profiles::Profile, cache: Option<u64>) {
     for g in &mut snap.goroutines {
         if let Some(w) = g.wait.as_mut()
-            && matches!(w.kind, "mutex" | "rwmutex" | "rwmutex_read")
+            && matches!(&*w.kind, "mutex" | "rwmutex" | "rwmutex_read")
         {
             let addr = w.object.or(w.sema).unwrap_or(0);
             let named = profile.name_lock(cache, addr, g.stack.iter().map(|f| f.func.as_str()));
-            w.name = named.map(|n| n.0);
+            w.name = named.map(|n| Cow::Borrowed(n.0));
             w.named_by = named.map(|n| n.1);
         }
     }
@@ -887,7 +916,7 @@ mod tests {
             stack: Vec::new(),
             stack_note: None,
             wait: Some(Wait {
-                kind: "mutex",
+                kind: Cow::Borrowed("mutex"),
                 object: Some(lock),
                 sema: Some(lock + 4),
                 chans: Vec::new(),

@@ -11,3 +11,4 @@ pub mod latency;
 pub mod locks;
 pub mod summary;
 pub mod watch;
+pub mod watch_facts;

@@ -199,16 +199,22 @@ impl<'b> Watch<'b> {
         }
     }
 
-    /// Goroutines already blocked when the watch began (from a first snapshot).
-    pub fn seed(&mut self, snap: &Snapshot, now: u64) {
-        for g in snap.goroutines.iter().filter(|g| g.blocked() && !g.system) {
-            let (since, start) = match g.waiting_ns {
+    /// Goroutines already blocked when the watch began (from a first snapshot): each
+    /// goroutine id with the runtime's wait time, if it has one.
+    pub fn seed(&mut self, blocked: &[(u64, Option<u64>)], now: u64) {
+        for &(goid, waiting_ns) in blocked {
+            let (since, start) = match waiting_ns {
                 Some(w) => (now.saturating_sub(w), WaitStart::Runtime),
                 None => (now, WaitStart::Attach),
             };
-            let evicted = self.parked.insert(g.goid, Parked { since, start });
+            let evicted = self.parked.insert(goid, Parked { since, start });
             self.evicted.parked += u64::from(evicted.is_some());
         }
+    }
+
+    /// The symbolizer's answers so far (what a recording keeps).
+    pub fn symbols(&self) -> Option<&Symbolizer<'b>> {
+        self.symbols.as_ref()
     }
 
     pub fn on_event(&mut self, ev: SyncEvent) {
@@ -430,10 +436,18 @@ impl<'b> Watch<'b> {
                 owners.push(owner);
                 if owner.goid == start {
                     if seen.insert(sorted(&goids)) {
+                        // Starting at its lowest goroutine id: the same cycle is told the
+                        // same way whatever the map's order (a replay must match).
+                        let first = (0..goids.len()).min_by_key(|&i| goids[i]).unwrap_or(0);
+                        let (mut goids, mut locks, mut owners) =
+                            (goids.clone(), locks.clone(), owners.clone());
+                        goids.rotate_left(first);
+                        locks.rotate_left(first);
+                        owners.rotate_left(first);
                         out.push(CertainCycle {
-                            goids: goids.clone(),
-                            locks: locks.clone(),
-                            owners: owners.clone(),
+                            goids,
+                            locks,
+                            owners,
                         });
                     }
                     break;

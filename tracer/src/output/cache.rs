@@ -72,8 +72,8 @@ pub fn leaked(s: &SessionRefs) -> bool {
     (s.closed || s.removed) && s.refs_taken > s.refs_released
 }
 
-/// Writes one record as a JSON line.
-pub fn write_json_record(w: &mut dyn Write, out: &CacheOutput, pid: u32) -> io::Result<()> {
+/// Appends one output as a JSON line to a buffer (batched by the caller).
+pub fn write_json_record(w: &mut Vec<u8>, out: &CacheOutput, pid: u32) -> io::Result<()> {
     let record = match out {
         CacheOutput::Call(c) => Record::CacheCall(CacheCallRecord {
             pid,

@@ -29,7 +29,7 @@ pub fn frame_lines(out: &mut dyn Write, f: &Frame) -> io::Result<()> {
 
 pub fn wait_text(g: &Goroutine) -> Option<String> {
     let w = g.wait.as_ref()?;
-    let what = match w.kind {
+    let what = match &*w.kind {
         "mutex" => "sync.Mutex",
         "rwmutex" => "sync.RWMutex (write)",
         "rwmutex_read" => "sync.RWMutex (read)",
@@ -48,7 +48,7 @@ pub fn wait_text(g: &Goroutine) -> Option<String> {
             .collect::<Vec<_>>()
             .join(", "),
     };
-    let name = match (w.name, w.named_by) {
+    let name = match (w.name.as_deref(), w.named_by) {
         (Some(n), Some(crate::profiles::NamedBy::Waiter)) => format!(" ({n}, by its waiter)"),
         (Some(n), _) => format!(" ({n})"),
         (None, _) => String::new(),
@@ -80,7 +80,7 @@ pub fn write_human(out: &mut dyn Write, snap: &Snapshot, threshold_ns: u64) -> i
         for f in &g.stack {
             frame_lines(out, f)?;
         }
-        if let Some(note) = g.stack_note {
+        if let Some(note) = &g.stack_note {
             writeln!(out, "\t({note})")?;
         }
         if let Some(c) = &g.created_by {
@@ -208,8 +208,8 @@ pub fn goroutine_json<'a>(snap: &Snapshot, g: &'a Goroutine) -> GoroutineRecord<
         waiting_ns: g.waiting_ns,
         wait_start: None,
         waiting_on: w.and_then(|w| w.object),
-        wait_kind: w.map(|w| w.kind),
-        lock_name: w.and_then(|w| w.name),
+        wait_kind: w.map(|w| &*w.kind),
+        lock_name: w.and_then(|w| w.name.as_deref()),
         lock_named_by: w
             .and_then(|w| w.named_by)
             .map(crate::profiles::NamedBy::as_str),
@@ -221,7 +221,7 @@ pub fn goroutine_json<'a>(snap: &Snapshot, g: &'a Goroutine) -> GoroutineRecord<
         start_func: &g.start_func,
         created_by: g.created_by.as_ref().map(FrameRecord::of),
         stack: g.stack.iter().map(FrameRecord::of).collect(),
-        stack_note: g.stack_note,
+        stack_note: g.stack_note.as_deref(),
     }
 }
 

@@ -154,7 +154,7 @@ pub enum Record<'a> {
         goids: &'a [u64],
         locks: &'a [u64],
         #[serde(skip_serializing_if = "Option::is_none")]
-        lock_names: Option<Vec<Option<&'static str>>>,
+        lock_names: Option<Vec<Option<&'a str>>>,
         certain: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         holders: Option<Vec<Holder>>,
@@ -188,7 +188,9 @@ pub enum Record<'a> {
 
 impl Record<'_> {
     /// The record as one JSON line.
-    pub fn write_line(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    /// Generic so that a buffer (`Vec<u8>`) is written to without a dynamic call per
+    /// token: serde writes a record in many small pieces.
+    pub fn write_line<W: std::io::Write + ?Sized>(&self, w: &mut W) -> std::io::Result<()> {
         serde_json::to_writer(&mut *w, self)?;
         w.write_all(b"\n")
     }
@@ -294,8 +296,8 @@ pub struct GoroutineRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wait_start: Option<&'static str>,
     pub waiting_on: Option<u64>,
-    pub wait_kind: Option<&'static str>,
-    pub lock_name: Option<&'static str>,
+    pub wait_kind: Option<&'a str>,
+    pub lock_name: Option<&'a str>,
     pub lock_named_by: Option<&'static str>,
     pub sema: Option<u64>,
     pub channels: &'a [u64],
@@ -305,7 +307,7 @@ pub struct GoroutineRecord<'a> {
     pub start_func: &'a Option<String>,
     pub created_by: Option<FrameRecord<'a>>,
     pub stack: Vec<FrameRecord<'a>>,
-    pub stack_note: Option<&'static str>,
+    pub stack_note: Option<&'a str>,
 }
 
 /// A recorded owner in a certain deadlock (`--watch`).

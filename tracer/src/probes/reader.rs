@@ -84,6 +84,18 @@ impl EventReader {
         self.recorder.take()
     }
 
+    /// Whether records are kept (`--record`).
+    pub fn is_recording(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    /// Keeps a fact the pipeline applied after the records read so far (`hang --watch`).
+    pub fn record_live_fact(&mut self, json: &[u8]) {
+        if let Some(r) = self.recorder.as_mut() {
+            r.live_fact(json);
+        }
+    }
+
     /// Waits until events are available, then appends every queued one to `batch`.
     pub async fn next_batch(&mut self, batch: &mut Vec<Event>) -> std::io::Result<usize> {
         let mut guard = self.ring.readable_mut().await?;

@@ -162,7 +162,8 @@ impl LockAt {
 }
 
 /// Which rule named a lock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NamedBy {
     /// Its address is a field of the cache whose address a probe read.
     Offset,
