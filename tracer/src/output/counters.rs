@@ -61,12 +61,19 @@ impl CacheCounters {
     ) -> std::io::Result<()> {
         for (key, s) in &model.sessions {
             let held = s.refs_taken as i64 - s.refs_released as i64;
-            let label = label(key, s.id.as_deref());
-            let last = self.held.get(&label).copied();
+            // Looked up without building the label: this runs at every ref change, over
+            // every live session.
+            let last = match (s.id.as_deref(), key) {
+                (Some(id), _) => self.held.get(id),
+                (None, SessionKey::Id(id)) => self.held.get(id.as_str()),
+                (None, SessionKey::Handle(_)) => self.held.get(&label(key, None)),
+            }
+            .copied();
             // A session that never took or released a ref has no track.
             if last == Some(held) || (last.is_none() && s.refs_taken + s.refs_released == 0) {
                 continue;
             }
+            let label = label(key, s.id.as_deref());
             p.refs_held(&label, at_ns, held)?;
             self.held.insert(label, held);
         }
