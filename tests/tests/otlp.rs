@@ -4,7 +4,8 @@
 //! digests, routes, goroutines, sessions, durations, parent links), carry the engine's
 //! attribute names and the resource, and the summary counts them. With nothing listening,
 //! or a collector that never answers, the tracer still exits promptly and counts the spans
-//! it dropped.
+//! it dropped. `tracer locks --otlp`: one span per contended wait, equal to the run's
+//! `contention` records, live and replayed; a stopped receiver costs counted drops.
 use std::{
     collections::{BTreeMap, HashMap},
     io::{BufRead, BufReader},
@@ -428,4 +429,203 @@ fn a_collector_that_is_down_costs_counted_spans_not_a_slow_exit() {
         "a silent collector does not hold the exit: {took:?} against {baseline:?}"
     );
     drop(silent);
+}
+
+fn locks_program() -> PathBuf {
+    let tc = gobuild::default_toolchain().unwrap();
+    integration_tests::private_copy(&gobuild::build("locks", &tc, true).unwrap())
+}
+
+/// The traced pid, from the tracer's `lock contention in pid N` line.
+fn traced_pid(stderr: &str) -> u64 {
+    stderr
+        .split("lock contention in pid ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {stderr}"))
+}
+
+/// Lock-wait spans against the `contention` records of the same run, wait for wait.
+fn assert_lock_spans_match_records(spans: &[Value], contentions: &[&Value], pid: u64, exe: &Path) {
+    assert_eq!(
+        spans.len(),
+        contentions.len(),
+        "one span per contention record"
+    );
+    let attr = |s: &Value, k: &str| s["attributes"][k].clone();
+    type Key = (
+        String,
+        String,
+        Option<String>,
+        u64,
+        u64,
+        Option<u64>,
+        String,
+    );
+    let from_record = |c: &&Value| -> Key {
+        let lock_type = c["lock_type"].as_str().unwrap().to_string();
+        let name = text(&c["lock_name"]);
+        let shown = name.clone().unwrap_or_else(|| lock_type.clone());
+        (
+            format!("{:#x}", c["lock"].as_u64().unwrap()),
+            lock_type,
+            name,
+            c["waiter"].as_u64().unwrap(),
+            c["wait_ns"].as_u64().unwrap(),
+            c["released_by"].as_u64(),
+            format!("wait {shown}"),
+        )
+    };
+    let from_span = |s: &Value| -> Key {
+        let wait = s["end_ns"].as_u64().unwrap() - s["start_ns"].as_u64().unwrap();
+        assert_eq!(attr(s, "tracer.lock.wait_ns").as_u64(), Some(wait), "{s}");
+        (
+            text(&attr(s, "tracer.lock.address")).unwrap(),
+            text(&attr(s, "tracer.lock.type")).unwrap(),
+            text(&attr(s, "tracer.lock.name")),
+            attr(s, "tracer.goid").as_u64().unwrap(),
+            wait,
+            attr(s, "tracer.lock.released_by").as_u64(),
+            s["name"].as_str().unwrap().to_string(),
+        )
+    };
+    assert_eq!(
+        bag(spans.iter().map(from_span)),
+        bag(contentions.iter().map(from_record)),
+        "(lock, type, name, waiter, wait, releaser, span name) per contended acquisition"
+    );
+    let exe_name = exe.file_name().unwrap().to_str().unwrap();
+    for s in spans {
+        let r = &s["resource"];
+        assert_eq!(
+            r["service.name"], exe_name,
+            "not an engine: named by its file: {r}"
+        );
+        assert_eq!(r["process.pid"].as_u64(), Some(pid), "{r}");
+        assert_eq!(s["parent_span_id"], "", "a wait is a trace of its own");
+    }
+}
+
+#[test]
+fn lock_waits_sent_over_otlp_equal_the_contentions_of_the_run() {
+    let Some(python) = python_path() else { return };
+    let dir = scratch_dir("otlp-locks");
+    let program = locks_program();
+    let spans_path = dir.join("spans.jsonl");
+    let (_receiver, port) = receiver(&python, &spans_path);
+    let records_path = dir.join("records.jsonl");
+    let recording = dir.join("locks.trace");
+    let before = unix_now_ns();
+    let out = run(tracer()
+        .args(["locks", "--json", "-o"])
+        .arg(&records_path)
+        .arg("--record")
+        .arg(&recording)
+        .arg("--otlp")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--")
+        .arg(&program)
+        .args(["-rounds", "2", "-waiters", "3"]));
+    let after = unix_now_ns();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let pid = traced_pid(&stderr);
+
+    let records = read_json_lines(&records_path);
+    let contentions = of_kind(&records, "contention");
+    assert!(!contentions.is_empty(), "the program makes contention");
+    let n = contentions.len() as u64;
+    let otlp = &of_kind(&records, "summary")[0]["otlp"];
+    assert_eq!(otlp["spans"].as_u64(), Some(n), "{otlp}");
+    assert_eq!(otlp["exported"].as_u64(), Some(n), "{otlp}");
+    assert_eq!(otlp["dropped"], 0, "{otlp}");
+    assert!(
+        stderr.contains(&format!(
+            "otlp: {n} spans to http://127.0.0.1:{port}/v1/traces: {n} exported, 0 dropped"
+        )),
+        "the human summary counts the spans: {stderr}"
+    );
+    let spans = read_spans(&spans_path);
+    assert_lock_spans_match_records(&spans, &contentions, pid, &program);
+    for s in &spans {
+        let (start, end) = (
+            s["start_ns"].as_u64().unwrap(),
+            s["end_ns"].as_u64().unwrap(),
+        );
+        assert!(
+            before <= start && start <= end && end <= after,
+            "spans are placed on the wall clock of the run: {s}"
+        );
+    }
+
+    // The recording replayed to the collector: the same waits.
+    let replayed_path = dir.join("replayed.jsonl");
+    let (_receiver2, port2) = receiver(&python, &replayed_path);
+    let out = run(tracer()
+        .arg("replay")
+        .arg(&recording)
+        .args(["--json", "-o"])
+        .arg(dir.join("replayed-records.jsonl"))
+        .arg("--otlp")
+        .arg(format!("http://127.0.0.1:{port2}")));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_lock_spans_match_records(&read_spans(&replayed_path), &contentions, pid, &program);
+}
+
+#[test]
+fn a_stopped_receiver_costs_counted_lock_spans_and_a_normal_exit() {
+    let Some(python) = python_path() else { return };
+    let dir = scratch_dir("otlp-locks-stopped");
+    let program = locks_program();
+    let baseline_began = Instant::now();
+    let out = run(tracer()
+        .args(["locks", "--json", "-o"])
+        .arg(dir.join("baseline.jsonl"))
+        .arg("--")
+        .arg(&program)
+        .args(["-rounds", "2", "-waiters", "3"]));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let baseline = baseline_began.elapsed();
+
+    // A receiver that was there and is stopped before the run: its port refuses.
+    let (receiver, port) = receiver(&python, &dir.join("never.jsonl"));
+    drop(receiver);
+    let records_path = dir.join("records.jsonl");
+    let began = Instant::now();
+    let out = run(tracer()
+        .args(["locks", "--json", "-o"])
+        .arg(&records_path)
+        .arg("--otlp")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--")
+        .arg(&program)
+        .args(["-rounds", "2", "-waiters", "3"]));
+    let took = began.elapsed();
+    assert_eq!(out.status.code(), Some(0), "the usual exit status: {out:?}");
+    eprintln!("a stopped receiver: {took:?}; without --otlp: {baseline:?}");
+    let records = read_json_lines(&records_path);
+    let n = of_kind(&records, "contention").len() as u64;
+    assert!(n > 0, "the program makes contention");
+    let otlp = &of_kind(&records, "summary")[0]["otlp"];
+    assert_eq!(otlp["spans"].as_u64(), Some(n), "{otlp}");
+    assert_eq!(otlp["exported"], 0, "{otlp}");
+    assert_eq!(
+        otlp["dropped"].as_u64(),
+        Some(n),
+        "every wait dropped and counted: {otlp}"
+    );
+    assert!(
+        otlp["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{otlp}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{n} dropped")),
+        "a human line counts the dropped spans: {stderr}"
+    );
+    assert!(
+        took < baseline + Duration::from_secs(6),
+        "a refused export does not hold the exit: {took:?} against {baseline:?} without --otlp"
+    );
 }

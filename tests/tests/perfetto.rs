@@ -5,8 +5,11 @@
 //! locks`, the wait slices and release flows equal its contention records.
 use std::{
     collections::{BTreeMap, BTreeSet},
+    io::{BufRead, BufReader},
+    os::unix::process::CommandExt,
     path::Path,
-    process::Command,
+    process::{Command, Stdio},
+    time::Duration,
 };
 
 use integration_tests::{gobuild, of_kind, read_json_lines, run, scratch_dir, tracer};
@@ -19,6 +22,7 @@ from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 trace = pb.Trace()
 trace.ParseFromString(open(sys.argv[1], 'rb').read())
 described, names, args, track_names, parked = set(), {}, {}, {}, set()
+counter_tracks, counter_values, bad_counters = set(), {}, 0
 undescribed, nest_errors, slices, flows = 0, 0, {}, set()
 pending, intervals = {}, {}
 for p in trace.packet:
@@ -31,6 +35,8 @@ for p in trace.packet:
     if p.HasField('track_descriptor'):
         d = p.track_descriptor
         track_names[d.uuid] = d.name
+        if d.HasField('counter'):
+            counter_tracks.add(d.uuid)
         if d.HasField('parent_uuid') and d.parent_uuid not in described:
             undescribed += 1
         described.add(d.uuid)
@@ -39,6 +45,11 @@ for p in trace.packet:
     e = p.track_event
     if e.track_uuid not in described:
         undescribed += 1
+    if e.type == pb.TrackEvent.TYPE_COUNTER:
+        if e.track_uuid not in counter_tracks or not e.HasField('counter_value'):
+            bad_counters += 1
+        counter_values.setdefault(e.track_uuid, []).append((p.timestamp, e.counter_value))
+        continue
     if e.type == pb.TrackEvent.TYPE_SLICE_BEGIN or e.type == pb.TrackEvent.TYPE_INSTANT:
         a = {args[x.name_iid]: (x.string_value if x.HasField('string_value') else x.uint_value)
              for x in e.debug_annotations}
@@ -71,7 +82,14 @@ for spans in intervals.values():
         if ends and e > ends[-1]:
             nest_errors += 1
         ends.append(e)
-print(json.dumps({'packets': len(trace.packet), 'tracks': len(described),
+# Each counter track's values in time order (as Perfetto sorts them), by track name.
+counters = {track_names[u]: [v for _, v in sorted(counter_values.get(u, []), key=lambda x: x[0])]
+            for u in counter_tracks}
+goroutine_tracks = sorted(track_names[u] for u in described - counter_tracks
+                          if (track_names.get(u) or '').startswith('goroutine '))
+print(json.dumps({'packets': len(trace.packet), 'tracks': len(described - counter_tracks),
+                  'counters': counters, 'bad_counters': bad_counters,
+                  'goroutine_tracks': goroutine_tracks,
                   'undescribed': undescribed, 'nest_errors': nest_errors,
                   'unclosed': len(pending),
                   'slices': slices, 'flows': len(flows),
@@ -97,6 +115,45 @@ fn decode(trace: &Path) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("the checker prints JSON")
+}
+
+/// The last value of each counter track whose name starts with `prefix`.
+fn last_counter_values(got: &Value, prefix: &str) -> BTreeMap<String, i64> {
+    let counters: BTreeMap<String, Vec<i64>> =
+        serde_json::from_value(got["counters"].clone()).unwrap();
+    counters
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(prefix))
+        .map(|(name, values)| {
+            let last = *values
+                .last()
+                .unwrap_or_else(|| panic!("counter track {name} has no value"));
+            (name, last)
+        })
+        .collect()
+}
+
+/// Every session of the JSON summary that took or released a ref has a `refs held` counter
+/// track whose last value is its refs taken minus released, and no other session has one.
+fn assert_refs_counters_match(got: &Value, summary: &Value) {
+    assert_eq!(got["bad_counters"], 0, "{got}");
+    let mut want = BTreeMap::new();
+    for s in summary["sessions"].as_array().unwrap() {
+        let Some(id) = s["session"].as_str() else {
+            continue;
+        };
+        let taken = s["refs_taken"].as_i64().unwrap();
+        let released = s["refs_released"].as_i64().unwrap();
+        if taken + released > 0 {
+            want.insert(format!("refs held: {id}"), taken - released);
+        }
+    }
+    assert!(!want.is_empty(), "the run's sessions took refs: {summary}");
+    assert_eq!(
+        last_counter_values(got, "refs held: "),
+        want,
+        "refs held per session against the JSON summary"
+    );
 }
 
 /// Nesting by time on each track, from the JSON records: calls on one goroutine either
@@ -181,6 +238,17 @@ fn a_perfetto_trace_decodes_with_perfettos_schema_and_matches_the_records() {
         goroutines.len() + 1,
         "a track per goroutine + the process"
     );
+    // Counter tracks: refs held per session against the same run's JSON summary, and the
+    // cache entries the live run read at its end (none when it could not read them).
+    let summary = of_kind(&records, "cache_summary")[0];
+    assert_refs_counters_match(&got, summary);
+    let entries = last_counter_values(&got, "cache entries");
+    let want_entries = summary["metrics"]["dagger_dagql_cache_entries"].as_i64();
+    assert_eq!(
+        entries.get("cache entries").copied(),
+        want_entries,
+        "cache entries against the summary"
+    );
 
     // Live, too: slices per outcome equal the engine's own record of its calls.
     let live = dir.join("live.pftrace");
@@ -214,6 +282,87 @@ fn a_perfetto_trace_decodes_with_perfettos_schema_and_matches_the_records() {
         .arg(&engine));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("give it a file"));
+}
+
+/// Live, on an engine that stays up after its workload: the cache entries counter ends at
+/// the size the engine itself reports, and the refs held per session equal the JSON summary
+/// of the same run (its recording replayed to JSON).
+#[test]
+fn a_live_timeline_counts_refs_per_session_and_cache_entries() {
+    let dir = scratch_dir("perfetto-counters");
+    let tc = gobuild::default_toolchain().unwrap();
+    let engine = integration_tests::private_copy(
+        &gobuild::build_tagged("engine-l4", &tc, true, "").unwrap(),
+    );
+    let pftrace = dir.join("live.pftrace");
+    let recording = dir.join("live.trace");
+    let truth = dir.join("truth.jsonl");
+    let mut traced = tracer()
+        .args(["cache", "--format", "perfetto", "-o"])
+        .arg(&pftrace)
+        .arg("--record")
+        .arg(&recording)
+        .arg("--")
+        .arg(&engine)
+        .args(["-scenario", "mixed", "-seed", "7", "-serve", "-truth"])
+        .arg(&truth)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .expect("the tracer starts");
+    // The engine says when its workload is done (then idles until signalled).
+    let stdout = traced.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the engine reports its workload")
+            .unwrap();
+        if line.starts_with("engine: ") {
+            break;
+        }
+    }
+    // A few turns of the event loop read the idle engine's cache size.
+    std::thread::sleep(Duration::from_millis(500));
+    // SIGINT to the tracer alone (it reads the idle engine's cache size at the stop), then
+    // the engine, its process group, is killed.
+    let pid = traced.id() as i32;
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc_kill(pid, 2) };
+    let status = traced.wait().unwrap();
+    // SAFETY: as above.
+    unsafe { libc_kill(-pid, 9) };
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "the tracer stops with its summary"
+    );
+
+    let got = decode(&pftrace);
+    assert_eq!(got["undescribed"], 0, "{got}");
+    assert_eq!(got["nest_errors"], 0, "{got}");
+    let truth = read_json_lines(&truth);
+    let end = of_kind(&truth, "end")[0];
+    let entries = last_counter_values(&got, "cache entries");
+    assert_eq!(
+        entries.get("cache entries").copied(),
+        end["cache_entries"].as_i64(),
+        "the entries counter ends at the engine's own Size(): {got}"
+    );
+    let filled = got["counters"]["cache entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v.as_i64() > Some(0));
+    assert!(
+        filled,
+        "the counter followed the workload filling the cache: {got}"
+    );
+    let out = run(tracer().arg("replay").arg(&recording).arg("--json"));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let records = integration_tests::json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_refs_counters_match(&got, of_kind(&records, "cache_summary")[0]);
 }
 
 #[test]
@@ -272,6 +421,40 @@ fn a_locks_timeline_has_one_wait_slice_per_contention_and_a_flow_per_known_relea
         goroutines.len() + 1,
         "a track per goroutine + the process"
     );
+    // Each waiter's track is named by its goroutine's first user function: the outermost
+    // frame outside the runtime of a waiting stack the records show for it.
+    let names: BTreeSet<String> = serde_json::from_value(got["goroutine_tracks"].clone()).unwrap();
+    for c in &contentions {
+        let waiter = c["waiter"].as_u64().unwrap();
+        let named: Vec<&String> = names
+            .iter()
+            .filter(|n| n.starts_with(&format!("goroutine {waiter}: ")))
+            .collect();
+        assert_eq!(
+            named.len(),
+            1,
+            "goroutine {waiter} has one named track: {names:?}"
+        );
+        let function = named[0].split_once(": ").unwrap().1;
+        assert!(function.starts_with("main."), "{function}");
+        let outermost_user = |r: &&Value| {
+            r["stack"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|f| f["func"].as_str())
+                .rfind(|f| !f.starts_with("runtime."))
+                .map(str::to_owned)
+        };
+        assert!(
+            contentions
+                .iter()
+                .filter(|r| r["waiter"] == c["waiter"])
+                .filter_map(outermost_user)
+                .any(|f| f == function),
+            "goroutine {waiter}'s track names {function}, the outermost user frame of a stack it waited with"
+        );
+    }
 }
 
 /// `hang --watch --format perfetto`: each goroutine of tests/go/hang's hangs is one parked
@@ -314,8 +497,10 @@ fn a_watch_timeline_has_a_parked_slice_per_hung_goroutine() {
     let truth = read_json_lines(&truth_path);
     let hung_goroutines: Vec<&Value> = truth.iter().filter(|t| t["kind"] != "holds").collect();
     assert!(!hung_goroutines.is_empty());
+    // Each hung goroutine's track is named by its goid and the function it was started
+    // with, as the program itself recorded it.
     for t in &hung_goroutines {
-        let track = format!("goroutine {}", t["goid"]);
+        let track = format!("goroutine {}: {}", t["goid"], t["func"].as_str().unwrap());
         assert!(parked.contains(&track), "{} not parked: {got}", t["name"]);
     }
     assert_eq!(
@@ -327,4 +512,9 @@ fn a_watch_timeline_has_a_parked_slice_per_hung_goroutine() {
         got["slices"]["possible_deadlock"].as_u64() >= Some(2),
         "the AB-BA pair: {got}"
     );
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
 }

@@ -5,7 +5,8 @@
 //! Also: the stand-in engine under `tracer cache`, a scheduler-heavy program
 //! (tests/go/sched) under `tracer hang --watch` and `tracer locks`, attached by pid; the
 //! time to attach and detach 100 to 5,000 probes on a big busy program (tests/go/wide);
-//! and the entry-probe cost on Go 1.19 against Go 1.26 builds of the same program.
+//! and the entry-probe cost on Go 1.19 against Go 1.26 builds of the same program; and
+//! the cost of each output sink (Perfetto, `--metrics`, `--otlp`) against `--json`.
 use std::{
     io::{BufRead, BufReader},
     path::Path,
@@ -34,6 +35,9 @@ pub enum Part {
     /// `tracer cache --record` against `tracer cache` on the L4 stand-in, the file size
     /// per million events, and `tracer replay` speed.
     Replay,
+    /// The output sinks (Perfetto, `--metrics`, `--otlp` to a local receiver) against
+    /// `--json` on the L4 stand-in: engine throughput and tracer CPU per 1,000 calls.
+    Sinks,
 }
 
 /// What `cargo xtask bench` measures and how much.
@@ -96,7 +100,222 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     if selected(Part::Replay) {
         recording_cost(runs)?;
     }
+    if selected(Part::Sinks) {
+        sink_cost(runs)?;
+    }
     Ok(())
+}
+
+/// One way of writing what `tracer cache` sees.
+struct Sink {
+    label: &'static str,
+    args: Vec<String>,
+}
+
+/// The cost of each sink against `--json` on the same engine workload (the L4 stand-in's
+/// high-rate scenario, one caller), modes interleaved run by run: engine calls/s and the
+/// tracer's CPU per 1,000 calls (its summary line). `--otlp` goes to a receiver in this
+/// process that reads each request whole and answers 200 (no decoding: the receiver's cost
+/// is not the tracer's); `--metrics` serves an endpoint nobody scrapes.
+fn sink_cost(runs: usize) -> anyhow::Result<()> {
+    let engine = build_go_program("engine-l4", true)?;
+    let dir = workspace_root().join("target/bench-recordings");
+    std::fs::create_dir_all(&dir)?;
+    let receiver = otlp_sink::start()?;
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let pftrace = dir.join("sinks.pftrace");
+    let sinks = [
+        Sink {
+            label: "--json (baseline)",
+            args: vec!["--json".into(), "-o".into(), "/dev/null".into()],
+        },
+        Sink {
+            label: "--format perfetto",
+            args: vec![
+                "--format".into(),
+                "perfetto".into(),
+                "-o".into(),
+                pftrace.display().to_string(),
+            ],
+        },
+        Sink {
+            label: "--json --metrics",
+            args: vec![
+                "--json".into(),
+                "-o".into(),
+                "/dev/null".into(),
+                "--metrics".into(),
+                format!("127.0.0.1:{metrics_port}"),
+            ],
+        },
+        Sink {
+            label: "--json --otlp",
+            args: vec![
+                "--json".into(),
+                "-o".into(),
+                "/dev/null".into(),
+                "--otlp".into(),
+                format!("http://127.0.0.1:{}", receiver.port),
+            ],
+        },
+    ];
+    let mut untraced = Vec::new();
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); sinks.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); sinks.len()];
+    let mut otlp_dropped = Vec::new();
+    let mut trace_bytes_per_call = Vec::new();
+    for run in 0..runs {
+        untraced.push(engine_rate(Command::new(&engine))?.0);
+        for (i, sink) in sinks.iter().enumerate() {
+            let mut cmd = Command::new(tracer_binary());
+            cmd.arg("cache").args(&sink.args).arg("--").arg(&engine);
+            let (rate, tracer_cpu, stdout, stderr) = engine_rate_with_output(cmd)?;
+            rates[i].push(rate);
+            cpu[i].push(tracer_cpu.context("no tracer CPU figure in the summary")?);
+            if sink.label == "--format perfetto" {
+                let calls = count_after_word(&stdout, "calls=")
+                    .context("no calls= in the engine's output")?;
+                trace_bytes_per_call.push(std::fs::metadata(&pftrace)?.len() as f64 / calls);
+            }
+            if sink.label == "--json --otlp" {
+                let (spans, dropped) = otlp_counts(&stderr)
+                    .with_context(|| format!("no otlp line from the tracer: {stderr}"))?;
+                otlp_dropped.push(dropped / spans);
+            }
+            eprintln!(
+                "bench: run {}/{runs} sinks, {}: {rate:.0} calls/s, tracer CPU {:.2} ms per 1,000 calls",
+                run + 1,
+                sink.label,
+                tracer_cpu.unwrap_or(f64::NAN) / 1e6
+            );
+        }
+    }
+    let _ = std::fs::remove_file(&pftrace);
+    let u = median(&mut untraced);
+    let base_rate = median(&mut rates[0].clone());
+    let base_cpu = median(&mut cpu[0].clone());
+    println!(
+        "
+sinks (L4 stand-in highrate, one caller, `tracer cache`), median of {runs} runs; untraced {u:.0} calls/s
+{:<22} {:>10} {:>10} {:>24} {:>14}",
+        "sink", "calls/s", "vs --json", "tracer CPU/1,000 calls", "vs --json"
+    );
+    for (i, sink) in sinks.iter().enumerate() {
+        let r = median(&mut rates[i]);
+        let c = median(&mut cpu[i]);
+        println!(
+            "{:<22} {r:>10.0} {:>9.2}x {:>21.2} ms {:>+11.2} ms",
+            sink.label,
+            r / base_rate,
+            c / 1e6,
+            (c - base_cpu) / 1e6
+        );
+    }
+    println!(
+        "perfetto trace: {:.0} bytes per call; otlp: {:.1}% of spans dropped (receiver took {} requests)",
+        median(&mut trace_bytes_per_call),
+        median(&mut otlp_dropped) * 100.0,
+        receiver.requests()
+    );
+    Ok(())
+}
+
+/// A number right after `key` in whitespace-separated text (`calls=1234`).
+fn count_after_word(text: &str, key: &str) -> Option<f64> {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.parse::<f64>().ok())
+}
+
+/// Spans and dropped spans from the tracer's `otlp: N spans to URL: M exported, K dropped`.
+fn otlp_counts(stderr: &str) -> Option<(f64, f64)> {
+    let line = stderr.lines().find(|l| l.starts_with("otlp: "))?;
+    let spans = count_after(line, "otlp: ")?;
+    let dropped = line
+        .split(", ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse::<f64>()
+        .ok()?;
+    Some((spans, dropped))
+}
+
+/// A stand-in OTLP/HTTP collector for the sink benchmark: reads each request whole and
+/// answers 200 with an empty `ExportTraceServiceResponse` (zero bytes), on loopback.
+mod otlp_sink {
+    use std::{
+        io::{BufRead, BufReader, Read, Write},
+        net::{TcpListener, TcpStream},
+        sync::{
+            Arc,
+            atomic::{AtomicU64, Ordering},
+        },
+    };
+
+    pub struct Receiver {
+        pub port: u16,
+        requests: Arc<AtomicU64>,
+    }
+
+    impl Receiver {
+        pub fn requests(&self) -> u64 {
+            self.requests.load(Ordering::Relaxed)
+        }
+    }
+
+    pub fn start() -> anyhow::Result<Receiver> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let requests = Arc::new(AtomicU64::new(0));
+        let counted = requests.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let counted = counted.clone();
+                std::thread::spawn(move || serve(conn, &counted));
+            }
+        });
+        Ok(Receiver { port, requests })
+    }
+
+    /// Requests on one keep-alive connection, until it closes or errs.
+    fn serve(conn: TcpStream, requests: &AtomicU64) {
+        let Ok(mut out) = conn.try_clone() else {
+            return;
+        };
+        let mut reader = BufReader::new(conn);
+        loop {
+            let mut length = 0usize;
+            let mut line = String::new();
+            // The request line and headers, up to the empty line.
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                let header = line.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            requests.fetch_add(1, Ordering::Relaxed);
+            let reply = "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n";
+            if out.write_all(reply.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// Recording and replay: the L4 stand-in's high-rate scenario under `tracer cache`

@@ -43,6 +43,8 @@ type truth struct {
 	Goid uint64  `json:"goid"`
 	Kind string  `json:"kind"`
 	Addr uintptr `json:"addr"`
+	// The function that recorded it: the goroutine's start function (blocked goroutines).
+	Func string `json:"func"`
 }
 
 var (
@@ -61,15 +63,19 @@ func goid() uint64 {
 }
 
 func record(name, kind string, addr uintptr) {
+	// CallersFrames, not FuncForPC: record may be inlined into its caller.
+	pcs := make([]uintptr, 1)
+	frame, _ := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)]).Next()
+	caller := frame.Function
 	mu.Lock()
-	records = append(records, truth{name, goid(), kind, addr})
+	records = append(records, truth{name, goid(), kind, addr, caller})
 	mu.Unlock()
 }
 
 // recordHold notes that the calling goroutine holds m.
 func recordHold(name string, m *sync.Mutex) {
 	mu.Lock()
-	holds = append(holds, truth{name, goid(), "holds", uintptr(unsafe.Pointer(m))})
+	holds = append(holds, truth{name, goid(), "holds", uintptr(unsafe.Pointer(m)), ""})
 	mu.Unlock()
 }
 

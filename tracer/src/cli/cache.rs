@@ -24,7 +24,7 @@ use crate::{
     probes::Event,
     profiles::{self, Decoder, DecoderSetup, LayoutError, NotedSites, Profile, Role},
     recording::{self, CacheJob, End, Job, PendingRecording, RecordingReader},
-    target::memory::{Memory, load_bias},
+    target::memory::{Memory, load_bias, monotonic_ns},
 };
 
 #[derive(Args, Debug)]
@@ -159,6 +159,7 @@ fn trace_once(
     } = start(target, &binary, &plan, args.ring_mb)?;
     pipeline.pid = pid;
     pipeline.lowest = Some(binary.lowest_load_vaddr());
+    pipeline.entry_maps = profile.entry_maps(profiles::engine_version(&binary).as_deref());
     let exe = binary.path().display().to_string();
     pipeline.begin(pid, &exe)?;
     // --otlp: the events' monotonic times are placed on the wall clock read now.
@@ -420,6 +421,12 @@ struct CachePipeline {
     line: Vec<u8>,
     /// `--otlp`: calls as spans to a collector.
     otlp: Option<output::otel::Otlp>,
+    /// `--format perfetto`: the counter tracks' last values.
+    counters: output::counters::CacheCounters,
+    /// The time of the latest probe hit fed (CLOCK_MONOTONIC).
+    last_hit_ns: u64,
+    /// The maps the engine's `Size()` sums, when this build's are known (live only).
+    entry_maps: Option<&'static [u64]>,
 }
 
 /// From tracked probe hits to records: the line's decoder, then the cache model.
@@ -430,6 +437,8 @@ struct DecodeStage {
     /// What was read does not fit the profile: tracing stops.
     layout_error: Option<LayoutError>,
     outputs: Vec<CacheOutput>,
+    /// `--format perfetto`: which probe hits moved a session's refs.
+    refs_changed: bool,
 }
 
 impl DecodeStage {
@@ -445,6 +454,7 @@ impl DecodeStage {
         }
         let outputs = &mut self.outputs;
         for ev in self.events.drain(..) {
+            self.refs_changed |= output::counters::changes_refs(&ev);
             self.model.on_event(ev, &mut |o| outputs.push(o));
         }
     }
@@ -496,6 +506,7 @@ impl CachePipeline {
                 },
                 layout_error: None,
                 outputs: Vec::new(),
+                refs_changed: false,
             },
             totals: CacheTotals::default(),
             sink,
@@ -508,6 +519,9 @@ impl CachePipeline {
             bias: None,
             line: Vec::new(),
             otlp: None,
+            counters: output::counters::CacheCounters::default(),
+            last_hit_ns: 0,
+            entry_maps: None,
         })
     }
 
@@ -523,6 +537,19 @@ impl CachePipeline {
             connected_clients: Some(self.connected_clients()),
             cache_entries: end.cache_entries,
         };
+        // The timeline's last entries value: read after the stop (live, now), or the one
+        // the live run read at its end (replay, placed at the last event).
+        if let (Some(p), Some(n)) = (self.perfetto.as_mut(), end.cache_entries) {
+            let at = if self.lowest.is_some() {
+                monotonic_ns()
+            } else {
+                self.last_hit_ns
+            };
+            self.counters
+                .entries(p, at, n)
+                .context("cannot write the trace")?;
+            p.flush().context("cannot write the trace")?;
+        }
         // --otlp: what is queued is sent (bounded wait) before the counts are told.
         let otlp = self.otlp.take().map(output::otel::Otlp::finish);
         let model = &self.stage.model;
@@ -580,6 +607,28 @@ impl CachePipeline {
         m.set(self.connected_clients(), counts.as_deref(), own_cpu_ns());
     }
 
+    /// `--format perfetto`, live: the cache entries counter, read from the engine's memory
+    /// each turn of the event loop (a replay has only the value read at the end).
+    fn sample_entries(&mut self) -> anyhow::Result<()> {
+        let (Some(p), Some(maps), Some(_)) = (self.perfetto.as_mut(), self.entry_maps, self.lowest)
+        else {
+            return Ok(());
+        };
+        let Some(cache) = self.stage.decoder.cache_pointer() else {
+            return Ok(());
+        };
+        let now = monotonic_ns();
+        if !self.counters.entries_due(now) {
+            return Ok(());
+        }
+        if let Some(n) = cache_entries(self.pid, cache, maps) {
+            self.counters
+                .entries(p, now, n)
+                .context("cannot write the trace")?;
+        }
+        Ok(())
+    }
+
     /// The process, first in a timeline.
     fn begin(&mut self, pid: u32, exe: &str) -> anyhow::Result<()> {
         if let Some(p) = self.perfetto.as_mut() {
@@ -602,7 +651,11 @@ impl CachePipeline {
         let Some(endpoint) = endpoint else {
             return Ok(());
         };
-        let target = output::otel::TargetProcess { pid, exe, engine };
+        let target = output::otel::TargetProcess {
+            pid,
+            exe,
+            engine: Some(engine),
+        };
         let replay = clock.is_some();
         let clock = clock.unwrap_or_else(output::otel::clock_now);
         self.otlp = Some(output::otel::Otlp::start(endpoint, &target, clock, replay)?);
@@ -611,6 +664,14 @@ impl CachePipeline {
     }
 
     fn emit(&mut self) {
+        if let Some(p) = self.perfetto.as_mut()
+            && std::mem::take(&mut self.stage.refs_changed)
+            && let Err(e) = self
+                .counters
+                .sessions(p, &self.stage.model, self.last_hit_ns)
+        {
+            self.write_error.get_or_insert(e);
+        }
         if self.stage.outputs.is_empty() {
             return;
         }
@@ -626,7 +687,21 @@ impl CachePipeline {
                 o.call(c);
             }
             if let Some(p) = self.perfetto.as_mut() {
-                if let Err(e) = p.record(&out) {
+                let mut written = p.record(&out);
+                if let CacheOutput::SessionClosed {
+                    session: Some(session),
+                    refs_taken,
+                    refs_released,
+                    ..
+                } = &out
+                {
+                    let held = *refs_taken as i64 - *refs_released as i64;
+                    written = written.and_then(|()| {
+                        self.counters
+                            .session_closed(p, session, held, self.last_hit_ns)
+                    });
+                }
+                if let Err(e) = written {
                     self.write_error.get_or_insert(e);
                 }
             } else if self.json {
@@ -655,6 +730,7 @@ impl EventSink for CachePipeline {
     }
 
     fn on_event(&mut self, ev: Event) {
+        self.last_hit_ns = self.last_hit_ns.max(ev.call.ts_ns);
         if self.bias.is_none()
             && let Some(lowest) = self.lowest
             && let Ok(bias) = load_bias(self.pid, lowest)
@@ -675,6 +751,7 @@ impl EventSink for CachePipeline {
             return Err(e).context("cannot write the trace");
         }
         self.update_metrics();
+        self.sample_entries()?;
         if let Some(p) = self.perfetto.as_mut() {
             p.flush().context("cannot write the trace")?;
         }

@@ -54,6 +54,13 @@ pub struct DemoArgs {
     /// JSON lines instead of human-readable lines.
     #[arg(long)]
     json: bool,
+    /// How records are written: human, json, or perfetto (a timeline for
+    /// ui.perfetto.dev; needs -o FILE).
+    #[arg(long, value_enum, conflicts_with = "json")]
+    format: Option<crate::output::Format>,
+    /// Write records to this file instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
     /// Also keep every raw event in this file, for `tracer replay` and `tracer diff`.
     #[arg(long, value_name = "FILE")]
     pub(super) record: Option<std::path::PathBuf>,
@@ -121,10 +128,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         },
         follow: Default::default(),
         json: args.json,
-        format: None,
+        format: args.format,
         metrics: None,
         duration: None,
-        output: None,
+        output: args.output,
         ring_mb: 16,
         light: args.light,
         record: args.record,

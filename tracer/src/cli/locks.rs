@@ -61,6 +61,10 @@ pub struct LocksArgs {
     #[arg(long, value_name = "ADDR", num_args = 0..=1,
           default_missing_value = "127.0.0.1:9464")]
     metrics: Option<std::net::SocketAddr>,
+    /// Export each contended acquisition's wait as an OpenTelemetry span to this OTLP/HTTP
+    /// endpoint, e.g. http://127.0.0.1:4318 (spans it cannot take are dropped and counted).
+    #[arg(long, value_name = "URL", value_parser = output::otel::parse_endpoint)]
+    otlp: Option<output::otel::Endpoint>,
 }
 
 pub fn run(mut args: LocksArgs) -> anyhow::Result<i32> {
@@ -154,9 +158,21 @@ fn trace_once(
     let metrics = listener
         .map(|l| output::metrics::start(LockMetrics::new(), l, &runtime))
         .transpose()?;
+    // --otlp: the events' monotonic times are placed on the wall clock read now.
+    let exe = binary.path().display().to_string();
+    let engine = profile.map(|p| format!("code line {}", p.name()));
+    let otlp = start_otlp(
+        args.otlp.as_ref(),
+        pid,
+        &exe,
+        engine.as_deref(),
+        output::otel::clock_now(),
+        false,
+    )?;
     let mut pipeline = LocksPipeline {
         decoder: &probes_plan,
         perfetto,
+        otlp,
         metrics,
         model: LockModel::new(Some(Symbolizer::new(&binary, 0)), profile),
         bias: None,
@@ -208,6 +224,7 @@ pub fn replay(
     job: &LocksJob,
     format: Format,
     mut sink: Box<dyn Write + Send>,
+    otlp: Option<&output::otel::Endpoint>,
 ) -> anyhow::Result<i32> {
     let json = format == Format::Json;
     // What the live run learned as it went (load bias, symbols) is in the end record.
@@ -229,9 +246,21 @@ pub fn replay(
         p.begin(rec.header.target.pid, &rec.header.target.exe)
             .context("cannot write the trace")?;
     }
+    // --otlp: spans at the recorded run's wall-clock times.
+    let target = &rec.header.target;
+    let engine = profile.map(|p| format!("code line {}", p.name()));
+    let otlp = start_otlp(
+        otlp,
+        target.pid,
+        &target.exe,
+        engine.as_deref(),
+        rec.header.clock,
+        true,
+    )?;
     let mut pipeline = LocksPipeline {
         decoder: &decoder,
         perfetto,
+        otlp,
         metrics: None,
         model: LockModel::new(Some(symbols), profile),
         bias: end.as_ref().and_then(|e| e.load_bias),
@@ -247,6 +276,25 @@ pub fn replay(
     let (end, malformed) = super::replay::feed_all(rec, &mut pipeline)?;
     pipeline.summarize(&end, malformed, job.top)?;
     Ok(0)
+}
+
+/// `--otlp`: the exporter, with `clock` placing event times on the wall clock; a replay
+/// (`lossless`) waits for the exporter rather than drop spans.
+fn start_otlp(
+    endpoint: Option<&output::otel::Endpoint>,
+    pid: u32,
+    exe: &str,
+    engine: Option<&str>,
+    clock: recording::ClockBase,
+    lossless: bool,
+) -> anyhow::Result<Option<output::otel::Otlp>> {
+    let Some(endpoint) = endpoint else {
+        return Ok(None);
+    };
+    let target = output::otel::TargetProcess { pid, exe, engine };
+    let otlp = output::otel::Otlp::start(endpoint, &target, clock, lossless)?;
+    eprintln!("tracer: exporting spans to {}", endpoint.as_str());
+    Ok(Some(otlp))
 }
 
 /// The records' sink, or a Perfetto writer on it (and a sink that drops the records).
@@ -276,6 +324,8 @@ struct LocksPipeline<'a> {
     perfetto: Option<PerfettoWriter>,
     /// `--metrics`: what is served (live only).
     metrics: Option<LockMetrics>,
+    /// `--otlp`: waits as spans to a collector.
+    otlp: Option<output::otel::Otlp>,
     since_ns: u64,
     contended: u64,
     buf: Vec<u8>,
@@ -287,6 +337,8 @@ impl LocksPipeline<'_> {
     /// Per-lock totals (JSON into the records when `--json`) and the human summary.
     fn summarize(&mut self, end: &End, malformed: u64, top: usize) -> anyhow::Result<()> {
         let summary = self.model.summary(top);
+        // --otlp: what is queued is sent (bounded wait) before the counts are told.
+        let otlp = self.otlp.take().map(output::otel::Otlp::finish);
         if self.json {
             for s in &summary {
                 output::locks::summary_json(s).write_line(&mut self.sink)?;
@@ -299,6 +351,7 @@ impl LocksPipeline<'_> {
                 kernel_failures: end.kernel_failures,
                 malformed_events: malformed,
                 evicted: self.model.evicted,
+                otlp: otlp.as_ref().map(output::otel::OtlpCounts::record),
             }
             .write_line(&mut self.sink)?;
         }
@@ -319,6 +372,9 @@ impl LocksPipeline<'_> {
         if let Some(k) = end.kernel_failures.describe() {
             writeln!(err, "{k}")?;
         }
+        if let Some(o) = &otlp {
+            writeln!(err, "{}", o.human())?;
+        }
         if let Some(n) = self.model.symbols().map(|s| s.unknown).filter(|n| *n > 0) {
             writeln!(
                 err,
@@ -331,6 +387,9 @@ impl LocksPipeline<'_> {
     fn write(&mut self, c: &Contention) -> std::io::Result<()> {
         if let Some(m) = &self.metrics {
             m.contention(c);
+        }
+        if let Some(o) = self.otlp.as_mut() {
+            o.lock_wait(c);
         }
         if let Some(p) = self.perfetto.as_mut() {
             return p.lock_wait(c);

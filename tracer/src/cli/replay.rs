@@ -82,8 +82,8 @@ pub struct ReplayArgs {
     /// Write records to this file instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Cache recordings: export each call as an OpenTelemetry span to this OTLP/HTTP
-    /// endpoint, at the recorded run's times (see `tracer cache --otlp`).
+    /// Cache and locks recordings: export each call (or lock wait) as an OpenTelemetry span
+    /// to this OTLP/HTTP endpoint, at the recorded run's times (see `tracer cache --otlp`).
     #[arg(long, value_name = "URL", value_parser = crate::output::otel::parse_endpoint)]
     otlp: Option<crate::output::otel::Endpoint>,
 }
@@ -140,8 +140,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<i32> {
         header.tracer_version,
         header.kernel
     );
-    if args.otlp.is_some() && !matches!(header.job, Job::Cache(_)) {
-        anyhow::bail!("--otlp exports cache calls: give it a cache recording");
+    if args.otlp.is_some() && matches!(header.job, Job::Funcs(_) | Job::Hang(_)) {
+        anyhow::bail!(
+            "--otlp exports cache calls and lock waits: give it a cache or locks recording"
+        );
     }
     let started = std::time::Instant::now();
     let code = match header.job.clone() {
@@ -152,7 +154,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<i32> {
             funcs::replay(&mut rec, &job, format == crate::output::Format::Json, sink)
         }
         Job::Cache(job) => cache::replay(&mut rec, &job, format, sink, args.otlp.as_ref()),
-        Job::Locks(job) => locks::replay(&mut rec, &job, format, sink),
+        Job::Locks(job) => locks::replay(&mut rec, &job, format, sink, args.otlp.as_ref()),
         Job::Hang(job) => watch::replay(&mut rec, &job, format, sink),
     }?;
     let secs = started.elapsed().as_secs_f64();

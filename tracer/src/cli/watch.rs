@@ -702,7 +702,7 @@ impl<'a> WatchPipeline<'a> {
                     let since = now.saturating_sub(*waited_ns);
                     if self.parked_open.len() < MAX_BLOCKED_TRACKED {
                         p.parked_begin(
-                            g.goid,
+                            g,
                             since,
                             g.wait_reason.as_deref(),
                             g.wait.as_ref().and_then(|w| w.object),

@@ -1,6 +1,7 @@
 //! Rendering: human-readable lines, JSON lines, and the exit summary.
 pub mod cache;
 pub mod calls;
+pub mod counters;
 pub mod format;
 pub mod goroutines;
 pub mod json;

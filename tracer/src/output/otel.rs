@@ -1,8 +1,9 @@
 //! `tracer cache --otlp URL`: each cache call as an OpenTelemetry span, sent over OTLP/HTTP
 //! (protobuf) by opentelemetry-otlp's exporter, so the tracer's view of the cache sits
-//! beside the engine's own traces in one backend.
+//! beside the engine's own traces in one backend; `tracer locks --otlp URL`: each
+//! contended lock acquisition as a span of its wait.
 //!
-//! The event loop only clones a finished call into a bounded queue (`try_send`): a full
+//! The event loop only clones a finished call (or wait) into a bounded queue (`try_send`): a full
 //! queue drops the span and counts it, so a slow or absent collector never slows tracing.
 //! One worker thread turns calls into spans, batches them and exports each batch on its
 //! own single-threaded runtime; what the collector did not accept is counted as dropped.
@@ -27,7 +28,10 @@ use std::{
 
 use super::records::OtlpTotals;
 use crate::{
-    model::cache::{CacheCall, Outcome},
+    model::{
+        cache::{CacheCall, Outcome},
+        locks::Contention,
+    },
     recording::ClockBase,
 };
 use opentelemetry::{
@@ -95,8 +99,31 @@ pub struct TargetProcess<'a> {
     pub pid: u32,
     /// Its executable's path.
     pub exe: &'a str,
-    /// The tracer's description of the engine (version, code line).
-    pub engine: &'a str,
+    /// The tracer's description of the engine (version, code line); None when the
+    /// process is not a Dagger engine (`tracer locks` on any Go program).
+    pub engine: Option<&'a str>,
+}
+
+/// A contended acquisition, as exported: what the span needs of a `Contention`.
+#[derive(Clone, Debug)]
+pub struct LockWait {
+    /// Numbers the waits of this run (span ids).
+    id: u64,
+    lock: u64,
+    lock_type: &'static str,
+    name: Option<&'static str>,
+    waiter: u64,
+    start_ns: u64,
+    wait_ns: u64,
+    released_by: Option<u64>,
+    /// The innermost function of the waiter outside the runtime and `sync`: who waited.
+    caller: Option<String>,
+}
+
+/// What one queued span is made from.
+enum SpanSource {
+    Call(Box<CacheCall>),
+    LockWait(Box<LockWait>),
 }
 
 /// Counters the event loop and the worker share.
@@ -167,7 +194,7 @@ impl OtlpCounts {
 /// The exporter side of the pipeline: a bounded queue to one worker thread.
 pub struct Otlp {
     endpoint: String,
-    queue: Option<SyncSender<Box<CacheCall>>>,
+    queue: Option<SyncSender<SpanSource>>,
     shared: Arc<Shared>,
     done: Receiver<()>,
     /// Replay: wait for room in the queue rather than drop (nothing live to slow down),
@@ -175,6 +202,8 @@ pub struct Otlp {
     lossless: bool,
     spans: u64,
     queue_full: u64,
+    /// Lock waits offered so far.
+    lock_waits: u64,
 }
 
 impl Otlp {
@@ -217,18 +246,48 @@ impl Otlp {
             lossless,
             spans: 0,
             queue_full: 0,
+            lock_waits: 0,
         })
     }
 
     /// Queues one finished call; never waits on a live run.
     pub fn call(&mut self, c: &CacheCall) {
-        let Some(queue) = &self.queue else { return };
         if c.start_ns.is_none() {
             // Nowhere to place it in time (the model gives every call a start).
             return;
         }
+        self.offer(SpanSource::Call(Box::new(c.clone())));
+    }
+
+    /// Queues one contended acquisition's wait; never waits on a live run.
+    pub fn lock_wait(&mut self, c: &Contention) {
+        self.lock_waits += 1;
+        let caller = c
+            .stack
+            .iter()
+            .map(|f| f.func.as_str())
+            .find(|f| {
+                !f.starts_with("runtime.")
+                    && !f.starts_with("sync.")
+                    && !f.starts_with("internal/sync.")
+            })
+            .map(str::to_owned);
+        self.offer(SpanSource::LockWait(Box::new(LockWait {
+            id: self.lock_waits,
+            lock: c.lock,
+            lock_type: c.lock_type.as_str(),
+            name: c.name,
+            waiter: c.waiter,
+            start_ns: c.start_ns,
+            wait_ns: c.wait_ns,
+            released_by: c.released_by,
+            caller,
+        })));
+    }
+
+    fn offer(&mut self, item: SpanSource) {
+        let Some(queue) = &self.queue else { return };
         self.spans += 1;
-        let item = Box::new(c.clone());
         let sent = if self.lossless && self.shared.failed.load(Ordering::Relaxed) == 0 {
             queue.send(item).map_err(|_| ())
         } else {
@@ -274,7 +333,7 @@ impl Otlp {
 
 /// The worker: batches calls into spans and exports them until the queue closes.
 fn export_loop(
-    calls: Receiver<Box<CacheCall>>,
+    calls: Receiver<SpanSource>,
     exporter: opentelemetry_otlp::SpanExporter,
     spans: SpanMaker,
     shared: &Shared,
@@ -337,14 +396,23 @@ fn export_loop(
 
 fn resource(target: &TargetProcess) -> Resource {
     let name = target.exe.rsplit('/').next().unwrap_or(target.exe);
+    // An engine's spans go with the engine's own; another program is named by its file.
+    let service = if target.engine.is_some() {
+        SERVICE_NAME
+    } else {
+        name
+    };
+    let mut attributes = vec![
+        KeyValue::new("process.pid", i64::from(target.pid)),
+        KeyValue::new("process.executable.name", name.to_owned()),
+        KeyValue::new("process.executable.path", target.exe.to_owned()),
+    ];
+    if let Some(engine) = target.engine {
+        attributes.push(KeyValue::new("tracer.engine", engine.to_owned()));
+    }
     Resource::builder_empty()
-        .with_service_name(SERVICE_NAME)
-        .with_attributes([
-            KeyValue::new("process.pid", i64::from(target.pid)),
-            KeyValue::new("process.executable.name", name.to_owned()),
-            KeyValue::new("process.executable.path", target.exe.to_owned()),
-            KeyValue::new("tracer.engine", target.engine.to_owned()),
-        ])
+        .with_service_name(service.to_owned())
+        .with_attributes(attributes)
         .build()
 }
 
@@ -392,7 +460,56 @@ impl SpanMaker {
         UNIX_EPOCH + Duration::from_nanos(u64::try_from(unix).unwrap_or(0))
     }
 
-    fn span(&self, c: &CacheCall) -> SpanData {
+    fn span(&self, source: &SpanSource) -> SpanData {
+        match source {
+            SpanSource::Call(c) => self.call_span(c),
+            SpanSource::LockWait(w) => self.lock_wait_span(w),
+        }
+    }
+
+    /// A wait is a trace of its own; its ids are apart from the calls' (top bit set).
+    fn lock_wait_span(&self, w: &LockWait) -> SpanData {
+        let id = 1 << 63 | w.id;
+        let lock = w.name.unwrap_or(w.lock_type);
+        let mut attributes = vec![
+            KeyValue::new("tracer.lock.address", format!("{:#x}", w.lock)),
+            KeyValue::new("tracer.lock.type", w.lock_type),
+            KeyValue::new("tracer.goid", w.waiter as i64),
+            KeyValue::new("tracer.lock.wait_ns", w.wait_ns as i64),
+        ];
+        if let Some(name) = w.name {
+            attributes.push(KeyValue::new("tracer.lock.name", name));
+        }
+        if let Some(r) = w.released_by {
+            attributes.push(KeyValue::new("tracer.lock.released_by", r as i64));
+        }
+        if let Some(f) = &w.caller {
+            attributes.push(KeyValue::new("code.function.name", f.clone()));
+        }
+        SpanData {
+            span_context: SpanContext::new(
+                self.trace_id(id),
+                self.span_id(id),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: Cow::Owned(format!("wait {lock}")),
+            start_time: self.wall(w.start_ns),
+            end_time: self.wall(w.start_ns + w.wait_ns),
+            attributes,
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: Status::Unset,
+            instrumentation_scope: self.scope.clone(),
+        }
+    }
+
+    fn call_span(&self, c: &CacheCall) -> SpanData {
         let start_ns = c.start_ns.unwrap_or(self.clock.monotonic_ns);
         let start = self.wall(start_ns);
         // No end seen (light mode, a call cut by the stop): a span of no length.
@@ -563,9 +680,9 @@ mod tests {
             monotonic_ns: 1_000,
             unix_ns: 1_700_000_000_000_000_000,
         });
-        let parent = maker.span(&call(2, None, 2));
-        let child = maker.span(&call(3, Some(2), 2));
-        let other = maker.span(&call(4, None, 4));
+        let parent = maker.call_span(&call(2, None, 2));
+        let child = maker.call_span(&call(3, Some(2), 2));
+        let other = maker.call_span(&call(4, None, 4));
         assert_eq!(child.parent_span_id, parent.span_context.span_id());
         assert_eq!(parent.parent_span_id, SpanId::INVALID);
         assert_eq!(
@@ -607,7 +724,7 @@ mod tests {
         let target = TargetProcess {
             pid: 1,
             exe: "/x/engine",
-            engine: "test",
+            engine: Some("test"),
         };
         let mut otlp = Otlp::start(&endpoint, &target, clock_now(), false).unwrap();
         for i in 0..10 {
@@ -632,7 +749,7 @@ mod tests {
         let target = TargetProcess {
             pid: 1,
             exe: "/x/engine",
-            engine: "test",
+            engine: Some("test"),
         };
         let mut otlp = Otlp::start(&endpoint, &target, clock_now(), false).unwrap();
         let n = (QUEUE + 2 * BATCH) as u64;

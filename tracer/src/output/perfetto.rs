@@ -14,6 +14,7 @@ use prost::Message;
 
 use crate::model::{
     cache::{CacheCall, CacheOutput, Outcome},
+    goroutines::Goroutine,
     locks::Contention,
 };
 
@@ -43,6 +44,16 @@ struct TrackDescriptor {
     process: Option<ProcessDescriptor>,
     #[prost(uint64, optional, tag = "5")]
     parent_uuid: Option<u64>,
+    #[prost(message, optional, tag = "8")]
+    counter: Option<CounterDescriptor>,
+}
+
+/// Marks a track as a counter track (its events are `TYPE_COUNTER` values).
+#[derive(Clone, PartialEq, Message)]
+struct CounterDescriptor {
+    /// `CounterDescriptor.Unit`.
+    #[prost(int32, optional, tag = "3")]
+    unit: Option<i32>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -63,6 +74,8 @@ struct TrackEvent {
     name_iid: Option<u64>,
     #[prost(uint64, optional, tag = "11")]
     track_uuid: Option<u64>,
+    #[prost(int64, optional, tag = "30")]
+    counter_value: Option<i64>,
     #[prost(fixed64, repeated, packed = "false", tag = "47")]
     flow_ids: Vec<u64>,
 }
@@ -98,11 +111,16 @@ struct InternedString {
 const SLICE_BEGIN: i32 = 1;
 const SLICE_END: i32 = 2;
 const INSTANT: i32 = 3;
+const COUNTER: i32 = 4;
+/// `CounterDescriptor.Unit.UNIT_COUNT`.
+const UNIT_COUNT: i32 = 2;
 /// `TracePacket.SequenceFlags`.
 const INCREMENTAL_STATE_CLEARED: u32 = 1;
 const NEEDS_INCREMENTAL_STATE: u32 = 2;
 /// The one sequence this writer emits on.
 const SEQUENCE: u32 = 0x7472_6163;
+/// The name of the cache entries counter track.
+const CACHE_ENTRIES_TRACK: &str = "cache entries";
 /// `Trace.packet`: field 1, length-delimited.
 const TRACE_PACKET_KEY: u8 = 0x0a;
 
@@ -124,11 +142,19 @@ impl Interned {
     }
 }
 
+/// A goroutine's track: its uuid, and the function it is named by once one is known.
+struct GoroutineTrack {
+    uuid: u64,
+    function: Option<String>,
+}
+
 /// Streams cache records as a Perfetto trace.
 pub struct PerfettoWriter {
     out: Box<dyn Write + Send>,
     process_uuid: u64,
-    goroutines: HashMap<u64, u64>,
+    goroutines: HashMap<u64, GoroutineTrack>,
+    /// Counter tracks by name (refs held per session, cache entries) -> uuid.
+    counters: HashMap<String, u64>,
     names: Interned,
     arg_names: Interned,
     started: bool,
@@ -143,6 +169,7 @@ impl PerfettoWriter {
             out,
             process_uuid: 1,
             goroutines: HashMap::new(),
+            counters: HashMap::new(),
             names: Interned::default(),
             arg_names: Interned::default(),
             started: false,
@@ -185,21 +212,103 @@ impl PerfettoWriter {
 
     /// The track of goroutine `goid`, described the first time it is used.
     fn goroutine_track(&mut self, goid: u64) -> std::io::Result<u64> {
-        if let Some(&uuid) = self.goroutines.get(&goid) {
-            return Ok(uuid);
+        if let Some(t) = self.goroutines.get(&goid) {
+            return Ok(t.uuid);
         }
         let uuid = 2 << 32 | (self.goroutines.len() as u64 + 1);
-        self.goroutines.insert(goid, uuid);
+        self.goroutines.insert(
+            goid,
+            GoroutineTrack {
+                uuid,
+                function: None,
+            },
+        );
+        self.describe_goroutine(goid, uuid, None)?;
+        Ok(uuid)
+    }
+
+    fn describe_goroutine(
+        &mut self,
+        goid: u64,
+        uuid: u64,
+        function: Option<&str>,
+    ) -> std::io::Result<()> {
+        let name = match function {
+            Some(f) => format!("goroutine {goid}: {f}"),
+            None => format!("goroutine {goid}"),
+        };
         self.packet(TracePacket {
             track_descriptor: Some(TrackDescriptor {
                 uuid: Some(uuid),
-                name: Some(format!("goroutine {goid}")),
+                name: Some(name),
                 parent_uuid: Some(self.process_uuid),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    /// Names goroutine `goid`'s track by its first user function, once: Perfetto takes
+    /// the last descriptor of a track, so the track is described again with the name.
+    pub fn name_goroutine(&mut self, goid: u64, function: &str) -> std::io::Result<()> {
+        let uuid = self.goroutine_track(goid)?;
+        let track = self.goroutines.get_mut(&goid).expect("described above");
+        if track.function.is_some() {
+            return Ok(());
+        }
+        track.function = Some(function.to_owned());
+        self.describe_goroutine(goid, uuid, Some(function))
+    }
+
+    /// The counter track named `name`, described the first time it is used.
+    fn counter_track(&mut self, name: &str) -> std::io::Result<u64> {
+        if let Some(&uuid) = self.counters.get(name) {
+            return Ok(uuid);
+        }
+        let uuid = 5 << 32 | (self.counters.len() as u64 + 1);
+        self.counters.insert(name.to_owned(), uuid);
+        self.packet(TracePacket {
+            track_descriptor: Some(TrackDescriptor {
+                uuid: Some(uuid),
+                name: Some(name.to_owned()),
+                parent_uuid: Some(self.process_uuid),
+                counter: Some(CounterDescriptor {
+                    unit: Some(UNIT_COUNT),
+                }),
                 ..Default::default()
             }),
             ..Default::default()
         })?;
         Ok(uuid)
+    }
+
+    fn counter(&mut self, track_name: &str, at_ns: u64, value: i64) -> std::io::Result<()> {
+        let track = self.counter_track(track_name)?;
+        self.packet(TracePacket {
+            timestamp: Some(at_ns),
+            track_event: Some(TrackEvent {
+                r#type: Some(COUNTER),
+                track_uuid: Some(track),
+                counter_value: Some(value),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    /// The references session `session` holds (taken minus released, as the model
+    /// counts them; negative when it released refs taken before the tracer attached).
+    pub fn refs_held(&mut self, session: &str, at_ns: u64, held: i64) -> std::io::Result<()> {
+        self.counter(&format!("refs held: {session}"), at_ns, held)
+    }
+
+    /// The engine's cache entries (what `dagger_dagql_cache_entries` reports).
+    pub fn cache_entries(&mut self, at_ns: u64, entries: u64) -> std::io::Result<()> {
+        self.counter(
+            CACHE_ENTRIES_TRACK,
+            at_ns,
+            i64::try_from(entries).unwrap_or(i64::MAX),
+        )
     }
 
     /// An instant named `name` on `track`, its `event` argument set, on flow `flow`.
@@ -223,6 +332,7 @@ impl PerfettoWriter {
                 track_uuid: Some(track),
                 debug_annotations: args,
                 flow_ids: vec![flow],
+                ..Default::default()
             }),
             ..Default::default()
         })
@@ -284,6 +394,9 @@ impl PerfettoWriter {
     /// goroutine to an `acquired` instant where the wait ended.
     pub fn lock_wait(&mut self, c: &Contention) -> std::io::Result<()> {
         let track = self.goroutine_track(c.waiter)?;
+        if let Some(f) = first_user_function(None, c.stack.iter().map(|f| f.func.as_str())) {
+            self.name_goroutine(c.waiter, f)?;
+        }
         let end = c.start_ns + c.wait_ns;
         let lock = c.name.unwrap_or(c.lock_type.as_str());
         let mut interned = InternedData::default();
@@ -334,15 +447,21 @@ impl PerfettoWriter {
     }
 
     /// `hang --watch`: goroutine `goid` parked since `since_ns` (reported past the
-    /// threshold); the slice ends at `parked_end`.
+    /// threshold); the slice ends at `parked_end`. `g`: the goroutine as read, which
+    /// names its track.
     pub fn parked_begin(
         &mut self,
-        goid: u64,
+        g: &Goroutine,
         since_ns: u64,
         wait_reason: Option<&str>,
         waiting_on: Option<u64>,
     ) -> std::io::Result<()> {
+        let goid = g.goid;
         let track = self.goroutine_track(goid)?;
+        let stack = g.stack.iter().map(|f| f.func.as_str());
+        if let Some(f) = first_user_function(g.start_func.as_deref(), stack) {
+            self.name_goroutine(goid, f)?;
+        }
         let mut interned = InternedData::default();
         let reason = wait_reason.unwrap_or("blocked");
         let name_iid = self.event_name(&mut interned, format!("parked: {reason}"));
@@ -450,6 +569,7 @@ impl PerfettoWriter {
                     track_uuid: Some(track),
                     debug_annotations: args,
                     flow_ids,
+                    ..Default::default()
                 }),
                 ..Default::default()
             });
@@ -463,6 +583,7 @@ impl PerfettoWriter {
                 track_uuid: Some(track),
                 debug_annotations: args,
                 flow_ids,
+                ..Default::default()
             }),
             ..Default::default()
         })?;
@@ -472,6 +593,22 @@ impl PerfettoWriter {
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
+}
+
+/// A goroutine's first user function: of its start function and its stack (innermost
+/// first), the outermost function that is neither the runtime's own nor the wrapper Go
+/// 1.21+ compiles `go f(x)` into (`pkg.caller.gowrapN`, which only calls `f`).
+pub fn first_user_function<'a>(
+    start_function: Option<&'a str>,
+    stack: impl DoubleEndedIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let user = |f: &&str| {
+        let last = f.rsplit('.').next().unwrap_or(f);
+        !f.starts_with("runtime.") && !f.starts_with("runtime/") && !last.starts_with("gowrap")
+    };
+    start_function
+        .filter(user)
+        .or_else(|| stack.rev().find(user))
 }
 
 #[cfg(test)]
@@ -491,5 +628,37 @@ mod tests {
         assert_eq!(p.sequence_flags, Some(INCREMENTAL_STATE_CLEARED));
         let d = p.track_descriptor.unwrap();
         assert_eq!(d.process.unwrap().pid, Some(42));
+    }
+
+    #[test]
+    fn the_first_user_function_skips_the_runtime() {
+        let stack = [
+            "runtime.gopark",
+            "sync.(*Mutex).Lock",
+            "main.worker",
+            "runtime.goexit",
+        ];
+        assert_eq!(
+            first_user_function(Some("main.serve"), stack.into_iter()),
+            Some("main.serve")
+        );
+        assert_eq!(
+            first_user_function(Some("runtime.main"), stack.into_iter()),
+            Some("main.worker")
+        );
+        assert_eq!(
+            first_user_function(None, ["runtime.goexit"].into_iter()),
+            None
+        );
+        let wrapped = [
+            "runtime.gopark",
+            "main.lockPair",
+            "main.main.gowrap2",
+            "runtime.goexit",
+        ];
+        assert_eq!(
+            first_user_function(Some("main.main.gowrap2"), wrapped.into_iter()),
+            Some("main.lockPair")
+        );
     }
 }

@@ -147,6 +147,9 @@ pub enum Record<'a> {
         kernel_failures: KernelFailures,
         malformed_events: u64,
         evicted: LockEvictions,
+        /// `--otlp` only.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        otlp: Option<OtlpTotals<'a>>,
     },
     // `tracer hang`, and `--watch`
     Goroutine(GoroutineRecord<'a>),
