@@ -17,6 +17,13 @@ type Members = HashMap<&'static str, HashMap<String, u64>>;
 
 /// Reads the offsets; `Ok(None)` when a struct or field is missing from the DWARF.
 pub(crate) fn g_offsets(file: &ElfFile64<'_, Endianness>) -> Result<Option<GOffsets>, String> {
+    #[cfg(fuzzing)]
+    return unchanged_dwarf::g_offsets(file, read_g_offsets);
+    #[cfg(not(fuzzing))]
+    read_g_offsets(file)
+}
+
+fn read_g_offsets(file: &ElfFile64<'_, Endianness>) -> Result<Option<GOffsets>, String> {
     // Go compresses DWARF (SHF_COMPRESSED, zlib); object inflates it.
     g_offsets_from(|name| match file.section_by_name(name) {
         Some(s) => s
@@ -24,6 +31,57 @@ pub(crate) fn g_offsets(file: &ElfFile64<'_, Endianness>) -> Result<Option<GOffs
             .map_err(|e| format!("cannot read {name}: {e}")),
         None => Ok(Cow::Borrowed(&[])),
     })
+}
+
+/// Fuzzing builds only: the fuzzer patches real binaries (`gobin_patch`), most often
+/// outside their DWARF, whose inflating and walking then cost more than everything else.
+/// The answer for DWARF sections identical to the previous call's (names, compression
+/// and bytes, as `object` hands them to `read_g_offsets`) is that call's answer.
+#[cfg(fuzzing)]
+mod unchanged_dwarf {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Every DWARF section's name, compression format, size and raw bytes, in table order.
+    fn key(file: &ElfFile64<'_, Endianness>) -> Option<Vec<u8>> {
+        let mut key = Vec::new();
+        for s in file.sections() {
+            let name = s.name_bytes().ok()?;
+            if !(name.starts_with(b".debug") || name.starts_with(b".zdebug")) {
+                continue;
+            }
+            let c = s.compressed_data().ok()?;
+            key.extend_from_slice(name);
+            key.push(0);
+            key.extend_from_slice(format!("{:?}", c.format).as_bytes());
+            key.extend_from_slice(&c.uncompressed_size.to_le_bytes());
+            key.extend_from_slice(&(c.data.len() as u64).to_le_bytes());
+            key.extend_from_slice(c.data);
+        }
+        Some(key)
+    }
+
+    type Answer = Result<Option<GOffsets>, String>;
+    static LAST: Mutex<Option<(Vec<u8>, Answer)>> = Mutex::new(None);
+
+    pub(super) fn g_offsets(
+        file: &ElfFile64<'_, Endianness>,
+        read: impl Fn(&ElfFile64<'_, Endianness>) -> Answer,
+    ) -> Answer {
+        let Some(key) = key(file) else {
+            return read(file);
+        };
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, answer)) = last.as_ref()
+            && *k == key
+        {
+            return answer.clone();
+        }
+        let answer = read(file);
+        *last = Some((key, answer.clone()));
+        answer
+    }
 }
 
 /// The same from the DWARF sections `section(name)` gives (empty when absent).
