@@ -91,6 +91,10 @@ enum Cmd {
         /// Only these targets (comma-separated; default: all).
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<soak::Target>,
+        /// `tracer cache --ring-mb` (default: the tracer's): a small ring loses events,
+        /// to see what lost goroutine exits and RETs leave behind.
+        #[arg(long)]
+        ring_mb: Option<u32>,
     },
 }
 
@@ -139,10 +143,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 only,
             })
         }
-        Cmd::Soak { minutes, only } => {
+        Cmd::Soak {
+            minutes,
+            only,
+            ring_mb,
+        } => {
             setup::run(true)?;
             build_release()?;
-            soak::run(minutes, &only)
+            soak::run(minutes, &only, ring_mb)
         }
     }
 }

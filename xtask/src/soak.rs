@@ -33,7 +33,7 @@ const END_TIMEOUT: Duration = Duration::from_secs(60);
 /// Growth is measured from this minute on (or from half the run, if shorter).
 const WARM_UP_MINUTES: u64 = 5;
 
-pub fn run(minutes: u64, only: &[Target]) -> anyhow::Result<()> {
+pub fn run(minutes: u64, only: &[Target], ring_mb: Option<u32>) -> anyhow::Result<()> {
     if minutes == 0 {
         bail!("--minutes must be at least 1");
     }
@@ -41,11 +41,14 @@ pub fn run(minutes: u64, only: &[Target]) -> anyhow::Result<()> {
     // One target failing does not stop the other's run; the error comes at the end.
     let mut failed = Vec::new();
     for (target, part) in [
-        (Target::Engine, engine as fn(u64) -> anyhow::Result<String>),
-        (Target::Sched, sched),
+        (
+            Target::Engine,
+            engine as fn(u64, Option<u32>) -> anyhow::Result<String>,
+        ),
+        (Target::Sched, |m, _| sched(m)),
     ] {
         if all || only.contains(&target) {
-            match part(minutes) {
+            match part(minutes, ring_mb) {
                 Ok(report) => println!("{report}"),
                 Err(e) => {
                     println!("{e:#}");
@@ -264,10 +267,14 @@ fn sample_until(
     }
 }
 
-fn engine(minutes: u64) -> anyhow::Result<String> {
+fn engine(minutes: u64, ring_mb: Option<u32>) -> anyhow::Result<String> {
     let engine = build_go_program("engine-l4", true)?;
     let mut cmd = Command::new(tracer_binary());
-    cmd.args(["cache", "--json", "--"])
+    cmd.args(["cache", "--json"]);
+    if let Some(mb) = ring_mb {
+        cmd.arg(format!("--ring-mb={mb}"));
+    }
+    cmd.arg("--")
         .arg(&engine)
         // One caller, as `cargo xtask bench` runs it (four concurrent sessions stopped
         // the tracer on a recipe digest mismatch after 5 minutes once; see the README).
@@ -287,8 +294,9 @@ fn engine(minutes: u64) -> anyhow::Result<String> {
     // `tracer cache -- CMD` exits with the target's status.
     let status = tracer.finish()?;
     let summary = tracer.summary_json();
+    let ring = ring_mb.map_or(String::new(), |mb| format!(" --ring-mb={mb}"));
     let mut out = format!(
-        "\nsoak: `tracer cache --json -- engine-l4 -scenario highrate -sessions 1 -duration {minutes}m` (L4 stand-in)\n"
+        "\nsoak: `tracer cache --json{ring} -- engine-l4 -scenario highrate -sessions 1 -duration {minutes}m` (L4 stand-in)\n"
     );
     out.push_str(&rss_table(&[&tracer], minutes));
     out.push_str(&format!(
@@ -302,7 +310,7 @@ fn engine(minutes: u64) -> anyhow::Result<String> {
     out.push_str(&summary_line(
         &tracer,
         summary.as_ref(),
-        &["calls", "lost_events", "evicted_state"],
+        &["calls", "lost_events", "evicted_state", "state_sizes"],
     ));
     if let Some(rate) = tracer
         .stdout_text()

@@ -12,7 +12,7 @@ use super::{
 use crate::{
     gobin::GoBinary,
     model::{
-        cache::{CacheModel, CacheOutput, Evictions},
+        cache::{CacheModel, CacheOutput, Evictions, StateSizes},
         cache_events::CacheEvent,
         calls::{CallTracker, Tracked},
     },
@@ -419,6 +419,8 @@ struct CachePipeline {
     bias: Option<u64>,
     /// Formatted records of one batch.
     line: Vec<u8>,
+    /// The long-lived tables' sizes when tracing stopped, for the summary.
+    state_sizes: StateSizes,
     /// `--otlp`: calls as spans to a collector.
     otlp: Option<output::otel::Otlp>,
     /// `--format perfetto`: the counter tracks' last values.
@@ -518,6 +520,7 @@ impl CachePipeline {
             lowest: None,
             bias: None,
             line: Vec::new(),
+            state_sizes: StateSizes::default(),
             otlp: None,
             counters: output::counters::CacheCounters::default(),
             last_hit_ns: 0,
@@ -568,8 +571,11 @@ impl CachePipeline {
             malformed_events,
             evictions: Evictions {
                 goroutines: self.tracker.stats.evicted_goroutines,
+                idle_goroutines: self.tracker.stats.idle_goroutines,
+                idle_goroutines_revived: self.tracker.stats.idle_revived,
                 ..model.evictions
             },
+            state_sizes: self.state_sizes,
             folded: model.folded,
             engine,
             tracer_cpu_ns: end.tracer_cpu_ns,
@@ -715,7 +721,19 @@ impl CachePipeline {
         let _ = self.sink.write_all(&self.line);
     }
 
+    /// The long-lived tables' sizes now.
+    fn current_state_sizes(&self) -> StateSizes {
+        StateSizes {
+            open_goroutines: self.tracker.open_goroutines(),
+            open_frames: self.tracker.open_calls(),
+            decoder_frames: self.stage.decoder.open_frames(),
+            ..self.stage.model.state_sizes()
+        }
+    }
+
     fn finish(&mut self) {
+        // Sizes as tracing left them, before the end closes every open call.
+        self.state_sizes = self.current_state_sizes();
         let stage = &mut self.stage;
         self.tracker.finish(&mut |t| stage.feed(t));
         self.emit();
@@ -724,6 +742,10 @@ impl CachePipeline {
 
 impl EventSink for CachePipeline {
     fn lost_events_now(&mut self, lost: u64) {
+        let now = crate::target::memory::monotonic_ns();
+        if self.tracker.note_lost_events(lost, now) {
+            self.stage.model.note_lost_events(now);
+        }
         if let Some((m, _)) = self.metrics.as_ref() {
             m.lost_events(lost);
         }

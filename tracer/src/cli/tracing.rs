@@ -249,7 +249,6 @@ pub async fn trace_until_stop(
     let exited = crate::target::process_exit(pid);
     tokio::pin!(exited);
 
-    let mut batch = Vec::new();
     // The kernel side wakes us only when the ring fills up; between wakeups the
     // reader drains on this timer, which bounds how late a live line can be.
     let mut poll = tokio::time::interval(crate::probes::POLL_INTERVAL);
@@ -266,11 +265,12 @@ pub async fn trace_until_stop(
                 }
                 flush_recorded(pipeline, reader)?;
             }
-            read = reader.next_batch(&mut batch) => {
-                read?;
-                for ev in batch.drain(..) {
-                    pipeline.on_event(ev);
-                }
+            ready = reader.readable() => {
+                ready?;
+                // Each event goes to the pipeline as it is read: a batch collected first
+                // would hold a full ring's worth of decoded events after a stall, and
+                // its buffer would keep that size (tens of MiB) for the rest of the run.
+                reader.drain_now(&mut |ev| pipeline.on_event(ev));
                 flush_recorded(pipeline, reader)?;
             }
             gone = &mut exited => {

@@ -17,13 +17,110 @@ type Members = HashMap<&'static str, HashMap<String, u64>>;
 
 /// Reads the offsets; `Ok(None)` when a struct or field is missing from the DWARF.
 pub(crate) fn g_offsets(file: &ElfFile64<'_, Endianness>) -> Result<Option<GOffsets>, String> {
+    #[cfg(fuzzing)]
+    return unchanged_dwarf::g_offsets(file, read_g_offsets);
+    #[cfg(not(fuzzing))]
+    read_g_offsets(file)
+}
+
+fn read_g_offsets(file: &ElfFile64<'_, Endianness>) -> Result<Option<GOffsets>, String> {
     // Go compresses DWARF (SHF_COMPRESSED, zlib); object inflates it.
     g_offsets_from(|name| match file.section_by_name(name) {
-        Some(s) => s
-            .uncompressed_data()
-            .map_err(|e| format!("cannot read {name}: {e}")),
+        Some(s) => {
+            #[cfg(fuzzing)]
+            let data = unchanged_dwarf::uncompressed_data(&s);
+            #[cfg(not(fuzzing))]
+            let data = s.uncompressed_data();
+            data.map_err(|e| format!("cannot read {name}: {e}"))
+        }
         None => Ok(Cow::Borrowed(&[])),
     })
+}
+
+/// Fuzzing builds only: the fuzzer patches real binaries (`gobin_patch`), most often
+/// outside their DWARF, whose inflating and walking then cost more than everything else.
+/// The answer for DWARF sections identical to those of one of the last few calls (names,
+/// compression and bytes, as `object` hands them to `read_g_offsets`) is that call's
+/// answer: the unpatched base's stays among them while patched ones come and go.
+#[cfg(fuzzing)]
+mod unchanged_dwarf {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Every DWARF section's name, compression format, size and raw bytes, in table order.
+    fn key(file: &ElfFile64<'_, Endianness>) -> Option<Vec<u8>> {
+        let mut key = Vec::new();
+        for s in file.sections() {
+            let name = s.name_bytes().ok()?;
+            if !(name.starts_with(b".debug") || name.starts_with(b".zdebug")) {
+                continue;
+            }
+            let c = s.compressed_data().ok()?;
+            key.extend_from_slice(name);
+            key.push(0);
+            key.extend_from_slice(format!("{:?}", c.format).as_bytes());
+            key.extend_from_slice(&c.uncompressed_size.to_le_bytes());
+            key.extend_from_slice(&(c.data.len() as u64).to_le_bytes());
+            key.extend_from_slice(c.data);
+        }
+        Some(key)
+    }
+
+    type Answer = Result<Option<GOffsets>, String>;
+    /// Answers kept, most recently used first.
+    const KEPT: usize = 4;
+    static RECENT: Mutex<Vec<(Vec<u8>, Answer)>> = Mutex::new(Vec::new());
+
+    /// Inflated sections kept (a Go binary has about ten DWARF sections).
+    const SECTIONS_KEPT: usize = 16;
+    type Inflated = (Vec<u8>, std::sync::Arc<Vec<u8>>);
+    static INFLATED: Mutex<Vec<Inflated>> = Mutex::new(Vec::new());
+
+    /// `s.uncompressed_data()`, reusing the inflated bytes of an identical compressed
+    /// section (format, size and bytes): a patch in one section leaves the others whole.
+    pub(super) fn uncompressed_data<'d>(
+        s: &object::read::elf::ElfSection64<'d, '_, Endianness>,
+    ) -> object::Result<Cow<'d, [u8]>> {
+        let c = s.compressed_data()?;
+        if c.format == object::CompressionFormat::None {
+            return s.uncompressed_data();
+        }
+        let mut key = format!("{:?}", c.format).into_bytes();
+        key.extend_from_slice(&c.uncompressed_size.to_le_bytes());
+        key.extend_from_slice(c.data);
+        let mut kept = INFLATED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = kept.iter().position(|(k, _)| *k == key) {
+            let hit = kept.remove(i);
+            let bytes = hit.1.to_vec();
+            kept.insert(0, hit);
+            return Ok(Cow::Owned(bytes));
+        }
+        let bytes = s.uncompressed_data()?.into_owned();
+        kept.insert(0, (key, std::sync::Arc::new(bytes.clone())));
+        kept.truncate(SECTIONS_KEPT);
+        Ok(Cow::Owned(bytes))
+    }
+
+    pub(super) fn g_offsets(
+        file: &ElfFile64<'_, Endianness>,
+        read: impl Fn(&ElfFile64<'_, Endianness>) -> Answer,
+    ) -> Answer {
+        let Some(key) = key(file) else {
+            return read(file);
+        };
+        let mut recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = recent.iter().position(|(k, _)| *k == key) {
+            let hit = recent.remove(i);
+            let answer = hit.1.clone();
+            recent.insert(0, hit);
+            return answer;
+        }
+        let answer = read(file);
+        recent.insert(0, (key, answer.clone()));
+        recent.truncate(KEPT);
+        answer
+    }
 }
 
 /// The same from the DWARF sections `section(name)` gives (empty when absent).

@@ -9,8 +9,10 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::{
+    bounded::LruMap,
     cache_events::{CacheEvent, EngineMiss, HitRoute, OwnerContext, SessionKey},
     calls::CallStatus,
+    calls::{IDLE_AFTER_LOSS_NS, IDLE_SWEEP_EVERY_NS},
     explain::{CallIdentity, Explainer, Explanation},
 };
 
@@ -201,6 +203,11 @@ pub struct SessionRefs {
     pub results_released: Option<u64>,
     pub closed: bool,
     pub removed: bool,
+    /// Dropped while live: silent for two minutes with events lost since, so its
+    /// release was likely lost (its counts stop there).
+    pub evicted: bool,
+    /// Event time of its latest call (or of the model's latest event when it had another).
+    pub last_ns: u64,
 }
 
 /// One open cache call.
@@ -271,6 +278,8 @@ const MAX_ENDED_SESSIONS: usize = 4096;
 const MAX_SEEN_SESSIONS: usize = 1 << 16;
 const MAX_NAMES: usize = 1 << 16;
 const MAX_ONGOING: usize = 1 << 16;
+/// Sessions dropped as idle that are remembered, to count those heard of again.
+const IDLE_DROPPED_REMEMBERED: usize = 4096;
 
 /// What the bounds made the model forget, for the summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -288,9 +297,20 @@ pub struct Evictions {
     pub results: u64,
     /// `--explain`: fields whose earlier calls were forgotten (oldest field first).
     pub explain_fields: u64,
-    /// Goroutines whose open calls were closed as unfinished (their exit was likely
-    /// lost); counted by the call tracker.
+    /// Goroutines whose open calls were closed as unfinished at the call tracker's
+    /// bound (their exit was likely lost).
     pub goroutines: u64,
+    /// Goroutines whose open calls were closed as unfinished after two minutes without
+    /// an event, with events lost since (their exit was likely lost).
+    pub idle_goroutines: u64,
+    /// Of those, goroutines heard of again: their calls were still running (each of
+    /// those calls then ends as `no_entry`).
+    pub idle_goroutines_revived: u64,
+    /// Live sessions ended as `evicted` after two minutes without an event, with events
+    /// lost since (their release was likely lost).
+    pub idle_sessions: u64,
+    /// Of those, sessions heard of again (counted afresh from then on).
+    pub idle_sessions_revived: u64,
 }
 
 impl Evictions {
@@ -303,13 +323,79 @@ impl Evictions {
             (self.ongoing, "executions nobody waited on"),
             (self.results, "results not followed"),
             (self.explain_fields, "--explain fields"),
-            (self.goroutines, "idle goroutines' open calls"),
+            (
+                self.goroutines,
+                "least recently heard-of goroutines' open calls",
+            ),
+            (
+                self.idle_goroutines,
+                "open calls of goroutines silent since a loss",
+            ),
+            (
+                self.idle_goroutines_revived,
+                "of which goroutines heard of again",
+            ),
+            (self.idle_sessions, "sessions silent since a loss"),
+            (
+                self.idle_sessions_revived,
+                "of which sessions heard of again",
+            ),
         ]
         .into_iter()
         .filter(|(n, _)| *n > 0)
         .map(|(n, what)| format!("{n} {what}"))
         .collect();
         (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
+/// How many entries the long-lived tables hold now, for the summary: a soak names the
+/// table that grows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StateSizes {
+    /// Call tracker: goroutines with open frames, and those frames.
+    pub open_goroutines: usize,
+    pub open_frames: usize,
+    /// Decoder: open frames it keeps facts of.
+    pub decoder_frames: usize,
+    /// Model: cache calls open, and the goroutines they are open on.
+    pub open_calls: usize,
+    pub goroutines_in_calls: usize,
+    /// Executions in flight, and goroutines running one.
+    pub executions: usize,
+    pub execution_goroutines: usize,
+    /// Live sessions, ended ones kept in full, session names, sessions seen.
+    pub sessions: usize,
+    pub ended_sessions: usize,
+    pub session_names: usize,
+    pub seen_sessions: usize,
+    /// Results whose ownership is followed, and (session, result) ownerships.
+    pub results: usize,
+    pub session_results: usize,
+    /// Sessions whose release is running.
+    pub releasing: usize,
+}
+
+impl StateSizes {
+    /// One human line.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} goroutines with {} open frames ({} decoded), {} open calls on {} goroutines, {} executions ({} goroutines), {} sessions ({} ended, {} names, {} seen), {} results ({} session ownerships), {} releases running",
+            self.open_goroutines,
+            self.open_frames,
+            self.decoder_frames,
+            self.open_calls,
+            self.goroutines_in_calls,
+            self.executions,
+            self.execution_goroutines,
+            self.sessions,
+            self.ended_sessions,
+            self.session_names,
+            self.seen_sessions,
+            self.results,
+            self.session_results,
+            self.releasing,
+        )
     }
 }
 
@@ -352,6 +438,13 @@ pub struct CacheModel {
     sees_lookups: bool,
     /// `--explain`: each miss compared with earlier calls of its field.
     explainer: Option<Explainer>,
+    /// Latest event time seen (calls' starts and ends).
+    now_ns: u64,
+    /// When a loss of events was last noticed (0: never).
+    lost_at_ns: u64,
+    next_idle_sweep_ns: u64,
+    /// Sessions last dropped as idle (value unused).
+    idle_dropped: Option<LruMap<SessionKey, ()>>,
 }
 
 impl CacheModel {
@@ -373,6 +466,10 @@ impl CacheModel {
             releasing: HashMap::default(),
             sees_lookups,
             explainer: None,
+            now_ns: 0,
+            lost_at_ns: 0,
+            next_idle_sweep_ns: 0,
+            idle_dropped: None,
         }
     }
 
@@ -380,6 +477,24 @@ impl CacheModel {
     pub fn with_explain(mut self) -> CacheModel {
         self.explainer = Some(Explainer::default());
         self
+    }
+
+    /// The model's tables now (the call tracker's and decoder's are the caller's).
+    pub fn state_sizes(&self) -> StateSizes {
+        StateSizes {
+            open_calls: self.calls.len(),
+            goroutines_in_calls: self.open.len(),
+            executions: self.ongoing.len(),
+            execution_goroutines: self.exec_of.len(),
+            sessions: self.sessions.len(),
+            ended_sessions: self.ended.len(),
+            session_names: self.names.len(),
+            seen_sessions: self.seen_sessions.len(),
+            results: self.owners.len(),
+            session_results: self.owned_by.values().map(HashSet::len).sum(),
+            releasing: self.releasing.len(),
+            ..StateSizes::default()
+        }
     }
 
     /// Every session seen: ended ones first, then live ones.
@@ -395,15 +510,37 @@ impl CacheModel {
     }
 
     fn session(&mut self, key: &SessionKey) -> &mut SessionRefs {
+        if self.idle_dropped.is_some() && !self.sessions.contains_key(key) {
+            self.heard_of_dropped(key);
+        }
         let id = self.session_name(key);
+        let now = self.now_ns;
         let s = self.sessions.entry(key.clone()).or_default();
         if s.id.is_none() {
             s.id = id;
         }
+        s.last_ns = s.last_ns.max(now);
         s
     }
 
+    /// A loss of events was noticed at `at_ns` (CLOCK_MONOTONIC, the events' clock): a
+    /// session's release may have been lost.
+    pub fn note_lost_events(&mut self, at_ns: u64) {
+        self.lost_at_ns = self.lost_at_ns.max(at_ns);
+    }
+
     pub fn on_event(&mut self, ev: CacheEvent, out: &mut impl FnMut(CacheOutput)) {
+        let at = match &ev {
+            CacheEvent::CallBegan { start_ns, .. } => Some(*start_ns),
+            CacheEvent::CallEnded { end_ns, .. } => *end_ns,
+            _ => None,
+        };
+        if let Some(t) = at {
+            self.now_ns = self.now_ns.max(t);
+            if self.now_ns >= self.next_idle_sweep_ns {
+                self.drop_idle_sessions();
+            }
+        }
         match ev {
             CacheEvent::CallBegan {
                 call,
@@ -859,8 +996,65 @@ impl CacheModel {
             f.calls += old.calls;
             f.refs_taken += old.refs_taken;
             f.refs_released += old.refs_released;
-            f.leaked += u64::from(old.refs_taken > old.refs_released);
+            // An evicted session's release was not seen: no leak can be told.
+            f.leaked += u64::from(!old.evicted && old.refs_taken > old.refs_released);
             self.evictions.ended_sessions += 1;
+        }
+    }
+
+    /// Ends, as `evicted`, the live sessions without an event for
+    /// [`IDLE_AFTER_LOSS_NS`] and no open call, with events lost since: their release
+    /// was likely lost, and nothing else would ever end them.
+    fn drop_idle_sessions(&mut self) {
+        self.next_idle_sweep_ns = self.now_ns.saturating_add(IDLE_SWEEP_EVERY_NS);
+        let lost_at = self.lost_at_ns;
+        let Some(cutoff) = self.now_ns.checked_sub(IDLE_AFTER_LOSS_NS) else {
+            return;
+        };
+        if lost_at == 0 {
+            return;
+        }
+        let busy: HashSet<&SessionKey> = self
+            .calls
+            .values()
+            .filter_map(|c| c.session.as_ref())
+            .collect();
+        let idle: Vec<SessionKey> = self
+            .sessions
+            .iter()
+            .filter(|(k, s)| s.last_ns < cutoff && s.last_ns < lost_at && !busy.contains(k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in idle {
+            let Some(mut s) = self.sessions.remove(&key) else {
+                continue;
+            };
+            self.releasing.remove(&key);
+            // Its results are no longer owned by it; nothing is reported of them, as its
+            // release was not seen.
+            for r in self.owned_by.remove(&key).unwrap_or_default() {
+                if let Some(o) = self.owners.get_mut(&r) {
+                    o.sessions.remove(&key);
+                    if o.sessions.is_empty() && o.count.unwrap_or(0) <= 0 {
+                        self.owners.remove(&r);
+                    }
+                }
+            }
+            s.evicted = true;
+            self.evictions.idle_sessions += 1;
+            self.idle_dropped
+                .get_or_insert_with(|| LruMap::new(IDLE_DROPPED_REMEMBERED))
+                .insert(key, ());
+            self.end_session(s);
+        }
+    }
+
+    /// An event of session `key`, not live: if it was dropped as idle, it was alive.
+    fn heard_of_dropped(&mut self, key: &SessionKey) {
+        if let Some(dropped) = self.idle_dropped.as_mut()
+            && dropped.remove(key).is_some()
+        {
+            self.evictions.idle_sessions_revived += 1;
         }
     }
 
@@ -1245,6 +1439,128 @@ mod tests {
             })
             .collect();
         assert_eq!(closed, vec![(3, 2, Some(0)), (1, 2, Some(1))]);
+    }
+
+    const SEC: u64 = 1_000_000_000;
+
+    /// Session `sid`'s call `call` on goroutine `goid` at `t`, returned, taking result `r`.
+    fn session_call(model: &mut CacheModel, sid: &str, call: u64, r: u64, t: u64) {
+        let key = SessionKey::Id(sid.into());
+        let mut out = |_| {};
+        model.on_event(
+            CacheEvent::CallBegan {
+                call,
+                enclosing: None,
+                tgid: 1,
+                goid: call,
+                start_ns: t,
+                session: Some(key.clone()),
+                digest: None,
+                uncached: false,
+            },
+            &mut out,
+        );
+        model.on_event(
+            CacheEvent::Ownership {
+                result: r,
+                delta: 1,
+                count_after: Some(1),
+                context: OwnerContext::SessionTracked(key),
+            },
+            &mut out,
+        );
+        model.on_event(
+            CacheEvent::CallEnded {
+                call,
+                end_ns: Some(t + 1),
+                status: CallStatus::Returned,
+                error: None,
+                returned_id_differs: None,
+                result: Some(r),
+                ref_taken: false,
+            },
+            &mut out,
+        );
+    }
+
+    fn released(model: &mut CacheModel, sid: &str) {
+        let key = SessionKey::Id(sid.into());
+        let mut out = |_| {};
+        model.on_event(
+            CacheEvent::SessionReleaseBegan { key: key.clone() },
+            &mut out,
+        );
+        model.on_event(CacheEvent::SessionReleased { key, goid: 1 }, &mut out);
+    }
+
+    #[test]
+    fn sessions_whose_release_was_lost_are_dropped_after_an_idle_spell() {
+        let mut model = CacheModel::new(true);
+        // Ten minutes of one short session a second, ten calls each; the release of one
+        // session in ten is lost, and events are lost every second.
+        let mut call = 0;
+        let mut most_live = 0;
+        let mut most_owned = 0;
+        for sec in 1..=600u64 {
+            let sid = format!("s{sec}");
+            for k in 0..10 {
+                call += 1;
+                session_call(&mut model, &sid, call, call, sec * SEC + k);
+            }
+            if sec % 10 != 0 {
+                released(&mut model, &sid);
+            }
+            model.note_lost_events(sec * SEC + SEC / 2);
+            let sizes = model.state_sizes();
+            most_live = most_live.max(sizes.sessions);
+            most_owned = most_owned.max(sizes.session_results);
+        }
+        // Sessions lost in the last 130 s at most (idle window and sweep period).
+        assert!(most_live <= 14, "{most_live} live sessions kept");
+        assert!(most_owned <= 140, "{most_owned} session ownerships kept");
+        let dropped = model.evictions.idle_sessions;
+        assert!((46..=60).contains(&dropped), "{dropped} sessions dropped");
+        assert_eq!(model.evictions.idle_sessions_revived, 0);
+        // Ended as evicted, not as leaks: their release was not seen.
+        let evicted: Vec<_> = model.all_sessions().filter(|s| s.evicted).collect();
+        assert_eq!(evicted.len() as u64, dropped);
+        assert!(evicted.iter().all(|s| !s.closed && s.calls == 10));
+    }
+
+    #[test]
+    fn without_lost_events_or_with_open_calls_sessions_stay() {
+        let mut model = CacheModel::new(true);
+        let mut out = |_| {};
+        session_call(&mut model, "quiet", 1, 1, SEC);
+        // "long" has a call open for the whole run.
+        model.on_event(
+            CacheEvent::CallBegan {
+                call: 2,
+                enclosing: None,
+                tgid: 1,
+                goid: 2,
+                start_ns: SEC,
+                session: Some(SessionKey::Id("long".into())),
+                digest: None,
+                uncached: false,
+            },
+            &mut out,
+        );
+        for sec in 2..3600u64 {
+            session_call(&mut model, "busy", 100 + sec, 100 + sec, sec * SEC);
+        }
+        assert_eq!(model.state_sizes().sessions, 3, "no loss: nothing dropped");
+        model.note_lost_events(3600 * SEC);
+        session_call(&mut model, "busy", 5000, 5000, 3700 * SEC);
+        // The quiet session went; the one with an open call and the busy one stayed.
+        assert_eq!(model.evictions.idle_sessions, 1);
+        let live: HashSet<_> = model.sessions.keys().cloned().collect();
+        assert!(live.contains(&SessionKey::Id("long".into())));
+        assert!(live.contains(&SessionKey::Id("busy".into())));
+        // Heard of again: counted, and counted afresh.
+        session_call(&mut model, "quiet", 6000, 6000, 3701 * SEC);
+        assert_eq!(model.evictions.idle_sessions_revived, 1);
+        assert_eq!(model.sessions[&SessionKey::Id("quiet".into())].calls, 1);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use tracer_common::{Capture, DEPTH_UNKNOWN, GO_INT_REGS, GOID_UNKNOWN, MAX_CAPTURES, ProbeKind};
 
+use super::bounded::LruMap;
 use crate::probes::Event;
 
 /// Captured values of one hit, if its probe had a spec.
@@ -112,18 +113,48 @@ pub struct PairingStats {
     pub unknown_kind: u64,
     /// Goroutines whose open frames were dropped (as unfinished) at the bound.
     pub evicted_goroutines: u64,
+    /// Goroutines whose open frames were closed (as unfinished) after an idle spell that
+    /// a loss of events followed: their exit was likely lost.
+    pub idle_goroutines: u64,
+    /// Of those, goroutines heard of again (the call was still running: a false eviction).
+    pub idle_revived: u64,
 }
 
 /// Goroutines with open frames kept at most. One whose exit event was lost would keep
 /// its frames for ever; past the bound, those least recently entered are closed.
 const MAX_OPEN_GOROUTINES: usize = 1 << 16;
 
+/// A goroutine silent this long (event time), with events lost since it was last heard
+/// of, is taken for one whose exit was lost. Without a loss, no stack is closed for
+/// being idle: its exit would have been seen.
+pub const IDLE_AFTER_LOSS_NS: u64 = 120 * 1_000_000_000;
+/// How often (event time) idle state is looked for.
+pub const IDLE_SWEEP_EVERY_NS: u64 = 10 * 1_000_000_000;
+/// Goroutines closed as idle that are remembered, to count those heard of again.
+const IDLE_EVICTED_REMEMBERED: usize = 4096;
+
+/// One goroutine's open frames, innermost last.
+#[derive(Default)]
+struct Stack {
+    frames: Vec<OpenFrame>,
+    /// Event time of the goroutine's latest event.
+    last_ns: u64,
+}
+
 #[derive(Default)]
 pub struct CallTracker {
-    /// Open frames per (process, goroutine), innermost last.
-    stacks: HashMap<(u32, u64), Vec<OpenFrame>>,
+    /// Open frames per (process, goroutine).
+    stacks: HashMap<(u32, u64), Stack>,
     entry_only: bool,
     next_frame: u64,
+    /// Latest event time seen (events of different CPUs arrive slightly out of order).
+    now_ns: u64,
+    /// The kernel side's lost-event count, and the time it last grew.
+    lost_events: u64,
+    lost_at_ns: u64,
+    next_idle_sweep_ns: u64,
+    /// Goroutines last closed as idle (value unused).
+    idle_evicted: Option<LruMap<(u32, u64), ()>>,
     pub stats: PairingStats,
 }
 
@@ -145,10 +176,17 @@ impl CallTracker {
         };
         let readable = call.goid != GOID_UNKNOWN && call.stack_depth != DEPTH_UNKNOWN;
         let key = (call.tgid, call.goid);
+        self.now_ns = self.now_ns.max(call.ts_ns);
+        if self.now_ns >= self.next_idle_sweep_ns {
+            self.close_idle(out);
+        }
+        if readable && self.idle_evicted.is_some() {
+            self.heard_of(key);
+        }
         match kind {
             ProbeKind::GoroutineExit => {
-                if let Some(frames) = self.stacks.remove(&key) {
-                    close_all(frames, out);
+                if let Some(stack) = self.stacks.remove(&key) {
+                    close_all(stack.frames, out);
                 }
                 // Consumers keep per-goroutine state too (the cache model's goroutines
                 // running an execution): they hear of the exit after its calls ended.
@@ -158,11 +196,10 @@ impl CallTracker {
                 });
             }
             ProbeKind::Point => {
-                let within = self
-                    .stacks
-                    .get(&key)
-                    .and_then(|s| s.last())
-                    .map(|f| f.frame);
+                let within = self.stacks.get_mut(&key).and_then(|s| {
+                    s.last_ns = s.last_ns.max(call.ts_ns);
+                    s.frames.last().map(|f| f.frame)
+                });
                 out(Tracked::Point { event: &ev, within });
             }
             ProbeKind::FuncEntry if self.entry_only || !readable => {
@@ -177,7 +214,11 @@ impl CallTracker {
                 if self.stacks.len() >= MAX_OPEN_GOROUTINES && !self.stacks.contains_key(&key) {
                     self.evict_idle(out);
                 }
-                let stack = self.stacks.entry(key).or_default();
+                let Stack {
+                    frames: stack,
+                    last_ns,
+                } = self.stacks.entry(key).or_default();
+                *last_ns = (*last_ns).max(call.ts_ns);
                 // A live ancestor is strictly shallower; anything at this depth or
                 // deeper ended without a RET we saw.
                 unwind_below(stack, call.stack_depth, true, out);
@@ -203,7 +244,11 @@ impl CallTracker {
                     return;
                 }
                 let next_frame = &mut self.next_frame;
-                let stack = self.stacks.entry(key).or_default();
+                let Stack {
+                    frames: stack,
+                    last_ns,
+                } = self.stacks.entry(key).or_default();
+                *last_ns = (*last_ns).max(call.ts_ns);
                 unwind_below(stack, call.stack_depth, false, out);
                 let matches = stack
                     .last()
@@ -237,24 +282,81 @@ impl CallTracker {
         }
     }
 
-    /// Closes the stacks of the eighth of goroutines least recently entered, as
+    /// Closes the stacks of the eighth of goroutines least recently heard of, as
     /// unfinished (consumers free what they keep for those calls); a batch at a time so
     /// the scan is paid once per many entries.
     fn evict_idle(&mut self, out: &mut impl FnMut(Tracked)) {
         let mut by_age: Vec<(u64, (u32, u64))> = self
             .stacks
             .iter()
-            .map(|(&key, s)| (s.last().map_or(0, |f| f.start_ns), key))
+            .map(|(&key, s)| (s.last_ns, key))
             .collect();
         by_age.sort_unstable();
         for (_, key) in by_age.into_iter().take(MAX_OPEN_GOROUTINES / 8) {
-            if let Some(frames) = self.stacks.remove(&key) {
+            if let Some(stack) = self.stacks.remove(&key) {
                 self.stats.evicted_goroutines += 1;
-                for f in frames.into_iter().rev() {
-                    out(Tracked::Completed(open_record(f, CallStatus::Unfinished)));
-                }
+                close_unfinished(stack.frames, out);
             }
         }
+    }
+
+    /// The kernel side's lost-event count so far (`total`), read at `at_ns` (CLOCK_MONOTONIC,
+    /// the events' clock). Once events were lost, a goroutine's exit may have been one.
+    /// True if events were lost since the last call.
+    pub fn note_lost_events(&mut self, total: u64, at_ns: u64) -> bool {
+        if total <= self.lost_events {
+            return false;
+        }
+        self.lost_events = total;
+        self.lost_at_ns = self.lost_at_ns.max(at_ns);
+        true
+    }
+
+    /// Closes, as unfinished, the stacks of goroutines not heard of for
+    /// [`IDLE_AFTER_LOSS_NS`] with events lost since: their exit was likely lost, and
+    /// nothing else would ever close them (goroutine ids are not reused).
+    fn close_idle(&mut self, out: &mut impl FnMut(Tracked)) {
+        self.next_idle_sweep_ns = self.now_ns.saturating_add(IDLE_SWEEP_EVERY_NS);
+        let lost_at = self.lost_at_ns;
+        let Some(cutoff) = self.now_ns.checked_sub(IDLE_AFTER_LOSS_NS) else {
+            return;
+        };
+        if lost_at == 0 {
+            return;
+        }
+        let idle: Vec<(u32, u64)> = self
+            .stacks
+            .iter()
+            .filter(|(_, s)| s.last_ns < cutoff && s.last_ns < lost_at)
+            .map(|(&key, _)| key)
+            .collect();
+        if idle.is_empty() {
+            return;
+        }
+        let remembered = self
+            .idle_evicted
+            .get_or_insert_with(|| LruMap::new(IDLE_EVICTED_REMEMBERED));
+        for key in idle {
+            if let Some(stack) = self.stacks.remove(&key) {
+                self.stats.idle_goroutines += 1;
+                remembered.insert(key, ());
+                close_unfinished(stack.frames, out);
+            }
+        }
+    }
+
+    /// An event of `key`: if it was closed as idle, it was alive after all.
+    fn heard_of(&mut self, key: (u32, u64)) {
+        if let Some(remembered) = self.idle_evicted.as_mut()
+            && remembered.remove(&key).is_some()
+        {
+            self.stats.idle_revived += 1;
+        }
+    }
+
+    /// Goroutines with open frames now.
+    pub fn open_goroutines(&self) -> usize {
+        self.stacks.len()
     }
 
     fn new_frame(&mut self) -> u64 {
@@ -264,12 +366,14 @@ impl CallTracker {
 
     /// The open calls of a goroutine, outermost first.
     pub fn open_frames(&self, tgid: u32, goid: u64) -> &[OpenFrame] {
-        self.stacks.get(&(tgid, goid)).map_or(&[], Vec::as_slice)
+        self.stacks
+            .get(&(tgid, goid))
+            .map_or(&[], |s| s.frames.as_slice())
     }
 
     /// Calls still open; used for live views.
     pub fn open_calls(&self) -> usize {
-        self.stacks.values().map(Vec::len).sum()
+        self.stacks.values().map(|s| s.frames.len()).sum()
     }
 
     /// Ends tracing: every still-open call is reported as unfinished.
@@ -277,10 +381,8 @@ impl CallTracker {
         let mut keys: Vec<_> = self.stacks.keys().copied().collect();
         keys.sort_unstable();
         for key in keys {
-            let frames = self.stacks.remove(&key).unwrap_or_default();
-            for f in frames.into_iter().rev() {
-                out(Tracked::Completed(open_record(f, CallStatus::Unfinished)));
-            }
+            let stack = self.stacks.remove(&key).unwrap_or_default();
+            close_unfinished(stack.frames, out);
         }
     }
 }
@@ -309,6 +411,12 @@ fn unwind_below(
 fn close_all(frames: Vec<OpenFrame>, out: &mut impl FnMut(Tracked)) {
     for f in frames.into_iter().rev() {
         out(Tracked::Completed(open_record(f, CallStatus::Unwound)));
+    }
+}
+
+fn close_unfinished(frames: Vec<OpenFrame>, out: &mut impl FnMut(Tracked)) {
+    for f in frames.into_iter().rev() {
+        out(Tracked::Completed(open_record(f, CallStatus::Unfinished)));
     }
 }
 
@@ -510,6 +618,136 @@ mod tests {
         assert!(out.iter().all(|r| r.status == CallStatus::Unfinished));
         assert!(out.iter().all(|r| r.goid.is_some_and(|g| g < evicted)));
         assert_eq!(t.open_frames(10, total - 1).len(), 1);
+    }
+
+    const SEC: u64 = 1_000_000_000;
+
+    /// Goroutine `g` enters a call at `t` and exits without its RET or exit being seen.
+    fn lost_exit(t: &mut CallTracker, g: u64, at: u64, out: &mut Vec<CallRecord>) {
+        t.on_event(ev(FuncEntry, 1, g, 100, at, 0), &mut completed(out));
+    }
+
+    #[test]
+    fn stacks_left_by_lost_exits_are_closed_after_an_idle_spell() {
+        let mut t = CallTracker::new(false);
+        let mut out = Vec::new();
+        // Ten thousand goroutines a second for ten minutes, each with one call whose RET
+        // and exit were lost, and events lost every second: far more than the idle
+        // window can hold, far fewer than MAX_OPEN_GOROUTINES.
+        let per_sec = 100;
+        let mut g = 0;
+        let mut most = 0;
+        for sec in 1..=600 {
+            for k in 0..per_sec {
+                g += 1;
+                lost_exit(&mut t, g, sec * SEC + k, &mut out);
+            }
+            t.note_lost_events(sec, sec * SEC + SEC / 2);
+            most = most.max(t.open_goroutines());
+        }
+        let window = (IDLE_AFTER_LOSS_NS + IDLE_SWEEP_EVERY_NS) / SEC + 1;
+        assert!(
+            most as u64 <= window * per_sec,
+            "{most} goroutines kept, more than {window} s of them"
+        );
+        assert_eq!(t.stats.evicted_goroutines, 0, "the bound was not needed");
+        assert_eq!(t.stats.idle_goroutines, out.len() as u64);
+        assert!(t.stats.idle_goroutines >= g - window * per_sec);
+        assert!(out.iter().all(|r| r.status == CallStatus::Unfinished));
+        assert_eq!(t.stats.idle_revived, 0);
+    }
+
+    #[test]
+    fn without_lost_events_idle_calls_stay_open() {
+        let mut t = CallTracker::new(false);
+        let mut out = Vec::new();
+        lost_exit(&mut t, 1, SEC, &mut out);
+        // An hour of other goroutines' short calls; g1 sits in a long call.
+        for sec in 2..3600 {
+            t.on_event(
+                ev(FuncEntry, 1, 2, 100, sec * SEC, 0),
+                &mut completed(&mut out),
+            );
+            t.on_event(
+                ev(FuncReturn, 1, 2, 100, sec * SEC + 1, 0),
+                &mut completed(&mut out),
+            );
+        }
+        assert_eq!(t.open_frames(10, 1).len(), 1);
+        assert_eq!(t.stats.idle_goroutines, 0);
+        t.on_event(
+            ev(FuncReturn, 1, 1, 100, 3600 * SEC, 0),
+            &mut completed(&mut out),
+        );
+        assert_eq!(out.last().unwrap().status, CallStatus::Returned);
+        assert_eq!(out.last().unwrap().goid, Some(1));
+    }
+
+    #[test]
+    fn recent_or_active_goroutines_are_not_closed_as_idle() {
+        let mut t = CallTracker::new(false);
+        let mut out = Vec::new();
+        // g1: an outer call at 1 s, short inner calls every 30 s (RETs keep it active).
+        lost_exit(&mut t, 1, SEC, &mut out);
+        // g2: a call at 1 s, then silent (its exit lost).
+        lost_exit(&mut t, 2, SEC, &mut out);
+        // g3: silent since 1 s, but no loss since its last event... until 200 s.
+        for sec in (30..400).step_by(30) {
+            t.on_event(
+                ev(FuncEntry, 2, 1, 200, sec * SEC, 0),
+                &mut completed(&mut out),
+            );
+            t.on_event(
+                ev(FuncReturn, 2, 1, 200, sec * SEC + 1, 0),
+                &mut completed(&mut out),
+            );
+            if sec == 60 {
+                t.note_lost_events(5, sec * SEC);
+            }
+        }
+        assert_eq!(t.open_frames(10, 1).len(), 1, "active goroutine kept");
+        assert!(t.open_frames(10, 2).is_empty(), "silent goroutine closed");
+        assert_eq!(t.stats.idle_goroutines, 1);
+        let closed: Vec<_> = out
+            .iter()
+            .filter(|r| r.status == CallStatus::Unfinished)
+            .collect();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].goid, Some(2));
+        // A goroutine that went quiet after the last loss stays open however long.
+        lost_exit(&mut t, 3, 400 * SEC, &mut out);
+        for sec in 401..1000 {
+            t.on_event(
+                ev(FuncEntry, 2, 1, 200, sec * SEC, 0),
+                &mut completed(&mut out),
+            );
+        }
+        assert_eq!(t.open_frames(10, 3).len(), 1);
+    }
+
+    #[test]
+    fn a_goroutine_closed_as_idle_and_heard_of_again_is_counted() {
+        let mut t = CallTracker::new(false);
+        let mut out = Vec::new();
+        lost_exit(&mut t, 7, SEC, &mut out);
+        t.note_lost_events(1, 2 * SEC);
+        let later = SEC + IDLE_AFTER_LOSS_NS + 2 * IDLE_SWEEP_EVERY_NS;
+        t.on_event(ev(FuncEntry, 1, 8, 100, later, 0), &mut completed(&mut out));
+        assert_eq!(t.stats.idle_goroutines, 1);
+        // Its RET after all: the call was alive; reported as no_entry, counted as revived.
+        t.on_event(
+            ev(FuncReturn, 1, 7, 100, later + 1, 0),
+            &mut completed(&mut out),
+        );
+        assert_eq!(t.stats.idle_revived, 1);
+        let statuses: Vec<_> = out.iter().map(|r| (r.goid, r.status)).collect();
+        assert_eq!(
+            statuses,
+            [
+                (Some(7), CallStatus::Unfinished),
+                (Some(7), CallStatus::NoEntry)
+            ]
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::records::{
 use super::format::duration;
 use crate::model::explain::Explanation;
 use crate::model::{
-    cache::{CacheCall, CacheOutput, Evictions, FoldedSessions, Outcome, SessionRefs},
+    cache::{CacheCall, CacheOutput, Evictions, FoldedSessions, Outcome, SessionRefs, StateSizes},
     cache_events::HitRoute,
     latency::Histogram,
 };
@@ -389,6 +389,8 @@ pub struct SummaryInput<'a> {
     /// What the model's bounds made it forget, and the ended sessions folded away.
     pub evictions: Evictions,
     pub folded: FoldedSessions,
+    /// The long-lived tables' sizes when tracing stopped.
+    pub state_sizes: StateSizes,
     pub engine: String,
     /// CPU the tracer itself used (user + system), for the cost of leaving it on.
     pub tracer_cpu_ns: u64,
@@ -417,6 +419,7 @@ pub fn summary_json<'a>(s: &'a SummaryInput<'a>) -> Record<'a> {
                 refs_taken: r.refs_taken,
                 refs_released: r.refs_released,
                 closed: r.closed || r.removed,
+                evicted: r.evicted,
                 leaked: leaked(r),
             })
             .collect(),
@@ -432,6 +435,7 @@ pub fn summary_json<'a>(s: &'a SummaryInput<'a>) -> Record<'a> {
         kernel_failures: s.kernel_failures,
         malformed_events: s.malformed_events,
         evicted_state: s.evictions,
+        state_sizes: s.state_sizes,
         sessions_folded: s.folded,
         tracer_cpu_ns: s.tracer_cpu_ns,
         otlp: s.otlp.map(super::otel::OtlpCounts::record),
@@ -477,6 +481,8 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
         for r in &s.sessions {
             let state = if r.closed || r.removed {
                 "closed"
+            } else if r.evicted {
+                "evicted (release not seen)"
             } else {
                 "open"
             };
@@ -538,6 +544,7 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
     if let Some(e) = s.evictions.describe() {
         writeln!(w, "bounded state evicted: {e}")?;
     }
+    writeln!(w, "state kept at the end: {}", s.state_sizes.describe())?;
     if let Some(per_k) = (s.tracer_cpu_ns * 1000).checked_div(s.totals.calls) {
         writeln!(
             w,

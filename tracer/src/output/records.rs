@@ -380,6 +380,8 @@ pub struct CacheSummary<'a> {
     pub kernel_failures: KernelFailures,
     pub malformed_events: u64,
     pub evicted_state: crate::model::cache::Evictions,
+    /// Entries the long-lived tables held when tracing stopped.
+    pub state_sizes: crate::model::cache::StateSizes,
     pub sessions_folded: crate::model::cache::FoldedSessions,
     pub tracer_cpu_ns: u64,
     /// `--otlp` only.
@@ -424,6 +426,8 @@ pub struct SessionTotals<'a> {
     pub refs_taken: u64,
     pub refs_released: u64,
     pub closed: bool,
+    /// Dropped while live, its release likely lost (`evicted_state.idle_sessions`).
+    pub evicted: bool,
     pub leaked: bool,
 }
 

@@ -96,18 +96,12 @@ impl EventReader {
         }
     }
 
-    /// Waits until events are available, then appends every queued one to `batch`.
-    pub async fn next_batch(&mut self, batch: &mut Vec<Event>) -> std::io::Result<usize> {
+    /// Waits until the kernel side signals events (then [`Self::drain_now`] takes them).
+    /// The readiness is cleared first, so events queued during the drain wake us again.
+    pub async fn readable(&mut self) -> std::io::Result<()> {
         let mut guard = self.ring.readable_mut().await?;
-        let n = drain(
-            guard.get_inner_mut(),
-            &mut self.malformed,
-            self.recorder.as_mut(),
-            &mut |ev| batch.push(ev),
-        );
         guard.clear_ready();
-        self.received += n as u64;
-        Ok(n)
+        Ok(())
     }
 
     /// Hands every event queued right now to `sink`, without waiting.

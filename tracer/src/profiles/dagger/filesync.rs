@@ -107,6 +107,11 @@ impl Filesync {
         })
     }
 
+    /// Open `getOrInit` calls.
+    pub(super) fn open_frames(&self) -> usize {
+        self.open.len()
+    }
+
     /// A call began; true if it was one of filesync's.
     pub(super) fn entered(&mut self, role: Role, f: &OpenFrame) -> bool {
         if role == Role::ChangeGetOrInit {

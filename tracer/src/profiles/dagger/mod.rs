@@ -204,6 +204,8 @@ pub trait Decoder: Send {
     /// The target's load bias (non-zero for a PIE), to compare the return addresses it
     /// reads with the binary's call sites; set before the first hit is decoded.
     fn set_load_bias(&mut self, bias: u64);
+    /// Open frames it keeps facts of (for the summary's state sizes).
+    fn open_frames(&self) -> usize;
 }
 
 /// An engine code line (and variant), as the tracer reads it.
@@ -771,6 +773,9 @@ impl<K: Clone> Frames<K> {
     }
     fn get_mut(&mut self, frame: u64) -> Option<&mut K> {
         self.open.get_mut(&frame).map(|(k, _)| k)
+    }
+    fn len(&self) -> usize {
+        self.open.len()
     }
     /// The innermost frame from `frame` outward (itself included) that `pick` accepts.
     fn find(&self, mut frame: Option<u64>, pick: impl Fn(&K) -> bool) -> Option<u64> {

@@ -965,6 +965,10 @@ impl Decoder for OwnershipDecoder {
         (self.digest_mismatches, self.digest_checks)
     }
 
+    fn open_frames(&self) -> usize {
+        self.frames.len() + self.filesync.open_frames()
+    }
+
     fn set_load_bias(&mut self, bias: u64) {
         self.bias = bias;
         self.filesync.bias = bias;

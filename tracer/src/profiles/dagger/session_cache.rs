@@ -629,6 +629,10 @@ impl Decoder for SessionCacheDecoder {
         self.cache
     }
 
+    fn open_frames(&self) -> usize {
+        self.frames.len() + self.filesync.open_frames()
+    }
+
     fn set_load_bias(&mut self, bias: u64) {
         self.bias = bias;
         self.filesync.bias = bias;
