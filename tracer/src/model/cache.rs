@@ -241,6 +241,7 @@ struct Lookup {
 
 #[derive(Clone, Copy)]
 struct Wait {
+    /// The execution waited on (its key in `CacheModel::ongoing`, not its address).
     ongoing: u64,
     joined: Option<bool>,
     waiters: Option<u32>,
@@ -249,6 +250,10 @@ struct Wait {
 /// What is known of one execution in flight.
 #[derive(Clone, Copy, Default)]
 struct Ongoing {
+    /// The engine's address of it (`ongoingCall`): reused by a later execution once the
+    /// garbage collector has freed it, which may be before all of its waiters' returns
+    /// are seen.
+    addr: u64,
     /// The call that started it.
     leader: Option<u64>,
     /// The goroutine running `fn`.
@@ -256,6 +261,12 @@ struct Ongoing {
     /// Calls that waited on it so far, and those still waiting.
     waiters: u32,
     waiting: u32,
+    /// Every call that waited on it has returned. It is kept until its address is reused
+    /// (or the bound is reached): a joiner that took it before it finished may be
+    /// descheduled and reach its `wait` only after every other waiter returned.
+    finished: bool,
+    /// When its last waiter returned: only a call begun before then can have taken it.
+    finished_ns: u64,
 }
 
 /// Who owns a result, as far as the events show.
@@ -413,8 +424,12 @@ pub struct CacheModel {
     calls: HashMap<u64, OpenCall>,
     /// Open calls per goroutine, innermost last.
     open: HashMap<(u32, u64), Vec<u64>>,
-    /// Executions in flight; dropped when their last waiting call completes.
+    /// Executions in flight or recently finished, by a key of our own; a finished one is
+    /// dropped when its address is reused.
     ongoing: HashMap<u64, Ongoing>,
+    /// The execution now at each engine address, and the last key given.
+    ongoing_at: HashMap<u64, u64>,
+    last_ongoing_key: u64,
     /// Goroutines running `fn` for an execution.
     exec_of: HashMap<(u32, u64), u64>,
     /// Live sessions; released ones move to `ended`.
@@ -453,6 +468,8 @@ impl CacheModel {
             calls: HashMap::default(),
             open: HashMap::default(),
             ongoing: HashMap::default(),
+            ongoing_at: HashMap::default(),
+            last_ongoing_key: 0,
             exec_of: HashMap::default(),
             sessions: HashMap::default(),
             ended: std::collections::VecDeque::new(),
@@ -635,9 +652,24 @@ impl CacheModel {
                 waiters,
             } => {
                 let leader = self.calls.contains_key(&call).then_some(call);
-                let o = self.ongoing.entry(ongoing).or_default();
+                let began_ns = self.calls.get(&call).map(|c| c.start_ns);
+                // A new execution at a reused address: a first caller waiting where another
+                // call already led, or any caller at a finished one unless it began before
+                // that finished (it took it from the engine's map while it ran).
+                let key = self.execution_at(ongoing, |o| {
+                    let joinable = began_ns.is_some_and(|t| t < o.finished_ns);
+                    (o.finished && (joined == Some(false) || !joinable))
+                        || (joined == Some(false)
+                            && leader.is_some()
+                            && o.leader.is_some_and(|l| Some(l) != leader))
+                });
+                let ongoing = key;
+                let Some(o) = self.ongoing.get_mut(&key) else {
+                    return;
+                };
                 o.waiters += 1;
                 o.waiting += 1;
+                o.finished = false;
                 if joined == Some(false) {
                     o.leader = o.leader.or(leader);
                 }
@@ -716,12 +748,21 @@ impl CacheModel {
                 {
                     c.digest.get_or_insert(d);
                 }
-                let o = self.ongoing.entry(ongoing).or_default();
+                // Another goroutine already ran the execution at this address, or another
+                // call led it: this is a new one at a reused address.
+                let key = self.execution_at(ongoing, |o| {
+                    o.finished
+                        || o.exec.is_some_and(|g| g != goid)
+                        || (leader.is_some() && o.leader.is_some_and(|l| Some(l) != leader))
+                });
+                let Some(o) = self.ongoing.get_mut(&key) else {
+                    return;
+                };
                 o.exec = Some(goid);
                 if leader.is_some() {
                     o.leader = leader;
                 }
-                self.exec_of.insert((tgid, goid), ongoing);
+                self.exec_of.insert((tgid, goid), key);
                 self.bound_ongoing();
                 self.bound_exec_goroutines();
             }
@@ -1067,14 +1108,49 @@ impl CacheModel {
         self.seen_sessions.insert(key);
     }
 
+    /// The key of the execution at engine address `addr`: the current one, or a new one
+    /// when there is none or `is_another(current)` says the address was reused (the
+    /// current one then lives on under its key for the waiters that have not returned).
+    fn execution_at(&mut self, addr: u64, is_another: impl Fn(&Ongoing) -> bool) -> u64 {
+        if let Some(&key) = self.ongoing_at.get(&addr) {
+            match self.ongoing.get(&key) {
+                Some(o) if !is_another(o) => return key,
+                // The one it replaces is forgotten once nobody waits on it.
+                Some(o) if o.waiting == 0 => {
+                    self.ongoing.remove(&key);
+                }
+                _ => {}
+            }
+        }
+        self.last_ongoing_key += 1;
+        let key = self.last_ongoing_key;
+        self.ongoing.insert(
+            key,
+            Ongoing {
+                addr,
+                ..Ongoing::default()
+            },
+        );
+        self.ongoing_at.insert(addr, key);
+        key
+    }
+
     /// Executions begun before attaching, or whose waiters were never seen, would stay:
     /// past the bound, those nobody waits on are dropped.
     fn bound_ongoing(&mut self) {
+        if self.ongoing.len() <= MAX_ONGOING {
+            return;
+        }
+        // Finished ones go first, uncounted: nothing is lost with them but a late
+        // joiner's executor.
+        self.ongoing.retain(|_, o| !o.finished);
         if self.ongoing.len() > MAX_ONGOING {
             let before = self.ongoing.len();
             self.ongoing.retain(|_, o| o.waiting > 0);
             self.evictions.ongoing += (before - self.ongoing.len()) as u64;
         }
+        let ongoing = &self.ongoing;
+        self.ongoing_at.retain(|_, key| ongoing.contains_key(key));
     }
 
     /// A goroutine leaves `exec_of` when it exits; one whose exit was lost would stay.
@@ -1088,11 +1164,16 @@ impl CacheModel {
     }
 
     /// A call that waited on execution `oc` completed; the last one ends its record.
-    fn done_waiting(&mut self, oc: u64) {
+    fn done_waiting(&mut self, oc: u64, end_ns: Option<u64>) {
         if let Some(o) = self.ongoing.get_mut(&oc) {
             o.waiting = o.waiting.saturating_sub(1);
+            o.finished_ns = o.finished_ns.max(end_ns.unwrap_or(0));
             if o.waiting == 0 {
-                self.ongoing.remove(&oc);
+                o.finished = true;
+                // Kept while it is the one at its address (see `Ongoing::finished`).
+                if self.ongoing_at.get(&o.addr) != Some(&oc) {
+                    self.ongoing.remove(&oc);
+                }
             }
         }
     }
@@ -1140,7 +1221,7 @@ impl CacheModel {
             _ => (None, None),
         };
         if let Some(w) = c.waited {
-            self.done_waiting(w.ongoing);
+            self.done_waiting(w.ongoing, end_ns);
         }
         let parent_call = c.parent.filter(|p| self.calls.contains_key(p));
         let parent_digest = parent_call
@@ -1335,6 +1416,88 @@ mod tests {
         assert_eq!(c[3].exec_goid, Some(9));
         assert_eq!(c[3].waiters, Some(2));
         assert_eq!(c[4].outcome, Some(Outcome::Recursive));
+    }
+
+    /// The engine's `ongoingCall` of a finished execution can be freed and its address
+    /// given to the next one before the return of every call that waited on the first is
+    /// seen: each call keeps its own execution.
+    #[test]
+    fn a_reused_execution_address_starts_a_new_execution() {
+        let wait = |call, joined| CacheEvent::Waited {
+            call,
+            ongoing: 0xc,
+            joined: Some(joined),
+            waiters: None,
+        };
+        let exec = |goid, creator| CacheEvent::ExecStarted {
+            tgid: 1,
+            goid,
+            ongoing: 0xc,
+            creator: Some(creator),
+            digest: None,
+        };
+        let out = run(vec![
+            // Call 1 on g3 misses: execution on g9; call 2 on g4 joins it.
+            began(1, 3, "xxh3:a", "s1"),
+            wait(1, false),
+            exec(9, 3),
+            began(2, 4, "xxh3:a", "s1"),
+            wait(2, true),
+            ended(1),
+            // Before call 2's return is seen, call 3 on g5 misses at the same address
+            // (the order the leader's wait and its execution's start arrive in varies).
+            began(3, 5, "xxh3:b", "s1"),
+            exec(10, 5),
+            wait(3, false),
+            ended(2),
+            // Call 4 on g6 joins the new execution.
+            began(4, 6, "xxh3:b", "s1"),
+            wait(4, true),
+            ended(3),
+            ended(4),
+            // Call 5 on g7 misses there again, its wait seen before its execution.
+            began(5, 7, "xxh3:c", "s1"),
+            wait(5, false),
+            exec(11, 7),
+            ended(5),
+            // Call 6 on g8 took that execution before it finished (it began at 52) but
+            // reaches its wait only after every other waiter returned.
+            CacheEvent::CallBegan {
+                call: 6,
+                enclosing: None,
+                tgid: 1,
+                goid: 8,
+                start_ns: 52,
+                session: Some(SessionKey::Id("s1".into())),
+                digest: Some("xxh3:c".into()),
+                uncached: false,
+            },
+            wait(6, true),
+            ended(6),
+            // A new execution at the same address, whose joiner (call 8) waits before its
+            // leader (call 7) and before the execution's start are seen.
+            began(7, 9, "xxh3:d", "s1"),
+            began(8, 10, "xxh3:d", "s1"),
+            wait(8, true),
+            exec(12, 9),
+            wait(7, false),
+            ended(7),
+            ended(8),
+        ]);
+        let by_call: std::collections::BTreeMap<u64, &CacheCall> =
+            calls(&out).into_iter().map(|c| (c.call, c)).collect();
+        let seen = |call: u64| {
+            let c = by_call[&call];
+            (c.outcome, c.exec_goid, c.waiters)
+        };
+        assert_eq!(seen(1), (Some(Outcome::Miss), Some(9), Some(2)));
+        assert_eq!(seen(2), (Some(Outcome::Join), Some(9), Some(2)));
+        assert_eq!(seen(3), (Some(Outcome::Miss), Some(10), Some(2)));
+        assert_eq!(seen(4), (Some(Outcome::Join), Some(10), Some(2)));
+        assert_eq!(seen(5), (Some(Outcome::Miss), Some(11), Some(1)));
+        assert_eq!(seen(6), (Some(Outcome::Join), Some(11), Some(2)));
+        assert_eq!(seen(7), (Some(Outcome::Miss), Some(12), Some(2)));
+        assert_eq!(seen(8), (Some(Outcome::Join), Some(12), Some(2)));
     }
 
     #[test]
