@@ -311,6 +311,26 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills and reaps the child when dropped, whether the test passed or not: for servers
+/// a test starts (a receiver, Prometheus, etcd).
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Kills (and reaps) the child if the test panics while it runs.
 pub struct KillOnDrop<'a>(pub &'a mut std::process::Child);
 

@@ -4,32 +4,15 @@
 //! same for `tracer locks --metrics` on tests/go/locks.
 use std::{
     io::{BufRead, BufReader},
-    net::TcpListener,
     os::unix::process::CommandExt,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use integration_tests::{gobuild, of_kind, read_json_lines, scratch_dir, tracer};
+use integration_tests::{
+    ChildGuard, free_port, gobuild, of_kind, read_json_lines, scratch_dir, tracer,
+};
 use serde_json::Value;
-
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// An instant query against Prometheus's HTTP API: `(labels, value)` per series.
 fn query(port: u16, promql: &str) -> Vec<(Value, f64)> {
@@ -196,7 +179,7 @@ const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 /// A real Prometheus on loopback scraping 127.0.0.1:`metrics_port` every second; its web
 /// port.
-fn start_prometheus(dir: &std::path::Path, metrics_port: u16) -> (KillOnDrop, u16) {
+fn start_prometheus(dir: &std::path::Path, metrics_port: u16) -> (ChildGuard, u16) {
     let web_port = free_port();
     std::fs::write(
         dir.join("prometheus.yml"),
@@ -205,7 +188,7 @@ fn start_prometheus(dir: &std::path::Path, metrics_port: u16) -> (KillOnDrop, u1
         ),
     )
     .unwrap();
-    let prom = KillOnDrop(
+    let prom = ChildGuard(
         Command::new(PROMETHEUS)
             .arg(format!(
                 "--config.file={}",
@@ -330,7 +313,7 @@ fn prometheus_scrapes_blocked_goroutines_by_wait_reason_as_reported() {
     };
     let tc = gobuild::default_toolchain().unwrap();
     let program = integration_tests::private_copy(&gobuild::build("hang", &tc, true).unwrap());
-    let mut hung = KillOnDrop(
+    let mut hung = ChildGuard(
         Command::new(&program)
             .stdout(Stdio::piped())
             .spawn()

@@ -9,23 +9,15 @@
 use std::{
     collections::{BTreeMap, HashMap},
     io::{BufRead, BufReader},
-    net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use integration_tests::{gobuild, of_kind, read_json_lines, run, scratch_dir, tracer};
+use integration_tests::{
+    ChildGuard, free_port, gobuild, of_kind, read_json_lines, run, scratch_dir, tracer,
+};
 use serde_json::Value;
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The Python with opentelemetry-proto, or None outside CI when it is missing (under
 /// CI=true a missing receiver fails the test).
@@ -46,7 +38,7 @@ fn python_path() -> Option<PathBuf> {
 }
 
 /// Starts the receiver writing spans to `out`; returns it and its port.
-fn receiver(python: &Path, out: &Path) -> (KillOnDrop, u16) {
+fn receiver(python: &Path, out: &Path) -> (ChildGuard, u16) {
     let script = integration_tests::workspace_root().join("tests/otlp_receiver.py");
     let mut child = Command::new("python3")
         .env("PYTHONPATH", python)
@@ -64,16 +56,7 @@ fn receiver(python: &Path, out: &Path) -> (KillOnDrop, u16) {
         .strip_prefix("listening ")
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("the receiver did not start: {line:?}"));
-    (KillOnDrop(child), port)
-}
-
-/// A port nothing listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    (ChildGuard(child), port)
 }
 
 fn l4_engine() -> PathBuf {
@@ -418,7 +401,7 @@ fn a_collector_that_is_down_costs_counted_spans_not_a_slow_exit() {
 
     // A collector that accepts connections and never answers: exports time out; the exit
     // waits a bounded time for the queue.
-    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}", silent.local_addr().unwrap().port());
     let (otlp, calls, took) = run_against(&url, &scratch_dir("otlp-silent"));
     eprintln!("a silent collector: {took:?}; without --otlp: {baseline:?}");

@@ -5,15 +5,14 @@
 //! output. After the tracer detaches the program must still serve correctly.
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
 use integration_tests::{
-    BackgroundTracer, host_pid_of, json_lines, of_kind, private_copy, read_json_lines, run,
-    run_with_timeout, scratch_dir, tracer, wait_for,
+    BackgroundTracer, ChildGuard, SpawnRetrying, free_port, host_pid_of, json_lines, of_kind,
+    private_copy, read_json_lines, run, run_with_timeout, scratch_dir, tracer, wait_for,
 };
 use serde_json::Value;
 
@@ -32,24 +31,6 @@ fn debian_program(path: &str) -> PathBuf {
     private_copy(Path::new(path))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Kills and reaps the program when the test ends, passed or not.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `curl` of a loopback URL: the body, or None when it did not answer 2xx.
 fn http_get(url: &str) -> Option<String> {
     let out = Command::new("curl")
@@ -62,7 +43,7 @@ fn http_get(url: &str) -> Option<String> {
 }
 
 struct Etcd {
-    process: Running,
+    process: ChildGuard,
     host_pid: u32,
     client_port: u16,
 }
@@ -92,15 +73,30 @@ fn start_etcd(dir: &Path, in_pid_namespace: bool) -> Etcd {
         .args(["--initial-cluster", &format!("t={peer_url}")])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("etcd.log")).unwrap());
-    let process = Running(cmd.spawn().expect("etcd starts"));
-    let mut host_pid = None;
-    wait_for("etcd's process", || {
-        host_pid = host_pid_of(&binary);
-        host_pid.is_some()
-    });
+    // A fresh copy may be briefly busy (ETXTBSY) while another test copies a binary:
+    // `unshare` then fails to exec it and exits, so that start is tried again.
+    let mut started = None;
+    for _attempt in 0..5 {
+        let mut process = ChildGuard(cmd.spawn_retrying().expect("etcd starts"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Some(pid) = host_pid_of(&binary) {
+                started = Some((process, pid));
+                break;
+            }
+            if process.0.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if started.is_some() {
+            break;
+        }
+    }
+    let (process, host_pid) = started.expect("etcd's process never appeared (see etcd.log)");
     let etcd = Etcd {
         process,
-        host_pid: host_pid.unwrap(),
+        host_pid,
         client_port,
     };
     wait_for("etcd to serve", || {
@@ -377,7 +373,7 @@ fn prometheus_query_calls_equal_the_queries_made() {
         "global:\n  scrape_interval: 1h\n",
     )
     .unwrap();
-    let process = Running(
+    let process = ChildGuard(
         Command::new(&binary)
             .arg(format!(
                 "--config.file={}",
@@ -390,7 +386,7 @@ fn prometheus_query_calls_equal_the_queries_made() {
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
+            .spawn_retrying()
             .expect("prometheus starts"),
     );
     let base = format!("http://127.0.0.1:{port}");
@@ -441,7 +437,9 @@ fn runc_run_under_the_tracer_prints_what_it_prints_alone() {
     let binary = debian_program(RUNC);
     let alone = Command::new(&binary)
         .arg("--version")
-        .output()
+        .stdout(Stdio::piped())
+        .spawn_retrying()
+        .and_then(|c| c.wait_with_output())
         .expect("runc runs");
     assert!(alone.status.success());
     let records = dir.join("records.jsonl");

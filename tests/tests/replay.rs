@@ -6,7 +6,9 @@ use std::{
     process::{Command, Output},
 };
 
-use integration_tests::{gobuild, of_kind, read_json_lines, run, scratch_dir, tracer, tracer_bin};
+use integration_tests::{
+    ChildGuard, gobuild, of_kind, read_json_lines, run, scratch_dir, tracer, tracer_bin,
+};
 
 /// `tracer replay ARGS` as the `nobody` user: replay needs no privilege.
 fn replay_unprivileged(args: &[&str]) -> Output {
@@ -252,16 +254,6 @@ fn a_locks_recording_replays_exactly_what_the_live_run_printed() {
     }
 }
 
-/// A Go program, running; killed on drop.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `hang --watch --threshold 0` on tests/go/sched (ping-pong pairs and a contended Mutex:
 /// goroutines park and wake all the time, so each memory snapshot confirms some and the
 /// wake-ups follow): replayed unprivileged, without the binary or the process, it prints
@@ -273,7 +265,7 @@ fn a_hang_watch_recording_replays_exactly_what_the_live_run_printed() {
     let dir = scratch_dir("replay-hang");
     let program = gobuild::build_default("sched", true).unwrap();
     let program = integration_tests::private_copy(&program);
-    let sched = Running(
+    let sched = ChildGuard(
         Command::new(&program)
             .args(["-pairs", "8", "-duration", "120s"])
             .stdout(std::process::Stdio::null())
