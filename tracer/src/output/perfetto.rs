@@ -338,6 +338,31 @@ impl PerfettoWriter {
         })
     }
 
+    /// Opens a slice named `name_iid` on `track` at `at_ns`, with the names interned for it.
+    fn slice_begin(
+        &mut self,
+        track: u64,
+        at_ns: u64,
+        interned: Option<InternedData>,
+        name_iid: u64,
+        args: Vec<DebugAnnotation>,
+        flow_ids: Vec<u64>,
+    ) -> std::io::Result<()> {
+        self.packet(TracePacket {
+            timestamp: Some(at_ns),
+            interned_data: interned,
+            track_event: Some(TrackEvent {
+                r#type: Some(SLICE_BEGIN),
+                name_iid: Some(name_iid),
+                track_uuid: Some(track),
+                debug_annotations: args,
+                flow_ids,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
     fn slice_end(&mut self, track: u64, at_ns: u64) -> std::io::Result<()> {
         self.packet(TracePacket {
             timestamp: Some(at_ns),
@@ -411,18 +436,7 @@ impl PerfettoWriter {
                 ("released_by", None, c.released_by),
             ],
         );
-        self.packet(TracePacket {
-            timestamp: Some(c.start_ns),
-            interned_data: Some(interned),
-            track_event: Some(TrackEvent {
-                r#type: Some(SLICE_BEGIN),
-                name_iid: Some(name_iid),
-                track_uuid: Some(track),
-                debug_annotations: args,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })?;
+        self.slice_begin(track, c.start_ns, Some(interned), name_iid, args, Vec::new())?;
         self.slice_end(track, end)?;
         let Some(releaser) = c.released_by else {
             return Ok(());
@@ -473,18 +487,7 @@ impl PerfettoWriter {
                 ("waiting_on", waiting_on.map(|a| format!("{a:#x}")), None),
             ],
         );
-        self.packet(TracePacket {
-            timestamp: Some(since_ns),
-            interned_data: Some(interned),
-            track_event: Some(TrackEvent {
-                r#type: Some(SLICE_BEGIN),
-                name_iid: Some(name_iid),
-                track_uuid: Some(track),
-                debug_annotations: args,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
+        self.slice_begin(track, since_ns, Some(interned), name_iid, args, Vec::new())
     }
 
     pub fn parked_end(&mut self, goid: u64, at_ns: u64) -> std::io::Result<()> {
@@ -574,19 +577,7 @@ impl PerfettoWriter {
                 ..Default::default()
             });
         };
-        self.packet(TracePacket {
-            timestamp: Some(start),
-            interned_data,
-            track_event: Some(TrackEvent {
-                r#type: Some(SLICE_BEGIN),
-                name_iid: Some(name_iid),
-                track_uuid: Some(track),
-                debug_annotations: args,
-                flow_ids,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })?;
+        self.slice_begin(track, start, interned_data, name_iid, args, flow_ids)?;
         self.slice_end(track, start + duration)
     }
 
