@@ -436,7 +436,14 @@ impl PerfettoWriter {
                 ("released_by", None, c.released_by),
             ],
         );
-        self.slice_begin(track, c.start_ns, Some(interned), name_iid, args, Vec::new())?;
+        self.slice_begin(
+            track,
+            c.start_ns,
+            Some(interned),
+            name_iid,
+            args,
+            Vec::new(),
+        )?;
         self.slice_end(track, end)?;
         let Some(releaser) = c.released_by else {
             return Ok(());
