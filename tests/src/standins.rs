@@ -230,6 +230,27 @@ pub fn assert_ownership_line_extras(t: &Traced, what: &str) {
         of_kind(&t.truth, "conflict").len(),
         "{what}: conflicts"
     );
+    // The summary's probe hits: one `GetOrInitCall` entry and one return per call the
+    // engine made (its own count), and the parts add up.
+    let hits = &summary(&t.records)["probe_hits"];
+    let calls = Some(of_kind(&t.truth, "call").len() as u64);
+    assert_eq!(
+        hits["by_role"]["Call"].as_u64(),
+        calls,
+        "{what}: entries: {hits}"
+    );
+    assert_eq!(
+        hits["by_role"]["Call return"].as_u64(),
+        calls,
+        "{what}: returns: {hits}"
+    );
+    let parts: u64 = hits["by_role"]
+        .as_object()
+        .expect("by_role")
+        .values()
+        .map(|n| n.as_u64().expect("a count"))
+        .sum();
+    assert_eq!(hits["total"].as_u64(), Some(parts), "{what}: {hits}");
 }
 
 pub const OWNERSHIP_FIELDS: &[&str] =

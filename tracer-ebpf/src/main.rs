@@ -43,6 +43,11 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
 /// drains on its own short timer instead.
 const WAKEUP_BYTES: u64 = 256 * 1024;
 
+/// The fill level is asked only when the hit's clock has these low bits clear (one
+/// hit in 16): the query is a helper call, and a burst past `WAKEUP_BYTES` is still
+/// noticed within a few kilobytes.
+const WAKEUP_SAMPLE_MASK: u64 = 0xf;
+
 /// Events that found the ring buffer full. Userspace sums the CPUs and reports it.
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
@@ -121,7 +126,7 @@ fn capture(ctx: &ProbeContext) {
                 return;
             };
             entry.write(call);
-            entry.submit(wakeup_flags());
+            entry.submit(wakeup_flags(call.ts_ns));
         }
         Some(spec) if spec.stack != 0 => {
             let Some(mut entry) = EVENTS.reserve::<GoStackEvent>(0) else {
@@ -136,7 +141,7 @@ fn capture(ctx: &ProbeContext) {
                 (*out).call.header = EventHeader::new(record::STACK, size_of::<GoStackEvent>());
                 (*out).nframes = walk_stack(regs, &mut (*out).pcs);
             }
-            entry.submit(wakeup_flags());
+            entry.submit(wakeup_flags(call.ts_ns));
         }
         Some(spec) => {
             // Captures read the registers from this record's own copy (`call.regs`,
@@ -215,7 +220,7 @@ fn capture(ctx: &ProbeContext) {
                     }
                 }
             }
-            entry.submit(wakeup_flags());
+            entry.submit(wakeup_flags(call.ts_ns));
         }
     }
 }
@@ -456,8 +461,10 @@ fn read_string(ptr: u64, len: u64, out: &mut Capture) {
 }
 
 #[inline(always)]
-fn wakeup_flags() -> u64 {
-    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES {
+fn wakeup_flags(ts_ns: u64) -> u64 {
+    let flags = if ts_ns & WAKEUP_SAMPLE_MASK == 0
+        && EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES
+    {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP

@@ -537,6 +537,7 @@ fn engine_line(
     let mut traced: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut traced_cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut cpu_per_k: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut hits: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let scenario = session_label(session_calls);
     let sessions = session_calls.to_string();
     let engine_cmd = |cmd: &mut Command| {
@@ -565,6 +566,10 @@ fn engine_line(
                 r.tracer_cpu_per_k
                     .context("no tracer CPU figure in the cache summary")?,
             );
+            hits[i].push(
+                r.hits_per_call
+                    .context("no probe hits line in the cache summary")?,
+            );
             eprintln!(
                 "bench: run {}/{runs} {line} highrate ({scenario}), {label}: {:.0} calls/s, engine CPU {:.2} us/call",
                 run + 1,
@@ -582,13 +587,15 @@ fn engine_line(
     let u = median(&mut untraced);
     let u_cpu = median(&mut untraced_cpu);
     let mut out = format!(
-        "\nstand-in engine {line}, scenario highrate (5 s, one caller, {scenario}), median of {runs} runs\n{:<24} {:>12} {:>7} {:>18} {:>20} {:>22}\n{:<24} {:>12.0} {:>7.2} {:>18} {:>17.2} us\n",
+        "\nstand-in engine {line}, scenario highrate (5 s, one caller, {scenario}), median of {runs} runs\n{:<24} {:>12} {:>7} {:>18} {:>20} {:>22} {:>14} {:>18}\n{:<24} {:>12.0} {:>7.2} {:>18} {:>17.2} us\n",
         "mode",
         "calls/s",
         "ratio",
         "overhead per call",
         "engine CPU per call",
         "tracer CPU/1,000 calls",
+        "hits per call",
+        "engine CPU per hit",
         "untraced",
         u,
         1.0,
@@ -599,18 +606,21 @@ fn engine_line(
         let t = median(&mut traced[i]);
         let t_cpu = median(&mut traced_cpu[i]);
         let c = median(&mut cpu_per_k[i]);
+        let h = median(&mut hits[i]);
         let overhead_us = (1.0 / t - 1.0 / u) * 1e6;
         out.push_str(&format!(
-            "{label:<24} {t:>12.0} {:>7.2} {:>15.1} us {:>12.2} us (+{:.2}) {:>19.2} ms\n",
+            "{label:<24} {t:>12.0} {:>7.2} {:>15.1} us {:>12.2} us (+{:.2}) {:>19.2} ms {:>14.2} {:>15.2} us\n",
             t / u,
             overhead_us,
             t_cpu / 1e3,
             (t_cpu - u_cpu) / 1e3,
-            c / 1e6
+            c / 1e6,
+            h,
+            (t_cpu - u_cpu) / 1e3 / h
         ));
     }
     out.push_str(
-        "(overhead per call: from the call rates, 1/traced - 1/untraced, so it includes waiting for a CPU another program holds; engine CPU per call: the engine process's own user + system time per call, which includes the kernel's work for every probe hit)\n",
+        "(overhead per call: from the call rates, 1/traced - 1/untraced, so it includes waiting for a CPU another program holds; engine CPU per call: the engine process's own user + system time per call, which includes the kernel's work for every probe hit; hits per call: the tracer's count of probe hits whose events arrived, per cache call; engine CPU per hit: the added engine CPU per call over the hits per call)\n",
     );
     Ok(out)
 }
@@ -622,10 +632,20 @@ struct EngineRun {
     tracer_cpu_per_k: Option<f64>,
     /// The engine process's CPU ns (user + system) per call, from its `cpu_us=`.
     cpu_per_call: Option<f64>,
+    /// Probe hits per cache call, from the tracer's summary, when traced.
+    hits_per_call: Option<f64>,
+}
+
+/// Probe hits per cache call from the summary line
+/// `probe hits: 206472 (2.14 per cache call): LightCall 96627, ...`.
+fn probe_hits_per_call(line: &str) -> Option<f64> {
+    let rest = line.strip_prefix("probe hits: ")?;
+    let inner = rest.split_once('(')?.1.split_once(" per cache call)")?.0;
+    inner.parse().ok()
 }
 
 fn engine_run(cmd: Command) -> anyhow::Result<EngineRun> {
-    let (rate, tracer_cpu_per_k, stdout, _) = engine_rate_with_output(cmd)?;
+    let (rate, tracer_cpu_per_k, stdout, stderr) = engine_rate_with_output(cmd)?;
     let word = |key: &str| {
         stdout
             .split_whitespace()
@@ -639,6 +659,7 @@ fn engine_run(cmd: Command) -> anyhow::Result<EngineRun> {
         rate,
         tracer_cpu_per_k,
         cpu_per_call,
+        hits_per_call: stderr.lines().find_map(probe_hits_per_call),
     })
 }
 
@@ -1413,6 +1434,14 @@ mod tests {
             Some(950e3)
         );
         assert_eq!(cpu_per_thousand_calls("tracer CPU: 5ms"), None);
+    }
+
+    #[test]
+    fn reads_the_tracers_probe_hits_per_call() {
+        let line = "probe hits: 206472 (2.14 per cache call): LightCall 96627, Exec 2090";
+        assert_eq!(probe_hits_per_call(line), Some(2.14));
+        assert_eq!(probe_hits_per_call("probe hits: 3: Call 3"), None);
+        assert_eq!(probe_hits_per_call("lost events: 0"), None);
     }
 
     #[test]

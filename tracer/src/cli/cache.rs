@@ -429,6 +429,8 @@ struct CachePipeline {
     last_hit_ns: u64,
     /// The maps the engine's `Size()` sums, when this build's are known (live only).
     entry_maps: Option<&'static [u64]>,
+    /// Probe hits whose events arrived, by probe id (what the engine paid for).
+    hits: output::cache::ProbeHitCounts,
 }
 
 /// From tracked probe hits to records: the line's decoder, then the cache model.
@@ -525,6 +527,7 @@ impl CachePipeline {
             counters: output::counters::CacheCounters::default(),
             last_hit_ns: 0,
             entry_maps: None,
+            hits: output::cache::ProbeHitCounts::new(&job.roles),
         })
     }
 
@@ -579,6 +582,7 @@ impl CachePipeline {
             folded: model.folded,
             engine,
             tracer_cpu_ns: end.tracer_cpu_ns,
+            probe_hits: &self.hits,
         };
         if self.json {
             output::cache::summary_json(&summary).write_line(&mut self.sink)?;
@@ -753,6 +757,7 @@ impl EventSink for CachePipeline {
 
     fn on_event(&mut self, ev: Event) {
         self.last_hit_ns = self.last_hit_ns.max(ev.call.ts_ns);
+        self.hits.count(ev.call.probe_id, ev.call.kind);
         if self.bias.is_none()
             && let Some(lowest) = self.lowest
             && let Ok(bias) = load_bias(self.pid, lowest)

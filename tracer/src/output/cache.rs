@@ -6,7 +6,7 @@ use std::{
 };
 
 use super::records::{
-    CacheCallRecord, CacheSummary, FilesyncTotals, MetricsNow, OutcomeTotals, Record,
+    CacheCallRecord, CacheSummary, FilesyncTotals, MetricsNow, OutcomeTotals, ProbeHits, Record,
     SessionTotals, Ttl,
 };
 
@@ -18,6 +18,8 @@ use crate::model::{
     latency::Histogram,
 };
 use crate::probes::KernelFailures;
+use crate::profiles::dagger::Role;
+use tracer_common::ProbeKind;
 
 /// Totals for the summary.
 #[derive(Default)]
@@ -396,10 +398,108 @@ pub struct SummaryInput<'a> {
     pub tracer_cpu_ns: u64,
     /// `--otlp`: what became of the spans.
     pub otlp: Option<&'a super::otel::OtlpCounts>,
+    pub probe_hits: &'a ProbeHitCounts,
+}
+
+/// Probe hits whose events arrived, per probe, named by what each probe is for: the
+/// engine pays a trap for each, so they explain what tracing costs it.
+pub struct ProbeHitCounts {
+    roles: Vec<Option<Role>>,
+    /// Entries and points, by probe id.
+    by_probe: Vec<u64>,
+    /// RETs (a trap of their own, single-stepped), by probe id.
+    returns_by_probe: Vec<u64>,
+    /// Goroutine exits (the runtime's probe, which closes a goroutine's frames).
+    goroutine_exits: u64,
+    /// Hits of any other probe outside the profile's table.
+    other: u64,
+}
+
+impl ProbeHitCounts {
+    pub fn new(roles: &[Option<Role>]) -> Self {
+        ProbeHitCounts {
+            roles: roles.to_vec(),
+            by_probe: vec![0; roles.len()],
+            returns_by_probe: vec![0; roles.len()],
+            goroutine_exits: 0,
+            other: 0,
+        }
+    }
+
+    pub fn count(&mut self, probe_id: u32, kind: u32) {
+        let table = if kind == ProbeKind::FuncReturn as u32 {
+            &mut self.returns_by_probe
+        } else {
+            &mut self.by_probe
+        };
+        match table.get_mut(probe_id as usize) {
+            Some(n) => *n += 1,
+            None if probe_id == crate::probes::plan::GOEXIT_PROBE_ID => self.goroutine_exits += 1,
+            None => self.other += 1,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_probe.iter().sum::<u64>()
+            + self.returns_by_probe.iter().sum::<u64>()
+            + self.goroutine_exits
+            + self.other
+    }
+
+    /// Hits per role (several probes can share one), goroutine exits and the others,
+    /// largest first.
+    fn by_role(&self) -> Vec<(String, u64)> {
+        let mut by: BTreeMap<String, u64> = BTreeMap::new();
+        for (suffix, table) in [("", &self.by_probe), (" return", &self.returns_by_probe)] {
+            for (role, n) in self.roles.iter().zip(table) {
+                if *n > 0 {
+                    let name = role.map_or("unnamed".to_string(), |r| format!("{r:?}"));
+                    *by.entry(format!("{name}{suffix}")).or_default() += n;
+                }
+            }
+        }
+        if self.goroutine_exits > 0 {
+            by.insert("GoroutineExit".into(), self.goroutine_exits);
+        }
+        if self.other > 0 {
+            by.insert("other".into(), self.other);
+        }
+        let mut v: Vec<_> = by.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
+    }
+
+    fn per_call(&self, calls: u64) -> Option<f64> {
+        (calls > 0).then(|| self.total() as f64 / calls as f64)
+    }
+
+    fn record(&self, calls: u64) -> ProbeHits {
+        ProbeHits {
+            total: self.total(),
+            per_call: self.per_call(calls),
+            by_role: self.by_role().into_iter().collect(),
+        }
+    }
+
+    fn human(&self, calls: u64) -> String {
+        let per_call = self
+            .per_call(calls)
+            .map_or(String::new(), |p| format!(" ({p:.2} per cache call)"));
+        let roles: Vec<String> = self
+            .by_role()
+            .into_iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        format!(
+            "probe hits: {}{per_call}: {}",
+            self.total(),
+            roles.join(", ")
+        )
+    }
 }
 
 pub fn summary_json<'a>(s: &'a SummaryInput<'a>) -> Record<'a> {
-    Record::CacheSummary(CacheSummary {
+    Record::CacheSummary(Box::new(CacheSummary {
         engine: &s.engine,
         calls: s.totals.calls,
         unknown_outcome: s.totals.unknown_outcome,
@@ -438,8 +538,9 @@ pub fn summary_json<'a>(s: &'a SummaryInput<'a>) -> Record<'a> {
         state_sizes: s.state_sizes,
         sessions_folded: s.folded,
         tracer_cpu_ns: s.tracer_cpu_ns,
+        probe_hits: s.probe_hits.record(s.totals.calls),
         otlp: s.otlp.map(super::otel::OtlpCounts::record),
-    })
+    }))
 }
 
 pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
@@ -545,6 +646,9 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
         writeln!(w, "bounded state evicted: {e}")?;
     }
     writeln!(w, "state kept at the end: {}", s.state_sizes.describe())?;
+    if s.probe_hits.total() > 0 {
+        writeln!(w, "{}", s.probe_hits.human(s.totals.calls))?;
+    }
     if let Some(per_k) = (s.tracer_cpu_ns * 1000).checked_div(s.totals.calls) {
         writeln!(
             w,
@@ -563,4 +667,46 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_hits_are_summed_by_role_and_unknown_probes_are_other() {
+        let roles = [
+            Some(Role::Call),
+            Some(Role::OwnershipUp),
+            None,
+            Some(Role::Publish),
+            Some(Role::Publish),
+        ];
+        let mut hits = ProbeHitCounts::new(&roles);
+        for id in [0, 0, 0, 1, 3, 4, 4, 2, 0xff_ffff, 77] {
+            hits.count(id, ProbeKind::FuncEntry as u32);
+        }
+        hits.count(0, ProbeKind::FuncReturn as u32);
+        assert_eq!(hits.total(), 11);
+        let r = hits.record(3);
+        assert_eq!(r.per_call, Some(11.0 / 3.0));
+        let by: Vec<(&str, u64)> = r.by_role.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            by,
+            [
+                ("Call", 3),
+                ("Call return", 1),
+                ("GoroutineExit", 1),
+                ("OwnershipUp", 1),
+                ("Publish", 3),
+                ("other", 1),
+                ("unnamed", 1)
+            ]
+        );
+        assert_eq!(
+            hits.human(3),
+            "probe hits: 11 (3.67 per cache call): Call 3, Publish 3, Call return 1, GoroutineExit 1, OwnershipUp 1, other 1, unnamed 1"
+        );
+        assert_eq!(ProbeHitCounts::new(&roles).record(0).per_call, None);
+    }
 }

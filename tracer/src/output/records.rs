@@ -86,7 +86,7 @@ pub enum Record<'a> {
         error: &'a Option<String>,
     },
     CacheCall(CacheCallRecord<'a>),
-    CacheSummary(CacheSummary<'a>),
+    CacheSummary(Box<CacheSummary<'a>>),
     // `tracer diff`
     CacheDiff {
         a: String,
@@ -384,9 +384,20 @@ pub struct CacheSummary<'a> {
     pub state_sizes: crate::model::cache::StateSizes,
     pub sessions_folded: crate::model::cache::FoldedSessions,
     pub tracer_cpu_ns: u64,
+    /// Probe hits whose events arrived: what the engine paid a trap for.
+    pub probe_hits: ProbeHits,
     /// `--otlp` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otlp: Option<OtlpTotals<'a>>,
+}
+
+/// Probe hits, in all, per cache call, and by what each probe is for (role name ->
+/// hits; `other` for the runtime's probes).
+#[derive(Serialize)]
+pub struct ProbeHits {
+    pub total: u64,
+    pub per_call: Option<f64>,
+    pub by_role: BTreeMap<String, u64>,
 }
 
 /// `--otlp`: what became of the spans (`dropped` is the sum of the three `dropped_*`).
