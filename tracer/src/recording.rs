@@ -504,7 +504,7 @@ impl RecordingReader {
     /// Feeds every ring record, decoded as the live reader decodes it, to `on_event` until
     /// the end record, or until `on_event` returns false (`end` is then None). Records
     /// that are no event are counted as malformed, as live. A live fact is damage here:
-    /// only `hang --watch` records them.
+    /// only `hang --watch` and `cache` record them (and replay them with `feed_items`).
     pub fn feed(
         &mut self,
         mut on_event: impl FnMut(crate::probes::Event) -> bool,
