@@ -27,7 +27,9 @@ pub const MAGIC: [u8; 8] = *b"GOTRACE\n";
 /// Bumped whenever a reader of the previous version would misread the file. Format 1
 /// (one LZ4 frame, a development format of 2026-12-02) is refused by name. Format 3 added
 /// live facts and `hang` jobs; a format 2 file is a format 3 file without them, and is read.
-pub const FORMAT_VERSION: u32 = 3;
+/// Format 4 added `cache` facts (the cache's size over time, goroutines' functions), which a
+/// format 3 reader would call damage; a format 3 file is a format 4 file without them.
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest format this tracer reads.
 pub const OLDEST_READ_VERSION: u32 = 2;
 
@@ -504,7 +506,7 @@ impl RecordingReader {
     /// Feeds every ring record, decoded as the live reader decodes it, to `on_event` until
     /// the end record, or until `on_event` returns false (`end` is then None). Records
     /// that are no event are counted as malformed, as live. A live fact is damage here:
-    /// only `hang --watch` records them.
+    /// only `hang --watch` and `cache` record them (and replay them with `feed_items`).
     pub fn feed(
         &mut self,
         mut on_event: impl FnMut(crate::probes::Event) -> bool,

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::{
     follow::{self, FollowArgs},
+    goroutine_names::GoroutineNamer,
     target::{Resolved, TargetArgs},
     tracing::{EventSink, Started, Stop, start, trace_until_stop},
 };
@@ -14,6 +15,7 @@ use crate::{
     model::{
         cache::{CacheModel, CacheOutput, Evictions, StateSizes},
         cache_events::CacheEvent,
+        cache_facts::CacheFact,
         calls::{CallTracker, Tracked},
     },
     output::{
@@ -23,7 +25,7 @@ use crate::{
     },
     probes::Event,
     profiles::{self, Decoder, DecoderSetup, LayoutError, NotedSites, Profile, Role},
-    recording::{self, CacheJob, End, Job, PendingRecording, RecordingReader},
+    recording::{self, CacheJob, End, Job, PendingRecording, RecordingReader, Replayed},
     target::memory::{Memory, load_bias, monotonic_ns},
 };
 
@@ -178,16 +180,33 @@ fn trace_once(
     if let Some(r) = recording {
         let header = recording::header_for(&binary, pid, Job::Cache(job.clone()));
         reader.record_to(r.start(&header)?);
+        pipeline.recording = true;
     }
-    let traced = runtime.block_on(trace_until_stop(
-        &mut signals,
-        &mut reader,
-        &mut pipeline,
-        &probes,
-        pid,
-        child,
-        duration,
-    ));
+    // What a timeline shows from the engine's memory (its goroutines' functions, its
+    // cache size) is read when there is a timeline, or a recording to replay one from.
+    let reads_memory = pipeline.perfetto.is_some() || pipeline.recording;
+    let traced = std::thread::scope(|scope| {
+        if reads_memory {
+            pipeline.names = Some(GoroutineNamer::start(scope, &binary, pid));
+        }
+        let traced = runtime.block_on(trace_until_stop(
+            &mut signals,
+            &mut reader,
+            &mut pipeline,
+            &probes,
+            pid,
+            child,
+            duration,
+        ));
+        // The read under way is waited for (one bounded read); the thread then ends.
+        if let Some(mut names) = pipeline.names.take()
+            && traced.is_ok()
+            && let Some(functions) = names.take(true)
+        {
+            pipeline.live_fact(CacheFact::GoroutineFunctions { functions });
+        }
+        traced
+    });
     let lost_events = probes.lost_events()?;
     let kernel_failures = probes.kernel_failures()?;
     if traced.is_ok() {
@@ -215,6 +234,23 @@ fn trace_once(
                 .map_or(e, anyhow::Error::from));
         }
     };
+    // The cache size at the stop, the last fact: applied before the calls still open are
+    // closed, where a replay applies it.
+    end.cache_entries = pipeline
+        .stage
+        .decoder
+        .cache_pointer()
+        .zip(profile.entry_maps(profiles::engine_version(&binary).as_deref()))
+        .and_then(|(c, maps)| cache_entries(pid, c, maps));
+    if let Some(entries) = end.cache_entries {
+        pipeline.live_fact(CacheFact::CacheEntries {
+            at_ns: monotonic_ns(),
+            entries,
+        });
+    }
+    for fact in pipeline.take_live_facts() {
+        reader.record_live_fact(&fact);
+    }
     pipeline.finish();
     let (mismatches, checked) = pipeline.stage.decoder.digest_mismatches();
     if mismatches > 0 {
@@ -223,12 +259,6 @@ fn trace_once(
             end.lost_events
         );
     }
-    end.cache_entries = pipeline
-        .stage
-        .decoder
-        .cache_pointer()
-        .zip(profile.entry_maps(profiles::engine_version(&binary).as_deref()))
-        .and_then(|(c, maps)| cache_entries(pid, c, maps));
     end.tracer_cpu_ns = own_cpu_ns();
     finish_recording(&mut reader, &end)?;
     pipeline.summarize(&end, reader.malformed, job.engine, &mut std::io::stderr())?;
@@ -301,9 +331,16 @@ fn replay_to(
         pipeline.stage.decoder.set_load_bias(bias);
         pipeline.bias = Some(bias);
     }
-    let fed = rec.feed(|ev| {
-        pipeline.on_event(ev);
-        pipeline.stage.layout_error.is_none()
+    // The live run's facts (its memory reads) are applied where it applied them.
+    let fed = rec.feed_items(|item| match item {
+        Replayed::Event(ev) => {
+            pipeline.on_event(ev);
+            Ok(pipeline.stage.layout_error.is_none())
+        }
+        Replayed::LiveFact(json) => {
+            pipeline.apply(&CacheFact::from_json(json)?);
+            Ok(true)
+        }
     });
     let fed = match fed {
         Ok(fed) => fed,
@@ -431,6 +468,15 @@ struct CachePipeline {
     entry_maps: Option<&'static [u64]>,
     /// Probe hits whose events arrived, by probe id (what the engine paid for).
     hits: output::cache::ProbeHitCounts,
+    /// Live: reads the engine's goroutines' first user functions (timeline or recording).
+    names: Option<GoroutineNamer>,
+    /// Live, `--record`: facts applied and not yet handed to the recording, and the cache
+    /// size last handed (an unchanged size is not recorded again).
+    recording: bool,
+    facts: Vec<Vec<u8>>,
+    entries_recorded: Option<u64>,
+    /// A cache size fact was applied (a recording without them has only its end value).
+    entries_applied: bool,
 }
 
 /// From tracked probe hits to records: the line's decoder, then the cache model.
@@ -528,6 +574,11 @@ impl CachePipeline {
             last_hit_ns: 0,
             entry_maps: None,
             hits: output::cache::ProbeHitCounts::new(&job.roles),
+            names: None,
+            recording: false,
+            facts: Vec::new(),
+            entries_recorded: None,
+            entries_applied: false,
         })
     }
 
@@ -543,17 +594,14 @@ impl CachePipeline {
             connected_clients: Some(self.connected_clients()),
             cache_entries: end.cache_entries,
         };
-        // The timeline's last entries value: read after the stop (live, now), or the one
-        // the live run read at its end (replay, placed at the last event).
-        if let (Some(p), Some(n)) = (self.perfetto.as_mut(), end.cache_entries) {
-            let at = if self.lowest.is_some() {
-                monotonic_ns()
-            } else {
-                self.last_hit_ns
-            };
-            self.counters
-                .entries(p, at, n)
-                .context("cannot write the trace")?;
+        // A recording made before cache sizes were facts has only the value the live run
+        // read at its end: it is placed at the last event.
+        if let Some(p) = self.perfetto.as_mut() {
+            if let (Some(n), false) = (end.cache_entries, self.entries_applied) {
+                self.counters
+                    .entries(p, self.last_hit_ns, n)
+                    .context("cannot write the trace")?;
+            }
             p.flush().context("cannot write the trace")?;
         }
         // --otlp: what is queued is sent (bounded wait) before the counts are told.
@@ -617,26 +665,58 @@ impl CachePipeline {
         m.set(self.connected_clients(), counts.as_deref(), own_cpu_ns());
     }
 
-    /// `--format perfetto`, live: the cache entries counter, read from the engine's memory
-    /// each turn of the event loop (a replay has only the value read at the end).
-    fn sample_entries(&mut self) -> anyhow::Result<()> {
-        let (Some(p), Some(maps), Some(_)) = (self.perfetto.as_mut(), self.entry_maps, self.lowest)
+    /// Live, for a timeline or a recording: the cache entries counter, read from the
+    /// engine's memory at most every 50 ms, each read a fact.
+    fn sample_entries(&mut self) {
+        if !(self.perfetto.is_some() || self.recording) || self.lowest.is_none() {
+            return;
+        }
+        let (Some(maps), Some(cache)) = (self.entry_maps, self.stage.decoder.cache_pointer())
         else {
-            return Ok(());
-        };
-        let Some(cache) = self.stage.decoder.cache_pointer() else {
-            return Ok(());
+            return;
         };
         let now = monotonic_ns();
         if !self.counters.entries_due(now) {
-            return Ok(());
+            return;
         }
-        if let Some(n) = cache_entries(self.pid, cache, maps) {
-            self.counters
-                .entries(p, now, n)
-                .context("cannot write the trace")?;
+        if let Some(entries) = cache_entries(self.pid, cache, maps) {
+            self.live_fact(CacheFact::CacheEntries {
+                at_ns: now,
+                entries,
+            });
         }
-        Ok(())
+    }
+
+    /// Live: applies a fact read from the engine's memory, and keeps it for the recording.
+    fn live_fact(&mut self, fact: CacheFact) {
+        self.apply(&fact);
+        if !self.recording {
+            return;
+        }
+        if let CacheFact::CacheEntries { entries, .. } = fact {
+            if self.entries_recorded == Some(entries) {
+                return;
+            }
+            self.entries_recorded = Some(entries);
+        }
+        self.facts.push(fact.to_json());
+    }
+
+    /// A fact of the live run, live or in replay.
+    fn apply(&mut self, fact: &CacheFact) {
+        let written = match (fact, self.perfetto.as_mut()) {
+            (CacheFact::CacheEntries { at_ns, entries }, p) => {
+                self.entries_applied = true;
+                p.map_or(Ok(()), |p| self.counters.entries(p, *at_ns, *entries))
+            }
+            (CacheFact::GoroutineFunctions { functions }, Some(p)) => functions
+                .iter()
+                .try_for_each(|(goid, f)| p.goroutine_function(*goid, f)),
+            (CacheFact::GoroutineFunctions { .. }, None) => Ok(()),
+        };
+        if let Err(e) = written {
+            self.write_error.get_or_insert(e);
+        }
     }
 
     /// The process, first in a timeline.
@@ -765,6 +845,9 @@ impl EventSink for CachePipeline {
             self.stage.decoder.set_load_bias(bias);
             self.bias = Some(bias);
         }
+        if let Some(names) = self.names.as_mut() {
+            names.seen(ev.call.goid);
+        }
         let stage = &mut self.stage;
         self.tracker.on_event(ev, &mut |t| stage.feed(t));
         self.emit();
@@ -778,7 +861,10 @@ impl EventSink for CachePipeline {
             return Err(e).context("cannot write the trace");
         }
         self.update_metrics();
-        self.sample_entries()?;
+        self.sample_entries();
+        if let Some(functions) = self.names.as_mut().and_then(|n| n.turn(self.bias)) {
+            self.live_fact(CacheFact::GoroutineFunctions { functions });
+        }
         if let Some(p) = self.perfetto.as_mut() {
             p.flush().context("cannot write the trace")?;
         }
@@ -788,5 +874,9 @@ impl EventSink for CachePipeline {
             }
             _ => Ok(()),
         }
+    }
+
+    fn take_live_facts(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.facts)
     }
 }

@@ -5,6 +5,7 @@ mod demo;
 mod diff;
 mod follow;
 mod funcs;
+mod goroutine_names;
 mod hang;
 mod inspect;
 mod locks;

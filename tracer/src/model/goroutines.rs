@@ -233,25 +233,7 @@ impl<'b> Reader<'b> {
     /// Reads every goroutine. `now_ns` is CLOCK_MONOTONIC at the time of reading.
     pub fn snapshot(&mut self, mem: &dyn Mem, now_ns: u64) -> anyhow::Result<Snapshot> {
         let start = std::time::Instant::now();
-        // Link-time address plus load bias: modular, like the bias itself.
-        let allgs = self.layout.allgs.wrapping_add(self.bias);
-        let field = |off: u64| mem.u64(allgs.checked_add(off)?);
-        let (ptr, len, cap) = (field(0), field(8), field(16));
-        let (Some(ptr), Some(len), Some(cap)) = (ptr, len, cap) else {
-            anyhow::bail!("cannot read runtime.allgs at {allgs:#x} in the target")
-        };
-        if len > cap || len > MAX_GOROUTINES || (len > 0 && ptr == 0) {
-            anyhow::bail!("runtime.allgs looks invalid (ptr {ptr:#x}, len {len}, cap {cap})");
-        }
-        let mut raw = vec![0u8; len as usize * 8];
-        mem.read(ptr, &mut raw)
-            .map_err(|e| anyhow::anyhow!("cannot read the goroutine list: {e}"))?;
-        let gs: Vec<u64> = raw
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-            .filter(|&g| g != 0)
-            .collect();
-
+        let gs = self.all_gs(mem)?;
         let size = self.g_read_size();
         let records = mem.read_many(&gs, size);
         let sema_waits = self.sema_waiters(mem);
@@ -275,6 +257,65 @@ impl<'b> Reader<'b> {
         }
         snap.elapsed_ns = start.elapsed().as_nanos() as u64;
         Ok(snap)
+    }
+
+    /// The live goroutines among `goids`, each read as a snapshot reads it (start
+    /// function, stack), without what they wait on; those gone are left out. Only each
+    /// `g`'s id is read for the others: the work is one word per goroutine plus the
+    /// wanted ones.
+    pub fn goroutines_by_id(
+        &mut self,
+        mem: &dyn Mem,
+        goids: &HashSet<u64>,
+        now_ns: u64,
+    ) -> anyhow::Result<Vec<Goroutine>> {
+        let gs = self.all_gs(mem)?;
+        let goid_at: Vec<u64> = gs.iter().map(|g| g.wrapping_add(self.off.goid)).collect();
+        let wanted: Vec<u64> = gs
+            .iter()
+            .zip(mem.read_many(&goid_at, 8))
+            .filter_map(|(&g, word)| {
+                let goid = u64::from_le_bytes(word?.get(..8)?.try_into().ok()?);
+                goids.contains(&goid).then_some(g)
+            })
+            .collect();
+        let size = self.g_read_size();
+        let records = mem.read_many(&wanted, size);
+        let mut found = Vec::new();
+        for (&g, rec) in wanted.iter().zip(records) {
+            let Some(rec) = rec else { continue };
+            // The g may have been reused between the two reads: its id is read again.
+            if let Some(mut gr) = self.goroutine(mem, g, &rec, now_ns, &HashMap::new())
+                && goids.contains(&gr.goid)
+            {
+                gr.stack_words = Vec::new();
+                gr.wait = None;
+                found.push(gr);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The `g` addresses in `runtime.allgs`.
+    fn all_gs(&self, mem: &dyn Mem) -> anyhow::Result<Vec<u64>> {
+        // Link-time address plus load bias: modular, like the bias itself.
+        let allgs = self.layout.allgs.wrapping_add(self.bias);
+        let field = |off: u64| mem.u64(allgs.checked_add(off)?);
+        let (ptr, len, cap) = (field(0), field(8), field(16));
+        let (Some(ptr), Some(len), Some(cap)) = (ptr, len, cap) else {
+            anyhow::bail!("cannot read runtime.allgs at {allgs:#x} in the target")
+        };
+        if len > cap || len > MAX_GOROUTINES || (len > 0 && ptr == 0) {
+            anyhow::bail!("runtime.allgs looks invalid (ptr {ptr:#x}, len {len}, cap {cap})");
+        }
+        let mut raw = vec![0u8; len as usize * 8];
+        mem.read(ptr, &mut raw)
+            .map_err(|e| anyhow::anyhow!("cannot read the goroutine list: {e}"))?;
+        Ok(raw
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .filter(|&g| g != 0)
+            .collect())
     }
 
     fn g_read_size(&self) -> usize {

@@ -3,6 +3,7 @@
 pub mod bounded;
 pub mod cache;
 pub mod cache_events;
+pub mod cache_facts;
 pub mod calls;
 pub mod diff;
 pub mod explain;

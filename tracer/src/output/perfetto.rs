@@ -161,7 +161,14 @@ pub struct PerfettoWriter {
     buf: Vec<u8>,
     /// Lock hand-offs drawn as flows so far (their flow ids).
     lock_flows: u64,
+    /// First user functions of goroutines that have no track yet (`tracer cache` reads
+    /// them from memory, maybe before the goroutine's first call ends), at most
+    /// [`MAX_FUNCTIONS_AHEAD`].
+    functions_ahead: HashMap<u64, String>,
 }
+
+/// Goroutine functions kept for tracks not yet described.
+const MAX_FUNCTIONS_AHEAD: usize = 1 << 16;
 
 impl PerfettoWriter {
     pub fn new(out: Box<dyn Write + Send>) -> PerfettoWriter {
@@ -175,6 +182,7 @@ impl PerfettoWriter {
             started: false,
             buf: Vec::new(),
             lock_flows: 0,
+            functions_ahead: HashMap::new(),
         }
     }
 
@@ -216,15 +224,26 @@ impl PerfettoWriter {
             return Ok(t.uuid);
         }
         let uuid = 2 << 32 | (self.goroutines.len() as u64 + 1);
-        self.goroutines.insert(
-            goid,
-            GoroutineTrack {
-                uuid,
-                function: None,
-            },
-        );
-        self.describe_goroutine(goid, uuid, None)?;
+        let function = self.functions_ahead.remove(&goid);
+        self.describe_goroutine(goid, uuid, function.as_deref())?;
+        self.goroutines
+            .insert(goid, GoroutineTrack { uuid, function });
         Ok(uuid)
+    }
+
+    /// Goroutine `goid`'s first user function, read from outside the records: names its
+    /// track now if it has one, else when it is first used.
+    pub fn goroutine_function(&mut self, goid: u64, function: &str) -> std::io::Result<()> {
+        if self.goroutines.contains_key(&goid) {
+            return self.name_goroutine(goid, function);
+        }
+        // Most goroutines read get no track (they made no call): past the bound the
+        // waiting names start afresh, and a track whose name was dropped stays unnamed.
+        if self.functions_ahead.len() >= MAX_FUNCTIONS_AHEAD {
+            self.functions_ahead.clear();
+        }
+        self.functions_ahead.insert(goid, function.to_owned());
+        Ok(())
     }
 
     fn describe_goroutine(
@@ -626,6 +645,46 @@ mod tests {
         assert_eq!(p.sequence_flags, Some(INCREMENTAL_STATE_CLEARED));
         let d = p.track_descriptor.unwrap();
         assert_eq!(d.process.unwrap().pid, Some(42));
+    }
+
+    /// The track names described, in the order written.
+    fn track_names(bytes: &[u8]) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            assert_eq!(bytes[at], TRACE_PACKET_KEY);
+            let mut rest = &bytes[at + 1..];
+            let len = prost::encoding::decode_varint(&mut rest).unwrap() as usize;
+            let start = bytes.len() - rest.len();
+            let p = TracePacket::decode(&bytes[start..start + len]).unwrap();
+            if let Some(name) = p.track_descriptor.and_then(|d| d.name) {
+                names.push(name);
+            }
+            at = start + len;
+        }
+        names
+    }
+
+    #[test]
+    fn goroutine_functions_name_tracks_before_and_after_they_exist() {
+        let sink = crate::output::MemorySink::default();
+        let mut w = PerfettoWriter::new(Box::new(sink.clone()));
+        w.begin(42, "engine").unwrap();
+        // Known before the goroutine's first slice: its track is described named.
+        w.goroutine_function(7, "main.serve").unwrap();
+        w.goroutine_track(7).unwrap();
+        // Known after: the track is described again, named; a second name changes nothing.
+        w.goroutine_track(9).unwrap();
+        w.goroutine_function(9, "main.worker").unwrap();
+        w.goroutine_function(9, "main.other").unwrap();
+        assert_eq!(
+            track_names(&sink.take()),
+            [
+                "goroutine 7: main.serve",
+                "goroutine 9",
+                "goroutine 9: main.worker"
+            ]
+        );
     }
 
     #[test]

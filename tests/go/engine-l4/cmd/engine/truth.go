@@ -168,6 +168,13 @@ type conflictRec struct {
 	Goid  int64  `json:"goid"`
 }
 
+// goroutineRec: the first user function of a goroutine that made or ran a cache call.
+type goroutineRec struct {
+	Kind string `json:"kind"` // "goroutine"
+	Goid int64  `json:"goid"`
+	Func string `json:"func"`
+}
+
 type endRec struct {
 	Kind         string         `json:"kind"` // "end"
 	CodeLine     string         `json:"code_line"`

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -40,6 +41,8 @@ type env struct {
 	// while it stayed owned
 	lastReleaser  sync.Map // uint64 -> string
 	reportedOwned sync.Map // uint64 -> true
+	// goroutinesNoted: goroutines whose goroutine record is written
+	goroutinesNoted sync.Map // int64 -> true
 }
 
 type sessState struct {
@@ -100,6 +103,40 @@ func (e *env) goid() int64 {
 		return 0
 	}
 	return goid()
+}
+
+// noteGoroutine writes, once per goroutine, the first user function of goroutine g (the
+// current one): of its stack as the runtime prints it, the outermost function that is
+// neither the runtime's nor the wrapper a `go f(x)` statement compiles to
+// (pkg.caller.gowrapN).
+func (e *env) noteGoroutine(g int64) {
+	if !e.truth.enabled() {
+		return
+	}
+	if _, noted := e.goroutinesNoted.LoadOrStore(g, true); noted {
+		return
+	}
+	buf := make([]byte, 64<<10)
+	buf = buf[:runtime.Stack(buf, false)]
+	first := ""
+	for _, line := range bytes.Split(buf, []byte("\n"))[1:] {
+		// Frames are "pkg.Func(args)" lines, each followed by a tab-indented place.
+		if len(line) == 0 || line[0] == '\t' || bytes.HasPrefix(line, []byte("created by ")) || bytes.HasPrefix(line, []byte("...")) {
+			continue
+		}
+		f := string(line)
+		if i := strings.LastIndexByte(f, '('); i > 0 {
+			f = f[:i]
+		}
+		last := f[strings.LastIndexByte(f, '.')+1:]
+		if strings.HasPrefix(f, "runtime.") || strings.HasPrefix(f, "runtime/") || strings.HasPrefix(last, "gowrap") {
+			continue
+		}
+		first = f
+	}
+	if first != "" {
+		e.truth.write(goroutineRec{Kind: "goroutine", Goid: g, Func: first})
+	}
 }
 
 func (e *env) openSession() *sessState {
@@ -175,8 +212,12 @@ type parentFrameKey struct{}
 // goroutine of a miss, the caller of an uncached call).
 func (e *env) resolverFn(body func(ctx context.Context) (dagql.AnyResult, error)) func(context.Context) (dagql.AnyResult, error) {
 	return func(ctx context.Context) (dagql.AnyResult, error) {
-		if tr := dagql.CallTraceFrom(ctx); tr != nil && e.truth.enabled() {
-			tr.ExecGoid = goid()
+		if e.truth.enabled() {
+			g := goid()
+			e.noteGoroutine(g)
+			if tr := dagql.CallTraceFrom(ctx); tr != nil {
+				tr.ExecGoid = g
+			}
 		}
 		return body(ctx)
 	}
@@ -201,6 +242,7 @@ func (e *env) call(ctx context.Context, ss *sessState, req *dagql.CallRequest, t
 	}
 	callCtx := dagql.WithCallTrace(context.WithValue(ctx, parentFrameKey{}, req.ResultCall), tr)
 	g := goid()
+	e.noteGoroutine(g)
 	start := nanotime()
 	res, err := core.AroundCall(req, telemetry, func() (dagql.AnyResult, error) {
 		return e.cache.GetOrInitCall(callCtx, ss.id, resolver{}, req, fn)
