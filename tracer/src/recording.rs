@@ -12,7 +12,7 @@
 //! straight from each block.
 use std::{
     fs::File,
-    io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write},
+    io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
 };
 
@@ -606,19 +606,25 @@ impl RecordingReader {
         if raw == 0 || raw > MAX_BLOCK_BYTES || packed > MAX_BLOCK_BYTES + MAX_BLOCK_BYTES / 64 {
             return Err(self.damaged(format!("a block claims {raw} bytes ({packed} packed)")));
         }
-        let mut compressed = std::mem::take(&mut self.compressed);
-        compressed.resize(packed, 0);
-        let read = self.read(&mut compressed);
-        self.compressed = compressed;
-        read?;
-        if crc32fast::hash(&self.compressed) != crc {
-            return Err(self.damaged("a block's checksum does not match".into()));
-        }
         self.block.resize(raw, 0);
-        match lz4_flex::block::decompress_into(&self.compressed, &mut self.block) {
+        // A block already whole in the read buffer is checked and decompressed there,
+        // without copying it out first.
+        let unpacked = if self.input.buffer().len() >= packed {
+            let unpacked = unpack(&self.input.buffer()[..packed], crc, &mut self.block);
+            self.input.consume(packed);
+            unpacked
+        } else {
+            let mut compressed = std::mem::take(&mut self.compressed);
+            compressed.resize(packed, 0);
+            let read = self.read(&mut compressed);
+            self.compressed = compressed;
+            read?;
+            unpack(&self.compressed, crc, &mut self.block)
+        };
+        match unpacked {
             Ok(n) if n == raw => {}
             Ok(n) => return Err(self.damaged(format!("a block holds {n} bytes, not {raw}"))),
-            Err(e) => return Err(self.damaged(e.to_string())),
+            Err(why) => return Err(self.damaged(why)),
         }
         self.at = 0;
         Ok(())
@@ -644,6 +650,15 @@ impl RecordingReader {
             why,
         }
     }
+}
+
+/// Checks a block's compressed bytes against their CRC and decompresses them into `into`
+/// (sized to the block's raw length): the bytes written, or why not.
+fn unpack(compressed: &[u8], crc: u32, into: &mut [u8]) -> Result<usize, String> {
+    if crc32fast::hash(compressed) != crc {
+        return Err("a block's checksum does not match".into());
+    }
+    lz4_flex::block::decompress_into(compressed, into).map_err(|e| e.to_string())
 }
 
 /// The header facts every recording shares.

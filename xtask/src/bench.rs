@@ -326,8 +326,8 @@ fn recording_cost(runs: usize) -> anyhow::Result<()> {
     let engine = build_go_program("engine-l4", true)?;
     let dir = workspace_root().join("target/bench-recordings");
     std::fs::create_dir_all(&dir)?;
-    let (mut plain, mut recorded, mut bytes_per_m, mut replay_rates) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut plain, mut recorded, mut bytes_per_m, mut replay_rates, mut replay_cpu_rates) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
         let mut cmd = Command::new(tracer_binary());
         cmd.args(["cache", "--json", "-o", "/dev/stderr", "--"])
@@ -344,6 +344,7 @@ fn recording_cost(runs: usize) -> anyhow::Result<()> {
         let events = count_after(&stderr, "tracer: recorded ")
             .context("no `recorded N events` line from the tracer")?;
         bytes_per_m.push(std::fs::metadata(&file)?.len() as f64 * 1e6 / events);
+        let cpu_before = children_cpu_s()?;
         let out = Command::new(tracer_binary())
             .arg("replay")
             .arg(&file)
@@ -364,16 +365,23 @@ fn recording_cost(runs: usize) -> anyhow::Result<()> {
             })
             .with_context(|| format!("no replay rate from the tracer: {stderr}"))?;
         replay_rates.push(replay);
+        // Events per second of the replay's own CPU time (one thread): unlike the wall
+        // clock, it does not move with what else the machine runs.
+        let replayed = count_after(&stderr, "tracer: replayed ")
+            .context("no `replayed N events` line from the tracer")?;
+        let cpu = children_cpu_s()? - cpu_before;
+        replay_cpu_rates.push(replayed / cpu.max(0.01));
         eprintln!(
-            "bench: run {}/{runs} recording: {:.0} calls/s plain, {rate:.0} recorded, replay {replay:.0} events/s",
+            "bench: run {}/{runs} recording: {:.0} calls/s plain, {rate:.0} recorded, replay {replay:.0} events/s ({:.0} per CPU second)",
             run + 1,
-            plain[run]
+            plain[run],
+            replay_cpu_rates[run]
         );
         let _ = std::fs::remove_file(&file);
     }
     let (p, r) = (median(&mut plain), median(&mut recorded));
     println!(
-        "\nrecording (L4 stand-in highrate, one caller), median of {runs} runs\n{:<32} {:>12}\n{:<32} {:>12.0}\n{:<32} {:>12.0} ({:.3}x)\n{:<32} {:>9.1} MB\n{:<32} {:>12.0}",
+        "\nrecording (L4 stand-in highrate, one caller), median of {runs} runs\n{:<32} {:>12}\n{:<32} {:>12.0}\n{:<32} {:>12.0} ({:.3}x)\n{:<32} {:>9.1} MB\n{:<32} {:>12.0}\n{:<32} {:>12.0}",
         "",
         "",
         "tracer cache: calls/s",
@@ -384,9 +392,31 @@ fn recording_cost(runs: usize) -> anyhow::Result<()> {
         "recording size per 1M events",
         median(&mut bytes_per_m) / 1e6,
         "replay --json: events/s",
-        median(&mut replay_rates)
+        median(&mut replay_rates),
+        "replay --json: events/CPU s",
+        median(&mut replay_cpu_rates)
     );
     Ok(())
+}
+
+/// CPU seconds (user and system) of this process's waited-for children so far, from
+/// /proc/self/stat (in clock ticks of 1/100 s, Linux's USER_HZ).
+fn children_cpu_s() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name's closing parenthesis start at field 3; cutime and
+    // cstime are fields 16 and 17.
+    let rest = stat
+        .rsplit_once(')')
+        .context("no command name in /proc/self/stat")?
+        .1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields
+            .get(i)
+            .context("/proc/self/stat is too short")?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(13)? + ticks(14)?) / 100.0)
 }
 
 /// The number after `prefix` on a line of `text`.

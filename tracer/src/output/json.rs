@@ -15,6 +15,16 @@ impl<'a> JsonObject<'a> {
         JsonObject { buf, first: true }
     }
 
+    /// An object whose first fields are already in `buf` (written raw).
+    pub fn continued(buf: &'a mut Vec<u8>) -> JsonObject<'a> {
+        JsonObject { buf, first: false }
+    }
+
+    /// The buffer, to continue a nested object written partly raw.
+    pub fn buf(&mut self) -> &mut Vec<u8> {
+        self.buf
+    }
+
     fn key(&mut self, key: &str) {
         if !self.first {
             self.buf.push(b',');
@@ -46,6 +56,16 @@ impl<'a> JsonObject<'a> {
         }
     }
 
+    pub fn opt_i64(&mut self, key: &str, v: Option<i64>) -> &mut Self {
+        let Some(v) = v else {
+            return self.raw(key, "null");
+        };
+        self.key(key);
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        self
+    }
+
     pub fn opt_u64s(&mut self, key: &str, v: Option<&[u64]>) -> &mut Self {
         let Some(values) = v else {
             return self.raw(key, "null");
@@ -63,9 +83,59 @@ impl<'a> JsonObject<'a> {
         self
     }
 
+    pub fn bool(&mut self, key: &str, v: bool) -> &mut Self {
+        self.raw(key, if v { "true" } else { "false" })
+    }
+
+    pub fn opt_bool(&mut self, key: &str, v: Option<bool>) -> &mut Self {
+        match v {
+            Some(v) => self.bool(key, v),
+            None => self.raw(key, "null"),
+        }
+    }
+
+    /// A string, escaped as serde_json escapes it.
+    pub fn str(&mut self, key: &str, v: &str) -> &mut Self {
+        self.key(key);
+        string(self.buf, v);
+        self
+    }
+
+    pub fn opt_str(&mut self, key: &str, v: Option<&str>) -> &mut Self {
+        match v {
+            Some(v) => self.str(key, v),
+            None => self.raw(key, "null"),
+        }
+    }
+
+    /// Any value, through serde_json (for the rare nested parts of a record).
+    pub fn value<T: serde::Serialize + ?Sized>(&mut self, key: &str, v: &T) -> &mut Self {
+        self.key(key);
+        serde_json::to_writer(&mut *self.buf, v).expect("writing to a Vec cannot fail");
+        self
+    }
+
+    /// Closes the object without ending the line (an object nested in another).
+    pub fn close(&mut self) {
+        self.buf.push(b'}');
+    }
+
     /// Closes the object and ends the line.
     pub fn end(&mut self) {
         self.buf.extend_from_slice(b"}\n");
+    }
+}
+
+/// Appends `s` as a JSON string. Digests and session ids need no escape: they are
+/// copied as they are; anything else goes through serde_json (which escapes `"`, `\`
+/// and the control characters below 0x20, and nothing else).
+pub fn string(buf: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        serde_json::to_writer(&mut *buf, s).expect("writing to a Vec cannot fail");
+    } else {
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
     }
 }
 
@@ -98,5 +168,23 @@ mod tests {
         assert!(v["goid"].is_null() && v["ret"].is_null());
         assert_eq!(v["args"][1].as_u64(), Some(u64::MAX));
         assert!(v["func"].as_str().unwrap().contains("json:\\\"f\\\""));
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        for s in [
+            "xxh3:3e5da85004feca5a",
+            "",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{1}\u{1f}\u{7f}",
+            "é ü 日本",
+            "line\n",
+        ] {
+            let mut buf = Vec::new();
+            string(&mut buf, s);
+            assert_eq!(buf, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
     }
 }

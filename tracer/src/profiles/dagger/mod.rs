@@ -507,12 +507,21 @@ fn text(c: Option<&Capture>) -> Option<String> {
     let bytes = c?.text()?;
     let s = std::str::from_utf8(bytes)
         .ok()
-        .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))?;
+        .filter(|s| !s.is_empty() && !has_control(s))?;
     Some(if c?.truncated() {
         format!("{s}...")
     } else {
         s.to_string()
     })
+}
+
+/// Whether `s` holds a control character; ASCII (digests, session ids) byte by byte.
+fn has_control(s: &str) -> bool {
+    if s.is_ascii() {
+        s.bytes().any(|b| b.is_ascii_control())
+    } else {
+        s.chars().any(char::is_control)
+    }
 }
 
 fn cap(caps: &Captures, i: Option<usize>) -> Option<&Capture> {
