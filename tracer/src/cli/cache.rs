@@ -23,7 +23,7 @@ use crate::{
     },
     probes::Event,
     profiles::{self, Decoder, DecoderSetup, LayoutError, NotedSites, Profile, Role},
-    recording::{self, CacheJob, End, Job, PendingRecording, RecordingReader},
+    recording::{self, CacheJob, End, Job, PendingRecording, Recorded, RecordingReader},
     target::memory::{Memory, load_bias, monotonic_ns},
 };
 
@@ -301,9 +301,15 @@ fn replay_to(
         pipeline.stage.decoder.set_load_bias(bias);
         pipeline.bias = Some(bias);
     }
-    let fed = rec.feed(|ev| {
-        pipeline.on_event(ev);
-        pipeline.stage.layout_error.is_none()
+    let fed = rec.feed(|item| match item {
+        Recorded::Event(ev) => {
+            pipeline.on_event(ev);
+            pipeline.stage.layout_error.is_none()
+        }
+        Recorded::Lost(lost) => {
+            pipeline.lost_events_at(lost.total, lost.at_ns);
+            true
+        }
     });
     let fed = match fed {
         Ok(fed) => fed,
@@ -429,6 +435,8 @@ struct CachePipeline {
     last_hit_ns: u64,
     /// The maps the engine's `Size()` sums, when this build's are known (live only).
     entry_maps: Option<&'static [u64]>,
+    /// Lost-event facts since the last flush, for a recording (JSON).
+    facts: Vec<Vec<u8>>,
 }
 
 /// From tracked probe hits to records: the line's decoder, then the cache model.
@@ -525,6 +533,7 @@ impl CachePipeline {
             counters: output::counters::CacheCounters::default(),
             last_hit_ns: 0,
             entry_maps: None,
+            facts: Vec::new(),
         })
     }
 
@@ -743,12 +752,30 @@ impl CachePipeline {
 impl EventSink for CachePipeline {
     fn lost_events_now(&mut self, lost: u64) {
         let now = crate::target::memory::monotonic_ns();
-        if self.tracker.note_lost_events(lost, now) {
-            self.stage.model.note_lost_events(now);
+        if self.lost_events_at(lost, now) {
+            // A recording keeps the fact after the events read so far, where replay
+            // applies it.
+            let fact = recording::LostFact {
+                total: lost,
+                at_ns: now,
+            };
+            self.facts.push(fact.to_json());
         }
         if let Some((m, _)) = self.metrics.as_ref() {
             m.lost_events(lost);
         }
+    }
+
+    fn lost_events_at(&mut self, lost: u64, at_ns: u64) -> bool {
+        let grew = self.tracker.note_lost_events(lost, at_ns);
+        if grew {
+            self.stage.model.note_lost_events(at_ns);
+        }
+        grew
+    }
+
+    fn take_live_facts(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.facts)
     }
 
     fn on_event(&mut self, ev: Event) {
