@@ -6,8 +6,8 @@
 //! compressed length and the CRC-32 of its compressed bytes (u32 LE each), then an LZ4
 //! block holding whole items. An item is a tag byte, a u32 LE length and its bytes: the
 //! ring's records exactly as the kernel delivered them; facts the live run learnt from
-//! outside its event stream (`hang --watch`'s memory snapshots), at the point it applied
-//! them; and last what only the live run could know (lost events, the engine's memory at
+//! outside its event stream (`hang --watch`'s memory snapshots; each rise of the kernel's
+//! lost-event count in `cache` and `funcs`), at the point it applied them; and last what only the live run could know (lost events, the engine's memory at
 //! the end). Replay feeds the records to the same decoders and models as the live run,
 //! straight from each block.
 use std::{
@@ -26,9 +26,10 @@ use crate::{
 pub const MAGIC: [u8; 8] = *b"GOTRACE\n";
 /// Bumped whenever a reader of the previous version would misread the file. Format 1
 /// (one LZ4 frame, a development format of 2026-12-02) is refused by name. Format 3 added
-/// live facts and `hang` jobs; a format 2 file is a format 3 file without them, and is read.
-/// Format 4 added `cache` facts (the cache's size over time, goroutines' functions), which a
-/// format 3 reader would call damage; a format 3 file is a format 4 file without them.
+/// live facts and `hang` jobs; format 4, `cache` facts (the cache's size over time,
+/// goroutines' functions) and lost-event facts in `cache` and `funcs` recordings (a format 3
+/// reader would call them damage). A format 2 or 3 file is a format 4 file without them,
+/// and is read.
 pub const FORMAT_VERSION: u32 = 4;
 /// The oldest format this tracer reads.
 pub const OLDEST_READ_VERSION: u32 = 2;
@@ -356,6 +357,24 @@ impl Recorder {
     }
 }
 
+/// The live fact `tracer cache` and `tracer funcs` record: the kernel's count of lost
+/// events grew to `total`, read at `at_ns` (CLOCK_MONOTONIC, the events' clock). Replay
+/// applies it where it was recorded, so the bounds that act once events were lost (calls
+/// and sessions silent since a loss are closed) act as they did live. Same JSON shape as
+/// `hang --watch`'s `lost` fact, plus the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fact", rename = "lost")]
+pub struct LostFact {
+    pub total: u64,
+    pub at_ns: u64,
+}
+
+impl LostFact {
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("two numbers serialize")
+    }
+}
+
 /// What feeding a recording came to.
 pub struct Fed {
     /// The end record; None when the consumer stopped first.
@@ -368,6 +387,12 @@ pub enum Replayed<'a> {
     Event(crate::probes::Event),
     /// A fact of the live run (JSON).
     LiveFact(&'a [u8]),
+}
+
+/// What [`RecordingReader::feed`] hands over, in the recorded order.
+pub enum Recorded {
+    Event(crate::probes::Event),
+    Lost(LostFact),
 }
 
 /// One item read back.
@@ -503,20 +528,21 @@ impl RecordingReader {
         }
     }
 
-    /// Feeds every ring record, decoded as the live reader decodes it, to `on_event` until
-    /// the end record, or until `on_event` returns false (`end` is then None). Records
-    /// that are no event are counted as malformed, as live. A live fact is damage here:
-    /// only `hang --watch` and `cache` record them (and replay them with `feed_items`).
-    pub fn feed(
-        &mut self,
-        mut on_event: impl FnMut(crate::probes::Event) -> bool,
-    ) -> Result<Fed, RecordingError> {
+    /// Feeds every ring record, decoded as the live reader decodes it, and every
+    /// lost-event fact, in the recorded order, to `on` until the end record, or until `on`
+    /// returns false (`end` is then None). Records that are no event are counted as
+    /// malformed, as live. Any other live fact is damage here: only `hang --watch` and
+    /// `cache` record those (`cache` replays with `feed_items`).
+    pub fn feed(&mut self, mut on: impl FnMut(Recorded) -> bool) -> Result<Fed, RecordingError> {
         let subcommand = self.header.job.subcommand();
         self.feed_items(|item| match item {
-            Replayed::Event(ev) => Ok(on_event(ev)),
-            Replayed::LiveFact(_) => Err(format!(
-                "a live fact, which a recording of `tracer {subcommand}` never holds"
-            )),
+            Replayed::Event(ev) => Ok(on(Recorded::Event(ev))),
+            Replayed::LiveFact(json) => match serde_json::from_slice::<LostFact>(json) {
+                Ok(lost) => Ok(on(Recorded::Lost(lost))),
+                Err(_) => Err(format!(
+                    "a live fact other than lost events, which a recording of `tracer {subcommand}` never holds"
+                )),
+            },
         })
     }
 

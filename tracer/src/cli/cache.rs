@@ -713,6 +713,10 @@ impl CachePipeline {
                 .iter()
                 .try_for_each(|(goid, f)| p.goroutine_function(*goid, f)),
             (CacheFact::GoroutineFunctions { .. }, None) => Ok(()),
+            (CacheFact::Lost { total, at_ns }, _) => {
+                self.lost_events_at(*total, *at_ns);
+                Ok(())
+            }
         };
         if let Err(e) = written {
             self.write_error.get_or_insert(e);
@@ -827,12 +831,30 @@ impl CachePipeline {
 impl EventSink for CachePipeline {
     fn lost_events_now(&mut self, lost: u64) {
         let now = crate::target::memory::monotonic_ns();
-        if self.tracker.note_lost_events(lost, now) {
-            self.stage.model.note_lost_events(now);
+        if self.lost_events_at(lost, now) {
+            // A recording keeps the fact after the events read so far, where replay
+            // applies it.
+            let fact = recording::LostFact {
+                total: lost,
+                at_ns: now,
+            };
+            self.facts.push(fact.to_json());
         }
         if let Some((m, _)) = self.metrics.as_ref() {
             m.lost_events(lost);
         }
+    }
+
+    fn lost_events_at(&mut self, lost: u64, at_ns: u64) -> bool {
+        let grew = self.tracker.note_lost_events(lost, at_ns);
+        if grew {
+            self.stage.model.note_lost_events(at_ns);
+        }
+        grew
+    }
+
+    fn take_live_facts(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.facts)
     }
 
     fn on_event(&mut self, ev: Event) {
@@ -874,9 +896,5 @@ impl EventSink for CachePipeline {
             }
             _ => Ok(()),
         }
-    }
-
-    fn take_live_facts(&mut self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut self.facts)
     }
 }

@@ -249,6 +249,8 @@ struct Pipeline {
     tracker: CallTracker,
     summary: CallSummary,
     writer: CallWriter,
+    /// Lost-event facts since the last flush, for a recording (JSON).
+    facts: Vec<Vec<u8>>,
 }
 
 impl EventSink for Pipeline {
@@ -257,6 +259,7 @@ impl EventSink for Pipeline {
             tracker,
             summary,
             writer,
+            ..
         } = self;
         tracker.on_event(ev, &mut |t| {
             if let Tracked::Completed(rec) = t {
@@ -268,6 +271,28 @@ impl EventSink for Pipeline {
 
     fn flush(&mut self) -> anyhow::Result<()> {
         self.writer.flush().context("cannot write records")
+    }
+
+    /// Once events were lost, a goroutine's exit may have been one: the tracker then
+    /// closes the calls of goroutines silent since (as `tracer cache` does).
+    fn lost_events_now(&mut self, lost: u64) {
+        let now = crate::target::memory::monotonic_ns();
+        if self.lost_events_at(lost, now) {
+            // Kept in a recording after the events read so far, where replay applies it.
+            let fact = recording::LostFact {
+                total: lost,
+                at_ns: now,
+            };
+            self.facts.push(fact.to_json());
+        }
+    }
+
+    fn lost_events_at(&mut self, lost: u64, at_ns: u64) -> bool {
+        self.tracker.note_lost_events(lost, at_ns)
+    }
+
+    fn take_live_facts(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.facts)
     }
 }
 
@@ -281,6 +306,7 @@ impl Pipeline {
             tracker: CallTracker::new(job.entry_only),
             summary: CallSummary::new(job.functions.len()),
             writer: CallWriter::new(sink, json, job.functions.clone()).with_pid(pid),
+            facts: Vec::new(),
         }
     }
 
@@ -294,6 +320,7 @@ impl Pipeline {
             tracker,
             summary,
             writer,
+            ..
         } = &mut self;
         tracker.finish(&mut |t| {
             if let Tracked::Completed(rec) = t {
@@ -302,8 +329,181 @@ impl Pipeline {
             }
         });
         let unreadable = tracker.stats.unreadable + malformed;
+        let evicted = tracker.stats.evictions();
         writer
-            .summary(summary, lost_events, unreadable, kernel)
+            .summary(summary, lost_events, unreadable, kernel, evicted)
             .context("cannot write records")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::{EventHeader, GO_INT_REGS, GoCallEvent, ProbeKind, record};
+
+    use super::*;
+    use crate::model::calls::{IDLE_AFTER_LOSS_NS, IDLE_SWEEP_EVERY_NS};
+    use crate::output::MemorySink;
+
+    fn call(kind: ProbeKind, goid: u64, ts_ns: u64) -> Event {
+        Event::plain(raw_call(kind, goid, ts_ns))
+    }
+
+    fn raw_call(kind: ProbeKind, goid: u64, ts_ns: u64) -> GoCallEvent {
+        GoCallEvent {
+            header: EventHeader::new(record::CALL, std::mem::size_of::<GoCallEvent>()),
+            kind: kind as u32,
+            probe_id: 0,
+            tgid: 10,
+            tid: 11,
+            ts_ns,
+            goid,
+            stack_depth: 100,
+            regs: [0; GO_INT_REGS],
+        }
+    }
+
+    fn job() -> FuncsJob {
+        FuncsJob {
+            pattern: "main.f".into(),
+            entry_only: false,
+            functions: vec!["main.f".into()],
+        }
+    }
+
+    fn summary_of(out: &[u8]) -> serde_json::Value {
+        String::from_utf8_lossy(out)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .find(|v: &serde_json::Value| v["kind"] == "summary")
+            .expect("a summary record")
+    }
+
+    /// A recording keeps the lost-event fact where the live run applied it, so a replay
+    /// closes the same silent call as idle and reports the same evictions.
+    #[test]
+    fn a_replay_applies_the_recorded_loss_where_it_was_recorded() {
+        let job = job();
+        let lost_at = 5 * IDLE_AFTER_LOSS_NS;
+        let later = lost_at + IDLE_AFTER_LOSS_NS + 2 * IDLE_SWEEP_EVERY_NS;
+        let before = [raw_call(ProbeKind::FuncEntry, 7, 1)];
+        let after = [
+            raw_call(ProbeKind::FuncEntry, 8, later),
+            raw_call(ProbeKind::FuncReturn, 8, later + 1),
+        ];
+        let path = std::env::temp_dir().join(format!("funcs-lost-{}.trace", std::process::id()));
+        let header = recording::Header {
+            tracer_version: "test".into(),
+            kernel: "test".into(),
+            event_layout_version: tracer_common::EVENT_LAYOUT_VERSION,
+            clock: recording::ClockBase {
+                monotonic_ns: 0,
+                unix_ns: 0,
+            },
+            target: recording::TargetFacts {
+                pid: 10,
+                exe: "/x".into(),
+                build_id: None,
+                go_version: "go1.26.6".into(),
+            },
+            job: Job::Funcs(job.clone()),
+        };
+        let mut r = recording::PendingRecording::create(&path)
+            .unwrap()
+            .start(&header)
+            .unwrap();
+        for e in &before {
+            r.ring_record(e.as_bytes());
+        }
+        let fact = recording::LostFact {
+            total: 5,
+            at_ns: lost_at,
+        };
+        r.live_fact(&fact.to_json());
+        for e in &after {
+            r.ring_record(e.as_bytes());
+        }
+        r.finish(&End {
+            lost_events: 5,
+            ..End::default()
+        })
+        .unwrap();
+
+        let sink = MemorySink::default();
+        let mut rec = RecordingReader::open(&path).unwrap();
+        replay(&mut rec, &job, true, Box::new(sink.clone())).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let replayed = summary_of(&sink.take());
+        assert_eq!(replayed["lost_events"], 5);
+        assert_eq!(replayed["evicted_state"]["idle_goroutines"], 1);
+        assert_eq!(replayed["functions"][0]["unfinished"], 1);
+
+        // The live pipeline told the same loss at the same time says the same.
+        let live_sink = MemorySink::default();
+        let mut live = Pipeline::new(&job, Box::new(live_sink.clone()), true, 10);
+        for e in &before {
+            live.on_event(Event::plain(*e));
+        }
+        live.lost_events_at(5, lost_at);
+        for e in &after {
+            live.on_event(Event::plain(*e));
+        }
+        live.finish(5, 0, Default::default()).unwrap();
+        assert_eq!(summary_of(&live_sink.take()), replayed);
+    }
+
+    /// A call whose RET and goroutine exit were lost: once the loss is told to the
+    /// pipeline, the call is closed as idle, and the summary says so next to the loss.
+    #[test]
+    fn lost_events_reach_the_tracker_and_its_evictions_the_summary() {
+        let job = job();
+        let sink = MemorySink::default();
+        let mut p = Pipeline::new(&job, Box::new(sink.clone()), true, 10);
+        p.on_event(call(ProbeKind::FuncEntry, 7, 1));
+        // The kernel's counter, read as the live loop reads it.
+        p.lost_events_now(5);
+        let lost_at = crate::target::memory::monotonic_ns();
+        // Another goroutine's call, past the idle window after the loss.
+        let later = lost_at + IDLE_AFTER_LOSS_NS + 2 * IDLE_SWEEP_EVERY_NS;
+        p.on_event(call(ProbeKind::FuncEntry, 8, later));
+        p.on_event(call(ProbeKind::FuncReturn, 8, later + 1));
+        p.finish(5, 0, Default::default()).unwrap();
+
+        let out = String::from_utf8(sink.take()).unwrap();
+        let summary: serde_json::Value = out
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .find(|v: &serde_json::Value| v["kind"] == "summary")
+            .expect("a summary record");
+        assert_eq!(summary["lost_events"], 5);
+        assert_eq!(summary["evicted_state"]["idle_goroutines"], 1);
+        assert_eq!(summary["evicted_state"]["goroutines"], 0);
+        assert_eq!(summary["evicted_state"]["idle_goroutines_revived"], 0);
+        assert_eq!(summary["functions"][0]["unfinished"], 1);
+        assert_eq!(summary["functions"][0]["returned"], 1);
+        let records: Vec<serde_json::Value> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|v: &serde_json::Value| v["kind"] == "func_call")
+            .collect();
+        assert_eq!(records[0]["goid"], 7, "closed at the idle sweep, first");
+        assert_eq!(records[0]["status"], "unfinished");
+    }
+
+    /// Without a loss told, the same silent call stays open until the end.
+    #[test]
+    fn without_a_loss_a_silent_call_is_not_evicted() {
+        let job = job();
+        let sink = MemorySink::default();
+        let mut p = Pipeline::new(&job, Box::new(sink.clone()), true, 10);
+        p.on_event(call(ProbeKind::FuncEntry, 7, 1));
+        p.lost_events_now(0);
+        let later = crate::target::memory::monotonic_ns() + IDLE_AFTER_LOSS_NS * 2;
+        p.on_event(call(ProbeKind::FuncEntry, 8, later));
+        p.finish(0, 0, Default::default()).unwrap();
+        let out = String::from_utf8(sink.take()).unwrap();
+        let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        assert_eq!(summary["kind"], "summary");
+        assert_eq!(summary["evicted_state"]["idle_goroutines"], 0);
+        assert_eq!(summary["functions"][0]["unfinished"], 2);
     }
 }

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::tracing::EventSink;
 use super::{cache, demo, funcs, hang, locks, watch};
-use crate::recording::{End, Job, RecordingReader};
+use crate::recording::{End, Job, Recorded, RecordingReader};
 
 #[derive(Args, Debug)]
 pub struct RecordArgs {
@@ -94,10 +94,16 @@ pub fn feed_all(
     rec: &mut RecordingReader,
     pipeline: &mut dyn EventSink,
 ) -> anyhow::Result<(End, u64)> {
-    match rec.feed(|ev| {
-        pipeline.on_event(ev);
+    let fed = rec.feed(|item| {
+        match item {
+            Recorded::Event(ev) => pipeline.on_event(ev),
+            Recorded::Lost(lost) => {
+                pipeline.lost_events_at(lost.total, lost.at_ns);
+            }
+        }
         true
-    }) {
+    });
+    match fed {
         Ok(fed) => match fed.end {
             Some(end) => Ok((end, fed.malformed)),
             None => anyhow::bail!("the recording ended without its end record"),

@@ -158,6 +158,11 @@ pub trait EventSink {
     fn flush(&mut self) -> anyhow::Result<()>;
     /// The kernel side's lost-event count so far, about once a second (for live metrics).
     fn lost_events_now(&mut self, _lost: u64) {}
+    /// The lost-event count read at `at_ns` (live, or a recorded fact in replay): true if
+    /// it grew.
+    fn lost_events_at(&mut self, _lost: u64, _at_ns: u64) -> bool {
+        false
+    }
     /// Facts from outside the event stream applied since the last call (JSON), which a
     /// recording keeps after the events they followed (`hang --watch`).
     fn take_live_facts(&mut self) -> Vec<Vec<u8>> {

@@ -50,12 +50,79 @@ pub struct ProbePlan {
     pub indirect_jumps: Vec<u64>,
 }
 
+/// Every instruction of `code` decoded linearly from `start`; bytes that do not decode
+/// give an invalid instruction and decoding goes on after it.
+pub(crate) fn decode_all(code: &[u8], start: u64) -> Vec<Instruction> {
+    #[cfg(fuzzing)]
+    return unchanged_code::decode_all(code, start);
+    #[cfg(not(fuzzing))]
+    decode_uncached(code, start)
+}
+
+fn decode_uncached(code: &[u8], start: u64) -> Vec<Instruction> {
+    Decoder::with_ip(64, code, start, DecoderOptions::NONE)
+        .into_iter()
+        .collect()
+}
+
+/// Fuzzing builds only: `gobin_patch` queries real binaries whose code a patch rarely
+/// touches, and decodes the same functions many times per input (each probe site, the
+/// plan, the mutex sites, the runtime globals). Decoding identical bytes at the same
+/// address again only costs time, so such a decoding is reused; code a patch changed, or
+/// a function whose bounds it moved, is decoded afresh.
+#[cfg(fuzzing)]
+mod unchanged_code {
+    use std::collections::HashMap;
+    use std::hash::{Hash, Hasher};
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Bytes of code whose decodings are kept (about ten times that in instructions);
+    /// past it, all are dropped.
+    const KEPT_CODE_BYTES: usize = 8 << 20;
+
+    struct Kept {
+        /// By a hash of (address, bytes): the address, the bytes and their decoding.
+        by_hash: HashMap<u64, Vec<(u64, Vec<u8>, Vec<Instruction>)>>,
+        code_bytes: usize,
+    }
+
+    static KEPT: Mutex<Option<Kept>> = Mutex::new(None);
+
+    pub(super) fn decode_all(code: &[u8], start: u64) -> Vec<Instruction> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (start, code).hash(&mut h);
+        let hash = h.finish();
+        let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = kept.get_or_insert_with(|| Kept {
+            by_hash: HashMap::new(),
+            code_bytes: 0,
+        });
+        if let Some(found) = kept.by_hash.get(&hash).and_then(|same| {
+            same.iter()
+                .find(|(at, bytes, _)| *at == start && bytes.as_slice() == code)
+        }) {
+            return found.2.clone();
+        }
+        let insns = decode_uncached(code, start);
+        if kept.code_bytes + code.len() > KEPT_CODE_BYTES {
+            kept.by_hash.clear();
+            kept.code_bytes = 0;
+        }
+        kept.code_bytes += code.len();
+        kept.by_hash
+            .entry(hash)
+            .or_default()
+            .push((start, code.to_vec(), insns.clone()));
+        insns
+    }
+}
+
 /// Plans probes for the function whose machine code is `code`, loaded at `start`.
 pub(crate) fn plan(code: &[u8], start: u64) -> Result<ProbePlan, String> {
     let end = start.saturating_add(code.len() as u64);
-    let insns: Vec<Instruction> = Decoder::with_ip(64, code, start, DecoderOptions::NONE)
-        .into_iter()
-        .collect();
+    let insns = decode_all(code, start);
     let first = insns
         .first()
         .filter(|i| !i.is_invalid())
@@ -112,8 +179,8 @@ fn is_push_rbp(ins: &Instruction) -> bool {
 /// Start addresses of the instructions of `code` decoded linearly from `start`, and the
 /// bytes of each: the only addresses a probe may use.
 pub(crate) fn instruction_starts(code: &[u8], start: u64) -> Vec<(u64, usize)> {
-    Decoder::with_ip(64, code, start, DecoderOptions::NONE)
-        .into_iter()
+    decode_all(code, start)
+        .iter()
         .map(|i| (i.ip(), i.len()))
         .collect()
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind};
+use iced_x86::{Mnemonic, OpKind};
 
 use super::GoBinary;
 
@@ -241,7 +241,7 @@ impl GoBinary {
 /// Targets of RIP-relative memory operands of the instructions accepted by `keep`, in the
 /// code loaded at `entry`.
 pub(crate) fn rip_operands(code: &[u8], entry: u64, keep: impl Fn(Mnemonic) -> bool) -> Vec<u64> {
-    Decoder::with_ip(64, code, entry, DecoderOptions::NONE)
+    super::disasm::decode_all(code, entry)
         .into_iter()
         .filter(|i| keep(i.mnemonic()))
         .filter(|i| i.is_ip_rel_memory_operand())

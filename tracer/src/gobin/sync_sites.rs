@@ -15,8 +15,7 @@
 //! where the registers are intact and ZF says whether the CAS succeeded.
 
 use iced_x86::{
-    Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess,
-    OpKind, Register,
+    FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register,
 };
 
 use super::{Function, GoBinary};
@@ -105,9 +104,7 @@ pub(crate) fn sites_in(
     entry: u64,
     inner_func: impl Fn(u64) -> Option<String>,
 ) -> Vec<MutexSite> {
-    let insns: Vec<Instruction> = Decoder::with_ip(64, code, entry, DecoderOptions::NONE)
-        .into_iter()
-        .collect();
+    let insns = super::disasm::decode_all(code, entry);
     let mut info = InstructionInfoFactory::new();
     // Code reached by a jump as well as from the atomic would not hold what the probe
     // reads: such instructions are not probed.
@@ -357,6 +354,8 @@ fn reg_number(r: Register) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
+    use iced_x86::{Decoder, DecoderOptions};
+
     use super::*;
 
     #[test]

@@ -13,6 +13,9 @@ pub enum CacheFact {
     CacheEntries { at_ns: u64, entries: u64 },
     /// Goroutines' first user functions (goroutine id, function), as read.
     GoroutineFunctions { functions: Vec<(u64, String)> },
+    /// The lost-event count rose to `total` (`recording::LostFact`, the same JSON): replay
+    /// ends what was idle since, as the live run did.
+    Lost { total: u64, at_ns: u64 },
 }
 
 impl CacheFact {
@@ -48,5 +51,21 @@ mod tests {
         }
         let err = CacheFact::from_json(br#"{"fact":"later","x":1}"#).unwrap_err();
         assert!(err.contains("newer tracer"), "{err}");
+    }
+
+    #[test]
+    fn a_lost_event_fact_as_the_live_run_writes_it_is_read_as_one() {
+        let written = crate::recording::LostFact {
+            total: 42,
+            at_ns: 7,
+        }
+        .to_json();
+        assert_eq!(
+            CacheFact::from_json(&written),
+            Ok(CacheFact::Lost {
+                total: 42,
+                at_ns: 7
+            })
+        );
     }
 }

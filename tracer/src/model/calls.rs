@@ -120,6 +120,55 @@ pub struct PairingStats {
     pub idle_revived: u64,
 }
 
+impl PairingStats {
+    /// What the call tracker's bounds closed, for a summary.
+    pub fn evictions(&self) -> CallEvictions {
+        CallEvictions {
+            goroutines: self.evicted_goroutines,
+            idle_goroutines: self.idle_goroutines,
+            idle_goroutines_revived: self.idle_revived,
+        }
+    }
+}
+
+/// The call tracker's evictions, named as in `tracer cache`'s `evicted_state`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CallEvictions {
+    /// Goroutines whose open calls were closed as unfinished at the bound on goroutines
+    /// with open calls (their exit was likely lost).
+    pub goroutines: u64,
+    /// Goroutines whose open calls were closed as unfinished after two minutes without
+    /// an event, with events lost since.
+    pub idle_goroutines: u64,
+    /// Of those, goroutines heard of again (their calls were still running).
+    pub idle_goroutines_revived: u64,
+}
+
+impl CallEvictions {
+    /// One human line, naming only what was evicted.
+    pub fn describe(&self) -> Option<String> {
+        let parts: Vec<String> = [
+            (
+                self.goroutines,
+                "least recently heard-of goroutines' open calls",
+            ),
+            (
+                self.idle_goroutines,
+                "open calls of goroutines silent since a loss",
+            ),
+            (
+                self.idle_goroutines_revived,
+                "of which goroutines heard of again",
+            ),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
 /// Goroutines with open frames kept at most. One whose exit event was lost would keep
 /// its frames for ever; past the bound, those least recently entered are closed.
 const MAX_OPEN_GOROUTINES: usize = 1 << 16;

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::{
     model::{
-        calls::{CallRecord, CallStatus},
+        calls::{CallEvictions, CallRecord, CallStatus},
         summary::CallSummary,
     },
     probes::KernelFailures,
@@ -90,6 +90,7 @@ impl CallWriter {
         lost_events: u64,
         unreadable: u64,
         kernel: KernelFailures,
+        evicted: CallEvictions,
     ) -> io::Result<()> {
         if self.json {
             let ctx = SummaryContext {
@@ -97,6 +98,7 @@ impl CallWriter {
                 lost_events,
                 unreadable,
                 kernel,
+                evicted,
             };
             write_summary_json(self.sink.as_mut(), s, &ctx)?;
         }
@@ -106,6 +108,7 @@ impl CallWriter {
             lost_events,
             unreadable,
             kernel,
+            evicted,
         };
         write_summary_human(&mut io::stderr(), s, &ctx)
     }
@@ -167,6 +170,7 @@ struct SummaryContext<'a> {
     lost_events: u64,
     unreadable: u64,
     kernel: KernelFailures,
+    evicted: CallEvictions,
 }
 
 fn write_summary_human(
@@ -216,6 +220,9 @@ fn write_summary_human(
     if let Some(k) = ctx.kernel.describe() {
         writeln!(out, "{k}")?;
     }
+    if let Some(e) = ctx.evicted.describe() {
+        writeln!(out, "evicted: {e}")?;
+    }
     Ok(())
 }
 
@@ -247,6 +254,7 @@ fn write_summary_json(
         lost_events: ctx.lost_events,
         kernel_failures: ctx.kernel,
         unreadable_events: ctx.unreadable,
+        evicted_state: ctx.evicted,
         functions,
     }
     .write_line(out)
@@ -304,6 +312,39 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         assert!(v["ret"].is_null() && v["duration_ns"].is_null());
         assert_eq!(v["status"], "unwound");
+    }
+
+    #[test]
+    fn human_summary_names_lost_events_and_evictions() {
+        let mut s = CallSummary::new(1);
+        s.add(&record(CallStatus::Unfinished));
+        let names = ["main.f".to_owned()];
+        let mut ctx = SummaryContext {
+            names: &names,
+            lost_events: 12,
+            unreadable: 0,
+            kernel: KernelFailures::default(),
+            evicted: CallEvictions {
+                goroutines: 0,
+                idle_goroutines: 3,
+                idle_goroutines_revived: 1,
+            },
+        };
+        let mut buf = Vec::new();
+        write_summary_human(&mut buf, &s, &ctx).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.contains("lost events: 12"), "{text}");
+        assert!(
+            text.contains(
+                "evicted: 3 open calls of goroutines silent since a loss, 1 of which goroutines heard of again"
+            ),
+            "{text}"
+        );
+        // Nothing evicted: no line.
+        ctx.evicted = CallEvictions::default();
+        let mut buf = Vec::new();
+        write_summary_human(&mut buf, &s, &ctx).unwrap();
+        assert!(!String::from_utf8(buf).unwrap().contains("evicted"));
     }
 
     #[test]

@@ -103,6 +103,8 @@ pub enum Record<'a> {
         lost_events: u64,
         kernel_failures: KernelFailures,
         unreadable_events: u64,
+        /// What the call tracker's bounds closed (`evicted_state` as in `tracer cache`).
+        evicted_state: crate::model::calls::CallEvictions,
         functions: Vec<FuncTotals<'a>>,
     },
     // `--follow`
