@@ -289,6 +289,10 @@ const MAX_ENDED_SESSIONS: usize = 4096;
 const MAX_SEEN_SESSIONS: usize = 1 << 16;
 const MAX_NAMES: usize = 1 << 16;
 const MAX_ONGOING: usize = 1 << 16;
+/// How long (event time) a finished execution is kept for a joiner that took it before it
+/// finished and reaches its `wait` late: far longer than any descheduling, and short enough
+/// that the table holds seconds of executions rather than up to the bound.
+const FINISHED_KEPT_NS: u64 = 10 * 1_000_000_000;
 /// Sessions dropped as idle that are remembered, to count those heard of again.
 const IDLE_DROPPED_REMEMBERED: usize = 4096;
 
@@ -555,6 +559,7 @@ impl CacheModel {
         if let Some(t) = at {
             self.now_ns = self.now_ns.max(t);
             if self.now_ns >= self.next_idle_sweep_ns {
+                self.forget_old_finished_executions();
                 self.drop_idle_sessions();
             }
         }
@@ -1153,6 +1158,21 @@ impl CacheModel {
         self.ongoing_at.retain(|_, key| ongoing.contains_key(key));
     }
 
+    /// Finished executions older than [`FINISHED_KEPT_NS`] are forgotten (uncounted: no
+    /// call waits on them, and a joiner that late is not expected).
+    fn forget_old_finished_executions(&mut self) {
+        let Some(cutoff) = self.now_ns.checked_sub(FINISHED_KEPT_NS) else {
+            return;
+        };
+        let before = self.ongoing.len();
+        self.ongoing
+            .retain(|_, o| !(o.finished && o.waiting == 0 && o.finished_ns < cutoff));
+        if self.ongoing.len() != before {
+            let ongoing = &self.ongoing;
+            self.ongoing_at.retain(|_, key| ongoing.contains_key(key));
+        }
+    }
+
     /// A goroutine leaves `exec_of` when it exits; one whose exit was lost would stay.
     /// Past the bound, goroutines of executions already ended are dropped: nothing is
     /// forgotten, as a call nested in them could no longer find its parent anyway.
@@ -1420,6 +1440,47 @@ mod tests {
 
     /// The engine's `ongoingCall` of a finished execution can be freed and its address
     /// given to the next one before the return of every call that waited on the first is
+    /// Finished executions are kept for late joiners only for a while of event time,
+    /// never while a call still waits on one.
+    #[test]
+    fn finished_executions_are_forgotten_after_a_while() {
+        let mut model = CacheModel::new(true);
+        let feed = |model: &mut CacheModel, e| model.on_event(e, &mut |_| {});
+        for i in 0..100u64 {
+            let call = i + 1;
+            feed(&mut model, began(call, 100 + i, "xxh3:a", "s1"));
+            feed(
+                &mut model,
+                CacheEvent::Waited {
+                    call,
+                    ongoing: 0x1000 + i,
+                    joined: Some(false),
+                    waiters: None,
+                },
+            );
+            feed(
+                &mut model,
+                CacheEvent::ExecStarted {
+                    tgid: 1,
+                    goid: 1000 + i,
+                    ongoing: 0x1000 + i,
+                    creator: Some(100 + i),
+                    digest: None,
+                },
+            );
+            // The last call is still waiting.
+            if i < 99 {
+                feed(&mut model, ended(call));
+            }
+        }
+        assert_eq!(model.ongoing.len(), 100, "kept until the address is reused");
+        // 30 s later (event time) a call begins: the sweep forgets the finished ones.
+        feed(&mut model, began(3_000_000_000, 7, "xxh3:b", "s1"));
+        assert_eq!(model.ongoing.len(), 1, "the one still waited on stays");
+        assert_eq!(model.ongoing_at.len(), 1);
+        assert!(model.ongoing.values().all(|o| o.waiting == 1));
+    }
+
     /// seen: each call keeps its own execution.
     #[test]
     fn a_reused_execution_address_starts_a_new_execution() {
