@@ -138,7 +138,15 @@ impl GoroutineNamer {
 /// A goroutine's first user function; the main goroutine (started at `runtime.main`) runs
 /// `main.main` even when its stack cannot be read.
 fn named(g: &Goroutine) -> Option<(u64, String)> {
-    let stack = g.stack.iter().map(|f| f.func.as_str());
+    // Only a whole stack tells where the goroutine started: a noted one (running, torn by
+    // the goroutine moving while it was read, cut) may lack its outer frames, and its
+    // outermost user frame would be a wrong name.
+    let whole = if g.stack_note.is_none() {
+        &g.stack[..]
+    } else {
+        &[]
+    };
+    let stack = whole.iter().map(|f| f.func.as_str());
     let f = first_user_function(g.start_func.as_deref(), stack)
         .or((g.start_func.as_deref() == Some("runtime.main")).then_some("main.main"))?;
     Some((g.goid, f.to_owned()))
