@@ -621,9 +621,7 @@ impl CachePipeline {
             kernel_failures: end.kernel_failures,
             malformed_events,
             evictions: Evictions {
-                goroutines: self.tracker.stats.evicted_goroutines,
-                idle_goroutines: self.tracker.stats.idle_goroutines,
-                idle_goroutines_revived: self.tracker.stats.idle_revived,
+                calls: self.tracker.stats.evictions(),
                 ..model.evictions
             },
             state_sizes: self.state_sizes,
@@ -830,15 +828,8 @@ impl CachePipeline {
 
 impl EventSink for CachePipeline {
     fn lost_events_now(&mut self, lost: u64) {
-        let now = crate::target::memory::monotonic_ns();
-        if self.lost_events_at(lost, now) {
-            // A recording keeps the fact after the events read so far, where replay
-            // applies it.
-            let fact = recording::LostFact {
-                total: lost,
-                at_ns: now,
-            };
-            self.facts.push(fact.to_json());
+        if let Some(fact) = super::tracing::lost_now_as_fact(self, lost) {
+            self.facts.push(fact);
         }
         if let Some((m, _)) = self.metrics.as_ref() {
             m.lost_events(lost);

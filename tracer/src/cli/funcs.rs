@@ -276,14 +276,8 @@ impl EventSink for Pipeline {
     /// Once events were lost, a goroutine's exit may have been one: the tracker then
     /// closes the calls of goroutines silent since (as `tracer cache` does).
     fn lost_events_now(&mut self, lost: u64) {
-        let now = crate::target::memory::monotonic_ns();
-        if self.lost_events_at(lost, now) {
-            // Kept in a recording after the events read so far, where replay applies it.
-            let fact = recording::LostFact {
-                total: lost,
-                at_ns: now,
-            };
-            self.facts.push(fact.to_json());
+        if let Some(fact) = super::tracing::lost_now_as_fact(self, lost) {
+            self.facts.push(fact);
         }
     }
 

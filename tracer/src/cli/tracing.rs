@@ -170,6 +170,15 @@ pub trait EventSink {
     }
 }
 
+/// The lost-event count read now, applied to `pipeline` as a replay applies it; the fact a
+/// recording keeps (after the events read so far) when the count grew.
+pub fn lost_now_as_fact(pipeline: &mut dyn EventSink, lost: u64) -> Option<Vec<u8>> {
+    let at_ns = crate::target::memory::monotonic_ns();
+    pipeline
+        .lost_events_at(lost, at_ns)
+        .then(|| crate::recording::LostFact { total: lost, at_ns }.to_json())
+}
+
 /// Flushes `pipeline`, then records the facts it applied, after the events they followed.
 pub fn flush_recorded(
     pipeline: &mut dyn EventSink,

@@ -312,15 +312,9 @@ pub struct Evictions {
     pub results: u64,
     /// `--explain`: fields whose earlier calls were forgotten (oldest field first).
     pub explain_fields: u64,
-    /// Goroutines whose open calls were closed as unfinished at the call tracker's
-    /// bound (their exit was likely lost).
-    pub goroutines: u64,
-    /// Goroutines whose open calls were closed as unfinished after two minutes without
-    /// an event, with events lost since (their exit was likely lost).
-    pub idle_goroutines: u64,
-    /// Of those, goroutines heard of again: their calls were still running (each of
-    /// those calls then ends as `no_entry`).
-    pub idle_goroutines_revived: u64,
+    /// The call tracker's (a revived goroutine's calls then end as `no_entry`).
+    #[serde(flatten)]
+    pub calls: super::calls::CallEvictions,
     /// Live sessions ended as `evicted` after two minutes without an event, with events
     /// lost since (their release was likely lost).
     pub idle_sessions: u64,
@@ -331,36 +325,22 @@ pub struct Evictions {
 impl Evictions {
     /// One human line, naming only what was evicted.
     pub fn describe(&self) -> Option<String> {
-        let parts: Vec<String> = [
+        let own = [
             (self.ended_sessions, "ended sessions folded"),
             (self.seen_sessions, "clears of the seen-session set"),
             (self.names, "session names"),
             (self.ongoing, "executions nobody waited on"),
             (self.results, "results not followed"),
             (self.explain_fields, "--explain fields"),
-            (
-                self.goroutines,
-                "least recently heard-of goroutines' open calls",
-            ),
-            (
-                self.idle_goroutines,
-                "open calls of goroutines silent since a loss",
-            ),
-            (
-                self.idle_goroutines_revived,
-                "of which goroutines heard of again",
-            ),
+        ];
+        let sessions = [
             (self.idle_sessions, "sessions silent since a loss"),
             (
                 self.idle_sessions_revived,
                 "of which sessions heard of again",
             ),
-        ]
-        .into_iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, what)| format!("{n} {what}"))
-        .collect();
-        (!parts.is_empty()).then(|| parts.join(", "))
+        ];
+        super::calls::describe_counts(own.into_iter().chain(self.calls.parts()).chain(sessions))
     }
 }
 

@@ -145,9 +145,9 @@ pub struct CallEvictions {
 }
 
 impl CallEvictions {
-    /// One human line, naming only what was evicted.
-    pub fn describe(&self) -> Option<String> {
-        let parts: Vec<String> = [
+    /// Each count with what it counts, for a human line.
+    pub fn parts(&self) -> [(u64, &'static str); 3] {
+        [
             (
                 self.goroutines,
                 "least recently heard-of goroutines' open calls",
@@ -161,12 +161,22 @@ impl CallEvictions {
                 "of which goroutines heard of again",
             ),
         ]
+    }
+
+    /// One human line, naming only what was evicted.
+    pub fn describe(&self) -> Option<String> {
+        describe_counts(self.parts())
+    }
+}
+
+/// `N what, M what` for the non-zero counts, or None when all are zero.
+pub fn describe_counts(counts: impl IntoIterator<Item = (u64, &'static str)>) -> Option<String> {
+    let parts: Vec<String> = counts
         .into_iter()
         .filter(|(n, _)| *n > 0)
         .map(|(n, what)| format!("{n} {what}"))
         .collect();
-        (!parts.is_empty()).then(|| parts.join(", "))
-    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// Goroutines with open frames kept at most. One whose exit event was lost would keep
