@@ -23,6 +23,11 @@ pub struct Traced {
 }
 
 pub fn trace(binary: &Path, scenario: &str, extra: &[&str]) -> Traced {
+    trace_with(binary, scenario, extra, &[])
+}
+
+/// [`trace`], with `engine_extra` given to the stand-in.
+pub fn trace_with(binary: &Path, scenario: &str, extra: &[&str], engine_extra: &[&str]) -> Traced {
     let dir = scratch_dir("code-lines");
     let binary = crate::private_copy(binary);
     let records = dir.join("records.jsonl");
@@ -34,7 +39,8 @@ pub fn trace(binary: &Path, scenario: &str, extra: &[&str]) -> Traced {
         .arg("--")
         .arg(&binary)
         .args(["-scenario", scenario, "-seed", "7", "-truth"])
-        .arg(&truth));
+        .arg(&truth)
+        .args(engine_extra));
     Traced {
         status: out.status.code(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -251,6 +257,29 @@ pub fn assert_ownership_line_extras(t: &Traced, what: &str) {
         .map(|n| n.as_u64().expect("a count"))
         .sum();
     assert_eq!(hits["total"].as_u64(), Some(parts), "{what}: {hits}");
+    let at = returns_read_at(t, what);
+    assert!(
+        at == "callers" || at == "ret",
+        "{what}: returns read at {at}"
+    );
+}
+
+/// Where the run read `GetOrInitCall`'s returns (`callers` or `ret`), checked against
+/// what its first lines said; no call may have escaped the probes read.
+pub fn returns_read_at(t: &Traced, what: &str) -> String {
+    let s = summary(&t.records);
+    assert_eq!(
+        s["calls_with_unread_return"].as_u64(),
+        Some(0),
+        "{what}: calls whose return was not read: {s}"
+    );
+    let at = s["returns_read_at"]
+        .as_str()
+        .expect("returns_read_at")
+        .to_string();
+    let said = t.stderr.contains("cache call returns read at their");
+    assert_eq!(said, at == "callers", "{what}: {at}, stderr: {}", t.stderr);
+    at
 }
 
 pub const OWNERSHIP_FIELDS: &[&str] =

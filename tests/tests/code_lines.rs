@@ -5,7 +5,7 @@ use integration_tests::{
     gobuild, of_kind, read_json_lines, run, scratch_dir,
     standins::{
         OWNERSHIP_FIELDS, assert_calls, assert_clean_run, assert_ownership_line_extras,
-        assert_sessions, bag, stand_in, summary, trace,
+        assert_sessions, bag, paired, returns_read_at, stand_in, summary, trace, trace_with,
     },
     tracer,
 };
@@ -49,6 +49,8 @@ fn l3_matches_ground_truth_stripped_and_full() {
         assert_calls(&t, &what, OWNERSHIP_FIELDS, false);
         assert_sessions(&t, &what, true);
         assert_ownership_line_extras(&t, &what);
+        // Its caller tests the error right after the call: the return is read there.
+        assert_eq!(returns_read_at(&t, &what), "callers", "{what}");
         let routes = bag(&t.records, "cache_call", &["hit_route"]);
         for r in ["recipe", "digest", "structural"] {
             assert!(routes.contains(&format!("\"{r}\"")), "{what}: no {r} route");
@@ -72,6 +74,16 @@ fn l4_variants_match_ground_truth() {
         assert_calls(&t, &what, &fields, false);
         assert_sessions(&t, &what, true);
         assert_ownership_line_extras(&t, &what);
+        // Two call sites like the engine's: one tests the error after the call (read at
+        // that jump), one returns the call's results (read at its own RET).
+        assert_eq!(returns_read_at(&t, &what), "callers", "{what}");
+        assert!(
+            t.stderr.contains(
+                "2 call sites (1 on the first jump after the call, 1 on the caller's own RET)"
+            ),
+            "{what}: {}",
+            t.stderr
+        );
         let armed = of_kind(&t.records, "cache_call")
             .iter()
             .filter(|c| !c["engine_outcome"].is_null())
@@ -303,4 +315,61 @@ fn returns_of_calls_begun_before_attaching_are_counted_not_silent() {
     let _ = engine.kill();
     let _ = engine.wait();
     assert!(seen.iter().any(|&m| m > 0), "counts per attach: {seen:?}");
+}
+
+/// Returns are read at the call sites the binary's code shows; a call through an
+/// interface has none. Such calls are counted, marked `entry_only` and given no outcome
+/// their path does not prove (never a hit); every other call stays exact.
+#[test]
+fn calls_through_an_interface_are_counted_and_never_guessed() {
+    let bin = stand_in("engine-l4", true, "");
+    let what = "L4 mixed -via-interface";
+    let t = trace_with(&bin, "mixed", &[], &["-via-interface"]);
+    assert_eq!(t.status, Some(0), "{what}: {}", t.stderr);
+    let s = summary(&t.records);
+    assert_eq!(s["returns_read_at"], "callers", "{what}: {s}");
+    let via_interface = of_kind(&t.truth, "call")
+        .iter()
+        .filter(|c| c["iface"] == true)
+        .count() as u64;
+    assert!(via_interface > 0, "{what}: no call through the interface");
+    assert_eq!(
+        s["calls_with_unread_return"].as_u64(),
+        Some(via_interface),
+        "{what}: {s}"
+    );
+    assert!(
+        t.stderr.contains("calls whose return no probe read"),
+        "{what}: {}",
+        t.stderr
+    );
+    let (mut unknown_hits, mut exact) = (0, 0);
+    for (want, got) in paired(&t, what) {
+        if want["iface"] == true {
+            assert_eq!(got["status"], "entry_only", "{what}: {got} for {want}");
+            assert_ne!(got["outcome"], "hit", "{what}: a guessed hit: {got}");
+            if want["outcome"] == "hit" {
+                assert!(got["outcome"].is_null(), "{what}: {got} for {want}");
+                unknown_hits += 1;
+            }
+        } else {
+            assert_eq!(got["status"], "returned", "{what}: {got}");
+            assert_eq!(got["outcome"], want["outcome"], "{what}: {got} for {want}");
+            exact += 1;
+        }
+    }
+    assert!(
+        unknown_hits > 0 && exact > 0,
+        "{what}: {unknown_hits} {exact}"
+    );
+
+    // With the returns read at the RETs, calls through the interface are read too.
+    let what = "L4 mixed -via-interface --returns-at-ret";
+    let t = trace_with(&bin, "mixed", &["--returns-at-ret"], &["-via-interface"]);
+    assert_eq!(t.status, Some(0), "{what}: {}", t.stderr);
+    assert_eq!(returns_read_at(&t, what), "ret", "{what}");
+    for (want, got) in paired(&t, what) {
+        assert_eq!(got["status"], "returned", "{what}: {got}");
+        assert_eq!(got["outcome"], want["outcome"], "{what}: {got} for {want}");
+    }
 }

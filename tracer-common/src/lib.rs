@@ -64,6 +64,28 @@ pub const MAX_SPECS: u32 = 4096;
 /// function starts again, so the call is reported on the second pass only.
 pub const COOKIE_AT_STACK_CHECK: u64 = 1 << 62;
 
+/// Where a probe's stack-depth adjustment sits in its cookie (bits 52..=60), in 8-byte
+/// words. A probe that reads a function's return in its caller, after the callee's frame
+/// is gone, adds it so the hit reports the depth the callee's entry had (how entries and
+/// returns pair); every other probe has 0.
+pub const COOKIE_DEPTH_ADJUST_SHIFT: u32 = 52;
+pub const COOKIE_DEPTH_ADJUST_WORDS: u64 = 0x1ff;
+/// The largest adjustment a cookie holds, in bytes.
+pub const MAX_DEPTH_ADJUST: u64 = COOKIE_DEPTH_ADJUST_WORDS * 8;
+
+/// `cookie` with a depth adjustment of `bytes` (a multiple of 8, at most
+/// [`MAX_DEPTH_ADJUST`]; the caller checks).
+pub const fn with_depth_adjust(cookie: u64, bytes: u64) -> u64 {
+    let words = (bytes / 8) & COOKIE_DEPTH_ADJUST_WORDS;
+    (cookie & !(COOKIE_DEPTH_ADJUST_WORDS << COOKIE_DEPTH_ADJUST_SHIFT))
+        | (words << COOKIE_DEPTH_ADJUST_SHIFT)
+}
+
+/// The depth adjustment of a cookie, in bytes.
+pub const fn depth_adjust(cookie: u64) -> u64 {
+    ((cookie >> COOKIE_DEPTH_ADJUST_SHIFT) & COOKIE_DEPTH_ADJUST_WORDS) * 8
+}
+
 /// RFLAGS bits that make `JBE` jump.
 pub const FLAGS_BELOW_OR_EQUAL: u64 = (1 << 0) | (1 << 6);
 
@@ -510,6 +532,17 @@ mod tests {
             Some(ProbeKind::FuncReturn)
         );
         assert_eq!(ProbeKind::from_u32(0), None);
+    }
+
+    #[test]
+    fn a_depth_adjustment_leaves_the_rest_of_the_cookie_alone() {
+        let c = cookie_at_stack_check(0xdead_beef, ProbeKind::FuncReturn, Some(4095));
+        let adjusted = with_depth_adjust(c, MAX_DEPTH_ADJUST);
+        assert_eq!(depth_adjust(adjusted), MAX_DEPTH_ADJUST);
+        assert_eq!(split_cookie(adjusted), split_cookie(c));
+        assert_eq!(adjusted & COOKIE_AT_STACK_CHECK, COOKIE_AT_STACK_CHECK);
+        assert_eq!(depth_adjust(with_depth_adjust(adjusted, 24)), 24);
+        assert_eq!(depth_adjust(c), 0);
     }
 
     #[test]

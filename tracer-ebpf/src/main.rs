@@ -26,8 +26,8 @@ use tracer_common::{
     CAPTURE_BYTES, COOKIE_AT_STACK_CHECK, Capture, CaptureSpec, DEPTH_UNKNOWN, ENTRY_SAVED_REGS,
     EntryKey, EntryRegs, EventHeader, FLAGS_BELOW_OR_EQUAL, G_STACK_HI_OFFSET, G_STACK_LO_OFFSET,
     GO_INT_REGS, GOID_UNKNOWN, GoCallEvent, GoCaptureEvent, GoStackEvent, MAX_CAPTURES, MAX_DEREFS,
-    MAX_SPECS, MAX_STACK, ProbeSpec, SAVED_REGS, capture_base, capture_kind, counter, record,
-    split_cookie,
+    MAX_SPECS, MAX_STACK, ProbeSpec, SAVED_REGS, capture_base, capture_kind, counter, depth_adjust,
+    record, split_cookie,
 };
 
 /// Offset of `goid` in `runtime.g` for the target's Go version; set by the loader.
@@ -91,8 +91,10 @@ fn capture(ctx: &ProbeContext) {
     let goid =
         unsafe { bpf_probe_read_user((g + goid_offset) as *const u64) }.unwrap_or(GOID_UNKNOWN);
     let stack_hi = unsafe { bpf_probe_read_user((g + G_STACK_HI_OFFSET) as *const u64) };
+    // A probe in a caller, after the callee returned, adds what the callee's frame held
+    // (see COOKIE_DEPTH_ADJUST_SHIFT): its hit pairs with the callee's entry.
     let stack_depth = match stack_hi {
-        Ok(hi) if hi > regs.rsp => hi - regs.rsp,
+        Ok(hi) if hi > regs.rsp => hi - regs.rsp + depth_adjust(raw_cookie),
         _ => DEPTH_UNKNOWN,
     };
     let call = GoCallEvent {

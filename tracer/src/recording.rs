@@ -144,6 +144,10 @@ pub struct CacheJob {
     pub roles: Vec<Option<Role>>,
     /// The call sites the decoder tells apart.
     pub sites: Vec<SiteFact>,
+    /// Return addresses (link-time) of the `GetOrInitCall` calls whose returns were read
+    /// in the caller; absent when they were read at its RETs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_return_sites: Option<Vec<u64>>,
 }
 
 /// What only the live run knew, written when it ended.

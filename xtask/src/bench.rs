@@ -526,7 +526,7 @@ const ENGINE_LINES: [(&str, &str); 4] = [
 ];
 
 /// Each code line's stand-in engine on its sustained high-rate workload, untraced and
-/// under `tracer cache` (default and `--light`), interleaved run by run; plus the
+/// under `tracer cache` (default, `--light`, and on L3/L4 `--returns-at-ret`), interleaved run by run; plus the
 /// tracer's own CPU per 1,000 calls. Once per session length: with sessions of 500
 /// calls, each session's release (and the ownership it drops) is part of the work; with
 /// one session, a cache call is measured alone.
@@ -558,10 +558,15 @@ fn engine_line(
     runs: usize,
     session_calls: u32,
 ) -> anyhow::Result<String> {
-    let modes: [(&str, &[&str]); 2] = [
+    let mut modes: Vec<(&str, &[&str])> = vec![
         ("tracer cache", &[]),
         ("tracer cache --light", &["--light"]),
     ];
+    // L3 and L4 read the cache call's returns in its callers; the same run with them
+    // read at its RETs shows what that saves. (L1/L2 read them at RETs anyway.)
+    if line.starts_with("L3") || line.starts_with("L4") {
+        modes.push(("tracer cache --returns-at-ret", &["--returns-at-ret"]));
+    }
     let mut untraced = Vec::new();
     let mut untraced_cpu = Vec::new();
     let mut traced: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];

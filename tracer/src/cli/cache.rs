@@ -53,6 +53,11 @@ pub struct CacheArgs {
     /// sessions and durations stay; returned-ID checks and base error texts go).
     #[arg(long)]
     pub light: bool,
+    /// Read `GetOrInitCall`'s returns at its RET instructions (single-stepped by the
+    /// kernel, several microseconds more per call) rather than at its callers' first jump
+    /// after the call: to compare, or to read calls made through an interface too.
+    #[arg(long, conflicts_with = "light")]
+    pub returns_at_ret: bool,
     /// Ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 16, value_parser = super::tracing::parse_ring_mb)]
     pub ring_mb: u32,
@@ -113,6 +118,7 @@ fn trace_once(
     let mode = profiles::Mode {
         light: args.light,
         explain: args.explain,
+        returns_at_ret: args.returns_at_ret,
     };
     let (plan, roles) = profiles::plan(&binary, profile, mode)?;
     for (def, role) in profile.probes.iter().zip(&roles) {
@@ -127,6 +133,15 @@ fn trace_once(
             );
         }
     }
+    for note in &plan.notes {
+        eprintln!("tracer: note: {note}");
+    }
+    // The cache call's returns, when read in its callers: which calls that covers.
+    let call_return_sites: Option<Vec<u64>> = plan
+        .caller_returns
+        .iter()
+        .find(|(id, _)| roles.get(*id as usize) == Some(&Some(Role::Call)))
+        .map(|(_, sites)| sites.iter().map(|s| s.return_address).collect());
     // The decoder is built once against the binary to learn which of its facts it needs;
     // the pipeline is then built from those facts alone, as a replay builds it.
     let sites = {
@@ -136,6 +151,7 @@ fn trace_once(
             profile,
             roles: roles.clone(),
             light: args.light,
+            call_return_sites: call_return_sites.as_deref(),
         })?;
         noted.into_facts()
     };
@@ -147,6 +163,7 @@ fn trace_once(
         explain: args.explain,
         roles,
         sites,
+        call_return_sites,
     };
     let format = output::Format::chosen(args.json, args.format, args.output.as_deref())?;
     let mut pipeline = CachePipeline::new(&job, sink, format)?;
@@ -177,6 +194,19 @@ fn trace_once(
         job.engine,
         probes.attached()
     );
+    if let Some((_, sites)) = plan
+        .caller_returns
+        .iter()
+        .find(|(id, _)| job.roles.get(*id as usize) == Some(&Some(Role::Call)))
+    {
+        let jumps = sites.iter().filter(|s| s.emulated).count();
+        eprintln!(
+            "tracer: cache call returns read at their {} call site{} ({jumps} on the first jump after the call, {} on the caller's own RET): calls from anywhere else are counted, their results unknown",
+            sites.len(),
+            if sites.len() == 1 { "" } else { "s" },
+            sites.len() - jumps
+        );
+    }
     if let Some(r) = recording {
         let header = recording::header_for(&binary, pid, Job::Cache(job.clone()));
         reader.record_to(r.start(&header)?);
@@ -436,6 +466,8 @@ fn map_counts(pid: u32, cache: u64, maps: &[u64]) -> Option<Vec<u64>> {
 }
 
 struct CachePipeline {
+    /// `GetOrInitCall`'s returns are read in its callers (for the summary).
+    returns_at_callers: bool,
     tracker: CallTracker,
     stage: DecodeStage,
     totals: CacheTotals,
@@ -540,8 +572,10 @@ impl CachePipeline {
             profile,
             roles: job.roles.clone(),
             light: job.light,
+            call_return_sites: job.call_return_sites.as_deref(),
         })?;
         Ok(CachePipeline {
+            returns_at_callers: job.call_return_sites.is_some(),
             tracker: CallTracker::new(false),
             stage: DecodeStage {
                 decoder,
@@ -629,6 +663,8 @@ impl CachePipeline {
             engine,
             tracer_cpu_ns: end.tracer_cpu_ns,
             probe_hits: &self.hits,
+            returns_at_callers: self.returns_at_callers,
+            unread_returns: self.stage.decoder.unread_returns(),
         };
         if self.json {
             output::cache::summary_json(&summary).write_line(&mut self.sink)?;

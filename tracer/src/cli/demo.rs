@@ -133,6 +133,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         duration: None,
         output: args.output,
         ring_mb: 16,
+        returns_at_ret: false,
         light: args.light,
         record: args.record,
         explain: args.explain,

@@ -272,7 +272,7 @@ fn is_near_branch(ins: &Instruction) -> bool {
     )
 }
 
-fn format_insn(ins: &Instruction) -> String {
+pub(crate) fn format_insn(ins: &Instruction) -> String {
     let mut out = String::new();
     IntelFormatter::new().format(ins, &mut out);
     out

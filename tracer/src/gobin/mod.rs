@@ -12,6 +12,7 @@ mod inline;
 mod moduledata;
 pub mod parts;
 mod pclntab;
+mod return_sites;
 mod runtime;
 mod sync_sites;
 mod versions;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 pub use buildinfo::{BuildInfo, Module};
 pub use disasm::{EntryKind, ProbePlan};
 pub use inline::InlineFrame;
+pub use return_sites::{ReturnSite, return_sites};
 pub use runtime::{
     G_SCAN_BIT, RuntimeLayout, SEMAROOT_TREAP, SEMTAB_SIZE, SEMTAB_STRIDE, SudogOffsets,
     status_is_dead, status_name,
@@ -393,6 +395,17 @@ impl GoBinary {
             .ok_or_else(|| corrupt("its code is not in the file".into()))?;
         self.check_decoding(f, code).map_err(corrupt)?;
         disasm::plan(code, f.entry).map_err(|e| corrupt(e.to_owned()))
+    }
+
+    /// `code` (of `f`) decoded from its entry, once proven to agree with the compiler's
+    /// tables (see [`Self::check_decoding`]).
+    pub(crate) fn decoded(
+        &self,
+        f: &Function,
+        code: &[u8],
+    ) -> Result<Vec<iced_x86::Instruction>, String> {
+        self.check_decoding(f, code)?;
+        Ok(disasm::decode_all(code, f.entry))
     }
 
     /// Proves that decoding `f` from its entry agrees with the compiler: every PC where

@@ -477,6 +477,10 @@ pub struct SummaryInput<'a> {
     /// `--otlp`: what became of the spans.
     pub otlp: Option<&'a super::otel::OtlpCounts>,
     pub probe_hits: &'a ProbeHitCounts,
+    /// The returns of cache calls are read in their callers (else at RETs).
+    pub returns_at_callers: bool,
+    /// Calls from places no return probe covers.
+    pub unread_returns: u64,
 }
 
 /// Probe hits whose events arrived, per probe, named by what each probe is for: the
@@ -617,6 +621,12 @@ pub fn summary_json<'a>(s: &'a SummaryInput<'a>) -> Record<'a> {
         sessions_folded: s.folded,
         tracer_cpu_ns: s.tracer_cpu_ns,
         probe_hits: s.probe_hits.record(s.totals.calls),
+        returns_read_at: if s.returns_at_callers {
+            "callers"
+        } else {
+            "ret"
+        },
+        calls_with_unread_return: s.unread_returns,
         otlp: s.otlp.map(super::otel::OtlpCounts::record),
     }))
 }
@@ -726,6 +736,13 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
     writeln!(w, "state kept at the end: {}", s.state_sizes.describe())?;
     if s.probe_hits.total() > 0 {
         writeln!(w, "{}", s.probe_hits.human(s.totals.calls))?;
+    }
+    if s.unread_returns > 0 {
+        writeln!(
+            w,
+            "calls whose return no probe read: {} (made from a place the binary's code does not show, e.g. through an interface): their hit or error is unknown (null)",
+            s.unread_returns
+        )?;
     }
     if let Some(per_k) = (s.tracer_cpu_ns * 1000).checked_div(s.totals.calls) {
         writeln!(

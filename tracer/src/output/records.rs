@@ -388,6 +388,13 @@ pub struct CacheSummary<'a> {
     pub tracer_cpu_ns: u64,
     /// Probe hits whose events arrived: what the engine paid a trap for.
     pub probe_hits: ProbeHits,
+    /// Where cache calls' returns were read: `ret` (the function's RET instructions) or
+    /// `callers` (the first jump after each call site the binary holds).
+    pub returns_read_at: &'static str,
+    /// Calls made from a place no return probe covers (an interface call the binary's
+    /// code does not show): their results are unknown, their outcome null unless the
+    /// path tells it.
+    pub calls_with_unread_return: u64,
     /// `--otlp` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otlp: Option<OtlpTotals<'a>>,

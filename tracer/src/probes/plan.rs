@@ -3,10 +3,10 @@
 use std::{os::unix::fs::FileExt, path::Path, time::Duration};
 
 use anyhow::Context;
-use tracer_common::{ProbeKind, ProbeSpec, cookie, cookie_at_stack_check};
+use tracer_common::{ProbeKind, ProbeSpec, cookie, cookie_at_stack_check, with_depth_adjust};
 
 use super::{AttachedProbes, ProbeError, loader::Offset};
-use crate::gobin::{EntryKind, Function, GoBinary, ProbePlan};
+use crate::gobin::{EntryKind, Function, GoBinary, ProbePlan, ReturnSite};
 
 /// The function whose entry means "this goroutine is exiting".
 pub const GOEXIT_FUNC: &str = "runtime.goexit1";
@@ -21,6 +21,9 @@ pub struct AttachPoint {
     pub at_stack_check: bool,
     /// The instruction's bytes as analysed; checked against the file before attaching.
     pub expect: Vec<u8>,
+    /// Bytes added to the hit's stack depth: a return read in the caller reports its
+    /// callee's entry depth (see `tracer_common::COOKIE_DEPTH_ADJUST_SHIFT`).
+    pub depth_adjust: u64,
 }
 
 /// An instruction the kernel would refuse, or an address that is not an instruction of
@@ -50,6 +53,10 @@ pub struct PlanSet {
     /// (see [`AttachedProbes::take_discovery`]).
     pub discovery: Vec<AttachPoint>,
     pub specs: Vec<(u32, ProbeKind, ProbeSpec)>,
+    /// Probe ids whose returns are read in their callers, with the sites.
+    pub caller_returns: Vec<(u32, Vec<ReturnSite>)>,
+    /// What a user should know of how the plan was made (one sentence each).
+    pub notes: Vec<String>,
 }
 
 fn make_point(
@@ -79,6 +86,7 @@ fn make_point(
         probe_id,
         at_stack_check,
         expect,
+        depth_adjust: 0,
     })
 }
 
@@ -117,6 +125,47 @@ impl PlanSet {
             }
         }
         self.points.extend(points);
+        Ok(())
+    }
+
+    /// Entry, and the call's returns read in its callers at `sites` (see
+    /// [`crate::gobin::return_sites`]) instead of at its `RET`s. All or nothing, like
+    /// [`Self::add_call`]; a site another probe already uses is refused.
+    pub fn add_call_returning_at(
+        &mut self,
+        binary: &GoBinary,
+        f: &Function,
+        probe_id: u32,
+        sites: &[ReturnSite],
+    ) -> anyhow::Result<()> {
+        let plan = binary.probe_plan(f)?;
+        let mut points = vec![entry_point(binary, &plan, ProbeKind::FuncEntry, probe_id)?];
+        for site in sites {
+            let mut point = make_point(
+                binary,
+                site.probe_at,
+                ProbeKind::FuncReturn,
+                probe_id,
+                false,
+            )?;
+            point.depth_adjust = site.depth_adjust;
+            points.push(point);
+        }
+        let taken = |p: &AttachPoint| {
+            self.points
+                .iter()
+                .chain(&self.discovery)
+                .chain(&points[..1])
+                .any(|q| q.file_offset == p.file_offset)
+        };
+        if let Some(p) = points[1..].iter().find(|p| taken(p)) {
+            anyhow::bail!(
+                "the return site at file offset {:#x} carries another probe",
+                p.file_offset
+            );
+        }
+        self.points.extend(points);
+        self.caller_returns.push((probe_id, sites.to_vec()));
         Ok(())
     }
 
@@ -275,6 +324,7 @@ impl PlanSet {
         } else {
             cookie(p.probe_id, p.kind, slot)
         };
+        let cookie = with_depth_adjust(cookie, p.depth_adjust);
         Offset {
             file_offset: p.file_offset,
             cookie,

@@ -15,6 +15,7 @@ use crate::profiles::{
     word, word_pair,
 };
 
+pub(super) const RAX: u8 = 0;
 pub(super) const RBX: u8 = 1;
 pub(super) const RCX: u8 = 2;
 pub(super) const RDI: u8 = 3;
@@ -45,9 +46,13 @@ pub(super) struct Layout {
 
 /// The probes of the ownership design, for `layout`.
 ///
-/// Per cache hit the default mode takes two traps: `GetOrInitCall`'s entry and its RET
-/// (single-stepped), which reads the outcome's remaining facts (error, memoized digest,
-/// the returned result, the engine's decision). `--light` takes one: the call of
+/// Per cache hit the default mode takes two traps: `GetOrInitCall`'s entry and its
+/// return, which reads the outcome's remaining facts (error, memoized digest, the
+/// returned result, the engine's decision). The return is read at the caller's first jump
+/// after the call (emulated) where every call site allows it, else at the RET
+/// (single-stepped); the entry reads its return address to tell calls from places the
+/// analysis could not see (through an interface), whose return nothing reads. `--light`
+/// takes one: the call of
 /// `lookupCacheForRequest` in the call's body (a `CALL rel32`, emulated by the kernel).
 /// What neither reads per hit: the hit route is the recipe digest's unless the extra
 /// digests or the term index were consulted (probes off the hit path), and a call that
@@ -100,8 +105,10 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
                 string_regs("session", RDI),
                 word("do_not_cache", R10, &[32]),
                 string("digest", R10, &[0], 224),
+                word("return_address", REG_RSP, &[0]),
             ])
             .ret(&call_ret)
+            .returns_at_callers(&[RAX, RBX, RCX, RDI])
             .light(Light::Drop),
         // --light: the call of lookupCacheForRequest(c, ctx, sessionID RDI/RSI, resolver,
         // req R10; stack: requestDigest [RSP+0]/[RSP+8] at the call) in the body. Calls that

@@ -189,6 +189,9 @@ pub struct DecoderSetup<'a> {
     /// Role of each probe id (None: not attached).
     pub roles: Vec<Option<Role>>,
     pub light: bool,
+    /// Where `GetOrInitCall`'s returns are read in its callers: the return addresses
+    /// (link-time) of the calls whose return is probed. None: read at its RETs.
+    pub call_return_sites: Option<&'a [u64]>,
 }
 
 /// Turns one line's raw probe hits into cache events.
@@ -204,6 +207,10 @@ pub trait Decoder: Send {
     /// The target's load bias (non-zero for a PIE), to compare the return addresses it
     /// reads with the binary's call sites; set before the first hit is decoded.
     fn set_load_bias(&mut self, bias: u64);
+    /// Cache calls made from a place whose return no probe reads.
+    fn unread_returns(&self) -> u64 {
+        0
+    }
     /// Open frames it keeps facts of (for the summary's state sizes).
     fn open_frames(&self) -> usize;
 }

@@ -104,6 +104,8 @@ enum Kind {
         result: Option<u64>,
         /// It entered `wait` (as joiner or for its own execution).
         waited: bool,
+        /// Made from a place whose return no probe reads.
+        return_unread: bool,
     },
     Load {
         via: &'static str,
@@ -133,6 +135,7 @@ struct Slot {
     arbitrary_session: Option<usize>,
     call_digest: Option<usize>,
     call_do_not_cache: Option<usize>,
+    call_return_address: Option<usize>,
     call_ret_digest: Option<usize>,
     call_ret_engine: Option<usize>,
     call_ret_error: Option<usize>,
@@ -207,6 +210,9 @@ pub struct OwnershipDecoder {
     /// that differed.
     digest_checks: u64,
     digest_mismatches: u64,
+    /// The return addresses whose calls' returns are read in the caller (None: at RETs).
+    call_return_sites: Option<std::collections::HashSet<u64>>,
+    unread_returns: u64,
 }
 
 pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Box<dyn Decoder>> {
@@ -229,6 +235,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         arbitrary_session: slot(p, Role::Arbitrary, "session", false),
         call_digest: slot(p, Role::Call, "digest", false),
         call_do_not_cache: slot(p, Role::Call, "do_not_cache", false),
+        call_return_address: slot(p, Role::Call, "return_address", false),
         call_ret_digest: slot(p, Role::Call, "digest", true),
         call_ret_engine: slot(p, Role::Call, "engine", true),
         call_ret_error: slot(p, Role::Call, "error", true),
@@ -300,6 +307,10 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         cache: None,
         digest_checks: 0,
         digest_mismatches: 0,
+        call_return_sites: setup
+            .call_return_sites
+            .map(|sites| sites.iter().copied().collect()),
+        unread_returns: 0,
     }))
 }
 
@@ -318,6 +329,17 @@ impl OwnershipDecoder {
 
     fn site(&self, return_address: Option<u64>) -> Option<Site> {
         site_of(&self.sites, self.bias, return_address)
+    }
+
+    /// Whether a call entered from `return_address` returns where no probe reads it
+    /// (returns are read in the callers, and this is none of the calls found).
+    fn return_unread(&mut self, return_address: Option<u64>) -> bool {
+        let (Some(sites), Some(at)) = (&self.call_return_sites, return_address) else {
+            return false;
+        };
+        let unread = !sites.contains(&at.wrapping_sub(self.bias));
+        self.unread_returns += unread as u64;
+        unread
     }
 
     fn call(&self, frame: Option<u64>) -> Option<u64> {
@@ -382,6 +404,7 @@ impl OwnershipDecoder {
             lookup,
             result: None,
             waited: false,
+            return_unread: false,
         }
     }
 
@@ -406,7 +429,12 @@ impl OwnershipDecoder {
                     "the request's recipe digest",
                     cap(caps, self.slot.call_digest),
                 )?;
-                self.began(f, Anchor::Entry, session, digest, uncached, out)
+                let unread = self.return_unread(word(caps, self.slot.call_return_address));
+                let mut kind = self.began(f, Anchor::Entry, session, digest, uncached, out);
+                if let Kind::Call { return_unread, .. } = &mut kind {
+                    *return_unread = unread;
+                }
+                kind
             }
             Role::LightCall => {
                 // At the call of lookupCacheForRequest: c RAX, sessionID RDI/RSI, the
@@ -774,6 +802,7 @@ impl OwnershipDecoder {
                     result,
                     lookup,
                     waited,
+                    return_unread,
                     ..
                 },
             ) => {
@@ -857,9 +886,10 @@ impl OwnershipDecoder {
                         route,
                     });
                 }
-                // Light mode probes no RET: the call's end is proven by the goroutine's
-                // next event at its depth or shallower, without results.
-                let status = if self.light && rec.status == CallStatus::Unwound {
+                // Light mode probes no RET (nor does anything read the return of a call
+                // from an unseen place): the call's end is proven by the goroutine's next
+                // event at its depth or shallower, without results.
+                let status = if (self.light || return_unread) && rec.status == CallStatus::Unwound {
                     CallStatus::EntryOnly
                 } else {
                     rec.status
@@ -972,5 +1002,9 @@ impl Decoder for OwnershipDecoder {
     fn set_load_bias(&mut self, bias: u64) {
         self.bias = bias;
         self.filesync.bias = bias;
+    }
+
+    fn unread_returns(&self) -> u64 {
+        self.unread_returns
     }
 }

@@ -36,6 +36,7 @@ func main() {
 		profile      = flag.Bool("wcprof", false, "turn the wcprof profiler on (getOrInitCall then calls wcprof.BeginOp)")
 		verbose      = flag.Bool("v", false, "log session teardown")
 	)
+	flag.BoolVar(&viaInterface, "via-interface", false, "make top-level cache calls through an interface (an indirect call the tracer finds no call site for)")
 	flag.Parse()
 
 	if *checkLayout {
@@ -89,6 +90,7 @@ func main() {
 
 	srv := server.NewServer(*verbose)
 	e := newEnv(srv, truth, sc.name, *seed)
+	viaCache = e.cache
 	e.installHooks()
 
 	start := time.Now()

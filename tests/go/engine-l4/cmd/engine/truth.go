@@ -85,7 +85,9 @@ type sessionOpenRec struct {
 }
 
 type callRec struct {
-	Kind           string  `json:"kind"` // "call"
+	Kind string `json:"kind"` // "call"
+	// Made through an interface (-via-interface): the tracer cannot read its return.
+	Iface          bool    `json:"iface,omitempty"`
 	Session        string  `json:"session"`
 	Goid           int64   `json:"goid"`
 	Digest         *string `json:"digest"`

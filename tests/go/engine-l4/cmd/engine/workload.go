@@ -223,6 +223,63 @@ func (e *env) resolverFn(body func(ctx context.Context) (dagql.AnyResult, error)
 	}
 }
 
+// nested says whether ctx is a resolver's (the call is made while another runs).
+func nested(ctx context.Context) bool {
+	_, ok := ctx.Value(parentFrameKey{}).(*dagql.ResultCall)
+	return ok
+}
+
+// getOrInit calls the cache the two ways the engine's dagql does: a top-level call like
+// ObjectResult.call (objects.go: `res, err = cache.GetOrInitCall(...)`, then the error
+// and nil checks), a nested one like Result.NthValue (cache.go: `return
+// cache.GetOrInitCall(...)`, a call in tail position). The tracer reads the return of the
+// first at the jump after the call, of the second at the caller's RET.
+//
+// viaInterface (-via-interface): top-level calls go through viaCache.
+var viaInterface bool
+
+// viaCache is the cache as a cacheCaller, set at run time so that the compiler cannot
+// turn calls through it back into direct ones.
+var viaCache cacheCaller
+
+// cacheCaller holds GetOrInitCall as an interface method: a call through it is an
+// indirect CALL, with no call site in the code for the tracer to find.
+type cacheCaller interface {
+	GetOrInitCall(ctx context.Context, sessionID string, resolver dagql.TypeResolver, req *dagql.CallRequest, fn func(context.Context) (dagql.AnyResult, error)) (dagql.AnyResult, error)
+}
+
+//go:noinline
+func (e *env) getOrInit(ctx context.Context, ss *sessState, req *dagql.CallRequest, fn func(context.Context) (dagql.AnyResult, error), nested bool) (dagql.AnyResult, error) {
+	if nested {
+		return e.nthValueLike(ctx, ss, req, fn)
+	}
+	if !viaInterface {
+		return e.objectsCall(ctx, ss, req, fn)
+	}
+	res, err := viaCache.GetOrInitCall(ctx, ss.id, resolver{}, req, fn)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+//go:noinline
+func (e *env) objectsCall(ctx context.Context, ss *sessState, req *dagql.CallRequest, fn func(context.Context) (dagql.AnyResult, error)) (dagql.AnyResult, error) {
+	res, err := e.cache.GetOrInitCall(ctx, ss.id, resolver{}, req, fn)
+	if err != nil {
+		return nil, err
+	}
+	if res == nil {
+		return nil, nil
+	}
+	return res, nil
+}
+
+//go:noinline
+func (e *env) nthValueLike(ctx context.Context, ss *sessState, req *dagql.CallRequest, fn func(context.Context) (dagql.AnyResult, error)) (dagql.AnyResult, error) {
+	return e.cache.GetOrInitCall(ctx, ss.id, resolver{}, req, fn)
+}
+
 // call makes one (*Cache).GetOrInitCall through the core telemetry wrapper and
 // records it.
 func (e *env) call(ctx context.Context, ss *sessState, req *dagql.CallRequest, telemetry bool, fn func(context.Context) (dagql.AnyResult, error)) (dagql.AnyResult, error) {
@@ -230,7 +287,7 @@ func (e *env) call(ctx context.Context, ss *sessState, req *dagql.CallRequest, t
 		tr := &dagql.CallTrace{}
 		callCtx := dagql.WithCallTrace(ctx, tr)
 		res, err := core.AroundCall(req, telemetry, func() (dagql.AnyResult, error) {
-			return e.cache.GetOrInitCall(callCtx, ss.id, resolver{}, req, fn)
+			return e.getOrInit(callCtx, ss, req, fn, nested(ctx))
 		})
 		e.count(outcomeOf(tr, res, err))
 		return res, err
@@ -245,13 +302,13 @@ func (e *env) call(ctx context.Context, ss *sessState, req *dagql.CallRequest, t
 	e.noteGoroutine(g)
 	start := nanotime()
 	res, err := core.AroundCall(req, telemetry, func() (dagql.AnyResult, error) {
-		return e.cache.GetOrInitCall(callCtx, ss.id, resolver{}, req, fn)
+		return e.getOrInit(callCtx, ss, req, fn, parent != nil)
 	})
 	end := nanotime()
 
 	outcome := outcomeOf(tr, res, err)
 	e.count(outcome)
-	rec := callRec{Kind: "call", Session: ss.id, Goid: g, Field: req.Field, Outcome: outcome, Waiters: tr.Waiters, StartNs: start, EndNs: end}
+	rec := callRec{Kind: "call", Session: ss.id, Goid: g, Field: req.Field, Outcome: outcome, Waiters: tr.Waiters, StartNs: start, EndNs: end, Iface: viaInterface && parent == nil}
 	if d, ok := req.ResultCall.HeldRecipeDigest(); ok {
 		rec.Digest = strp(d)
 	}
