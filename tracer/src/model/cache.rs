@@ -514,9 +514,17 @@ impl CacheModel {
         if self.idle_dropped.is_some() && !self.sessions.contains_key(key) {
             self.heard_of_dropped(key);
         }
-        let id = self.session_name(key);
+        // Named once: the key and its name are copied only for a session not yet named
+        // (this runs at every call and ownership change).
+        let id = match self.sessions.get(key) {
+            Some(s) if s.id.is_some() => None,
+            _ => self.session_name(key),
+        };
         let now = self.now_ns;
-        let s = self.sessions.entry(key.clone()).or_default();
+        if !self.sessions.contains_key(key) {
+            self.sessions.insert(key.clone(), SessionRefs::default());
+        }
+        let s = self.sessions.get_mut(key).expect("inserted above");
         if s.id.is_none() {
             s.id = id;
         }
@@ -564,7 +572,7 @@ impl CacheModel {
                     .and_then(|p| self.calls.get(&p))
                     .map_or(call, |p| p.root);
                 if let Some(key) = &session {
-                    self.saw_session(key.clone());
+                    self.saw_session(key);
                     self.session(key).calls += 1;
                 }
                 self.open.entry((tgid, goid)).or_default().push(call);
@@ -782,7 +790,7 @@ impl CacheModel {
                 if let SessionKey::Handle(h) = key {
                     self.bind_handle(h, id.clone());
                 }
-                self.saw_session(key.clone());
+                self.saw_session(&key);
                 self.session(&key);
                 if announce {
                     out(CacheOutput::SessionOpened { session: id, goid });
@@ -804,7 +812,7 @@ impl CacheModel {
                         count: None,
                     });
                     // Reported once; its release is then accounted like any other.
-                    self.saw_session(key.clone());
+                    self.saw_session(&key);
                 }
                 self.releasing.insert(key, 0);
             }
@@ -1084,13 +1092,16 @@ impl CacheModel {
         }
     }
 
-    fn saw_session(&mut self, key: SessionKey) {
-        if self.seen_sessions.len() >= MAX_SEEN_SESSIONS && !self.seen_sessions.contains(&key) {
+    fn saw_session(&mut self, key: &SessionKey) {
+        if self.seen_sessions.contains(key) {
+            return;
+        }
+        if self.seen_sessions.len() >= MAX_SEEN_SESSIONS {
             self.seen_sessions.clear();
             self.seen_complete = false;
             self.evictions.seen_sessions += 1;
         }
-        self.seen_sessions.insert(key);
+        self.seen_sessions.insert(key.clone());
     }
 
     /// The key of the execution at engine address `addr`: the current one, or a new one
