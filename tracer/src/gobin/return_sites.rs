@@ -235,11 +235,10 @@ fn emulated_branch(bin: &GoBinary, f: &Function, ins: &Instruction) -> bool {
         return false;
     };
     let at = (ins.ip() - f.entry) as usize;
-    match code.get(at..at + ins.len()) {
-        Some([0xe8 | 0xe9 | 0xeb | 0x70..=0x7f, ..]) => true,
-        Some([0x0f, 0x80..=0x8f, ..]) => true,
-        _ => false,
-    }
+    matches!(
+        code.get(at..at + ins.len()),
+        Some([0xe8 | 0xe9 | 0xeb | 0x70..=0x7f, ..] | [0x0f, 0x80..=0x8f, ..])
+    )
 }
 
 fn calls_deferreturn(bin: &GoBinary, target: u64) -> bool {
