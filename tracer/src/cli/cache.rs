@@ -140,7 +140,7 @@ fn trace_once(
     let call_return_sites: Option<Vec<u64>> = plan
         .caller_returns
         .iter()
-        .find(|(id, _)| roles.get(*id as usize) == Some(&Some(Role::Call)))
+        .find(|(id, _)| is_cache_call(&roles, *id))
         .map(|(_, sites)| sites.iter().map(|s| s.return_address).collect());
     // The decoder is built once against the binary to learn which of its facts it needs;
     // the pipeline is then built from those facts alone, as a replay builds it.
@@ -197,7 +197,7 @@ fn trace_once(
     if let Some((_, sites)) = plan
         .caller_returns
         .iter()
-        .find(|(id, _)| job.roles.get(*id as usize) == Some(&Some(Role::Call)))
+        .find(|(id, _)| is_cache_call(&job.roles, *id))
     {
         let jumps = sites.iter().filter(|s| s.emulated).count();
         eprintln!(
@@ -394,6 +394,12 @@ fn replay_to(
     }
     pipeline.summarize(&end, malformed, job.engine.clone(), human_summary)?;
     Ok(0)
+}
+
+/// Whether probe `id` is `GetOrInitCall` (L3, L4): the call whose returns may be read in
+/// its callers.
+fn is_cache_call(roles: &[Option<Role>], id: u32) -> bool {
+    roles.get(id as usize) == Some(&Some(Role::Call))
 }
 
 /// What the records lose when an optional probe's function is not in the build (None:

@@ -880,3 +880,39 @@ mod tests {
         assert!(check_digest("L3", "d", "not a digest at all...").is_err());
     }
 }
+
+/// Which cache calls return where no probe reads them: when the returns are read in the
+/// callers, a call entered from any other return address (through an interface, a
+/// function value) is one.
+#[derive(Default)]
+pub struct ReturnCheck {
+    /// Return addresses (link-time) whose calls' returns are probed; None: returns are
+    /// read at the callee's RETs, which see every call.
+    sites: Option<std::collections::HashSet<u64>>,
+    unread: u64,
+}
+
+impl ReturnCheck {
+    pub fn new(sites: Option<&[u64]>) -> ReturnCheck {
+        ReturnCheck {
+            sites: sites.map(|s| s.iter().copied().collect()),
+            unread: 0,
+        }
+    }
+
+    /// Whether the call entered with `return_address` on the stack (a process address;
+    /// `bias` the load bias) returns unread; counted.
+    pub fn unread(&mut self, return_address: Option<u64>, bias: u64) -> bool {
+        let (Some(sites), Some(at)) = (&self.sites, return_address) else {
+            return false;
+        };
+        let unread = !sites.contains(&at.wrapping_sub(bias));
+        self.unread += unread as u64;
+        unread
+    }
+
+    /// Calls counted as returning unread.
+    pub fn count(&self) -> u64 {
+        self.unread
+    }
+}

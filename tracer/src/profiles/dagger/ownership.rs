@@ -210,9 +210,7 @@ pub struct OwnershipDecoder {
     /// that differed.
     digest_checks: u64,
     digest_mismatches: u64,
-    /// The return addresses whose calls' returns are read in the caller (None: at RETs).
-    call_return_sites: Option<std::collections::HashSet<u64>>,
-    unread_returns: u64,
+    returns: super::ReturnCheck,
 }
 
 pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Box<dyn Decoder>> {
@@ -307,10 +305,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         cache: None,
         digest_checks: 0,
         digest_mismatches: 0,
-        call_return_sites: setup
-            .call_return_sites
-            .map(|sites| sites.iter().copied().collect()),
-        unread_returns: 0,
+        returns: super::ReturnCheck::new(setup.call_return_sites),
     }))
 }
 
@@ -329,17 +324,6 @@ impl OwnershipDecoder {
 
     fn site(&self, return_address: Option<u64>) -> Option<Site> {
         site_of(&self.sites, self.bias, return_address)
-    }
-
-    /// Whether a call entered from `return_address` returns where no probe reads it
-    /// (returns are read in the callers, and this is none of the calls found).
-    fn return_unread(&mut self, return_address: Option<u64>) -> bool {
-        let (Some(sites), Some(at)) = (&self.call_return_sites, return_address) else {
-            return false;
-        };
-        let unread = !sites.contains(&at.wrapping_sub(self.bias));
-        self.unread_returns += unread as u64;
-        unread
     }
 
     fn call(&self, frame: Option<u64>) -> Option<u64> {
@@ -429,7 +413,9 @@ impl OwnershipDecoder {
                     "the request's recipe digest",
                     cap(caps, self.slot.call_digest),
                 )?;
-                let unread = self.return_unread(word(caps, self.slot.call_return_address));
+                let unread = self
+                    .returns
+                    .unread(word(caps, self.slot.call_return_address), self.bias);
                 let mut kind = self.began(f, Anchor::Entry, session, digest, uncached, out);
                 if let Kind::Call { return_unread, .. } = &mut kind {
                     *return_unread = unread;
@@ -1005,6 +991,6 @@ impl Decoder for OwnershipDecoder {
     }
 
     fn unread_returns(&self) -> u64 {
-        self.unread_returns
+        self.returns.count()
     }
 }
