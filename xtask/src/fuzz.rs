@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{Context, bail};
 
-use crate::{build_go_program_with, setup, shown, workspace_root};
+use crate::{build_go_variant, setup, shown, workspace_root};
 
 /// Every target in `fuzz/fuzz_targets`, cheapest first: the per-parser ones, then the
 /// walker and the whole-binary ones.
@@ -201,24 +201,43 @@ fn target_options(target: &str) -> &'static [&'static str] {
     }
 }
 
-/// Real stripped binaries of every Go version the tests use (and one with DWARF) as the
+/// Real stripped binaries of every Go version the tests use, and two with DWARF, as the
 /// structure-aware targets' bases, in `fuzz/bases`. Existing builds are reused: those in
 /// `$TRACER_FUZZ_GO_PROGRAMS` (read only), then `target/go-programs`; else built.
+///
+/// The two with DWARF keep `gobin_patch` fast where patches land in DWARF (each such
+/// input inflates and walks it afresh): `funcs-go1.26.6-debug` has the whole DWARF
+/// uncompressed (`-compressdwarf=false`: walked, never inflated), and
+/// `funcs-go1.26.6-debug-types` only what the linker writes (types, lines, frames: no
+/// compiler DWARF, `-dwarf=false`), zlib-compressed as Go does by default, so the
+/// inflating path is fuzzed on a third of the bytes.
 fn bases(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     fs::create_dir_all(dir)?;
-    let mut wanted: Vec<(String, bool)> = setup::go_versions()?
+    // (Go version, kind in target/go-programs, `go build` flags, name in fuzz/bases)
+    let mut wanted: Vec<(String, &str, &[&str], Option<&str>)> = setup::go_versions()?
         .into_iter()
-        .map(|v| (v, true))
+        .map(|v| (v, "stripped", &["-ldflags=-s -w"][..], None))
         .collect();
-    wanted.push((setup::DEFAULT_GO.to_owned(), false));
+    let go = setup::DEFAULT_GO.to_owned();
+    wanted.push((
+        go.clone(),
+        "debug-uncompressed",
+        &["-ldflags=-compressdwarf=false"],
+        Some("debug"),
+    ));
+    wanted.push((go, "debug-types", &["-gcflags=all=-dwarf=false"], None));
     let mut out = Vec::new();
-    for (version, stripped) in wanted {
-        let kind = if stripped { "stripped" } else { "debug" };
+    for (version, kind, flags, named) in wanted {
         let src = match find_program(&version, kind) {
             Some(p) => p,
-            None => build_go_program_with("funcs", &version, stripped)?,
+            None => build_go_variant("funcs", &version, kind, flags)?,
         };
-        let dst = dir.join(src.file_name().context("program name")?);
+        let name = src.file_name().context("program name")?.to_string_lossy();
+        let name = match named {
+            Some(short) => name.replace(&format!("-{kind}"), &format!("-{short}")),
+            None => name.into_owned(),
+        };
+        let dst = dir.join(name);
         let same = fs::metadata(&dst)
             .ok()
             .zip(fs::metadata(&src).ok())

@@ -208,12 +208,24 @@ pub fn build_go_program_with(
     go_version: &str,
     stripped: bool,
 ) -> anyhow::Result<PathBuf> {
+    let (kind, flags): (&str, &[&str]) = if stripped {
+        ("stripped", &["-ldflags=-s -w"])
+    } else {
+        ("debug", &[])
+    };
+    build_go_variant(name, go_version, kind, flags)
+}
+
+/// `target/go-programs/{name}-go{go_version}-{kind}`, built with `flags` (`go build` flags).
+pub fn build_go_variant(
+    name: &str,
+    go_version: &str,
+    kind: &str,
+    flags: &[&str],
+) -> anyhow::Result<PathBuf> {
     let go = setup::go_binary(go_version)?;
     let root = workspace_root();
-    let out = root.join(format!(
-        "target/go-programs/{name}-go{go_version}-{}",
-        if stripped { "stripped" } else { "debug" }
-    ));
+    let out = root.join(format!("target/go-programs/{name}-go{go_version}-{kind}"));
     let dir = root.join("tests/go").join(name);
     // A program laid out like a repository (the stand-in engine) has its main in cmd/.
     let package = if dir.join("cmd/engine").is_dir() {
@@ -231,10 +243,8 @@ pub fn build_go_program_with(
             root.join(format!("target/go-cache/{go_version}")),
         )
         .args(["build", "-o"])
-        .arg(&out);
-    if stripped {
-        cmd.arg("-ldflags=-s -w");
-    }
+        .arg(&out)
+        .args(flags);
     run_cmd(cmd.arg(package))?;
     Ok(out)
 }

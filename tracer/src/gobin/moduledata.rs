@@ -12,6 +12,7 @@ use super::elf::ElfInfo;
 pub(crate) const MINPC: u64 = 160;
 pub(crate) const TEXT: u64 = 176;
 
+#[derive(Clone, Copy)]
 pub(crate) struct ModuleData {
     /// Address of `runtime.firstmoduledata`.
     pub addr: u64,
@@ -28,6 +29,13 @@ pub(crate) fn find(
     tab_vaddr: u64,
     first_off: u64,
 ) -> Option<ModuleData> {
+    #[cfg(fuzzing)]
+    return unchanged_file::find(data, elf, tab_vaddr, first_off);
+    #[cfg(not(fuzzing))]
+    search(data, elf, tab_vaddr, first_off)
+}
+
+fn search(data: &[u8], elf: &ElfInfo, tab_vaddr: u64, first_off: u64) -> Option<ModuleData> {
     let relocs: HashMap<u64, u64> = elf.relative_relocs(data).into_iter().collect();
     let word_at = |at: u64| in_file(data, elf, at).or_else(|| relocs.get(&at).copied());
     let mut candidates: Vec<u64> = Vec::new();
@@ -63,6 +71,45 @@ pub(crate) fn find(
         let minpc = word_at(addr.checked_add(MINPC)?)?;
         (text.checked_add(first_off)? == minpc).then_some(ModuleData { addr, text })
     })
+}
+
+/// Fuzzing builds only: `gobin_patch` searches every input's whole file twice (parsing,
+/// then the runtime layout), and most patches leave the file as a recent input had it
+/// (a no-op patch, or the same bytes again). The answer is a function of the file's bytes
+/// and the two values sought (`ElfInfo` is parsed from the same bytes), so for a file
+/// identical to one of the last few searched, that search's answer is reused.
+#[cfg(fuzzing)]
+mod unchanged_file {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Files kept with their answers, most recently used first (one per base and a few).
+    const KEPT: usize = 12;
+    type Kept = (Vec<u8>, u64, u64, Option<ModuleData>);
+    static RECENT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
+
+    pub(super) fn find(
+        data: &[u8],
+        elf: &ElfInfo,
+        tab_vaddr: u64,
+        first_off: u64,
+    ) -> Option<ModuleData> {
+        let mut recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = recent
+            .iter()
+            .position(|k| (k.1, k.2) == (tab_vaddr, first_off) && k.0 == data)
+        {
+            let hit = recent.remove(i);
+            let answer = hit.3;
+            recent.insert(0, hit);
+            return answer;
+        }
+        let answer = search(data, elf, tab_vaddr, first_off);
+        recent.insert(0, (data.to_vec(), tab_vaddr, first_off, answer));
+        recent.truncate(KEPT);
+        answer
+    }
 }
 
 /// A pointer-sized word as linked: read from the file, or for PIE binaries (which store
