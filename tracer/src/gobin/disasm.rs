@@ -272,6 +272,12 @@ fn is_near_branch(ins: &Instruction) -> bool {
     )
 }
 
+/// Whether an operand access writes (always or conditionally).
+pub(crate) fn writes(access: iced_x86::OpAccess) -> bool {
+    use iced_x86::OpAccess::*;
+    matches!(access, Write | CondWrite | ReadWrite | ReadCondWrite)
+}
+
 pub(crate) fn format_insn(ins: &Instruction) -> String {
     let mut out = String::new();
     IntelFormatter::new().format(ins, &mut out);

@@ -13,9 +13,7 @@
 //! returns nowhere probed: callers check the return address its entry finds at `[RSP]`
 //! against [`ReturnSite::return_address`].
 
-use iced_x86::{
-    Code, FlowControl, Instruction, InstructionInfoFactory, OpAccess, OpKind, Register,
-};
+use iced_x86::{Code, FlowControl, Instruction, InstructionInfoFactory, OpKind, Register};
 
 use super::{Function, GoBinary, disasm};
 
@@ -196,15 +194,7 @@ fn overwritten(
     info.info(ins)
         .used_registers()
         .iter()
-        .filter(|u| {
-            matches!(
-                u.access(),
-                OpAccess::Write
-                    | OpAccess::CondWrite
-                    | OpAccess::ReadWrite
-                    | OpAccess::ReadCondWrite
-            )
-        })
+        .filter(|u| disasm::writes(u.access()))
         .map(|u| u.register().full_register())
         .find(|r| *r == Register::R14 || results.contains(r))
 }
@@ -215,15 +205,7 @@ fn stores_off_stack(info: &mut InstructionInfoFactory, ins: &Instruction) -> Opt
     info.info(ins)
         .used_memory()
         .iter()
-        .filter(|m| {
-            matches!(
-                m.access(),
-                OpAccess::Write
-                    | OpAccess::CondWrite
-                    | OpAccess::ReadWrite
-                    | OpAccess::ReadCondWrite
-            )
-        })
+        .filter(|m| disasm::writes(m.access()))
         .map(|m| m.base())
         .find(|b| !matches!(b, Register::RSP | Register::RBP))
 }

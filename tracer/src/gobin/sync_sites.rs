@@ -14,9 +14,7 @@
 //! register. Otherwise it goes on the instruction right after the atomic (single-stepped),
 //! where the registers are intact and ZF says whether the CAS succeeded.
 
-use iced_x86::{
-    FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register,
-};
+use iced_x86::{FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register};
 
 use super::{Function, GoBinary};
 
@@ -259,15 +257,7 @@ fn probe_point(
             .info(ins)
             .used_registers()
             .iter()
-            .filter(|u| {
-                matches!(
-                    u.access(),
-                    OpAccess::Write
-                        | OpAccess::ReadWrite
-                        | OpAccess::CondWrite
-                        | OpAccess::ReadCondWrite
-                )
-            })
+            .filter(|u| super::disasm::writes(u.access()))
             .map(|u| u.register().full_register())
             .collect();
         if written.iter().any(|w| address_regs.contains(w))
