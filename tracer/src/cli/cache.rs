@@ -136,12 +136,14 @@ fn trace_once(
     for note in &plan.notes {
         eprintln!("tracer: note: {note}");
     }
-    // The cache call's returns, when read in its callers: which calls that covers.
-    let call_return_sites: Option<Vec<u64>> = plan
+    // The cache call's returns, when read in its callers: at which sites, for which calls.
+    let cache_call_sites = plan
         .caller_returns
         .iter()
         .find(|(id, _)| is_cache_call(&roles, *id))
-        .map(|(_, sites)| sites.iter().map(|s| s.return_address).collect());
+        .map(|(_, sites)| sites);
+    let call_return_sites: Option<Vec<u64>> =
+        cache_call_sites.map(|sites| sites.iter().map(|s| s.return_address).collect());
     // The decoder is built once against the binary to learn which of its facts it needs;
     // the pipeline is then built from those facts alone, as a replay builds it.
     let sites = {
@@ -194,11 +196,7 @@ fn trace_once(
         job.engine,
         probes.attached()
     );
-    if let Some((_, sites)) = plan
-        .caller_returns
-        .iter()
-        .find(|(id, _)| is_cache_call(&job.roles, *id))
-    {
+    if let Some(sites) = cache_call_sites {
         let jumps = sites.iter().filter(|s| s.emulated).count();
         eprintln!(
             "tracer: cache call returns read at their {} call site{} ({jumps} on the first jump after the call, {} on the caller's own RET): calls from anywhere else are counted, their results unknown",

@@ -24,10 +24,6 @@ const MAX_STRAIGHT_LINE: usize = 24;
 /// One direct call of the callee, and where its return is read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReturnSite {
-    /// The caller.
-    pub caller: String,
-    /// The `CALL` instruction (link-time address).
-    pub call: u64,
     /// What `[RSP]` holds at the callee's entry for a call from here.
     pub return_address: u64,
     /// Where the probe goes.
@@ -161,8 +157,6 @@ fn site_after(
         let depth_adjust = depth_adjust(bin, f, return_address, ins.ip())
             .ok_or_else(|| why("the stack-pointer table gives no frame size there".to_string()))?;
         return Ok(ReturnSite {
-            caller: f.name.clone(),
-            call: call.ip(),
             return_address,
             probe_at: ins.ip(),
             depth_adjust,
