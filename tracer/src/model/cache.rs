@@ -648,8 +648,13 @@ impl CacheModel {
                 let began_ns = self.calls.get(&call).map(|c| c.start_ns);
                 // A new execution at a reused address: a first caller waiting where another
                 // call already led, or any caller at a finished one unless it began before
-                // that finished (it took it from the engine's map while it ran).
+                // that finished (it took it from the engine's map while it ran). Never the
+                // one this call leads: its execution can start, be joined, and have every
+                // joiner return before the leader reaches its own wait.
                 let key = self.execution_at(ongoing, |o| {
+                    if leader.is_some() && o.leader == leader {
+                        return false;
+                    }
                     let joinable = began_ns.is_some_and(|t| t < o.finished_ns);
                     (o.finished && (joined == Some(false) || !joinable))
                         || (joined == Some(false)
@@ -1429,8 +1434,6 @@ mod tests {
         assert_eq!(c[4].outcome, Some(Outcome::Recursive));
     }
 
-    /// The engine's `ongoingCall` of a finished execution can be freed and its address
-    /// given to the next one before the return of every call that waited on the first is
     /// Finished executions are kept for late joiners only for a while of event time,
     /// never while a call still waits on one.
     #[test]
@@ -1472,6 +1475,8 @@ mod tests {
         assert!(model.ongoing.values().all(|o| o.waiting == 1));
     }
 
+    /// The engine's `ongoingCall` of a finished execution can be freed and its address
+    /// given to the next one before the return of every call that waited on the first is
     /// seen: each call keeps its own execution.
     #[test]
     fn a_reused_execution_address_starts_a_new_execution() {
@@ -1535,6 +1540,23 @@ mod tests {
             wait(7, false),
             ended(7),
             ended(8),
+            // Call 9 on g13 misses; under load its execution starts, is joined by call 10
+            // on g15, and that joiner returns, all before call 9 reaches its own wait.
+            began(9, 13, "xxh3:e", "s1"),
+            exec(14, 13),
+            began(10, 15, "xxh3:e", "s1"),
+            wait(10, true),
+            ended(10),
+            wait(9, false),
+            CacheEvent::CallEnded {
+                call: 9,
+                end_ns: Some(110),
+                status: CallStatus::Returned,
+                error: None,
+                returned_id_differs: None,
+                result: None,
+                ref_taken: false,
+            },
         ]);
         let by_call: std::collections::BTreeMap<u64, &CacheCall> =
             calls(&out).into_iter().map(|c| (c.call, c)).collect();
@@ -1550,6 +1572,8 @@ mod tests {
         assert_eq!(seen(6), (Some(Outcome::Join), Some(11), Some(2)));
         assert_eq!(seen(7), (Some(Outcome::Miss), Some(12), Some(2)));
         assert_eq!(seen(8), (Some(Outcome::Join), Some(12), Some(2)));
+        assert_eq!(seen(9), (Some(Outcome::Miss), Some(14), Some(2)));
+        assert_eq!(seen(10), (Some(Outcome::Join), Some(14), Some(1)));
     }
 
     #[test]
