@@ -158,6 +158,9 @@ fn every_scenario_matches_ground_truth_stripped_and_unstripped() {
             assert_calls_match(&t, &what);
             let s = summary(&t.records);
             assert_eq!(s["lost_events"], 0, "{what}");
+            // The session layer's returns are read in its callers, none missed.
+            assert_eq!(s["returns_read_at"], "callers", "{what}");
+            assert_eq!(s["calls_with_unread_return"], 0, "{what}");
             assert_eq!(s["unknown_outcome"], 0, "{what}");
             // Sessions: refs taken and released as the engine counted them.
             for close in of_kind(&t.truth, "session_close") {

@@ -24,6 +24,8 @@ fn l1_matches_ground_truth_stripped_and_full() {
             false,
         );
         assert_sessions(&t, &what, false);
+        // The session layer's returns are read in its callers, references included.
+        assert_eq!(returns_read_at(&t, &what), "callers", "{what}");
         let outcomes = bag(&t.records, "cache_call", &["outcome"]);
         for o in [
             "hit",

@@ -1,6 +1,8 @@
 //! The L3 (v0.21.x) and L4 (beta.8-10) stand-in engines built the other ways users build
 //! and run Go programs: PIE, `-race`, an older (1.22) and the newest (1.27) Go, and run
-//! inside a PID namespace traced from the host. Each cell runs `tracer cache` over the
+//! inside a PID namespace traced from the host; L1 (v0.20.x) as PIE and with `-race`, where
+//! its session layer's returns are read at call sites whose code the race detector or
+//! position-independent code changes. Each cell runs `tracer cache` over the
 //! `mixed` scenario and compares every call, session, load hit, arbitrary-cache and
 //! filesync outcome with the engine's own record, as `code_lines.rs` does for the default
 //! build (Go 1.26, static executable).
@@ -10,13 +12,17 @@ use integration_tests::{
     KillOnDrop, SpawnRetrying,
     gobuild::{self, BuildOptions},
     host_pid_of, private_copy, read_json_lines, scratch_dir,
-    standins::{Traced, assert_ownership_run, trace},
+    standins::{
+        Traced, assert_calls, assert_clean_run, assert_ownership_run, assert_sessions,
+        returns_read_at, trace,
+    },
     tracer, wait_for,
 };
 
 /// (program, build tags, the line `tracer cache` must detect, reads CacheDecision).
 const L3: (&str, &str, &str, bool) = ("engine-l3", "", "L3", false);
 const L4: (&str, &str, &str, bool) = ("engine-l4", "l4beta10", "L4 (beta.8-10)", true);
+const L1: (&str, &str, &str, bool) = ("engine-l1", "", "L1", false);
 
 fn build(line: (&str, &str, &str, bool), minor: u32, pie: bool, race: bool) -> std::path::PathBuf {
     let tc = gobuild::toolchain(minor).unwrap();
@@ -34,6 +40,32 @@ fn cell(line: (&str, &str, &str, bool), what: &str, minor: u32, pie: bool, race:
     let bin = build(line, minor, pie, race);
     let t = trace(&bin, "mixed", &[]);
     assert_ownership_run(&t, &format!("{} {what}", line.0), line.2, line.3);
+}
+
+/// L1 has no ownership: its calls, sessions and references, and where returns were read.
+fn l1_cell(what: &str, pie: bool, race: bool) {
+    let bin = build(L1, 26, pie, race);
+    let t = trace(&bin, "mixed", &[]);
+    let what = format!("engine-l1 {what}");
+    assert_clean_run(&t, &what, L1.2, false);
+    assert_calls(
+        &t,
+        &what,
+        &["digest", "outcome", "session", "parent_digest"],
+        false,
+    );
+    assert_sessions(&t, &what, false);
+    assert_eq!(returns_read_at(&t, &what), "callers", "{what}");
+}
+
+#[test]
+fn l1_pie() {
+    l1_cell("PIE", true, false);
+}
+
+#[test]
+fn l1_race() {
+    l1_cell("-race", false, true);
 }
 
 #[test]

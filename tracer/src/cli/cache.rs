@@ -397,7 +397,10 @@ fn replay_to(
 /// Whether probe `id` is `GetOrInitCall` (L3, L4): the call whose returns may be read in
 /// its callers.
 fn is_cache_call(roles: &[Option<Role>], id: u32) -> bool {
-    roles.get(id as usize) == Some(&Some(Role::Call))
+    matches!(
+        roles.get(id as usize),
+        Some(Some(Role::Call | Role::SessionCall))
+    )
 }
 
 /// What the records lose when an optional probe's function is not in the build (None:

@@ -769,7 +769,7 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
     if s.unread_returns > 0 {
         writeln!(
             w,
-            "calls whose return no probe read: {} (made from a place the binary's code does not show, e.g. through an interface): their hit or error is unknown (null)",
+            "calls whose return no probe read: {} (made from a place the binary's code does not show, e.g. through an interface): their hit or error is unknown (null), and on L1/L2 the session references they took are missing from refs_taken",
             s.unread_returns
         )?;
     }

@@ -1,7 +1,7 @@
 //! Code line L1: v0.20.x (v0.20.8 = 74bff7d10f): one `*cache` behind a per-session
 //! `SessionCache`, a single cache mutex, refcounted results. Registers, offsets and
 //! lines are from shared/reference/engine-l1.md §1-§4.
-use tracer_common::{REG_G, REG_RDX};
+use tracer_common::{REG_G, REG_RDX, REG_RSP};
 
 use super::{
     CacheLocks, EntryMaps, LockAt, LockName, Profile, Role, error_text, filesync,
@@ -11,6 +11,7 @@ use crate::profiles::{At, G_PARENT_GOID, ProbeDef, string, word};
 
 const RAX: u8 = 0;
 const RBX: u8 = 1;
+const RCX: u8 = 2;
 const RDI: u8 = 3;
 
 static DESIGN: Design = Design {
@@ -34,8 +35,10 @@ pub fn profile() -> Profile {
             "dagql.(*SessionCache).GetOrInitCall",
             At::Call,
         )
-        .entry(&[digest])
-        .ret(&[error_text("error", RDI), word("hit_flags", RBX, &[16])]),
+        // Its returns are read in its callers (one emulated jump each) where they allow.
+        .entry(&[digest, word("return_address", REG_RSP, &[0])])
+        .ret(&[error_text("error", RDI), word("hit_flags", RBX, &[16])])
+        .returns_at_callers(&[RAX, RBX, RCX, RDI]),
         // cache.go:786 — same registers; R10B set here but not at the session layer = the
         // forced no-cache retry. Its entry only: what its RET would read, the session
         // layer's reads (one single-stepped RET per call instead of two).

@@ -12,6 +12,7 @@ use crate::profiles::{At, Cap, G_PARENT_GOID, ProbeDef, string, word};
 // Go ABI integer registers, in argument order.
 const RAX: u8 = 0;
 const RBX: u8 = 1;
+const RCX: u8 = 2;
 const RDI: u8 = 3;
 
 /// `*call.ID` -> `pb *callpbv1.Call` (+0) -> `Digest string` (+120): the call digest.
@@ -44,11 +45,17 @@ pub fn profile() -> Profile {
         )
         // SessionCache.cache (the Cache interface at +0) holds the base *cache in its
         // data word (+8): the cache whose maps the entry metric reads.
-        .entry(&[id_digest("digest", RDI), word("cache", RAX, &[8])])
+        // Its returns are read in its callers (one emulated jump each) where they allow.
+        .entry(&[
+            id_digest("digest", RDI),
+            word("cache", RAX, &[8]),
+            word("return_address", REG_RSP, &[0]),
+        ])
         .ret(&[
             error_text("error", RDI),
             string("returned_digest", RBX, &[8, 0], 120),
-        ]),
+        ])
+        .returns_at_callers(&[RAX, RBX, RCX, RDI]),
         // The base call (cache.go:564) and its lookup (lookupCacheForID, cache_egraph.go:401)
         // are not probed: the session layer passes DoNotCache through unchanged (no forced
         // retry on this branch) and returns the base result as it is, a call that neither

@@ -112,6 +112,8 @@ enum Kind {
         sc: Option<u64>,
         do_not_cache: bool,
         differs: Option<bool>,
+        /// Made from a place whose return no probe reads (see `ReturnCheck`).
+        return_unread: bool,
     },
     Base {
         top: Option<u64>,
@@ -136,6 +138,7 @@ struct Slot {
     session_error: Option<usize>,
     session_hit_flags: Option<usize>,
     session_returned: Option<usize>,
+    session_return_address: Option<usize>,
     base_digest: Option<usize>,
     base_returned: Option<usize>,
     base_hit_flags: Option<usize>,
@@ -163,6 +166,7 @@ pub struct SessionCacheDecoder {
     filesync: Filesync,
     frames: Frames<Kind>,
     cache: Option<u64>,
+    returns: super::ReturnCheck,
 }
 
 pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Box<dyn Decoder>> {
@@ -187,6 +191,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         session_error: slot(p, Role::SessionCall, "error", true),
         session_hit_flags: slot(p, Role::SessionCall, "hit_flags", true),
         session_returned: slot(p, Role::SessionCall, "returned_digest", true),
+        session_return_address: slot(p, Role::SessionCall, "return_address", false),
         base_digest: slot(p, Role::BaseCall, "digest", false),
         base_returned: slot(p, Role::BaseCall, "returned_digest", true),
         base_hit_flags: slot(p, Role::BaseCall, "hit_flags", true),
@@ -212,6 +217,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         bias: 0,
         frames: Frames::default(),
         cache: None,
+        returns: super::ReturnCheck::new(setup.call_return_sites),
     }))
 }
 
@@ -252,6 +258,10 @@ impl SessionCacheDecoder {
                     });
                 }
                 let do_not_cache = f.args[7] & 0xff != 0;
+                let return_unread = self.returns.unread(
+                    word(&f.captures, self.slot.session_return_address),
+                    self.bias,
+                );
                 out.push(CacheEvent::CallBegan {
                     call: f.frame,
                     enclosing: self.top(f.parent),
@@ -270,6 +280,7 @@ impl SessionCacheDecoder {
                     sc: Some(sc),
                     do_not_cache,
                     differs: None,
+                    return_unread,
                 }
             }
             Role::BaseCall => {
@@ -302,6 +313,7 @@ impl SessionCacheDecoder {
                             sc: None,
                             do_not_cache,
                             differs: None,
+                            return_unread: false,
                         }
                     }
                 }
@@ -517,6 +529,7 @@ impl SessionCacheDecoder {
                     sc: Some(_),
                     do_not_cache,
                     differs,
+                    return_unread,
                 },
             ) => {
                 let error = self.error(&rec, self.slot.session_error);
@@ -531,10 +544,16 @@ impl SessionCacheDecoder {
                     self.slot.session_digest,
                     self.slot.session_returned,
                 ));
+                // Its end is proven by the goroutine's next event, its results unknown.
+                let status = if return_unread && rec.status == CallStatus::Unwound {
+                    CallStatus::EntryOnly
+                } else {
+                    rec.status
+                };
                 out.push(CacheEvent::CallEnded {
                     call: rec.frame,
                     end_ns: rec.end_ns,
-                    status: rec.status,
+                    status,
                     error,
                     returned_id_differs: differs,
                     result: None,
@@ -636,5 +655,9 @@ impl Decoder for SessionCacheDecoder {
     fn set_load_bias(&mut self, bias: u64) {
         self.bias = bias;
         self.filesync.bias = bias;
+    }
+
+    fn unread_returns(&self) -> u64 {
+        self.returns.count()
     }
 }
