@@ -130,6 +130,43 @@ fn light_mode_keeps_outcomes_and_routes() {
             &["digest", "outcome", "session", "hit_route"],
             true,
         );
+        // References are not followed in --light: unknown (null), said, never zero.
+        assert!(
+            t.stderr
+                .contains("session references and ownership not followed"),
+            "{what}: {}",
+            t.stderr
+        );
+        let s = summary(&t.records);
+        assert_eq!(s["refs_followed"], false, "{what}: {s}");
+        assert!(
+            !s["probe_hits"]["by_role"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|r| r.starts_with("Ownership")),
+            "{what}: ownership probed in --light: {s}"
+        );
+        let sessions = s["sessions"].as_array().unwrap();
+        assert!(!sessions.is_empty(), "{what}: no session");
+        for x in sessions {
+            assert!(
+                x["refs_taken"].is_null() && x["leaked"].is_null(),
+                "{what}: {x}"
+            );
+        }
+        let closes = of_kind(&t.records, "session_close");
+        assert_eq!(
+            closes.len(),
+            of_kind(&t.truth, "session_close").len(),
+            "{what}: session closes"
+        );
+        for c in closes {
+            assert!(
+                c["refs_taken"].is_null() && c["refs_released"].is_null(),
+                "{what}: {c}"
+            );
+        }
     }
 }
 

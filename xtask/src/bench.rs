@@ -50,6 +50,8 @@ pub struct Options {
     pub sched_ops: u64,
     pub attach_probes: Vec<usize>,
     pub only: Vec<Part>,
+    /// Engine benchmark: the code lines to measure (empty: all).
+    pub lines: Vec<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -77,6 +79,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         sched_ops,
         ref attach_probes,
         ref only,
+        ref lines,
     } = *opts;
     if runs == 0 {
         bail!("--runs must be at least 1");
@@ -86,7 +89,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         probe_overhead(calls, runs)?;
     }
     if selected(Part::Engine) {
-        engine_throughput(runs, session_calls)?;
+        engine_throughput(runs, session_calls, lines)?;
     }
     if selected(Part::Sched) {
         sched_overhead(sched_ops, runs)?;
@@ -526,13 +529,24 @@ const ENGINE_LINES: [(&str, &str); 4] = [
 ];
 
 /// Each code line's stand-in engine on its sustained high-rate workload, untraced and
-/// under `tracer cache` (default, `--light`, and on L3/L4 `--returns-at-ret`), interleaved run by run; plus the
+/// under `tracer cache` (default, `--light`, `--returns-at-ret`), interleaved run by run; plus the
 /// tracer's own CPU per 1,000 calls. Once per session length: with sessions of 500
 /// calls, each session's release (and the ownership it drops) is part of the work; with
 /// one session, a cache call is measured alone.
-fn engine_throughput(runs: usize, session_calls: &[u32]) -> anyhow::Result<()> {
+fn engine_throughput(runs: usize, session_calls: &[u32], lines: &[String]) -> anyhow::Result<()> {
+    for wanted in lines {
+        if !ENGINE_LINES
+            .iter()
+            .any(|(l, _)| l.starts_with(&format!("{wanted} ")))
+        {
+            bail!("--lines: no code line {wanted} (L1, L2, L3 or L4)");
+        }
+    }
     let mut tables = Vec::new();
     for (line, program) in ENGINE_LINES {
+        if !lines.is_empty() && !lines.iter().any(|l| line.starts_with(&format!("{l} "))) {
+            continue;
+        }
         let engine = build_go_program(program, true)?;
         for &n in session_calls {
             tables.push(engine_line(line, &engine, runs, n)?);
@@ -558,15 +572,13 @@ fn engine_line(
     runs: usize,
     session_calls: u32,
 ) -> anyhow::Result<String> {
-    let mut modes: Vec<(&str, &[&str])> = vec![
+    // The cache call's returns are read in its callers; the same run with them read at
+    // its RETs shows what that saves.
+    let modes: Vec<(&str, &[&str])> = vec![
         ("tracer cache", &[]),
         ("tracer cache --light", &["--light"]),
+        ("tracer cache --returns-at-ret", &["--returns-at-ret"]),
     ];
-    // L3 and L4 read the cache call's returns in its callers; the same run with them
-    // read at its RETs shows what that saves. (L1/L2 read them at RETs anyway.)
-    if line.starts_with("L3") || line.starts_with("L4") {
-        modes.push(("tracer cache --returns-at-ret", &["--returns-at-ret"]));
-    }
     let mut untraced = Vec::new();
     let mut untraced_cpu = Vec::new();
     let mut traced: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];

@@ -81,6 +81,10 @@ enum Cmd {
         /// Run only these benchmarks (comma-separated; default: all).
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<bench::Part>,
+        /// Engine benchmark: only these code lines (comma-separated, e.g. L1,L2; default:
+        /// all four).
+        #[arg(long, value_delimiter = ',')]
+        lines: Vec<String>,
     },
     /// Leave the tracer attached for minutes at the highest event rates and record its
     /// RSS over time (flat after warm-up is the goal).
@@ -130,6 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             sched_ops,
             attach_probes,
             only,
+            lines,
         } => {
             // Even the minimal setup installs Debian's Go 1.19 (entry119 part).
             setup::run(true)?;
@@ -141,6 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 sched_ops,
                 attach_probes,
                 only,
+                lines,
             })
         }
         Cmd::Soak {

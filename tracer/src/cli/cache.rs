@@ -190,7 +190,13 @@ fn trace_once(
         let m = output::metrics::CacheMetrics::new(maps.map_or(4, <[u64]>::len));
         pipeline.metrics = Some((output::metrics::start(m, l, &runtime)?, maps));
     }
-    let mode = if args.light { ", light mode" } else { "" };
+    let mode = match (args.light, follows_refs(&job.roles)) {
+        (false, _) => "",
+        (true, true) => ", light mode",
+        (true, false) => {
+            ", light mode (session references and ownership not followed: run without --light for them)"
+        }
+    };
     eprintln!(
         "tracer: {}; {} probes in pid {pid}{mode}",
         job.engine,
@@ -396,6 +402,14 @@ fn replay_to(
 
 /// Whether probe `id` is `GetOrInitCall` (L3, L4): the call whose returns may be read in
 /// its callers.
+/// Whether the plan counts session references: L1/L2 by their releases, L3/L4 by the
+/// ownership counts (not probed in `--light`).
+fn follows_refs(roles: &[Option<Role>]) -> bool {
+    roles
+        .iter()
+        .any(|r| matches!(r, Some(Role::Release | Role::OwnershipUp)))
+}
+
 fn is_cache_call(roles: &[Option<Role>], id: u32) -> bool {
     matches!(
         roles.get(id as usize),
@@ -588,7 +602,8 @@ impl CachePipeline {
                 decoder,
                 events: Vec::new(),
                 model: {
-                    let model = CacheModel::new((profile.sees_lookups)(job.light));
+                    let mut model = CacheModel::new((profile.sees_lookups)(job.light));
+                    model.refs_followed = follows_refs(&job.roles);
                     if job.explain {
                         model.with_explain()
                     } else {
@@ -672,6 +687,7 @@ impl CachePipeline {
             probe_hits: &self.hits,
             returns_at_callers: self.returns_at_callers,
             unread_returns: self.stage.decoder.unread_returns(),
+            refs_followed: model.refs_followed,
         };
         if self.json {
             output::cache::summary_json(&summary).write_line(&mut self.sink)?;
@@ -825,8 +841,8 @@ impl CachePipeline {
                 let mut written = p.record(&out);
                 if let CacheOutput::SessionClosed {
                     session: Some(session),
-                    refs_taken,
-                    refs_released,
+                    refs_taken: Some(refs_taken),
+                    refs_released: Some(refs_released),
                     ..
                 } = &out
                 {

@@ -145,8 +145,9 @@ pub enum CacheOutput {
     },
     SessionClosed {
         session: Option<String>,
-        refs_taken: u64,
-        refs_released: u64,
+        /// None when references are not followed (`CacheModel::refs_followed`).
+        refs_taken: Option<u64>,
+        refs_released: Option<u64>,
         /// Results that left the cache during the release (L3/L4).
         results_released: Option<u64>,
     },
@@ -423,6 +424,9 @@ pub struct CacheModel {
     pub evictions: Evictions,
     /// A release of a session never seen is only an anomaly while the seen set is whole.
     seen_complete: bool,
+    /// Whether the probes that count a session's references are attached (not on L3/L4
+    /// in `--light`); if not, counts are unknown, never zero.
+    pub refs_followed: bool,
     /// Session handle -> id, kept after the session ends until the handle is reused.
     names: HashMap<u64, String>,
     /// Sessions that made a call or were opened while we watched.
@@ -460,6 +464,7 @@ impl CacheModel {
             folded: FoldedSessions::default(),
             evictions: Evictions::default(),
             seen_complete: true,
+            refs_followed: true,
             names: HashMap::default(),
             seen_sessions: HashSet::default(),
             owners: HashMap::default(),
@@ -822,6 +827,7 @@ impl CacheModel {
                 self.releasing.insert(key, 0);
             }
             CacheEvent::SessionReleased { key, goid: _ } => {
+                let refs_followed = self.refs_followed;
                 let collected = self.releasing.remove(&key);
                 self.check_release(&key, out);
                 let s = self.session(&key);
@@ -831,8 +837,8 @@ impl CacheModel {
                 }
                 let closed = CacheOutput::SessionClosed {
                     session: s.id.clone(),
-                    refs_taken: s.refs_taken,
-                    refs_released: s.refs_released,
+                    refs_taken: refs_followed.then_some(s.refs_taken),
+                    refs_released: refs_followed.then_some(s.refs_released),
                     results_released: s.results_released,
                 };
                 out(closed);
@@ -1677,7 +1683,10 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(closed, vec![(3, 2, Some(0)), (1, 2, Some(1))]);
+        assert_eq!(
+            closed,
+            vec![(Some(3), Some(2), Some(0)), (Some(1), Some(2), Some(1))]
+        );
     }
 
     const SEC: u64 = 1_000_000_000;

@@ -227,7 +227,7 @@ fn other_record(out: &CacheOutput, pid: u32) -> Record<'_> {
             refs_taken: *refs_taken,
             refs_released: *refs_released,
             results_released: *results_released,
-            leaked: refs_taken > refs_released,
+            leaked: refs_taken.zip(*refs_released).map(|(t, r)| t > r),
         },
         CacheOutput::LoadHit {
             session,
@@ -411,18 +411,23 @@ pub fn human_line(out: &CacheOutput) -> Option<String> {
             refs_released,
             results_released,
         } => {
-            let mut l = format!(
-                "{:<12} session closed: refs taken {refs_taken}, released {refs_released}",
-                opt(session)
-            );
+            let mut l = match refs_taken.zip(*refs_released) {
+                Some((taken, released)) => format!(
+                    "{:<12} session closed: refs taken {taken}, released {released}",
+                    opt(session)
+                ),
+                None => format!(
+                    "{:<12} session closed: refs not followed (--light)",
+                    opt(session)
+                ),
+            };
             if let Some(n) = results_released {
                 l.push_str(&format!(", {n} results left the cache"));
             }
-            if refs_taken > refs_released {
-                l.push_str(&format!(
-                    "  LEAK: {} refs still held",
-                    refs_taken - refs_released
-                ));
+            if let Some((taken, released)) = refs_taken.zip(*refs_released)
+                && taken > released
+            {
+                l.push_str(&format!("  LEAK: {} refs still held", taken - released));
             }
             l
         }
@@ -510,6 +515,8 @@ pub struct SummaryInput<'a> {
     pub returns_at_callers: bool,
     /// Calls from places no return probe covers.
     pub unread_returns: u64,
+    /// Session references are counted (not on L3/L4 in `--light`).
+    pub refs_followed: bool,
 }
 
 /// Probe hits whose events arrived, per probe, named by what each probe is for: the
@@ -627,11 +634,11 @@ pub fn summary_json<'a>(s: &'a SummaryInput<'a>) -> Record<'a> {
             .map(|r| SessionTotals {
                 session: &r.id,
                 calls: r.calls,
-                refs_taken: r.refs_taken,
-                refs_released: r.refs_released,
+                refs_taken: s.refs_followed.then_some(r.refs_taken),
+                refs_released: s.refs_followed.then_some(r.refs_released),
                 closed: r.closed || r.removed,
                 evicted: r.evicted,
-                leaked: leaked(r),
+                leaked: s.refs_followed.then(|| leaked(r)),
             })
             .collect(),
         filesync: FilesyncTotals {
@@ -648,6 +655,7 @@ pub fn summary_json<'a>(s: &'a SummaryInput<'a>) -> Record<'a> {
         evicted_state: s.evictions,
         state_sizes: s.state_sizes,
         sessions_folded: s.folded,
+        refs_followed: s.refs_followed,
         tracer_cpu_ns: s.tracer_cpu_ns,
         probe_hits: s.probe_hits.record(s.totals.calls),
         returns_read_at: if s.returns_at_callers {
@@ -704,17 +712,27 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
             } else {
                 "open"
             };
+            if s.refs_followed {
+                writeln!(
+                    w,
+                    "  {:<12} calls {:>5}  refs taken {:>5}  released {:>5}  {state}",
+                    opt(&r.id),
+                    r.calls,
+                    r.refs_taken,
+                    r.refs_released
+                )?;
+            } else {
+                writeln!(w, "  {:<12} calls {:>5}  {state}", opt(&r.id), r.calls)?;
+            }
+        }
+        if !s.refs_followed {
             writeln!(
                 w,
-                "  {:<12} calls {:>5}  refs taken {:>5}  released {:>5}  {state}",
-                opt(&r.id),
-                r.calls,
-                r.refs_taken,
-                r.refs_released
+                "  (session references and ownership anomalies are not followed in --light on this code line: run without --light to follow them)"
             )?;
         }
     }
-    for r in s.sessions.iter().filter(|r| leaked(r)) {
+    for r in s.sessions.iter().filter(|r| s.refs_followed && leaked(r)) {
         writeln!(
             w,
             "warning: session {} closed with {} dagql cache refs still held (taken {}, released {}): refs are leaking; see the debugging guide's \"Metrics-First Leak Triage\"",
@@ -748,7 +766,13 @@ pub fn summary_human(w: &mut dyn Write, s: &SummaryInput) -> io::Result<()> {
     if let Some(k) = s.kernel_failures.describe() {
         writeln!(w, "{k}")?;
     }
-    if s.folded.sessions > 0 {
+    if s.folded.sessions > 0 && !s.refs_followed {
+        writeln!(
+            w,
+            "plus {} older ended sessions, folded: calls {}",
+            s.folded.sessions, s.folded.calls,
+        )?;
+    } else if s.folded.sessions > 0 {
         writeln!(
             w,
             "plus {} older ended sessions, folded: calls {}, refs taken {}, released {}, {} leaked",

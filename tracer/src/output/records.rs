@@ -38,10 +38,11 @@ pub enum Record<'a> {
     },
     SessionClose {
         session: &'a Option<String>,
-        refs_taken: u64,
-        refs_released: u64,
+        /// Null when references are not followed (L3/L4 `--light`).
+        refs_taken: Option<u64>,
+        refs_released: Option<u64>,
         results_released: Option<u64>,
-        leaked: bool,
+        leaked: Option<bool>,
     },
     LoadHit {
         pid: u32,
@@ -385,6 +386,9 @@ pub struct CacheSummary<'a> {
     /// Entries the long-lived tables held when tracing stopped.
     pub state_sizes: crate::model::cache::StateSizes,
     pub sessions_folded: crate::model::cache::FoldedSessions,
+    /// False on L3/L4 in `--light`: every session's references are then null (and the
+    /// folded sessions' counts mean nothing).
+    pub refs_followed: bool,
     pub tracer_cpu_ns: u64,
     /// Probe hits whose events arrived: what the engine paid a trap for.
     pub probe_hits: ProbeHits,
@@ -443,12 +447,13 @@ impl OutcomeTotals {
 pub struct SessionTotals<'a> {
     pub session: &'a Option<String>,
     pub calls: u64,
-    pub refs_taken: u64,
-    pub refs_released: u64,
+    /// Null when references are not followed (L3/L4 `--light`).
+    pub refs_taken: Option<u64>,
+    pub refs_released: Option<u64>,
     pub closed: bool,
     /// Dropped while live, its release likely lost (`evicted_state.idle_sessions`).
     pub evicted: bool,
-    pub leaked: bool,
+    pub leaked: Option<bool>,
 }
 
 #[derive(Serialize)]

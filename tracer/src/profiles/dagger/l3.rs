@@ -174,12 +174,15 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
             string("call_key", REG_RDX, &[layout.exec_closure_ongoing], 0),
         ]),
         // trackSessionResult(c, ctx, sessionID RDI/RSI, res R8/R9, hitCache R10B).
+        // --light does not follow references: two traps per result a session takes and
+        // releases (about 1 per call with short sessions) would double its cost.
         ProbeDef::new(
             Role::TrackSession,
             "dagql.(*Cache).trackSessionResult",
             At::Frame,
         )
-        .entry(&[string_regs("session", RDI), word("result", R9, &[0, 0])]),
+        .entry(&[string_regs("session", RDI), word("result", R9, &[0, 0])])
+        .light(Light::Drop),
         // increment/decrementIncomingOwnershipLocked(c, ctx, res RDI, ...): count before.
         // The increment can compile to a frameless leaf (its trace hook compiled out): then
         // its callers' calls of it are probed, not its single-stepped first instruction.
@@ -188,13 +191,15 @@ pub(super) fn probes(layout: &Layout) -> Vec<ProbeDef> {
             "dagql.(*Cache).incrementIncomingOwnershipLocked",
             At::EntryOrCallers { package: "dagql." },
         )
-        .entry(&result_caps(RDI)),
+        .entry(&result_caps(RDI))
+        .light(Light::Drop),
         ProbeDef::new(
             Role::OwnershipDown,
             "dagql.(*Cache).decrementIncomingOwnershipLocked",
             At::EntryPoint,
         )
-        .entry(&result_caps(RDI)),
+        .entry(&result_caps(RDI))
+        .light(Light::Drop),
         // removeResultFromEgraphLocked(c, ctx, res RDI): a result leaves the cache.
         ProbeDef::new(
             Role::Collect,
