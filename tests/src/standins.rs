@@ -92,9 +92,21 @@ pub fn assert_calls(t: &Traced, what: &str, fields: &[&str], light: bool) {
     for (w, g) in paired(t, what) {
         let at = format!("{what}\n truth  {w}\n traced {g}");
         if light && (w["outcome"] == "error" || w["outcome"] == "recursive") {
-            assert_eq!(g["status"], "entry_only", "{at}");
+            // Nothing shows that a goroutine's last call ended: it may still run.
+            assert!(
+                g["status"] == "entry_only" || g["status"] == "unfinished",
+                "{at}"
+            );
             continue;
         }
+        // L1 tells a content hit by the returned result, which --light does not read.
+        let w = &if light && w["outcome"] == "hit_content" && g["outcome"] == "hit" {
+            let mut w = (*w).clone();
+            w["outcome"] = "hit".into();
+            w
+        } else {
+            (*w).clone()
+        };
         let unread: &[&str] = if light && w["outcome"] == "uncached" && g["session"].is_null() {
             &["digest", "session"]
         } else {

@@ -41,6 +41,42 @@ fn l1_matches_ground_truth_stripped_and_full() {
     }
 }
 
+/// L1 in --light: one trap per call at the session layer's entry, the forced no-cache
+/// retry and the recursive refusal found in the base call's code; calls, sessions and
+/// parents as the engine made them, references not followed.
+#[test]
+fn l1_light_reads_every_call_from_its_entry() {
+    let bin = stand_in("engine-l1", true, "");
+    let what = "L1 light mixed";
+    let t = trace(&bin, "mixed", &["--light"]);
+    assert_clean_run(&t, what, "L1", true);
+    assert!(
+        !t.stderr.contains("warning"),
+        "{what}: a light probe is missing: {}",
+        t.stderr
+    );
+    assert_calls(
+        &t,
+        what,
+        &["digest", "outcome", "session", "parent_digest"],
+        true,
+    );
+    let s = summary(&t.records);
+    assert_eq!(s["refs_followed"], false, "{what}: {s}");
+    let roles = s["probe_hits"]["by_role"].as_object().unwrap();
+    for dropped in ["SessionCall return", "BaseCall", "Release"] {
+        assert!(
+            !roles.contains_key(dropped),
+            "{what}: {dropped} probed: {s}"
+        );
+    }
+    // The planted forced retries and recursive refusals were seen on their paths.
+    let outcomes = bag(&t.records, "cache_call", &["outcome"]);
+    for o in ["uncached", "recursive", "miss", "join", "hit"] {
+        assert!(outcomes.contains(&format!("\"{o}\"")), "{what}: no {o}");
+    }
+}
+
 #[test]
 fn l3_matches_ground_truth_stripped_and_full() {
     for stripped in [true, false] {

@@ -917,8 +917,8 @@ func (c *cache) GetOrInitCall(
 	//
 	ctx = ctxWithStorageKey(ctx, storageKey)
 	// pad:920
-	if ctx.Value(cacheContextKey{storageKey, c}) != nil {
-		return nil, tr.recursive(ErrCacheRecursiveCall)
+	if ctx.Value(cacheContextKey{storageKey, c}) != nil && tr.markRecursive() {
+		return nil, ErrCacheRecursiveCall
 	}
 	// pad:924
 	contentKey := key.ID.ContentDigest().String()

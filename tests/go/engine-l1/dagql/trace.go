@@ -81,9 +81,11 @@ func (t *CallTrace) setPath(p string) {
 	}
 }
 
-func (t *CallTrace) recursive(err error) error {
+// markRecursive records the refusal in the condition that leads to it, so the refusal
+// itself compiles as the engine's `return nil, ErrCacheRecursiveCall`.
+func (t *CallTrace) markRecursive() bool {
 	t.setPath("recursive")
-	return err
+	return true
 }
 
 func (t *CallTrace) closed(err error) error {

@@ -4,10 +4,12 @@
 use tracer_common::{REG_G, REG_RDX, REG_RSP};
 
 use super::{
-    CacheLocks, EntryMaps, LockAt, LockName, Profile, Role, error_text, filesync,
+    CacheLocks, EntryMaps, LockAt, LockName, Profile, Role,
+    code::Site,
+    error_text, filesync,
     session_cache::{self, ContentKind, Design, WaitKind, session_layer_probes},
 };
-use crate::profiles::{At, G_PARENT_GOID, ProbeDef, string, word};
+use crate::profiles::{At, G_PARENT_GOID, Light, ProbeDef, string, word};
 
 const RAX: u8 = 0;
 const RBX: u8 = 1;
@@ -38,11 +40,39 @@ pub fn profile() -> Profile {
         // Its returns are read in its callers (one emulated jump each) where they allow.
         .entry(&[digest, word("return_address", REG_RSP, &[0])])
         .ret(&[error_text("error", RDI), word("hit_flags", RBX, &[16])])
-        .returns_at_callers(&[RAX, RBX, RCX, RDI]),
+        .returns_at_callers(&[RAX, RBX, RCX, RDI])
+        // --light: its entry only (one trap per call); a call that neither waited nor was
+        // uncached or refused hit. Errors, content hits and references are not seen.
+        .light(Light::EntryOnly),
         // cache.go:786 — same registers; R10B set here but not at the session layer = the
         // forced no-cache retry. Its entry only: what its RET would read, the session
         // layer's reads (one single-stepped RET per call instead of two).
-        ProbeDef::new(Role::BaseCall, "dagql.(*cache).GetOrInitCall", At::Frame).entry(&[digest]),
+        ProbeDef::new(Role::BaseCall, "dagql.(*cache).GetOrInitCall", At::Frame)
+            .entry(&[digest])
+            .light(Light::Drop),
+        // --light: the base call's DoNotCache path calls `fn` itself (cache.go:802), the only
+        // call of its func value there: a forced retry after an error is uncached.
+        ProbeDef::new(
+            Role::LightUncached,
+            "dagql.(*cache).GetOrInitCall",
+            At::Site {
+                site: Site::ClosureCall,
+                frame: false,
+            },
+        )
+        .light(Light::Only)
+        .optional(),
+        // --light: `return nil, ErrCacheRecursiveCall` (cache.go:921).
+        ProbeDef::new(
+            Role::LightRecursive,
+            "dagql.(*cache).GetOrInitCall",
+            At::Site {
+                site: Site::GlobalErrorReturn,
+                frame: false,
+            },
+        )
+        .light(Light::Only)
+        .optional(),
         // cache.go:1070 — res RDI (the in-flight sharedResult), isFirstCaller SIL.
         ProbeDef::new(Role::Wait, "dagql.(*cache).wait", At::EntryPoint),
         // cache.go:1032 — the goroutine running fn; closure [RDX+8] = res *sharedResult.
@@ -64,7 +94,9 @@ pub fn profile() -> Profile {
         .entry(&[
             word("refcount", RAX, &[208]),
             string("digest", RAX, &[], 24),
-        ]),
+        ])
+        // --light does not follow references.
+        .light(Light::Drop),
     ];
     probes.extend(session_layer_probes());
     probes.extend(filesync::probes());

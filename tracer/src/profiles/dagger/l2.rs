@@ -4,10 +4,12 @@
 use tracer_common::{REG_G, REG_RDX, REG_RSP};
 
 use super::{
-    CacheLocks, EntryMaps, LockAt, LockName, Profile, Role, error_text, filesync,
+    CacheLocks, EntryMaps, LockAt, LockName, Profile, Role,
+    code::Site,
+    error_text, filesync,
     session_cache::{self, ContentKind, Design, WaitKind, session_layer_probes},
 };
-use crate::profiles::{At, Cap, G_PARENT_GOID, ProbeDef, string, word};
+use crate::profiles::{At, Cap, G_PARENT_GOID, Light, ProbeDef, string, word};
 
 // Go ABI integer registers, in argument order.
 const RAX: u8 = 0;
@@ -55,7 +57,21 @@ pub fn profile() -> Profile {
             error_text("error", RDI),
             string("returned_digest", RBX, &[8, 0], 120),
         ])
-        .returns_at_callers(&[RAX, RBX, RCX, RDI]),
+        .returns_at_callers(&[RAX, RBX, RCX, RDI])
+        // --light: its entry only (one trap per call); a call that neither waited nor was
+        // uncached or refused hit. Errors and references are not seen.
+        .light(Light::EntryOnly),
+        // --light: `return nil, ErrCacheRecursiveCall` in the base call (cache.go:608).
+        ProbeDef::new(
+            Role::LightRecursive,
+            "dagql.(*cache).GetOrInitCall",
+            At::Site {
+                site: Site::GlobalErrorReturn,
+                frame: false,
+            },
+        )
+        .light(Light::Only)
+        .optional(),
         // The base call (cache.go:564) and its lookup (lookupCacheForID, cache_egraph.go:401)
         // are not probed: the session layer passes DoNotCache through unchanged (no forced
         // retry on this branch) and returns the base result as it is, a call that neither
@@ -96,7 +112,9 @@ pub fn profile() -> Profile {
         .entry(&[
             word("refcount", RAX, &[184]),
             string("digest", RAX, &[], 72),
-        ]),
+        ])
+        // --light does not follow references.
+        .light(Light::Drop),
     ];
     probes.extend(session_layer_probes());
     probes.extend(filesync::probes());

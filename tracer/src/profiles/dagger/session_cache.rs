@@ -98,6 +98,15 @@ pub(super) fn session_layer_probes() -> Vec<ProbeDef> {
     ]
 }
 
+/// What a call's path showed, for `--light`, which reads no return: without a wait, an
+/// uncached run or a refusal, the call hit.
+#[derive(Clone, Copy, Default)]
+struct LightPath {
+    waited: bool,
+    recursive: bool,
+    content: bool,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Site {
     Join,
@@ -114,6 +123,8 @@ enum Kind {
         differs: Option<bool>,
         /// Made from a place whose return no probe reads (see `ReturnCheck`).
         return_unread: bool,
+        /// What `--light` learns on the way instead of at the return.
+        path: LightPath,
     },
     Base {
         top: Option<u64>,
@@ -167,6 +178,7 @@ pub struct SessionCacheDecoder {
     frames: Frames<Kind>,
     cache: Option<u64>,
     returns: super::ReturnCheck,
+    light: bool,
 }
 
 pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Box<dyn Decoder>> {
@@ -218,6 +230,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         frames: Frames::default(),
         cache: None,
         returns: super::ReturnCheck::new(setup.call_return_sites),
+        light: setup.light,
     }))
 }
 
@@ -232,6 +245,26 @@ impl SessionCacheDecoder {
 
     fn top(&self, frame: Option<u64>) -> Option<u64> {
         self.frames.find(frame, |k| matches!(k, Kind::Top { .. }))
+    }
+
+    /// The cache call a call begun inside `frame` is nested in. In `--light` no return
+    /// closes a call: an earlier call still open on the goroutine is taken for the parent
+    /// only if it runs `fn` on this goroutine (uncached); any other has returned, since
+    /// its `fn` runs on another goroutine (a later call made from a deeper frame would
+    /// otherwise look nested in it).
+    fn enclosing(&self, frame: Option<u64>) -> Option<u64> {
+        let top = self.top(frame)?;
+        match self.frames.get(top) {
+            Some(Kind::Top { do_not_cache, .. }) if self.light && !do_not_cache => None,
+            _ => Some(top),
+        }
+    }
+
+    /// Notes on the path of the cache call around `frame`.
+    fn light_path(&mut self, frame: Option<u64>, note: impl FnOnce(&mut LightPath)) {
+        if let Some(Kind::Top { path, .. }) = self.top(frame).and_then(|t| self.frames.get_mut(t)) {
+            note(path);
+        }
     }
 
     fn entered(&mut self, f: &OpenFrame, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError> {
@@ -264,7 +297,7 @@ impl SessionCacheDecoder {
                 );
                 out.push(CacheEvent::CallBegan {
                     call: f.frame,
-                    enclosing: self.top(f.parent),
+                    enclosing: self.enclosing(f.parent),
                     tgid: f.tgid,
                     goid: f.goid,
                     start_ns: f.start_ns,
@@ -281,6 +314,7 @@ impl SessionCacheDecoder {
                     do_not_cache,
                     differs: None,
                     return_unread,
+                    path: LightPath::default(),
                 }
             }
             Role::BaseCall => {
@@ -314,6 +348,7 @@ impl SessionCacheDecoder {
                             do_not_cache,
                             differs: None,
                             return_unread: false,
+                            path: LightPath::default(),
                         }
                     }
                 }
@@ -367,7 +402,9 @@ impl SessionCacheDecoder {
         let line = self.design.line;
         match role {
             Role::ContentFallback => {
-                if let Some(Kind::Lookup { content, .. }) =
+                if self.light {
+                    self.light_path(within, |p| p.content = true);
+                } else if let Some(Kind::Lookup { content, .. }) =
                     within.and_then(|w| self.frames.get_mut(w))
                 {
                     // Recordings of the former plan, whose lookups were frames.
@@ -399,7 +436,17 @@ impl SessionCacheDecoder {
                         waiters: None,
                     });
                 }
+                self.light_path(within, |p| p.waited = true);
             }
+            Role::LightUncached => {
+                if let Some(call) = self.top(within) {
+                    out.push(CacheEvent::Uncached { call });
+                    if let Some(Kind::Top { do_not_cache, .. }) = self.frames.get_mut(call) {
+                        *do_not_cache = true;
+                    }
+                }
+            }
+            Role::LightRecursive => self.light_path(within, |p| p.recursive = true),
             Role::Exec => {
                 if let Some(oc) = word(caps, self.slot.exec_oc) {
                     out.push(CacheEvent::ExecStarted {
@@ -530,9 +577,28 @@ impl SessionCacheDecoder {
                     do_not_cache,
                     differs,
                     return_unread,
+                    path,
                 },
             ) => {
-                let error = self.error(&rec, self.slot.session_error);
+                let mut error = self.error(&rec, self.slot.session_error);
+                // Only a call proven over (the goroutine went on) hit; one still open when
+                // tracing stopped may be running.
+                if self.light && !returned {
+                    if path.recursive {
+                        error = Some(CallError {
+                            text: None,
+                            recursive: true,
+                        });
+                    } else if !path.waited && !do_not_cache && rec.status == CallStatus::Unwound {
+                        out.push(CacheEvent::LookedUp {
+                            call: rec.frame,
+                            hit: true,
+                            content: path.content,
+                            route: None,
+                            result: None,
+                        });
+                    }
+                }
                 // SessionCache keeps non-DoNotCache results with a value: a ref taken.
                 let ref_taken = returned && !do_not_cache && ret[0] != 0 && ret[2] == 0;
                 // The session layer returns the base call's result as it is.
@@ -545,7 +611,7 @@ impl SessionCacheDecoder {
                     self.slot.session_returned,
                 ));
                 // Its end is proven by the goroutine's next event, its results unknown.
-                let status = if return_unread && rec.status == CallStatus::Unwound {
+                let status = if (self.light || return_unread) && rec.status == CallStatus::Unwound {
                     CallStatus::EntryOnly
                 } else {
                     rec.status
