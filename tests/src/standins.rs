@@ -133,6 +133,20 @@ pub fn assert_calls(t: &Traced, what: &str, fields: &[&str], light: bool) {
     }
 }
 
+/// An L1 run by default: calls, sessions and references as the engine made them, and the
+/// session layer's returns read in its callers.
+pub fn assert_l1_run(t: &Traced, what: &str) {
+    assert_clean_run(t, what, "L1", false);
+    assert_calls(
+        t,
+        what,
+        &["digest", "outcome", "session", "parent_digest"],
+        false,
+    );
+    assert_sessions(t, what, false);
+    assert_eq!(returns_read_at(t, what), "callers", "{what}");
+}
+
 /// Session release accounting, per session, equals the engine's.
 pub fn assert_sessions(t: &Traced, what: &str, with_results: bool) {
     let s = summary(&t.records);

@@ -4,8 +4,9 @@
 use integration_tests::{
     gobuild, of_kind, read_json_lines, run, scratch_dir,
     standins::{
-        OWNERSHIP_FIELDS, assert_calls, assert_clean_run, assert_ownership_line_extras,
-        assert_sessions, bag, paired, returns_read_at, stand_in, summary, trace, trace_with,
+        OWNERSHIP_FIELDS, assert_calls, assert_clean_run, assert_l1_run,
+        assert_ownership_line_extras, assert_sessions, bag, paired, returns_read_at, stand_in,
+        summary, trace, trace_with,
     },
     tracer,
 };
@@ -16,16 +17,7 @@ fn l1_matches_ground_truth_stripped_and_full() {
         let bin = stand_in("engine-l1", stripped, "");
         let what = format!("L1 mixed stripped={stripped}");
         let t = trace(&bin, "mixed", &[]);
-        assert_clean_run(&t, &what, "L1", false);
-        assert_calls(
-            &t,
-            &what,
-            &["digest", "outcome", "session", "parent_digest"],
-            false,
-        );
-        assert_sessions(&t, &what, false);
-        // The session layer's returns are read in its callers, references included.
-        assert_eq!(returns_read_at(&t, &what), "callers", "{what}");
+        assert_l1_run(&t, &what);
         let outcomes = bag(&t.records, "cache_call", &["outcome"]);
         for o in [
             "hit",

@@ -12,10 +12,7 @@ use integration_tests::{
     KillOnDrop, SpawnRetrying,
     gobuild::{self, BuildOptions},
     host_pid_of, private_copy, read_json_lines, scratch_dir,
-    standins::{
-        Traced, assert_calls, assert_clean_run, assert_ownership_run, assert_sessions,
-        returns_read_at, trace,
-    },
+    standins::{Traced, assert_l1_run, assert_ownership_run, trace},
     tracer, wait_for,
 };
 
@@ -46,16 +43,7 @@ fn cell(line: (&str, &str, &str, bool), what: &str, minor: u32, pie: bool, race:
 fn l1_cell(what: &str, pie: bool, race: bool) {
     let bin = build(L1, 26, pie, race);
     let t = trace(&bin, "mixed", &[]);
-    let what = format!("engine-l1 {what}");
-    assert_clean_run(&t, &what, L1.2, false);
-    assert_calls(
-        &t,
-        &what,
-        &["digest", "outcome", "session", "parent_digest"],
-        false,
-    );
-    assert_sessions(&t, &what, false);
-    assert_eq!(returns_read_at(&t, &what), "callers", "{what}");
+    assert_l1_run(&t, &format!("engine-l1 {what}"));
 }
 
 #[test]

@@ -7,7 +7,9 @@ use super::{
     CacheLocks, EntryMaps, LockAt, LockName, Profile, Role,
     code::Site,
     error_text, filesync,
-    session_cache::{self, ContentKind, Design, WaitKind, session_layer_probes},
+    session_cache::{
+        self, ContentKind, Design, WaitKind, light_recursive_probe, session_layer_probes,
+    },
 };
 use crate::profiles::{At, G_PARENT_GOID, Light, ProbeDef, string, word};
 
@@ -63,16 +65,7 @@ pub fn profile() -> Profile {
         .light(Light::Only)
         .optional(),
         // --light: `return nil, ErrCacheRecursiveCall` (cache.go:921).
-        ProbeDef::new(
-            Role::LightRecursive,
-            "dagql.(*cache).GetOrInitCall",
-            At::Site {
-                site: Site::GlobalErrorReturn,
-                frame: false,
-            },
-        )
-        .light(Light::Only)
-        .optional(),
+        light_recursive_probe(),
         // cache.go:1070 — res RDI (the in-flight sharedResult), isFirstCaller SIL.
         ProbeDef::new(Role::Wait, "dagql.(*cache).wait", At::EntryPoint),
         // cache.go:1032 — the goroutine running fn; closure [RDX+8] = res *sharedResult.

@@ -4,10 +4,10 @@
 use tracer_common::{REG_G, REG_RDX, REG_RSP};
 
 use super::{
-    CacheLocks, EntryMaps, LockAt, LockName, Profile, Role,
-    code::Site,
-    error_text, filesync,
-    session_cache::{self, ContentKind, Design, WaitKind, session_layer_probes},
+    CacheLocks, EntryMaps, LockAt, LockName, Profile, Role, error_text, filesync,
+    session_cache::{
+        self, ContentKind, Design, WaitKind, light_recursive_probe, session_layer_probes,
+    },
 };
 use crate::profiles::{At, Cap, G_PARENT_GOID, Light, ProbeDef, string, word};
 
@@ -62,16 +62,7 @@ pub fn profile() -> Profile {
         // uncached or refused hit. Errors and references are not seen.
         .light(Light::EntryOnly),
         // --light: `return nil, ErrCacheRecursiveCall` in the base call (cache.go:608).
-        ProbeDef::new(
-            Role::LightRecursive,
-            "dagql.(*cache).GetOrInitCall",
-            At::Site {
-                site: Site::GlobalErrorReturn,
-                frame: false,
-            },
-        )
-        .light(Light::Only)
-        .optional(),
+        light_recursive_probe(),
         // The base call (cache.go:564) and its lookup (lookupCacheForID, cache_egraph.go:401)
         // are not probed: the session layer passes DoNotCache through unchanged (no forced
         // retry on this branch) and returns the base result as it is, a call that neither

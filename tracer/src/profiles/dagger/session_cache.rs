@@ -47,6 +47,20 @@ pub struct Design {
     pub recursive_error: &'static str,
 }
 
+/// `--light`: the base call's `return nil, ErrCacheRecursiveCall`, found in its code.
+pub(super) fn light_recursive_probe() -> ProbeDef {
+    ProbeDef::new(
+        Role::LightRecursive,
+        "dagql.(*cache).GetOrInitCall",
+        At::Site {
+            site: super::code::Site::GlobalErrorReturn,
+            frame: false,
+        },
+    )
+    .light(crate::profiles::Light::Only)
+    .optional()
+}
+
 /// The probes of the session layer and server that L1 and L2 share (same functions,
 /// registers and offsets in both: engine-l1.md §1.2, engine-internals.md §1.2).
 pub(super) fn session_layer_probes() -> Vec<ProbeDef> {
