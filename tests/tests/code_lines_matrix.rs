@@ -1,8 +1,8 @@
 //! The L3 (v0.21.x) and L4 (beta.8-10) stand-in engines built the other ways users build
 //! and run Go programs: PIE, `-race`, an older (1.22) and the newest (1.27) Go, and run
-//! inside a PID namespace traced from the host; L1 (v0.20.x) as PIE and with `-race`, where
-//! its session layer's returns are read at call sites whose code the race detector or
-//! position-independent code changes. Each cell runs `tracer cache` over the
+//! inside a PID namespace traced from the host; L1 (v0.20.x) as PIE, with `-race` and on Go
+//! 1.22 and 1.27, where its session layer's returns are read at call sites whose code the
+//! compiler, the race detector or position-independent code changes. Each cell runs `tracer cache` over the
 //! `mixed` scenario and compares every call, session, load hit, arbitrary-cache and
 //! filesync outcome with the engine's own record, as `code_lines.rs` does for the default
 //! build (Go 1.26, static executable).
@@ -40,20 +40,30 @@ fn cell(line: (&str, &str, &str, bool), what: &str, minor: u32, pie: bool, race:
 }
 
 /// L1 has no ownership: its calls, sessions and references, and where returns were read.
-fn l1_cell(what: &str, pie: bool, race: bool) {
-    let bin = build(L1, 26, pie, race);
+fn l1_cell(what: &str, minor: u32, pie: bool, race: bool) {
+    let bin = build(L1, minor, pie, race);
     let t = trace(&bin, "mixed", &[]);
     assert_l1_run(&t, &format!("engine-l1 {what}"));
 }
 
 #[test]
 fn l1_pie() {
-    l1_cell("PIE", true, false);
+    l1_cell("PIE", 26, true, false);
 }
 
 #[test]
 fn l1_race() {
-    l1_cell("-race", false, true);
+    l1_cell("-race", 26, false, true);
+}
+
+#[test]
+fn l1_go1_22() {
+    l1_cell("Go 1.22", 22, false, false);
+}
+
+#[test]
+fn l1_go1_27() {
+    l1_cell("Go 1.27", 27, false, false);
 }
 
 #[test]
