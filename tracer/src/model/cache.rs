@@ -10,7 +10,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::{
     bounded::LruMap,
-    cache_events::{CacheEvent, EngineMiss, HitRoute, OwnerContext, SessionKey},
+    cache_events::{CacheEvent, EngineMiss, HitRoute, OwnerContext, SessionKey, Text},
     calls::CallStatus,
     calls::{IDLE_AFTER_LOSS_NS, IDLE_SWEEP_EVERY_NS},
     explain::{CallIdentity, Explainer, Explanation},
@@ -74,7 +74,7 @@ pub struct CacheCall {
     pub root_call: u64,
     pub tgid: u32,
     pub goid: u64,
-    pub digest: Option<String>,
+    pub digest: Option<Text>,
     pub outcome: Option<Outcome>,
     pub hit_route: Option<HitRoute>,
     /// The engine's own record of the decision (L4 `CacheDecision`), when armed.
@@ -82,13 +82,13 @@ pub struct CacheCall {
     pub engine_hit_route: Option<String>,
     /// The engine's record disagrees with the path the tracer saw.
     pub engine_disagrees: bool,
-    pub session: Option<String>,
+    pub session: Option<Text>,
     /// The goroutine that ran `fn` (miss, join; the caller itself for uncached).
     pub exec_goid: Option<u64>,
     /// Callers waiting on the same execution.
     pub waiters: Option<u32>,
     pub returned_id_differs: Option<bool>,
-    pub parent_digest: Option<String>,
+    pub parent_digest: Option<Text>,
     pub db_read: bool,
     pub db_written: bool,
     /// The storage key, where the path computed one and handed it to the DB (TTL).
@@ -140,38 +140,38 @@ impl AnomalyKind {
 pub enum CacheOutput {
     Call(Box<CacheCall>),
     SessionOpened {
-        session: String,
+        session: Text,
         goid: u64,
     },
     SessionClosed {
-        session: Option<String>,
+        session: Option<Text>,
         refs_taken: u64,
         refs_released: u64,
         /// Results that left the cache during the release (L3/L4).
         results_released: Option<u64>,
     },
     Release {
-        session: Option<String>,
-        digest: Option<String>,
+        session: Option<Text>,
+        digest: Option<Text>,
         refcount_after: Option<i64>,
         goid: u64,
     },
     LoadHit {
-        session: Option<String>,
+        session: Option<Text>,
         goid: u64,
-        digest: Option<String>,
+        digest: Option<Text>,
         via: &'static str,
         route: Option<HitRoute>,
         result_id: Option<u64>,
     },
     Anomaly {
         kind: AnomalyKind,
-        session: Option<String>,
+        session: Option<Text>,
         result_id: Option<u64>,
         count: Option<i64>,
     },
     Arbitrary {
-        session: Option<String>,
+        session: Option<Text>,
         goid: u64,
         outcome: &'static str,
         duration_ns: Option<u64>,
@@ -195,7 +195,7 @@ pub enum CacheOutput {
 /// Per-session reference accounting.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionRefs {
-    pub id: Option<String>,
+    pub id: Option<Text>,
     pub calls: u64,
     pub refs_taken: u64,
     pub refs_released: u64,
@@ -216,7 +216,7 @@ struct OpenCall {
     goid: u64,
     start_ns: u64,
     session: Option<SessionKey>,
-    digest: Option<String>,
+    digest: Option<Text>,
     parent: Option<u64>,
     /// The outermost call of its nesting.
     root: u64,
@@ -424,7 +424,7 @@ pub struct CacheModel {
     /// A release of a session never seen is only an anomaly while the seen set is whole.
     seen_complete: bool,
     /// Session handle -> id, kept after the session ends until the handle is reused.
-    names: HashMap<u64, String>,
+    names: HashMap<u64, Text>,
     /// Sessions that made a call or were opened while we watched.
     seen_sessions: HashSet<SessionKey>,
     owners: HashMap<u64, Owners>,
@@ -503,7 +503,7 @@ impl CacheModel {
         self.ended.iter().chain(self.sessions.values())
     }
 
-    fn session_name(&self, key: &SessionKey) -> Option<String> {
+    fn session_name(&self, key: &SessionKey) -> Option<Text> {
         match key {
             SessionKey::Id(id) => Some(id.clone()),
             SessionKey::Handle(h) => self.names.get(h).cloned(),
@@ -996,7 +996,7 @@ impl CacheModel {
 
     /// Names handle `h` as session `id`. A handle already naming another session was
     /// reused: that session's counts are kept as ended.
-    fn bind_handle(&mut self, h: u64, id: String) {
+    fn bind_handle(&mut self, h: u64, id: Text) {
         if self.names.get(&h) == Some(&id) {
             return;
         }
@@ -1245,7 +1245,7 @@ impl CacheModel {
         let identity = c.identity.map(CallIdentity::trimmed);
         let explain = self.explainer.as_mut().and_then(|e| {
             e.explain(
-                c.digest.as_ref(),
+                c.digest.as_deref(),
                 identity.as_ref(),
                 outcome == Some(Outcome::Miss),
                 outcome == Some(Outcome::Uncached),
@@ -1839,7 +1839,7 @@ mod tests {
         let mut out = Vec::new();
         let n = MAX_ENDED_SESSIONS as u64 + 100;
         for i in 0..n {
-            let key = SessionKey::Id(format!("s{i}"));
+            let key = SessionKey::Id(format!("s{i}").into());
             model.on_event(began(i + 1, 2, "xxh3:a", &format!("s{i}")), &mut |o| {
                 out.push(o)
             });

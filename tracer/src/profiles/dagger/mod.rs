@@ -27,7 +27,7 @@ use super::ProbeDef;
 use crate::{
     gobin::GoBinary,
     model::{
-        cache_events::{CacheEvent, CallError},
+        cache_events::{CacheEvent, CallError, Text},
         calls::{CallRecord, Captures, Tracked},
     },
     probes::plan::line_ranges,
@@ -709,43 +709,76 @@ fn check_digest(line: &str, what: &'static str, d: &str) -> Result<(), LayoutErr
     }
 }
 
-/// A captured digest: None when empty or unreadable, an error when it is not one.
-fn digest_of(
-    line: &str,
-    what: &'static str,
-    c: Option<&Capture>,
-) -> Result<Option<String>, LayoutError> {
-    let Some(c) = c else { return Ok(None) };
-    if c.ok == 0 || c.text().is_none_or(<[u8]>::is_empty) {
-        return Ok(None);
-    }
-    match text(Some(c)) {
-        Some(d) => check_digest(line, what, &d).map(|()| Some(d)),
-        None => Err(LayoutError {
-            line: line.to_string(),
-            what,
-            value: format!("{} bytes that are not text", c.nbytes),
-        }),
-    }
+/// Digests and session ids already read, by their captured bytes. Most cache calls
+/// repeat a digest and a session seen before: each is checked and copied once, then
+/// shared. Bounded: a table that fills up is emptied and starts again.
+#[derive(Default)]
+struct Texts {
+    digests: HashMap<Box<[u8]>, Text>,
+    sessions: HashMap<Box<[u8]>, Text>,
 }
 
-/// A session id must be printable text.
-fn session_of(line: &str, c: Option<&Capture>) -> Result<Option<String>, LayoutError> {
-    let Some(c) = c else { return Ok(None) };
-    if c.ok == 0 || c.text().is_none_or(<[u8]>::is_empty) {
-        return Ok(None);
-    }
-    let printable = c
-        .text()
-        .is_some_and(|b| b.iter().all(|b| b.is_ascii_graphic()));
-    if printable {
-        Ok(text(Some(c)))
-    } else {
-        Err(LayoutError {
-            line: line.to_string(),
-            what: "a session id",
-            value: format!("{} bytes that are not printable", c.nbytes),
+/// Texts each table of [`Texts`] keeps (a few hundred KB at most).
+const MAX_TEXTS: usize = 4096;
+
+impl Texts {
+    /// A captured digest: None when empty or unreadable, an error when it is not one.
+    fn digest(
+        &mut self,
+        line: &str,
+        what: &'static str,
+        c: Option<&Capture>,
+    ) -> Result<Option<Text>, LayoutError> {
+        Self::shared(&mut self.digests, c, |c| match text(Some(c)) {
+            Some(d) => check_digest(line, what, &d).map(|()| d),
+            None => Err(LayoutError {
+                line: line.to_string(),
+                what,
+                value: format!("{} bytes that are not text", c.nbytes),
+            }),
         })
+    }
+
+    /// A session id, which must be printable text.
+    fn session(&mut self, line: &str, c: Option<&Capture>) -> Result<Option<Text>, LayoutError> {
+        Self::shared(&mut self.sessions, c, |c| {
+            let printable = c
+                .text()
+                .is_some_and(|b| b.iter().all(|b| b.is_ascii_graphic()));
+            match text(Some(c)) {
+                Some(id) if printable => Ok(id),
+                _ => Err(LayoutError {
+                    line: line.to_string(),
+                    what: "a session id",
+                    value: format!("{} bytes that are not printable", c.nbytes),
+                }),
+            }
+        })
+    }
+
+    /// The text of capture `c` from `table`, or read by `read` (and kept when whole: a
+    /// cut one, marked "...", is read again each time).
+    fn shared(
+        table: &mut HashMap<Box<[u8]>, Text>,
+        c: Option<&Capture>,
+        read: impl FnOnce(&Capture) -> Result<String, LayoutError>,
+    ) -> Result<Option<Text>, LayoutError> {
+        let Some(c) = c else { return Ok(None) };
+        let Some(bytes) = c.text().filter(|b| !b.is_empty()) else {
+            return Ok(None);
+        };
+        let whole = !c.truncated();
+        if whole && let Some(t) = table.get(bytes) {
+            return Ok(Some(t.clone()));
+        }
+        let t = Text::from(read(c)?);
+        if whole {
+            if table.len() >= MAX_TEXTS {
+                table.clear();
+            }
+            table.insert(bytes.into(), t.clone());
+        }
+        Ok(Some(t))
     }
 }
 

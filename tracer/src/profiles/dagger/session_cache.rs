@@ -6,12 +6,12 @@ use std::ops::Range;
 use tracer_common::ProbeKind;
 
 use super::{
-    Decoder, DecoderSetup, Frames, LayoutError, Role, call_error, call_sites, cap, count_of,
-    digest_of, filesync::Filesync, site_of, slot, text, word,
+    Decoder, DecoderSetup, Frames, LayoutError, Role, Texts, call_error, call_sites, cap, count_of,
+    filesync::Filesync, site_of, slot, text, word,
 };
 use crate::{
     model::{
-        cache_events::{CacheEvent, CallError, SessionKey},
+        cache_events::{CacheEvent, CallError, SessionKey, Text},
         calls::{CallRecord, CallStatus, OpenFrame, Tracked},
     },
     probes::Event,
@@ -124,7 +124,7 @@ enum Kind {
         sc: u64,
     },
     InitSession {
-        id: Option<String>,
+        id: Option<Text>,
     },
     Other,
 }
@@ -163,6 +163,7 @@ pub struct SessionCacheDecoder {
     filesync: Filesync,
     frames: Frames<Kind>,
     cache: Option<u64>,
+    texts: Texts,
 }
 
 pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Box<dyn Decoder>> {
@@ -212,6 +213,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         bias: 0,
         frames: Frames::default(),
         cache: None,
+        texts: Texts::default(),
     }))
 }
 
@@ -259,7 +261,7 @@ impl SessionCacheDecoder {
                     goid: f.goid,
                     start_ns: f.start_ns,
                     session: Some(SessionKey::Handle(sc)),
-                    digest: digest_of(
+                    digest: self.texts.digest(
                         line,
                         "a call digest",
                         cap(&f.captures, self.slot.session_digest),
@@ -291,7 +293,7 @@ impl SessionCacheDecoder {
                             goid: f.goid,
                             start_ns: f.start_ns,
                             session: None,
-                            digest: digest_of(
+                            digest: self.texts.digest(
                                 line,
                                 "a call digest",
                                 cap(&f.captures, self.slot.base_digest),
@@ -312,7 +314,7 @@ impl SessionCacheDecoder {
             },
             Role::ReleaseAndClose => Kind::ReleaseAndClose { sc: f.args[0] },
             Role::InitSession => Kind::InitSession {
-                id: text(cap(&f.captures, self.slot.init_session_id)),
+                id: text(cap(&f.captures, self.slot.init_session_id)).map(Text::from),
             },
             _ => Kind::Other,
         };
@@ -321,7 +323,7 @@ impl SessionCacheDecoder {
     }
 
     /// The id of the session being initialised around `frame`, if any.
-    fn initialising(&self, frame: Option<u64>) -> Option<String> {
+    fn initialising(&self, frame: Option<u64>) -> Option<Text> {
         let f = self
             .frames
             .find(frame, |k| matches!(k, Kind::InitSession { .. }))?;
@@ -432,7 +434,7 @@ impl SessionCacheDecoder {
                 )?;
                 out.push(CacheEvent::RefReleased {
                     session,
-                    digest: text(cap(caps, self.slot.release_digest)),
+                    digest: text(cap(caps, self.slot.release_digest)).map(Text::from),
                     refcount_after: refcount.map(|r| r - 1),
                     goid: ev.goid,
                 });
@@ -441,7 +443,7 @@ impl SessionCacheDecoder {
                 if let Some(sc) = word(caps, self.slot.remove_session_cache) {
                     out.push(CacheEvent::SessionRemoved {
                         key: SessionKey::Handle(sc),
-                        id: text(cap(caps, self.slot.remove_session_id)),
+                        id: text(cap(caps, self.slot.remove_session_id)).map(Text::from),
                     });
                 }
             }
@@ -550,7 +552,7 @@ impl SessionCacheDecoder {
             (Role::InitSession, _) if returned => {
                 let caps = &rec.ret_captures;
                 let sc = word(caps, self.slot.init_ret_session_cache);
-                let id = text(cap(caps, self.slot.init_ret_session_id));
+                let id = text(cap(caps, self.slot.init_ret_session_id)).map(Text::from);
                 if let (Some(sc), Some(id)) = (sc, id) {
                     out.push(CacheEvent::SessionOpened {
                         key: SessionKey::Handle(sc),
