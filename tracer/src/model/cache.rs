@@ -78,8 +78,8 @@ pub struct CacheCall {
     pub outcome: Option<Outcome>,
     pub hit_route: Option<HitRoute>,
     /// The engine's own record of the decision (L4 `CacheDecision`), when armed.
-    pub engine_outcome: Option<String>,
-    pub engine_hit_route: Option<String>,
+    pub engine_outcome: Option<Text>,
+    pub engine_hit_route: Option<Text>,
     /// The engine's record disagrees with the path the tracer saw.
     pub engine_disagrees: bool,
     pub session: Option<Text>,
@@ -223,7 +223,7 @@ struct OpenCall {
     uncached: bool,
     looked_up: Option<Lookup>,
     waited: Option<Wait>,
-    engine: Option<(Option<String>, Option<String>)>,
+    engine: Option<(Option<Text>, Option<Text>)>,
     db_read: bool,
     db_written: bool,
     storage_key: Option<String>,
@@ -1254,12 +1254,12 @@ impl CacheModel {
         if let Some(e) = &self.explainer {
             self.evictions.explain_fields = e.evicted_fields;
         }
-        let (engine_outcome, engine_hit_route) = c.engine.clone().unwrap_or_default();
+        let (engine_outcome, engine_hit_route) = c.engine.unwrap_or_default();
         let engine_disagrees = match (&engine_outcome, outcome.and_then(Outcome::engine_word)) {
-            (Some(e), Some(ours)) => e != ours,
+            (Some(e), Some(ours)) => &**e != ours,
             _ => false,
         } || match (&engine_hit_route, hit_route) {
-            (Some(e), Some(ours)) => e != ours.as_str(),
+            (Some(e), Some(ours)) => &**e != ours.as_str(),
             _ => false,
         };
         CacheCall {

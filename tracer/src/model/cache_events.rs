@@ -3,8 +3,9 @@
 //! these; the model knows no register, offset or function name.
 use super::calls::CallStatus;
 
-/// A digest or a session id as a decoder read it: read and checked once, then shared by
-/// the events, the model and the records that name it (a reference count, not a copy).
+/// A digest, a session id or an engine's word as a decoder read it: read and checked
+/// once, then shared by the events, the model and the records that name it (a reference
+/// count, not a copy).
 pub type Text = std::sync::Arc<str>;
 
 /// How the engine names a session: its id string (L3/L4 pass it to every cache
@@ -123,8 +124,8 @@ pub enum CacheEvent {
     /// The engine's own record of the decision (L4 `CacheDecision`), when armed.
     EngineDecision {
         call: u64,
-        outcome: Option<String>,
-        route: Option<String>,
+        outcome: Option<Text>,
+        route: Option<Text>,
     },
     /// TTL metadata read or written for the call (L1/L2 SQL).
     Db {

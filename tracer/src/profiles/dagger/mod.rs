@@ -709,17 +709,18 @@ fn check_digest(line: &str, what: &'static str, d: &str) -> Result<(), LayoutErr
     }
 }
 
-/// Digests and session ids already read, by their captured bytes. Most cache calls
-/// repeat a digest and a session seen before: each is checked and copied once, then
-/// shared. Bounded: a table that fills up is emptied and starts again.
+/// Digests, session ids and the engine's words already read, by their captured bytes.
+/// Most cache calls repeat a digest and a session seen before: each is checked and copied
+/// once, then shared. Bounded: a table that fills up is emptied and starts again.
 #[derive(Default)]
 struct Texts {
     digests: HashMap<Box<[u8]>, Text>,
     sessions: HashMap<Box<[u8]>, Text>,
+    words: HashMap<Box<[u8]>, Text>,
 }
 
-/// Texts each table of [`Texts`] keeps (a few hundred KB at most).
-const MAX_TEXTS: usize = 4096;
+/// Texts each table of [`Texts`] keeps (about a megabyte at most).
+const MAX_TEXTS: usize = 8192;
 
 impl Texts {
     /// A captured digest: None when empty or unreadable, an error when it is not one.
@@ -756,6 +757,26 @@ impl Texts {
         })
     }
 
+    /// One string of a captured pair (the engine's own words), if it is text.
+    fn word(&mut self, bytes: &[u8]) -> Option<Text> {
+        if let Some(t) = self.words.get(bytes) {
+            return Some(t.clone());
+        }
+        let s = std::str::from_utf8(bytes)
+            .ok()
+            .filter(|s| !s.is_empty() && !has_control(s))?;
+        let t = Text::from(s);
+        Self::keep(&mut self.words, bytes, &t);
+        Some(t)
+    }
+
+    fn keep(table: &mut HashMap<Box<[u8]>, Text>, bytes: &[u8], t: &Text) {
+        if table.len() >= MAX_TEXTS {
+            table.clear();
+        }
+        table.insert(bytes.into(), t.clone());
+    }
+
     /// The text of capture `c` from `table`, or read by `read` (and kept when whole: a
     /// cut one, marked "...", is read again each time).
     fn shared(
@@ -773,10 +794,7 @@ impl Texts {
         }
         let t = Text::from(read(c)?);
         if whole {
-            if table.len() >= MAX_TEXTS {
-                table.clear();
-            }
-            table.insert(bytes.into(), t.clone());
+            Self::keep(table, bytes, &t);
         }
         Ok(Some(t))
     }
@@ -911,6 +929,58 @@ mod tests {
         assert!(check_digest("L3", "d", "xxh3:short").is_err());
         assert!(check_digest("L3", "d", "sha256:0123456789abcdef...").is_ok());
         assert!(check_digest("L3", "d", "not a digest at all...").is_err());
+    }
+
+    /// A capture of `s`, whose full length was `len`.
+    fn captured(s: &str, len: u64) -> Capture {
+        let mut c = Capture {
+            value: len,
+            ok: 1,
+            nbytes: s.len() as u32,
+            bytes: [0; tracer_common::CAPTURE_BYTES],
+        };
+        c.bytes[..s.len()].copy_from_slice(s.as_bytes());
+        c
+    }
+
+    #[test]
+    fn texts_are_checked_once_and_shared() {
+        let mut texts = Texts::default();
+        let d = captured("xxh3:0123456789abcdef", 21);
+        let a = texts.digest("L4", "d", Some(&d)).unwrap().unwrap();
+        let b = texts.digest("L4", "d", Some(&d)).unwrap().unwrap();
+        assert_eq!(&*a, "xxh3:0123456789abcdef");
+        assert!(Text::ptr_eq(&a, &b), "the second read shares the first");
+        // A cut digest is marked, and read again each time (its bytes are not all of it).
+        let cut = captured("xxh3:0123", 100);
+        let c1 = texts.digest("L4", "d", Some(&cut)).unwrap().unwrap();
+        let c2 = texts.digest("L4", "d", Some(&cut)).unwrap().unwrap();
+        assert_eq!(&*c1, "xxh3:0123...");
+        assert!(!Text::ptr_eq(&c1, &c2));
+        // What is not a digest is an error every time, never kept.
+        let bad = captured("not a digest", 12);
+        assert!(texts.digest("L4", "d", Some(&bad)).is_err());
+        assert!(texts.digest("L4", "d", Some(&bad)).is_err());
+        // Each kind keeps its own rule: a digest's bytes are no session id, and back.
+        let s = captured("sess-1", 6);
+        assert_eq!(
+            texts.session("L4", Some(&s)).unwrap().as_deref(),
+            Some("sess-1")
+        );
+        assert!(texts.digest("L4", "d", Some(&s)).is_err());
+        assert!(texts.session("L4", Some(&captured("sess 1", 6))).is_err());
+        // Unread or empty: unknown.
+        let unread = Capture { ok: 0, ..d };
+        assert_eq!(texts.digest("L4", "d", Some(&unread)).unwrap(), None);
+        assert_eq!(texts.session("L4", Some(&captured("", 0))).unwrap(), None);
+        assert_eq!(texts.word(b"executed").as_deref(), Some("executed"));
+        assert_eq!(texts.word(b"\x01"), None);
+        // Bounded: the table never holds more than its bound.
+        for i in 0..MAX_TEXTS + 10 {
+            let d = captured(&format!("xxh3:{i:016x}"), 21);
+            assert!(texts.digest("L4", "d", Some(&d)).unwrap().is_some());
+            assert!(texts.digests.len() <= MAX_TEXTS);
+        }
     }
 }
 

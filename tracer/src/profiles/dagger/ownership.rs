@@ -884,7 +884,7 @@ impl OwnershipDecoder {
                 }
                 if let Some((outcome, route)) = cap(caps, self.slot.call_ret_engine)
                     .and_then(|c| c.pair())
-                    .map(|(o, r)| (pair_text(o), pair_text(r)))
+                    .map(|(o, r)| (self.texts.word(o), self.texts.word(r)))
                     && (outcome.is_some() || route.is_some())
                 {
                     out.push(CacheEvent::EngineDecision {
@@ -975,14 +975,6 @@ impl OwnershipDecoder {
         }
         Ok(())
     }
-}
-
-/// One string of a captured pair, if it is text.
-fn pair_text(bytes: &[u8]) -> Option<String> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))
-        .map(str::to_string)
 }
 
 impl Decoder for OwnershipDecoder {
