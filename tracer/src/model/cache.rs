@@ -210,6 +210,48 @@ pub struct SessionRefs {
     pub last_ns: u64,
 }
 
+/// The cache calls open on one goroutine, innermost last. Nearly always one, kept inline:
+/// a call's begin and end then allocate nothing.
+#[derive(Default)]
+struct OpenCalls {
+    first: Option<u64>,
+    more: Vec<u64>,
+}
+
+impl OpenCalls {
+    fn push(&mut self, call: u64) {
+        if self.is_empty() {
+            self.first = Some(call);
+        } else {
+            self.more.push(call);
+        }
+    }
+
+    fn remove(&mut self, call: u64) {
+        if self.first == Some(call) {
+            self.first = None;
+        } else {
+            self.more.retain(|c| *c != call);
+        }
+    }
+
+    fn innermost(&self) -> Option<u64> {
+        self.more.last().copied().or(self.first)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.more.is_empty()
+    }
+}
+
+/// A session's name: its id, or what its handle was named.
+fn name_of(names: &HashMap<u64, Text>, key: &SessionKey) -> Option<Text> {
+    match key {
+        SessionKey::Id(id) => Some(id.clone()),
+        SessionKey::Handle(h) => names.get(h).cloned(),
+    }
+}
+
 /// One open cache call.
 struct OpenCall {
     tgid: u32,
@@ -406,8 +448,8 @@ pub struct FoldedSessions {
 
 pub struct CacheModel {
     calls: HashMap<u64, OpenCall>,
-    /// Open calls per goroutine, innermost last.
-    open: HashMap<(u32, u64), Vec<u64>>,
+    /// Open calls per goroutine.
+    open: HashMap<(u32, u64), OpenCalls>,
     /// Executions in flight or recently finished, by a key of our own; a finished one is
     /// dropped when its address is reused.
     ongoing: HashMap<u64, Ongoing>,
@@ -504,29 +546,19 @@ impl CacheModel {
     }
 
     fn session_name(&self, key: &SessionKey) -> Option<Text> {
-        match key {
-            SessionKey::Id(id) => Some(id.clone()),
-            SessionKey::Handle(h) => self.names.get(h).cloned(),
-        }
+        name_of(&self.names, key)
     }
 
     fn session(&mut self, key: &SessionKey) -> &mut SessionRefs {
         if self.idle_dropped.is_some() && !self.sessions.contains_key(key) {
             self.heard_of_dropped(key);
         }
-        // Named once: the key and its name are copied only for a session not yet named
-        // (this runs at every call and ownership change).
-        let id = match self.sessions.get(key) {
-            Some(s) if s.id.is_some() => None,
-            _ => self.session_name(key),
-        };
+        // One lookup (this runs at every call and ownership change); named once.
         let now = self.now_ns;
-        if !self.sessions.contains_key(key) {
-            self.sessions.insert(key.clone(), SessionRefs::default());
-        }
-        let s = self.sessions.get_mut(key).expect("inserted above");
+        let names = &self.names;
+        let s = self.sessions.entry(key.clone()).or_default();
         if s.id.is_none() {
-            s.id = id;
+            s.id = name_of(names, key);
         }
         s.last_ns = s.last_ns.max(now);
         s
@@ -710,7 +742,7 @@ impl CacheModel {
                     return;
                 };
                 if let Some(open) = self.open.get_mut(&(c.tgid, c.goid)) {
-                    open.retain(|f| *f != call);
+                    open.remove(call);
                     if open.is_empty() {
                         self.open.remove(&(c.tgid, c.goid));
                     }
@@ -734,7 +766,7 @@ impl CacheModel {
                 // nested in `fn` find their parent however goroutines are scheduled.
                 let leader = creator
                     .and_then(|g| self.open.get(&(tgid, g)))
-                    .and_then(|calls| calls.last().copied());
+                    .and_then(OpenCalls::innermost);
                 // Its digest too, for those calls' parent_digest, if not known yet.
                 if let (Some(l), Some(d)) = (leader, digest)
                     && let Some(c) = self.calls.get_mut(&l)
