@@ -991,7 +991,7 @@ mod tests {
 pub struct ReturnCheck {
     /// Return addresses (link-time) whose calls' returns are probed; None: returns are
     /// read at the callee's RETs, which see every call.
-    sites: Option<std::collections::HashSet<u64>>,
+    sites: Option<rustc_hash::FxHashSet<u64>>,
     unread: u64,
 }
 
