@@ -10,7 +10,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::{
     bounded::LruMap,
-    cache_events::{CacheEvent, EngineMiss, HitRoute, OwnerContext, SessionKey},
+    cache_events::{CacheEvent, EngineMiss, HitRoute, OwnerContext, SessionKey, Text},
     calls::CallStatus,
     calls::{IDLE_AFTER_LOSS_NS, IDLE_SWEEP_EVERY_NS},
     explain::{CallIdentity, Explainer, Explanation},
@@ -74,21 +74,21 @@ pub struct CacheCall {
     pub root_call: u64,
     pub tgid: u32,
     pub goid: u64,
-    pub digest: Option<String>,
+    pub digest: Option<Text>,
     pub outcome: Option<Outcome>,
     pub hit_route: Option<HitRoute>,
     /// The engine's own record of the decision (L4 `CacheDecision`), when armed.
-    pub engine_outcome: Option<String>,
-    pub engine_hit_route: Option<String>,
+    pub engine_outcome: Option<Text>,
+    pub engine_hit_route: Option<Text>,
     /// The engine's record disagrees with the path the tracer saw.
     pub engine_disagrees: bool,
-    pub session: Option<String>,
+    pub session: Option<Text>,
     /// The goroutine that ran `fn` (miss, join; the caller itself for uncached).
     pub exec_goid: Option<u64>,
     /// Callers waiting on the same execution.
     pub waiters: Option<u32>,
     pub returned_id_differs: Option<bool>,
-    pub parent_digest: Option<String>,
+    pub parent_digest: Option<Text>,
     pub db_read: bool,
     pub db_written: bool,
     /// The storage key, where the path computed one and handed it to the DB (TTL).
@@ -140,11 +140,11 @@ impl AnomalyKind {
 pub enum CacheOutput {
     Call(Box<CacheCall>),
     SessionOpened {
-        session: String,
+        session: Text,
         goid: u64,
     },
     SessionClosed {
-        session: Option<String>,
+        session: Option<Text>,
         /// None when references are not followed (`CacheModel::refs_followed`).
         refs_taken: Option<u64>,
         refs_released: Option<u64>,
@@ -152,27 +152,27 @@ pub enum CacheOutput {
         results_released: Option<u64>,
     },
     Release {
-        session: Option<String>,
-        digest: Option<String>,
+        session: Option<Text>,
+        digest: Option<Text>,
         refcount_after: Option<i64>,
         goid: u64,
     },
     LoadHit {
-        session: Option<String>,
+        session: Option<Text>,
         goid: u64,
-        digest: Option<String>,
+        digest: Option<Text>,
         via: &'static str,
         route: Option<HitRoute>,
         result_id: Option<u64>,
     },
     Anomaly {
         kind: AnomalyKind,
-        session: Option<String>,
+        session: Option<Text>,
         result_id: Option<u64>,
         count: Option<i64>,
     },
     Arbitrary {
-        session: Option<String>,
+        session: Option<Text>,
         goid: u64,
         outcome: &'static str,
         duration_ns: Option<u64>,
@@ -196,7 +196,7 @@ pub enum CacheOutput {
 /// Per-session reference accounting.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionRefs {
-    pub id: Option<String>,
+    pub id: Option<Text>,
     pub calls: u64,
     pub refs_taken: u64,
     pub refs_released: u64,
@@ -211,20 +211,62 @@ pub struct SessionRefs {
     pub last_ns: u64,
 }
 
+/// The cache calls open on one goroutine, innermost last. Nearly always one, kept inline:
+/// a call's begin and end then allocate nothing.
+#[derive(Default)]
+struct OpenCalls {
+    first: Option<u64>,
+    more: Vec<u64>,
+}
+
+impl OpenCalls {
+    fn push(&mut self, call: u64) {
+        if self.is_empty() {
+            self.first = Some(call);
+        } else {
+            self.more.push(call);
+        }
+    }
+
+    fn remove(&mut self, call: u64) {
+        if self.first == Some(call) {
+            self.first = None;
+        } else {
+            self.more.retain(|c| *c != call);
+        }
+    }
+
+    fn innermost(&self) -> Option<u64> {
+        self.more.last().copied().or(self.first)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.more.is_empty()
+    }
+}
+
+/// A session's name: its id, or what its handle was named.
+fn name_of(names: &HashMap<u64, Text>, key: &SessionKey) -> Option<Text> {
+    match key {
+        SessionKey::Id(id) => Some(id.clone()),
+        SessionKey::Handle(h) => names.get(h).cloned(),
+    }
+}
+
 /// One open cache call.
 struct OpenCall {
     tgid: u32,
     goid: u64,
     start_ns: u64,
     session: Option<SessionKey>,
-    digest: Option<String>,
+    digest: Option<Text>,
     parent: Option<u64>,
     /// The outermost call of its nesting.
     root: u64,
     uncached: bool,
     looked_up: Option<Lookup>,
     waited: Option<Wait>,
-    engine: Option<(Option<String>, Option<String>)>,
+    engine: Option<(Option<Text>, Option<Text>)>,
     db_read: bool,
     db_written: bool,
     storage_key: Option<String>,
@@ -407,8 +449,8 @@ pub struct FoldedSessions {
 
 pub struct CacheModel {
     calls: HashMap<u64, OpenCall>,
-    /// Open calls per goroutine, innermost last.
-    open: HashMap<(u32, u64), Vec<u64>>,
+    /// Open calls per goroutine.
+    open: HashMap<(u32, u64), OpenCalls>,
     /// Executions in flight or recently finished, by a key of our own; a finished one is
     /// dropped when its address is reused.
     ongoing: HashMap<u64, Ongoing>,
@@ -428,7 +470,7 @@ pub struct CacheModel {
     /// in `--light`); if not, counts are unknown, never zero.
     pub refs_followed: bool,
     /// Session handle -> id, kept after the session ends until the handle is reused.
-    names: HashMap<u64, String>,
+    names: HashMap<u64, Text>,
     /// Sessions that made a call or were opened while we watched.
     seen_sessions: HashSet<SessionKey>,
     owners: HashMap<u64, Owners>,
@@ -508,30 +550,20 @@ impl CacheModel {
         self.ended.iter().chain(self.sessions.values())
     }
 
-    fn session_name(&self, key: &SessionKey) -> Option<String> {
-        match key {
-            SessionKey::Id(id) => Some(id.clone()),
-            SessionKey::Handle(h) => self.names.get(h).cloned(),
-        }
+    fn session_name(&self, key: &SessionKey) -> Option<Text> {
+        name_of(&self.names, key)
     }
 
     fn session(&mut self, key: &SessionKey) -> &mut SessionRefs {
         if self.idle_dropped.is_some() && !self.sessions.contains_key(key) {
             self.heard_of_dropped(key);
         }
-        // Named once: the key and its name are copied only for a session not yet named
-        // (this runs at every call and ownership change).
-        let id = match self.sessions.get(key) {
-            Some(s) if s.id.is_some() => None,
-            _ => self.session_name(key),
-        };
+        // One lookup (this runs at every call and ownership change); named once.
         let now = self.now_ns;
-        if !self.sessions.contains_key(key) {
-            self.sessions.insert(key.clone(), SessionRefs::default());
-        }
-        let s = self.sessions.get_mut(key).expect("inserted above");
+        let names = &self.names;
+        let s = self.sessions.entry(key.clone()).or_default();
         if s.id.is_none() {
-            s.id = id;
+            s.id = name_of(names, key);
         }
         s.last_ns = s.last_ns.max(now);
         s
@@ -720,7 +752,7 @@ impl CacheModel {
                     return;
                 };
                 if let Some(open) = self.open.get_mut(&(c.tgid, c.goid)) {
-                    open.retain(|f| *f != call);
+                    open.remove(call);
                     if open.is_empty() {
                         self.open.remove(&(c.tgid, c.goid));
                     }
@@ -744,7 +776,7 @@ impl CacheModel {
                 // nested in `fn` find their parent however goroutines are scheduled.
                 let leader = creator
                     .and_then(|g| self.open.get(&(tgid, g)))
-                    .and_then(|calls| calls.last().copied());
+                    .and_then(OpenCalls::innermost);
                 // Its digest too, for those calls' parent_digest, if not known yet.
                 if let (Some(l), Some(d)) = (leader, digest)
                     && let Some(c) = self.calls.get_mut(&l)
@@ -1007,7 +1039,7 @@ impl CacheModel {
 
     /// Names handle `h` as session `id`. A handle already naming another session was
     /// reused: that session's counts are kept as ended.
-    fn bind_handle(&mut self, h: u64, id: String) {
+    fn bind_handle(&mut self, h: u64, id: Text) {
         if self.names.get(&h) == Some(&id) {
             return;
         }
@@ -1256,7 +1288,7 @@ impl CacheModel {
         let identity = c.identity.map(CallIdentity::trimmed);
         let explain = self.explainer.as_mut().and_then(|e| {
             e.explain(
-                c.digest.as_ref(),
+                c.digest.as_deref(),
                 identity.as_ref(),
                 outcome == Some(Outcome::Miss),
                 outcome == Some(Outcome::Uncached),
@@ -1265,12 +1297,12 @@ impl CacheModel {
         if let Some(e) = &self.explainer {
             self.evictions.explain_fields = e.evicted_fields;
         }
-        let (engine_outcome, engine_hit_route) = c.engine.clone().unwrap_or_default();
+        let (engine_outcome, engine_hit_route) = c.engine.unwrap_or_default();
         let engine_disagrees = match (&engine_outcome, outcome.and_then(Outcome::engine_word)) {
-            (Some(e), Some(ours)) => e != ours,
+            (Some(e), Some(ours)) => &**e != ours,
             _ => false,
         } || match (&engine_hit_route, hit_route) {
-            (Some(e), Some(ours)) => e != ours.as_str(),
+            (Some(e), Some(ours)) => &**e != ours.as_str(),
             _ => false,
         };
         CacheCall {
@@ -1872,7 +1904,7 @@ mod tests {
         let mut out = Vec::new();
         let n = MAX_ENDED_SESSIONS as u64 + 100;
         for i in 0..n {
-            let key = SessionKey::Id(format!("s{i}"));
+            let key = SessionKey::Id(format!("s{i}").into());
             model.on_event(began(i + 1, 2, "xxh3:a", &format!("s{i}")), &mut |o| {
                 out.push(o)
             });

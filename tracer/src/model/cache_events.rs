@@ -3,12 +3,17 @@
 //! these; the model knows no register, offset or function name.
 use super::calls::CallStatus;
 
+/// A digest, a session id or an engine's word as a decoder read it: read and checked
+/// once, then shared by the events, the model and the records that name it (a reference
+/// count, not a copy).
+pub type Text = std::sync::Arc<str>;
+
 /// How the engine names a session: its id string (L3/L4 pass it to every cache
 /// method) or a per-session object pointer that a `SessionOpened` names (L1/L2's
 /// `*SessionCache`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum SessionKey {
-    Id(String),
+    Id(Text),
     Handle(u64),
 }
 
@@ -77,7 +82,7 @@ pub enum CacheEvent {
         goid: u64,
         start_ns: u64,
         session: Option<SessionKey>,
-        digest: Option<String>,
+        digest: Option<Text>,
         uncached: bool,
     },
     /// The engine's own miss facts (L4 `CacheDecision`, when armed).
@@ -93,7 +98,7 @@ pub enum CacheEvent {
     /// The recipe digest, learned after the call began.
     Digest {
         call: u64,
-        digest: String,
+        digest: Text,
     },
     /// The call runs its resolver inline without caching (DoNotCache), decided inside.
     Uncached {
@@ -119,8 +124,8 @@ pub enum CacheEvent {
     /// The engine's own record of the decision (L4 `CacheDecision`), when armed.
     EngineDecision {
         call: u64,
-        outcome: Option<String>,
-        route: Option<String>,
+        outcome: Option<Text>,
+        route: Option<Text>,
     },
     /// TTL metadata read or written for the call (L1/L2 SQL).
     Db {
@@ -149,7 +154,7 @@ pub enum CacheEvent {
         goid: u64,
         ongoing: u64,
         creator: Option<u64>,
-        digest: Option<String>,
+        digest: Option<Text>,
     },
     GoroutineExited {
         tgid: u32,
@@ -159,7 +164,7 @@ pub enum CacheEvent {
     LoadHit {
         goid: u64,
         session: Option<SessionKey>,
-        digest: Option<String>,
+        digest: Option<Text>,
         via: &'static str,
         route: Option<HitRoute>,
         result: Option<u64>,
@@ -169,14 +174,14 @@ pub enum CacheEvent {
     /// `announce` when this is its opening rather than an early naming.
     SessionOpened {
         key: SessionKey,
-        id: String,
+        id: Text,
         goid: u64,
         announce: bool,
     },
     /// The server removed the session (its release may run inside).
     SessionRemoved {
         key: SessionKey,
-        id: Option<String>,
+        id: Option<Text>,
     },
     /// The session's release began and ended.
     SessionReleaseBegan {
@@ -189,7 +194,7 @@ pub enum CacheEvent {
     /// A reference a session held was released (L1/L2 `release`).
     RefReleased {
         session: Option<SessionKey>,
-        digest: Option<String>,
+        digest: Option<Text>,
         refcount_after: Option<i64>,
         goid: u64,
     },

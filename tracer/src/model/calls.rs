@@ -215,7 +215,14 @@ pub struct CallTracker {
     /// Goroutines last closed as idle (value unused).
     idle_evicted: Option<LruMap<(u32, u64), ()>>,
     pub stats: PairingStats,
+    /// Emptied frame lists kept for reuse: a goroutine's list goes when its last open call
+    /// ends and would be allocated again at its next call.
+    spare: Vec<Vec<OpenFrame>>,
 }
+
+/// Frame lists kept in [`CallTracker::spare`], and the largest capacity kept.
+const MAX_SPARE: usize = 64;
+const MAX_SPARE_CAPACITY: usize = 16;
 
 impl CallTracker {
     pub fn new(entry_only: bool) -> CallTracker {
@@ -273,10 +280,14 @@ impl CallTracker {
                 if self.stacks.len() >= MAX_OPEN_GOROUTINES && !self.stacks.contains_key(&key) {
                     self.evict_idle(out);
                 }
+                let spare = &mut self.spare;
                 let Stack {
                     frames: stack,
                     last_ns,
-                } = self.stacks.entry(key).or_default();
+                } = self.stacks.entry(key).or_insert_with(|| Stack {
+                    frames: spare.pop().unwrap_or_default(),
+                    last_ns: 0,
+                });
                 *last_ns = (*last_ns).max(call.ts_ns);
                 // A live ancestor is strictly shallower; anything at this depth or
                 // deeper ended without a RET we saw.
@@ -303,10 +314,14 @@ impl CallTracker {
                     return;
                 }
                 let next_frame = &mut self.next_frame;
+                let spare = &mut self.spare;
                 let Stack {
                     frames: stack,
                     last_ns,
-                } = self.stacks.entry(key).or_default();
+                } = self.stacks.entry(key).or_insert_with(|| Stack {
+                    frames: spare.pop().unwrap_or_default(),
+                    last_ns: 0,
+                });
                 *last_ns = (*last_ns).max(call.ts_ns);
                 unwind_below(stack, call.stack_depth, false, out);
                 let matches = stack
@@ -334,8 +349,12 @@ impl CallTracker {
                     let parent = stack.last().map(|f| f.frame);
                     out(Tracked::Completed(no_entry_record(ev, *next_frame, parent)));
                 }
-                if stack.is_empty() {
-                    self.stacks.remove(&key);
+                if stack.is_empty()
+                    && let Some(emptied) = self.stacks.remove(&key)
+                    && emptied.frames.capacity() <= MAX_SPARE_CAPACITY
+                    && self.spare.len() < MAX_SPARE
+                {
+                    self.spare.push(emptied.frames);
                 }
             }
         }

@@ -114,7 +114,7 @@ impl Explainer {
     /// Explains a miss (`miss`) or an uncached call, then remembers the call.
     pub fn explain(
         &mut self,
-        digest: Option<&String>,
+        digest: Option<&str>,
         identity: Option<&CallIdentity>,
         missed: bool,
         uncached: bool,
@@ -141,7 +141,7 @@ impl Explainer {
         explanation
     }
 
-    fn compare(&self, digest: Option<&String>, id: &CallIdentity) -> Explanation {
+    fn compare(&self, digest: Option<&str>, id: &CallIdentity) -> Explanation {
         let earlier = id.field.as_ref().and_then(|f| self.by_field.get(f));
         let Some(earlier) = earlier.filter(|e| !e.is_empty()) else {
             return Explanation {
@@ -156,7 +156,7 @@ impl Explainer {
             .map(|(d, old)| (d, old, differences(old, id)))
             .min_by_key(|(_, _, diffs)| diffs.len())
             .expect("not empty");
-        let differs = if old_digest.is_some() && old_digest.as_ref() == digest {
+        let differs = if old_digest.is_some() && old_digest.as_deref() == digest {
             vec![part(
                 "same identity",
                 None,
@@ -178,7 +178,7 @@ impl Explainer {
         }
     }
 
-    fn remember(&mut self, digest: Option<&String>, id: &CallIdentity) {
+    fn remember(&mut self, digest: Option<&str>, id: &CallIdentity) {
         let Some(field) = id.field.clone() else {
             return;
         };
@@ -195,7 +195,7 @@ impl Explainer {
         if calls.len() >= PER_FIELD {
             calls.pop_front();
         }
-        calls.push_back((digest.cloned(), id.clone()));
+        calls.push_back((digest.map(str::to_string), id.clone()));
     }
 }
 
@@ -291,8 +291,7 @@ mod tests {
     }
 
     fn explain(e: &mut Explainer, digest: &str, id: &CallIdentity) -> Explanation {
-        e.explain(Some(&digest.to_string()), Some(id), true, false)
-            .unwrap()
+        e.explain(Some(digest), Some(id), true, false).unwrap()
     }
 
     #[test]

@@ -865,17 +865,17 @@ mod tests {
     fn cache_call_json_is_the_derived_records() {
         let some = |s: &str| Some(s.to_string());
         let full = CacheCall {
-            digest: some("xxh3:3e5da85004feca5a"),
+            digest: Some("xxh3:3e5da85004feca5a".into()),
             outcome: Some(Outcome::HitContent),
             hit_route: Some(HitRoute::Structural),
-            engine_outcome: some("hit"),
-            engine_hit_route: some("term"),
+            engine_outcome: Some("hit".into()),
+            engine_hit_route: Some("term".into()),
             engine_disagrees: true,
-            session: some("sess-1"),
+            session: Some("sess-1".into()),
             exec_goid: Some(u64::MAX),
             waiters: Some(u32::MAX),
             returned_id_differs: Some(true),
-            parent_digest: some("sha256:ab"),
+            parent_digest: Some("sha256:ab".into()),
             db_read: true,
             db_written: false,
             storage_key: some("key \"quoted\" \\ \u{1}"),

@@ -45,7 +45,7 @@ pub fn changes_refs(ev: &CacheEvent) -> bool {
 fn label(key: &SessionKey, id: Option<&str>) -> String {
     match (id, key) {
         (Some(id), _) => id.to_owned(),
-        (None, SessionKey::Id(id)) => id.clone(),
+        (None, SessionKey::Id(id)) => id.to_string(),
         (None, SessionKey::Handle(h)) => format!("handle {h:#x}"),
     }
 }
@@ -65,7 +65,7 @@ impl CacheCounters {
             // every live session.
             let last = match (s.id.as_deref(), key) {
                 (Some(id), _) => self.held.get(id),
-                (None, SessionKey::Id(id)) => self.held.get(id.as_str()),
+                (None, SessionKey::Id(id)) => self.held.get(&**id),
                 (None, SessionKey::Handle(_)) => self.held.get(&label(key, None)),
             }
             .copied();

@@ -560,14 +560,18 @@ impl PerfettoWriter {
         let name_iid = self.event_name(&mut interned, name);
         let mut pairs = vec![
             ("outcome", Some(outcome.to_owned()), None),
-            ("digest", c.digest.clone(), None),
-            ("session", c.session.clone(), None),
+            ("digest", c.digest.as_deref().map(str::to_owned), None),
+            ("session", c.session.as_deref().map(str::to_owned), None),
             (
                 "hit_route",
                 c.hit_route.map(|r| r.as_str().to_owned()),
                 None,
             ),
-            ("parent_digest", c.parent_digest.clone(), None),
+            (
+                "parent_digest",
+                c.parent_digest.as_deref().map(str::to_owned),
+                None,
+            ),
             ("exec_goid", None, c.exec_goid),
             ("waiters", None, c.waiters.map(u64::from)),
             ("result_id", None, c.result_id),

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::{
     model::{
-        cache_events::EngineMiss,
+        cache_events::{EngineMiss, Text},
         explain::{CallIdentity, Explanation},
         goroutines::Frame,
         latency::Histogram,
@@ -37,8 +37,8 @@ pub enum Record<'a> {
         goid: u64,
     },
     SessionClose {
-        session: &'a Option<String>,
-        /// Null when references are not followed (L3/L4 `--light`).
+        session: &'a Option<Text>,
+        /// Null when references are not followed (`--light`).
         refs_taken: Option<u64>,
         refs_released: Option<u64>,
         results_released: Option<u64>,
@@ -46,9 +46,9 @@ pub enum Record<'a> {
     },
     LoadHit {
         pid: u32,
-        session: &'a Option<String>,
+        session: &'a Option<Text>,
         goid: u64,
-        digest: &'a Option<String>,
+        digest: &'a Option<Text>,
         via: &'static str,
         hit_route: Option<&'static str>,
         result_id: Option<u64>,
@@ -56,19 +56,19 @@ pub enum Record<'a> {
     OwnershipAnomaly {
         #[serde(rename = "type")]
         anomaly: &'static str,
-        session: &'a Option<String>,
+        session: &'a Option<Text>,
         result_id: Option<u64>,
         count: Option<i64>,
     },
     Arbitrary {
-        session: &'a Option<String>,
+        session: &'a Option<Text>,
         goid: u64,
         outcome: &'static str,
         duration_ns: Option<u64>,
     },
     Release {
-        session: &'a Option<String>,
-        digest: &'a Option<String>,
+        session: &'a Option<Text>,
+        digest: &'a Option<Text>,
         refcount_after: Option<i64>,
         goid: u64,
     },
@@ -339,20 +339,20 @@ pub struct SourcePlace {
 pub struct CacheCallRecord<'a> {
     pub pid: u32,
     pub goid: u64,
-    pub digest: &'a Option<String>,
+    pub digest: &'a Option<Text>,
     pub outcome: Option<&'static str>,
     pub hit_route: Option<&'static str>,
-    pub engine_outcome: &'a Option<String>,
-    pub engine_hit_route: &'a Option<String>,
+    pub engine_outcome: &'a Option<Text>,
+    pub engine_hit_route: &'a Option<Text>,
     pub engine_disagrees: bool,
     pub result_id: Option<u64>,
-    pub session: &'a Option<String>,
+    pub session: &'a Option<Text>,
     pub start_ns: Option<u64>,
     pub duration_ns: Option<u64>,
     pub exec_goid: Option<u64>,
     pub waiters: Option<u32>,
     pub returned_id_differs: Option<bool>,
-    pub parent_digest: &'a Option<String>,
+    pub parent_digest: &'a Option<Text>,
     pub storage_key: &'a Option<String>,
     pub ttl: Ttl,
     pub error: &'a Option<String>,
@@ -445,7 +445,7 @@ impl OutcomeTotals {
 
 #[derive(Serialize)]
 pub struct SessionTotals<'a> {
-    pub session: &'a Option<String>,
+    pub session: &'a Option<Text>,
     pub calls: u64,
     /// Null when references are not followed (L3/L4 `--light`).
     pub refs_taken: Option<u64>,

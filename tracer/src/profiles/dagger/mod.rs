@@ -27,7 +27,7 @@ use super::ProbeDef;
 use crate::{
     gobin::GoBinary,
     model::{
-        cache_events::{CacheEvent, CallError},
+        cache_events::{CacheEvent, CallError, Text},
         calls::{CallRecord, Captures, Tracked},
     },
     probes::plan::line_ranges,
@@ -709,43 +709,94 @@ fn check_digest(line: &str, what: &'static str, d: &str) -> Result<(), LayoutErr
     }
 }
 
-/// A captured digest: None when empty or unreadable, an error when it is not one.
-fn digest_of(
-    line: &str,
-    what: &'static str,
-    c: Option<&Capture>,
-) -> Result<Option<String>, LayoutError> {
-    let Some(c) = c else { return Ok(None) };
-    if c.ok == 0 || c.text().is_none_or(<[u8]>::is_empty) {
-        return Ok(None);
-    }
-    match text(Some(c)) {
-        Some(d) => check_digest(line, what, &d).map(|()| Some(d)),
-        None => Err(LayoutError {
-            line: line.to_string(),
-            what,
-            value: format!("{} bytes that are not text", c.nbytes),
-        }),
-    }
+/// Digests, session ids and the engine's words already read, by their captured bytes.
+/// Most cache calls repeat a digest and a session seen before: each is checked and copied
+/// once, then shared. Bounded: a table that fills up is emptied and starts again.
+#[derive(Default)]
+struct Texts {
+    digests: HashMap<Box<[u8]>, Text>,
+    sessions: HashMap<Box<[u8]>, Text>,
+    words: HashMap<Box<[u8]>, Text>,
 }
 
-/// A session id must be printable text.
-fn session_of(line: &str, c: Option<&Capture>) -> Result<Option<String>, LayoutError> {
-    let Some(c) = c else { return Ok(None) };
-    if c.ok == 0 || c.text().is_none_or(<[u8]>::is_empty) {
-        return Ok(None);
-    }
-    let printable = c
-        .text()
-        .is_some_and(|b| b.iter().all(|b| b.is_ascii_graphic()));
-    if printable {
-        Ok(text(Some(c)))
-    } else {
-        Err(LayoutError {
-            line: line.to_string(),
-            what: "a session id",
-            value: format!("{} bytes that are not printable", c.nbytes),
+/// Texts each table of [`Texts`] keeps (about a megabyte at most).
+const MAX_TEXTS: usize = 8192;
+
+impl Texts {
+    /// A captured digest: None when empty or unreadable, an error when it is not one.
+    fn digest(
+        &mut self,
+        line: &str,
+        what: &'static str,
+        c: Option<&Capture>,
+    ) -> Result<Option<Text>, LayoutError> {
+        Self::shared(&mut self.digests, c, |c| match text(Some(c)) {
+            Some(d) => check_digest(line, what, &d).map(|()| d),
+            None => Err(LayoutError {
+                line: line.to_string(),
+                what,
+                value: format!("{} bytes that are not text", c.nbytes),
+            }),
         })
+    }
+
+    /// A session id, which must be printable text.
+    fn session(&mut self, line: &str, c: Option<&Capture>) -> Result<Option<Text>, LayoutError> {
+        Self::shared(&mut self.sessions, c, |c| {
+            let printable = c
+                .text()
+                .is_some_and(|b| b.iter().all(|b| b.is_ascii_graphic()));
+            match text(Some(c)) {
+                Some(id) if printable => Ok(id),
+                _ => Err(LayoutError {
+                    line: line.to_string(),
+                    what: "a session id",
+                    value: format!("{} bytes that are not printable", c.nbytes),
+                }),
+            }
+        })
+    }
+
+    /// One string of a captured pair (the engine's own words), if it is text.
+    fn word(&mut self, bytes: &[u8]) -> Option<Text> {
+        if let Some(t) = self.words.get(bytes) {
+            return Some(t.clone());
+        }
+        let s = std::str::from_utf8(bytes)
+            .ok()
+            .filter(|s| !s.is_empty() && !has_control(s))?;
+        let t = Text::from(s);
+        Self::keep(&mut self.words, bytes, &t);
+        Some(t)
+    }
+
+    fn keep(table: &mut HashMap<Box<[u8]>, Text>, bytes: &[u8], t: &Text) {
+        if table.len() >= MAX_TEXTS {
+            table.clear();
+        }
+        table.insert(bytes.into(), t.clone());
+    }
+
+    /// The text of capture `c` from `table`, or read by `read` (and kept when whole: a
+    /// cut one, marked "...", is read again each time).
+    fn shared(
+        table: &mut HashMap<Box<[u8]>, Text>,
+        c: Option<&Capture>,
+        read: impl FnOnce(&Capture) -> Result<String, LayoutError>,
+    ) -> Result<Option<Text>, LayoutError> {
+        let Some(c) = c else { return Ok(None) };
+        let Some(bytes) = c.text().filter(|b| !b.is_empty()) else {
+            return Ok(None);
+        };
+        let whole = !c.truncated();
+        if whole && let Some(t) = table.get(bytes) {
+            return Ok(Some(t.clone()));
+        }
+        let t = Text::from(read(c)?);
+        if whole {
+            Self::keep(table, bytes, &t);
+        }
+        Ok(Some(t))
     }
 }
 
@@ -879,6 +930,58 @@ mod tests {
         assert!(check_digest("L3", "d", "sha256:0123456789abcdef...").is_ok());
         assert!(check_digest("L3", "d", "not a digest at all...").is_err());
     }
+
+    /// A capture of `s`, whose full length was `len`.
+    fn captured(s: &str, len: u64) -> Capture {
+        let mut c = Capture {
+            value: len,
+            ok: 1,
+            nbytes: s.len() as u32,
+            bytes: [0; tracer_common::CAPTURE_BYTES],
+        };
+        c.bytes[..s.len()].copy_from_slice(s.as_bytes());
+        c
+    }
+
+    #[test]
+    fn texts_are_checked_once_and_shared() {
+        let mut texts = Texts::default();
+        let d = captured("xxh3:0123456789abcdef", 21);
+        let a = texts.digest("L4", "d", Some(&d)).unwrap().unwrap();
+        let b = texts.digest("L4", "d", Some(&d)).unwrap().unwrap();
+        assert_eq!(&*a, "xxh3:0123456789abcdef");
+        assert!(Text::ptr_eq(&a, &b), "the second read shares the first");
+        // A cut digest is marked, and read again each time (its bytes are not all of it).
+        let cut = captured("xxh3:0123", 100);
+        let c1 = texts.digest("L4", "d", Some(&cut)).unwrap().unwrap();
+        let c2 = texts.digest("L4", "d", Some(&cut)).unwrap().unwrap();
+        assert_eq!(&*c1, "xxh3:0123...");
+        assert!(!Text::ptr_eq(&c1, &c2));
+        // What is not a digest is an error every time, never kept.
+        let bad = captured("not a digest", 12);
+        assert!(texts.digest("L4", "d", Some(&bad)).is_err());
+        assert!(texts.digest("L4", "d", Some(&bad)).is_err());
+        // Each kind keeps its own rule: a digest's bytes are no session id, and back.
+        let s = captured("sess-1", 6);
+        assert_eq!(
+            texts.session("L4", Some(&s)).unwrap().as_deref(),
+            Some("sess-1")
+        );
+        assert!(texts.digest("L4", "d", Some(&s)).is_err());
+        assert!(texts.session("L4", Some(&captured("sess 1", 6))).is_err());
+        // Unread or empty: unknown.
+        let unread = Capture { ok: 0, ..d };
+        assert_eq!(texts.digest("L4", "d", Some(&unread)).unwrap(), None);
+        assert_eq!(texts.session("L4", Some(&captured("", 0))).unwrap(), None);
+        assert_eq!(texts.word(b"executed").as_deref(), Some("executed"));
+        assert_eq!(texts.word(b"\x01"), None);
+        // Bounded: the table never holds more than its bound.
+        for i in 0..MAX_TEXTS + 10 {
+            let d = captured(&format!("xxh3:{i:016x}"), 21);
+            assert!(texts.digest("L4", "d", Some(&d)).unwrap().is_some());
+            assert!(texts.digests.len() <= MAX_TEXTS);
+        }
+    }
 }
 
 /// Which cache calls return where no probe reads them: when the returns are read in the
@@ -888,7 +991,7 @@ mod tests {
 pub struct ReturnCheck {
     /// Return addresses (link-time) whose calls' returns are probed; None: returns are
     /// read at the callee's RETs, which see every call.
-    sites: Option<std::collections::HashSet<u64>>,
+    sites: Option<rustc_hash::FxHashSet<u64>>,
     unread: u64,
 }
 

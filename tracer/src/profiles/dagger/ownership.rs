@@ -6,12 +6,14 @@ use std::ops::Range;
 use tracer_common::ProbeKind;
 
 use super::{
-    Decoder, DecoderSetup, Frames, LayoutError, Role, call_error, call_sites, cap, count_of,
-    digest_of, filesync::Filesync, session_of, site_of, slot, text, word,
+    Decoder, DecoderSetup, Frames, LayoutError, Role, Texts, call_error, call_sites, cap, count_of,
+    filesync::Filesync, site_of, slot, text, word,
 };
 use crate::{
     model::{
-        cache_events::{CacheEvent, CallError, EngineMiss, HitRoute, OwnerContext, SessionKey},
+        cache_events::{
+            CacheEvent, CallError, EngineMiss, HitRoute, OwnerContext, SessionKey, Text,
+        },
         calls::{CallRecord, CallStatus, OpenFrame, Tracked},
         explain::{ArgPart, CallIdentity},
     },
@@ -56,7 +58,7 @@ struct Lookup {
     digests: u32,
     /// The recipe digest the lookup used (or the call key `wait` was given), to check the
     /// memoized one against.
-    first_digest: Option<String>,
+    first_digest: Option<Text>,
     /// `--explain`: structural inputs and arguments the call has, read first.
     inputs: Option<u64>,
     args: Option<u64>,
@@ -110,7 +112,7 @@ enum Kind {
     Load {
         via: &'static str,
         session: Option<SessionKey>,
-        digest: Option<String>,
+        digest: Option<Text>,
         lookup: Lookup,
         /// Under an open cache call on the same goroutine: the hit belongs to it.
         inside_call: bool,
@@ -211,6 +213,7 @@ pub struct OwnershipDecoder {
     digest_checks: u64,
     digest_mismatches: u64,
     returns: super::ReturnCheck,
+    texts: Texts,
 }
 
 pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Box<dyn Decoder>> {
@@ -306,6 +309,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         digest_checks: 0,
         digest_mismatches: 0,
         returns: super::ReturnCheck::new(setup.call_return_sites),
+        texts: Texts::default(),
     }))
 }
 
@@ -331,11 +335,15 @@ impl OwnershipDecoder {
     }
 
     fn session(
-        &self,
+        &mut self,
         caps: &crate::model::calls::Captures,
         slot: Option<usize>,
     ) -> Result<Option<SessionKey>, LayoutError> {
-        Ok(session_of(self.design.line, cap(caps, slot))?.map(SessionKey::Id))
+        let line = self.design.line;
+        Ok(self
+            .texts
+            .session(line, cap(caps, slot))?
+            .map(SessionKey::Id))
     }
 
     /// The call or load whose own lookup a hit inside `within` belongs to: not one
@@ -361,7 +369,7 @@ impl OwnershipDecoder {
         f: &OpenFrame,
         anchor: Anchor,
         session: Option<SessionKey>,
-        digest: Option<String>,
+        digest: Option<Text>,
         uncached: bool,
         out: &mut Vec<CacheEvent>,
     ) -> Kind {
@@ -408,7 +416,7 @@ impl OwnershipDecoder {
                 // CallRequest.DoNotCache is the byte at req+32.
                 let uncached =
                     word(caps, self.slot.call_do_not_cache).is_some_and(|w| w & 0xff != 0);
-                let digest = digest_of(
+                let digest = self.texts.digest(
                     line,
                     "the request's recipe digest",
                     cap(caps, self.slot.call_digest),
@@ -427,7 +435,7 @@ impl OwnershipDecoder {
                 // recipe digest at [RSP].
                 self.cache.get_or_insert(f.args[0]);
                 let session = self.session(caps, self.slot.light_session)?;
-                let digest = digest_of(
+                let digest = self.texts.digest(
                     line,
                     "the recipe digest looked up",
                     cap(caps, self.slot.light_digest),
@@ -448,7 +456,9 @@ impl OwnershipDecoder {
                     )
                 };
                 let session = self.session(caps, session_slot)?;
-                let digest = digest_of(line, "a loaded recipe digest", cap(caps, digest_slot))?;
+                let digest =
+                    self.texts
+                        .digest(line, "a loaded recipe digest", cap(caps, digest_slot))?;
                 Kind::Load {
                     via,
                     session,
@@ -474,7 +484,7 @@ impl OwnershipDecoder {
                     word(caps, self.slot.wait_waiters),
                 )?;
                 // The call key (the recipe digest, as the lookup used it).
-                let call_key = digest_of(
+                let call_key = self.texts.digest(
                     line,
                     "an ongoing call's key",
                     cap(caps, self.slot.wait_call_key),
@@ -573,7 +583,10 @@ impl OwnershipDecoder {
         let mut id = CallIdentity::default();
         if role == Role::ExplainLookup {
             id.field = text(cap(caps, slots.field));
-            id.self_digest = digest_of(line, "a self digest", cap(caps, slots.self_digest))?;
+            id.self_digest = self
+                .texts
+                .digest(line, "a self digest", cap(caps, slots.self_digest))?
+                .map(|d| d.to_string());
             let inputs = count_of(line, "an input count", word(caps, slots.inputs))?;
             let args = count_of(line, "an argument count", word(caps, slots.args))?;
             id.input_count = inputs.map(|n| n as u64);
@@ -592,9 +605,11 @@ impl OwnershipDecoder {
                 if (k as u64) < inputs
                     && let Some(c) = part_cap(caps, role, *input)
                 {
-                    let d = digest_of(line, "a structural input digest", Some(c))?;
+                    let d = self
+                        .texts
+                        .digest(line, "a structural input digest", Some(c))?;
                     id.inputs.resize(k, None);
-                    id.inputs.push(d);
+                    id.inputs.push(d.map(|d| d.to_string()));
                 }
             }
             for i in 0..2 {
@@ -692,7 +707,7 @@ impl OwnershipDecoder {
                         goid: ev.goid,
                         ongoing: oc,
                         creator: word(caps, self.slot.exec_creator_goid),
-                        digest: digest_of(
+                        digest: self.texts.digest(
                             line,
                             "an ongoing call's key",
                             cap(caps, self.slot.exec_call_key),
@@ -744,7 +759,10 @@ impl OwnershipDecoder {
                 }
             }
             Role::InitSession => {
-                if let Some(id) = session_of(line, cap(caps, self.slot.init_session_id))? {
+                if let Some(id) = self
+                    .texts
+                    .session(line, cap(caps, self.slot.init_session_id))?
+                {
                     out.push(CacheEvent::SessionOpened {
                         key: SessionKey::Id(id.clone()),
                         id,
@@ -754,7 +772,10 @@ impl OwnershipDecoder {
                 }
             }
             Role::RemoveSession => {
-                if let Some(id) = session_of(line, cap(caps, self.slot.remove_session_id))? {
+                if let Some(id) = self
+                    .texts
+                    .session(line, cap(caps, self.slot.remove_session_id))?
+                {
                     out.push(CacheEvent::SessionRemoved {
                         key: SessionKey::Id(id.clone()),
                         id: Some(id),
@@ -826,7 +847,7 @@ impl OwnershipDecoder {
                         result: returned_result,
                     });
                 }
-                let digest = digest_of(
+                let digest = self.texts.digest(
                     line,
                     "the request's recipe digest (ResultCall.recipeDigest)",
                     cap(caps, self.slot.call_ret_digest),
@@ -863,7 +884,7 @@ impl OwnershipDecoder {
                 }
                 if let Some((outcome, route)) = cap(caps, self.slot.call_ret_engine)
                     .and_then(|c| c.pair())
-                    .map(|(o, r)| (pair_text(o), pair_text(r)))
+                    .map(|(o, r)| (self.texts.word(o), self.texts.word(r)))
                     && (outcome.is_some() || route.is_some())
                 {
                     out.push(CacheEvent::EngineDecision {
@@ -907,7 +928,7 @@ impl OwnershipDecoder {
                 } else {
                     (None, self.slot.load_digests_result)
                 };
-                let memoized = digest_of(
+                let memoized = self.texts.digest(
                     self.design.line,
                     "a loaded recipe digest",
                     cap(caps, digest_slot),
@@ -954,14 +975,6 @@ impl OwnershipDecoder {
         }
         Ok(())
     }
-}
-
-/// One string of a captured pair, if it is text.
-fn pair_text(bytes: &[u8]) -> Option<String> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))
-        .map(str::to_string)
 }
 
 impl Decoder for OwnershipDecoder {

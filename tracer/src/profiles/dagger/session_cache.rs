@@ -6,12 +6,12 @@ use std::ops::Range;
 use tracer_common::ProbeKind;
 
 use super::{
-    Decoder, DecoderSetup, Frames, LayoutError, Role, call_error, call_sites, cap, count_of,
-    digest_of, filesync::Filesync, site_of, slot, text, word,
+    Decoder, DecoderSetup, Frames, LayoutError, Role, Texts, call_error, call_sites, cap, count_of,
+    filesync::Filesync, site_of, slot, text, word,
 };
 use crate::{
     model::{
-        cache_events::{CacheEvent, CallError, SessionKey},
+        cache_events::{CacheEvent, CallError, SessionKey, Text},
         calls::{CallRecord, CallStatus, OpenFrame, Tracked},
     },
     probes::Event,
@@ -151,7 +151,7 @@ enum Kind {
         sc: u64,
     },
     InitSession {
-        id: Option<String>,
+        id: Option<Text>,
     },
     Other,
 }
@@ -193,6 +193,7 @@ pub struct SessionCacheDecoder {
     cache: Option<u64>,
     returns: super::ReturnCheck,
     light: bool,
+    texts: Texts,
 }
 
 pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Box<dyn Decoder>> {
@@ -245,6 +246,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         cache: None,
         returns: super::ReturnCheck::new(setup.call_return_sites),
         light: setup.light,
+        texts: Texts::default(),
     }))
 }
 
@@ -316,7 +318,7 @@ impl SessionCacheDecoder {
                     goid: f.goid,
                     start_ns: f.start_ns,
                     session: Some(SessionKey::Handle(sc)),
-                    digest: digest_of(
+                    digest: self.texts.digest(
                         line,
                         "a call digest",
                         cap(&f.captures, self.slot.session_digest),
@@ -350,7 +352,7 @@ impl SessionCacheDecoder {
                             goid: f.goid,
                             start_ns: f.start_ns,
                             session: None,
-                            digest: digest_of(
+                            digest: self.texts.digest(
                                 line,
                                 "a call digest",
                                 cap(&f.captures, self.slot.base_digest),
@@ -373,7 +375,7 @@ impl SessionCacheDecoder {
             },
             Role::ReleaseAndClose => Kind::ReleaseAndClose { sc: f.args[0] },
             Role::InitSession => Kind::InitSession {
-                id: text(cap(&f.captures, self.slot.init_session_id)),
+                id: text(cap(&f.captures, self.slot.init_session_id)).map(Text::from),
             },
             _ => Kind::Other,
         };
@@ -382,7 +384,7 @@ impl SessionCacheDecoder {
     }
 
     /// The id of the session being initialised around `frame`, if any.
-    fn initialising(&self, frame: Option<u64>) -> Option<String> {
+    fn initialising(&self, frame: Option<u64>) -> Option<Text> {
         let f = self
             .frames
             .find(frame, |k| matches!(k, Kind::InitSession { .. }))?;
@@ -505,7 +507,7 @@ impl SessionCacheDecoder {
                 )?;
                 out.push(CacheEvent::RefReleased {
                     session,
-                    digest: text(cap(caps, self.slot.release_digest)),
+                    digest: text(cap(caps, self.slot.release_digest)).map(Text::from),
                     refcount_after: refcount.map(|r| r - 1),
                     goid: ev.goid,
                 });
@@ -514,7 +516,7 @@ impl SessionCacheDecoder {
                 if let Some(sc) = word(caps, self.slot.remove_session_cache) {
                     out.push(CacheEvent::SessionRemoved {
                         key: SessionKey::Handle(sc),
-                        id: text(cap(caps, self.slot.remove_session_id)),
+                        id: text(cap(caps, self.slot.remove_session_id)).map(Text::from),
                     });
                 }
             }
@@ -649,7 +651,7 @@ impl SessionCacheDecoder {
             (Role::InitSession, _) if returned => {
                 let caps = &rec.ret_captures;
                 let sc = word(caps, self.slot.init_ret_session_cache);
-                let id = text(cap(caps, self.slot.init_ret_session_id));
+                let id = text(cap(caps, self.slot.init_ret_session_id)).map(Text::from);
                 if let (Some(sc), Some(id)) = (sc, id) {
                     out.push(CacheEvent::SessionOpened {
                         key: SessionKey::Handle(sc),
