@@ -322,11 +322,14 @@ fn prometheus_scrapes_blocked_goroutines_by_wait_reason_as_reported() {
     let stdout = hung.0.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     loop {
-        let line = lines
-            .next()
-            .expect("the program says its hangs formed")
-            .unwrap();
-        if line == "ready" {
+        let Some(line) = lines.next() else {
+            // Seen once under load: say how the program ended, so the cause shows.
+            panic!(
+                "the hang program's output ended before \"ready\": {:?}",
+                hung.0.wait()
+            );
+        };
+        if line.unwrap() == "ready" {
             break;
         }
     }

@@ -350,6 +350,52 @@ impl GoStackEvent {
     }
 }
 
+/// Zeroes the bytes of a ring record that no reader looks at: a capture's string bytes
+/// past what [`Capture::text`], [`Capture::pair`] and [`Capture::word_pair`] return (all of
+/// them when the capture was not read), and a stack's PCs past its frames. The kernel
+/// leaves there whatever an earlier record wrote at that place in the ring; a recording
+/// keeps zeros instead, which compress several times better. Records of another kind,
+/// size or layout version are left as they are.
+pub fn zero_unread(bytes: &mut [u8]) {
+    use core::mem::{offset_of, size_of};
+    if header_says(bytes, record::CAPTURE, size_of::<GoCaptureEvent>()) {
+        for i in 0..MAX_CAPTURES {
+            let at = offset_of!(GoCaptureEvent, captures) + i * size_of::<Capture>();
+            let word = |off: usize| {
+                let b = &bytes[at + off..at + off + 4];
+                u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+            };
+            let (ok, nbytes) = (
+                word(offset_of!(Capture, ok)),
+                word(offset_of!(Capture, nbytes)),
+            );
+            let start = at + offset_of!(Capture, bytes);
+            let string = &mut bytes[start..start + CAPTURE_BYTES];
+            let (first, second) = (nbytes & 0xffff, nbytes >> 16);
+            let half = CAPTURE_BYTES / 2;
+            // Kept: [..n] of a string or word pair (nbytes <= 64), or both halves'
+            // prefixes of a string pair (n1 | n2 << 16).
+            let (keep_first, keep_second) = match ok {
+                1 if second == 0 => ((first as usize).min(CAPTURE_BYTES), 0),
+                1 => ((first as usize).min(half), (second as usize).min(half)),
+                _ => (0, 0),
+            };
+            if keep_second == 0 {
+                string[keep_first..].fill(0);
+            } else {
+                string[keep_first..half].fill(0);
+                string[half + keep_second..].fill(0);
+            }
+        }
+    } else if header_says(bytes, record::STACK, size_of::<GoStackEvent>()) {
+        let at = offset_of!(GoStackEvent, nframes);
+        let mut n = [0; 8];
+        n.copy_from_slice(&bytes[at..at + 8]);
+        let frames = (u64::from_ne_bytes(n) as usize).min(MAX_STACK);
+        bytes[offset_of!(GoStackEvent, pcs) + frames * 8..].fill(0);
+    }
+}
+
 /// The first bytes of every ring-buffer record: which record it is, in which layout
 /// version, and its size. Userspace dispatches on `record` and checks the other two; a
 /// record that does not match is counted as malformed, never decoded by its length.
@@ -579,5 +625,96 @@ mod tests {
             let bad = GoCallEvent { header, ..ev };
             assert_eq!(GoCallEvent::from_bytes(bad.as_bytes()), None);
         }
+    }
+
+    /// The bytes of a record of type `T` (a plain `repr(C)` event).
+    fn bytes_of<T: Copy>(v: &T) -> [u8; 1024] {
+        let mut out = [0xee; 1024];
+        // SAFETY: T is a repr(C) event of plain integers, smaller than 1024 bytes.
+        let src = unsafe {
+            core::slice::from_raw_parts(v as *const T as *const u8, core::mem::size_of::<T>())
+        };
+        out[..src.len()].copy_from_slice(src);
+        out
+    }
+
+    #[test]
+    fn unread_bytes_are_zeroed_and_what_readers_see_is_kept() {
+        let call = GoCallEvent {
+            header: EventHeader::new(record::CAPTURE, core::mem::size_of::<GoCaptureEvent>()),
+            kind: 1,
+            probe_id: 7,
+            tgid: 100,
+            tid: 101,
+            ts_ns: 5,
+            goid: 42,
+            stack_depth: 0x2f0,
+            regs: [9; 9],
+        };
+        // Stale ring bytes everywhere: a string of 5, a pair of 3 and 4, a word pair, and a
+        // capture not read.
+        let stale = |ok, nbytes| Capture {
+            value: 77,
+            ok,
+            nbytes,
+            bytes: core::array::from_fn(|i| i as u8 + 1),
+        };
+        let ev = GoCaptureEvent {
+            call,
+            more_regs: [3; SAVED_REGS - GO_INT_REGS],
+            captures: [
+                stale(1, 5),
+                stale(1, 3 | 4 << 16),
+                stale(1, 8),
+                stale(0, 64),
+            ],
+        };
+        let size = core::mem::size_of::<GoCaptureEvent>();
+        let mut bytes = bytes_of(&ev);
+        zero_unread(&mut bytes[..size]);
+        let after = GoCaptureEvent::from_bytes(&bytes[..size]).expect("still a capture record");
+        assert_eq!(after.call, ev.call);
+        assert_eq!(after.more_regs, ev.more_regs);
+        let (c, was) = (&after.captures, &ev.captures);
+        assert_eq!(c[0].text(), was[0].text());
+        assert_eq!(c[1].pair(), was[1].pair());
+        assert_eq!(c[2].word_pair(), was[2].word_pair());
+        assert_eq!(c[3].word(), None);
+        for (i, n) in [(0, 5), (2, 8)] {
+            assert!(c[i].bytes[n..].iter().all(|&b| b == 0), "capture {i}");
+        }
+        assert!(c[1].bytes[3..32].iter().all(|&b| b == 0));
+        assert!(c[1].bytes[36..].iter().all(|&b| b == 0));
+        assert_eq!(c[3].bytes, [0; CAPTURE_BYTES]);
+        assert_eq!((c[3].value, c[3].nbytes), (77, 64));
+
+        // A stack keeps its frames; a record of another layout version is left alone.
+        let stack = GoStackEvent {
+            call: GoCallEvent {
+                header: EventHeader::new(record::STACK, core::mem::size_of::<GoStackEvent>()),
+                ..call
+            },
+            nframes: 3,
+            pcs: core::array::from_fn(|i| i as u64 + 100),
+        };
+        let size = core::mem::size_of::<GoStackEvent>();
+        let mut bytes = bytes_of(&stack);
+        zero_unread(&mut bytes[..size]);
+        let after = GoStackEvent::from_bytes(&bytes[..size]).expect("still a stack record");
+        assert_eq!(after.stack(), stack.stack());
+        assert!(after.pcs[3..].iter().all(|&pc| pc == 0));
+        let mut other = bytes_of(&GoCaptureEvent {
+            call: GoCallEvent {
+                header: EventHeader {
+                    version: EVENT_LAYOUT_VERSION + 1,
+                    ..ev.call.header
+                },
+                ..call
+            },
+            ..ev
+        });
+        let untouched = other;
+        zero_unread(&mut other[..core::mem::size_of::<GoCaptureEvent>()]);
+        assert_eq!(other, untouched);
     }
 }

@@ -5,11 +5,13 @@
 //! replay needs neither the binary nor root. Then blocks, each its raw length, its
 //! compressed length and the CRC-32 of its compressed bytes (u32 LE each), then an LZ4
 //! block holding whole items. An item is a tag byte, a u32 LE length and its bytes: the
-//! ring's records exactly as the kernel delivered them; facts the live run learnt from
-//! outside its event stream (`hang --watch`'s memory snapshots; each rise of the kernel's
-//! lost-event count in `cache` and `funcs`), at the point it applied them; and last what only the live run could know (lost events, the engine's memory at
-//! the end). Replay feeds the records to the same decoders and models as the live run,
-//! straight from each block.
+//! ring's records as the kernel delivered them, but with the bytes no reader looks at
+//! zeroed (`tracer_common::zero_unread`: the ring's leftovers past a captured string or a
+//! stack's frames); facts the live run learnt from outside its event stream (`hang
+//! --watch`'s memory snapshots; each rise of the kernel's lost-event count in `cache` and
+//! `funcs`), at the point it applied them; and last what only the live run could know
+//! (lost events, the engine's memory at the end). Replay feeds the records to the same
+//! decoders and models as the live run, straight from each block.
 use std::{
     fs::File,
     io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write},
@@ -271,9 +273,9 @@ impl Recorder {
         &self.path
     }
 
-    /// Appends one ring record as delivered.
+    /// Appends one ring record as delivered, but for the bytes no reader looks at.
     pub fn ring_record(&mut self, bytes: &[u8]) {
-        self.item(TAG_RING_RECORD, bytes);
+        self.item_then(TAG_RING_RECORD, bytes, tracer_common::zero_unread);
         self.events += 1;
     }
 
@@ -283,13 +285,21 @@ impl Recorder {
     }
 
     fn item(&mut self, tag: u8, bytes: &[u8]) {
+        self.item_then(tag, bytes, |_| {});
+    }
+
+    /// Appends an item, then lets `edit` change its copy in the block before the block may
+    /// be compressed.
+    fn item_then(&mut self, tag: u8, bytes: &[u8], edit: impl FnOnce(&mut [u8])) {
         if self.out.is_none() {
             return;
         }
         self.block.push(tag);
         self.block
             .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        let at = self.block.len();
         self.block.extend_from_slice(bytes);
+        edit(&mut self.block[at..]);
         self.block_since.get_or_insert_with(std::time::Instant::now);
         if self.block.len() >= BLOCK_BYTES {
             self.write_block();
