@@ -27,6 +27,7 @@ fn read_g_offsets(file: &ElfFile64<'_, Endianness>) -> Result<Option<GOffsets>, 
     // Go compresses DWARF (SHF_COMPRESSED, zlib); object inflates it.
     g_offsets_from(|name| match file.section_by_name(name) {
         Some(s) => {
+            plausible_size(&s).map_err(|e| format!("cannot read {name}: {e}"))?;
             #[cfg(fuzzing)]
             let data = unchanged_dwarf::uncompressed_data(&s);
             #[cfg(not(fuzzing))]
@@ -35,6 +36,32 @@ fn read_g_offsets(file: &ElfFile64<'_, Endianness>) -> Result<Option<GOffsets>, 
         }
         None => Ok(Cow::Borrowed(&[])),
     })
+}
+
+/// The most a compressor packs into one byte: DEFLATE's longest match (258 bytes) per
+/// quarter byte, about 1,032 to 1; DWARF compresses 3 to 10 to 1.
+const MAX_RATIO: u64 = 1032;
+/// Far above any DWARF section of a real Go server (tens of MiB for the largest).
+const MAX_SECTION_BYTES: u64 = 512 << 20;
+
+/// Refuses a compressed section whose stated size no compressor could produce from its
+/// bytes, before anything is allocated for it: the size is read from the file, and a
+/// damaged one (the fuzzer found 4 GB) would otherwise be allocated and zeroed whole.
+fn plausible_size(s: &object::read::elf::ElfSection64<'_, '_, Endianness>) -> Result<(), String> {
+    let c = s.compressed_data().map_err(|e| e.to_string())?;
+    if c.format == object::CompressionFormat::None {
+        return Ok(());
+    }
+    let stated = c.uncompressed_size;
+    let most = (c.data.len() as u64).saturating_mul(MAX_RATIO).saturating_add(4096);
+    if stated > most || stated > MAX_SECTION_BYTES {
+        return Err(format!(
+            "it says it inflates to {stated} bytes from {} (at most {} is possible)",
+            c.data.len(),
+            most.min(MAX_SECTION_BYTES)
+        ));
+    }
+    Ok(())
 }
 
 /// Fuzzing builds only: the fuzzer patches real binaries (`gobin_patch`), most often

@@ -440,6 +440,36 @@ fn gobin_goid_table_matches_dwarf() {
     }
 }
 
+/// A compressed DWARF section whose header states a size no compressor could reach from
+/// its bytes (the fuzzer's 4 GB) is refused before anything is allocated for it; the
+/// offsets then come from the table, and the problem is said.
+#[test]
+fn an_implausible_inflated_dwarf_size_is_refused_unread() {
+    use object::{Object, ObjectSection};
+    let Some(builds) = require_builds() else {
+        return;
+    };
+    let b = builds.last().unwrap();
+    let mut data = std::fs::read(&b.full).unwrap();
+    let (at, flags) = {
+        let file = object::File::parse(&*data).unwrap();
+        let s = file.section_by_name(".debug_info").expect("DWARF in the full build");
+        (s.file_range().unwrap().0 as usize, s.flags())
+    };
+    let object::SectionFlags::Elf { sh_flags } = flags else {
+        panic!("an ELF section");
+    };
+    assert_ne!(sh_flags & u64::from(object::elf::SHF_COMPRESSED), 0, "Go compresses DWARF");
+    // Elf64_Chdr: ch_type u32, ch_reserved u32, ch_size u64.
+    data[at + 8..at + 16].copy_from_slice(&(4u64 << 30).to_le_bytes());
+    let started = std::time::Instant::now();
+    let bin = GoBinary::from_bytes(&b.full, data).unwrap();
+    let problem = bin.dwarf_problem().expect("the DWARF problem is said");
+    assert!(problem.contains("inflates to 4294967296 bytes"), "{problem}");
+    assert_eq!(bin.g_offsets().1, OffsetSource::Table);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
 #[test]
 fn gobin_errors() {
     let dir = std::env::temp_dir().join(format!("tracer-gobin-errors-{}", std::process::id()));
