@@ -636,7 +636,10 @@ impl OwnershipDecoder {
                 }
             }
         }
-        out.push(CacheEvent::Identity { call, identity: id });
+        out.push(CacheEvent::Identity {
+            call,
+            identity: Box::new(id),
+        });
         Ok(())
     }
 
