@@ -19,6 +19,8 @@ type Array = [Capture; MAX_CAPTURES];
 const KEPT: usize = 64;
 
 thread_local! {
+    // The boxes themselves are what is kept: each goes back out as it is.
+    #[allow(clippy::vec_box)]
     static FREE: RefCell<Vec<Box<Array>>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -125,12 +127,13 @@ mod tests {
         let a: Vec<u8> = (0..size).map(|i| i as u8).collect();
         let b: Vec<u8> = (0..size).map(|i| (i * 3 + 1) as u8).collect();
         let first = CaptureBox::from_bytes(&a).expect("right size");
-        let at = &**first as *const Array;
+        let at = &*first as *const Array;
         drop(first);
         let second = CaptureBox::from_bytes(&b).expect("right size");
-        assert_eq!(&**second as *const Array, at);
+        assert_eq!(&*second as *const Array, at);
         // SAFETY: reading a plain-integer array's bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(&**second as *const Array as *const u8, size) };
+        let bytes =
+            unsafe { std::slice::from_raw_parts(&*second as *const Array as *const u8, size) };
         assert_eq!(bytes, &b[..]);
         assert!(CaptureBox::from_bytes(&b[1..]).is_none());
     }

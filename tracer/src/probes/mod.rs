@@ -9,10 +9,10 @@ pub mod plan;
 mod reader;
 pub mod sync;
 
+pub use captures::CaptureBox;
 pub use error::{ProbeError, chain_text, os_code};
 pub use loader::{AttachedProbes, KernelFailures, LoadOptions};
 pub use multi::MultiLink;
-pub use captures::CaptureBox;
 pub use reader::{Event, EventReader, MAX_PER_DRAIN};
 
 /// How often the reader drains the ring buffer when the kernel has not woken it.

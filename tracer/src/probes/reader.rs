@@ -3,9 +3,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::captures::CaptureBox;
 use crate::recording::Recorder;
-use tracer_common::{
-    Capture, EventHeader, GoCallEvent, GoCaptureEvent, GoStackEvent, record,
-};
+use tracer_common::{Capture, EventHeader, GoCallEvent, GoCaptureEvent, GoStackEvent, record};
 
 /// One probe hit as userspace sees it: the fixed part, and the captured values of
 /// probes that have a spec.
