@@ -550,7 +550,7 @@ impl DecodeStage {
         if self.layout_error.is_some() {
             return;
         }
-        if let Err(e) = self.decoder.decode(t, &mut self.events) {
+        if let Err(e) = self.decoder.decode(&t, &mut self.events) {
             self.layout_error = Some(e);
             self.events.clear();
             return;
