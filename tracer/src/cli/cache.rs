@@ -550,16 +550,28 @@ impl DecodeStage {
         if self.layout_error.is_some() {
             return;
         }
-        if let Err(e) = self.decoder.decode(t, &mut self.events) {
+        if let Err(e) = self.decoder.decode(&t, &mut self.events) {
             self.layout_error = Some(e);
             self.events.clear();
             return;
         }
-        let outputs = &mut self.outputs;
-        for ev in self.events.drain(..) {
-            self.refs_changed |= output::counters::changes_refs(&ev);
-            self.model.on_event(ev, &mut |o| outputs.push(o));
+        // Most hits decode to one event or none: a single one is popped, without a drain.
+        if self.events.len() == 1 {
+            let ev = self.events.pop().expect("one event");
+            self.apply(ev);
+        } else {
+            let mut events = std::mem::take(&mut self.events);
+            for ev in events.drain(..) {
+                self.apply(ev);
+            }
+            self.events = events;
         }
+    }
+
+    fn apply(&mut self, ev: CacheEvent) {
+        self.refs_changed |= output::counters::changes_refs(&ev);
+        let outputs = &mut self.outputs;
+        self.model.on_event(ev, &mut |o| outputs.push(o));
     }
 }
 

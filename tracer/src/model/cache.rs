@@ -270,7 +270,8 @@ struct OpenCall {
     db_read: bool,
     db_written: bool,
     storage_key: Option<String>,
-    identity: Option<CallIdentity>,
+    /// Boxed: the open calls are moved in and out of a map, and few have one.
+    identity: Option<Box<CallIdentity>>,
     engine_miss: Option<EngineMiss>,
 }
 
@@ -643,7 +644,7 @@ impl CacheModel {
             CacheEvent::Identity { call, identity } => {
                 if let Some(c) = self.calls.get_mut(&call) {
                     match &mut c.identity {
-                        Some(known) => known.merge(identity),
+                        Some(known) => known.merge(*identity),
                         None => c.identity = Some(identity),
                     }
                 }
@@ -1285,11 +1286,11 @@ impl CacheModel {
             Some(Outcome::Hit | Outcome::HitContent) => c.looked_up.and_then(|l| l.route),
             _ => None,
         };
-        let identity = c.identity.map(CallIdentity::trimmed);
+        let identity = c.identity.map(|i| Box::new(i.trimmed()));
         let explain = self.explainer.as_mut().and_then(|e| {
             e.explain(
                 c.digest.as_deref(),
-                identity.as_ref(),
+                identity.as_deref(),
                 outcome == Some(Outcome::Miss),
                 outcome == Some(Outcome::Uncached),
             )
@@ -1330,7 +1331,7 @@ impl CacheModel {
             start_ns: Some(c.start_ns),
             duration_ns: end_ns.map(|e| e.saturating_sub(c.start_ns)),
             status,
-            identity: identity.map(Box::new),
+            identity,
             explain: explain.map(Box::new),
             engine_miss: c.engine_miss,
         }

@@ -90,10 +90,11 @@ pub enum CacheEvent {
         call: u64,
         miss: EngineMiss,
     },
-    /// Identity parts read at the call's lookup (`--explain`), merged as they come.
+    /// Identity parts read at the call's lookup (`--explain`), merged as they come. Boxed:
+    /// it is four times the size of the other events, which are moved at every hit.
     Identity {
         call: u64,
-        identity: super::explain::CallIdentity,
+        identity: Box<super::explain::CallIdentity>,
     },
     /// The recipe digest, learned after the call began.
     Digest {

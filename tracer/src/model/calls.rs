@@ -8,13 +8,13 @@
 //! open frame is gone without having returned.
 use rustc_hash::FxHashMap as HashMap;
 
-use tracer_common::{Capture, DEPTH_UNKNOWN, GO_INT_REGS, GOID_UNKNOWN, MAX_CAPTURES, ProbeKind};
+use tracer_common::{DEPTH_UNKNOWN, GO_INT_REGS, GOID_UNKNOWN, ProbeKind};
 
 use super::bounded::LruMap;
 use crate::probes::Event;
 
 /// Captured values of one hit, if its probe had a spec.
-pub type Captures = Option<Box<[Capture; MAX_CAPTURES]>>;
+pub type Captures = Option<crate::probes::CaptureBox>;
 
 /// How a call ended, as far as the probes can prove.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

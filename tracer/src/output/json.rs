@@ -130,11 +130,13 @@ impl<'a> JsonObject<'a> {
 /// copied as they are; anything else goes through serde_json (which escapes `"`, `\`
 /// and the control characters below 0x20, and nothing else).
 pub fn string(buf: &mut Vec<u8>, s: &str) {
-    if needs_escape(s.as_bytes()) {
+    let b = s.as_bytes();
+    if needs_escape(b) {
         serde_json::to_writer(&mut *buf, s).expect("writing to a Vec cannot fail");
     } else {
+        buf.reserve(b.len() + 2);
         buf.push(b'"');
-        buf.extend_from_slice(s.as_bytes());
+        buf.extend_from_slice(b);
         buf.push(b'"');
     }
 }
@@ -142,23 +144,30 @@ pub fn string(buf: &mut Vec<u8>, s: &str) {
 /// Whether `s` holds a byte JSON escapes (a control character, `"` or `\\`), eight bytes
 /// at a time: digests and session ids are most of the text a replay writes. A word-wise
 /// test may say yes for a byte after a real one (borrows), never no for a real one; a
-/// string it flags is escaped by serde_json, which writes plain text unchanged.
+/// string it flags is escaped by serde_json, which writes plain text unchanged. The last
+/// bytes are tested as one word too: the last eight (again in part), or, for a shorter
+/// string, padded with spaces.
 fn needs_escape(s: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     // A byte of `x` below `n` (n <= 128).
     let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH != 0;
-    let mut words = s.chunks_exact(8);
-    for w in &mut words {
-        let x = u64::from_ne_bytes(w.try_into().expect("8 bytes"));
-        if below(x, 0x20) || below(x ^ (ONES * 0x22), 1) || below(x ^ (ONES * 0x5c), 1) {
+    let flagged =
+        |x: u64| below(x, 0x20) || below(x ^ (ONES * 0x22), 1) || below(x ^ (ONES * 0x5c), 1);
+    let word = |w: &[u8]| u64::from_ne_bytes(w.try_into().expect("8 bytes"));
+    if s.len() < 8 {
+        let mut padded = [b' '; 8];
+        padded[..s.len()].copy_from_slice(s);
+        return flagged(u64::from_ne_bytes(padded));
+    }
+    let mut at = 0;
+    while at + 8 <= s.len() {
+        if flagged(word(&s[at..at + 8])) {
             return true;
         }
+        at += 8;
     }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    at < s.len() && flagged(word(&s[s.len() - 8..]))
 }
 
 /// A string as a JSON literal, for escaping names once rather than per record.

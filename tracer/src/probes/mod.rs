@@ -1,5 +1,6 @@
 //! Turning "probe these instructions" into attached uprobes: loading the eBPF
 //! object, attaching the generic programs with cookies, and reading the ring buffer.
+mod captures;
 mod error;
 pub mod features;
 mod loader;
@@ -8,6 +9,7 @@ pub mod plan;
 mod reader;
 pub mod sync;
 
+pub use captures::CaptureBox;
 pub use error::{ProbeError, chain_text, os_code};
 pub use loader::{AttachedProbes, KernelFailures, LoadOptions};
 pub use multi::MultiLink;

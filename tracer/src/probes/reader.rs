@@ -1,17 +1,16 @@
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
+use super::captures::CaptureBox;
 use crate::recording::Recorder;
-use tracer_common::{
-    Capture, EventHeader, GoCallEvent, GoCaptureEvent, GoStackEvent, MAX_CAPTURES, record,
-};
+use tracer_common::{Capture, EventHeader, GoCallEvent, GoCaptureEvent, GoStackEvent, record};
 
 /// One probe hit as userspace sees it: the fixed part, and the captured values of
 /// probes that have a spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub call: GoCallEvent,
-    pub captures: Option<Box<[Capture; MAX_CAPTURES]>>,
+    pub captures: Option<CaptureBox>,
     /// PCs of the user stack, innermost first, for probes that walk it (empty otherwise).
     pub stack: Vec<u64>,
 }
@@ -47,7 +46,8 @@ impl Event {
 }
 
 /// A capture record, its captures copied once, straight into their box (the records are
-/// 504 bytes: a copy of the whole record first was a tenth of a replay's time).
+/// 504 bytes: a copy of the whole record first was a tenth of a replay's time), a box
+/// freed before reused.
 fn capture_event(bytes: &[u8]) -> Option<Event> {
     const SIZE: usize = std::mem::size_of::<GoCaptureEvent>();
     const AT: usize = std::mem::offset_of!(GoCaptureEvent, captures);
@@ -60,24 +60,13 @@ fn capture_event(bytes: &[u8]) -> Option<Event> {
         return None;
     }
     let head = &bytes[..std::mem::size_of::<GoCallEvent>()];
-    let mut captures = Box::<[Capture; MAX_CAPTURES]>::new_uninit();
-    // SAFETY: the record is exactly a GoCaptureEvent (checked above), so both ranges are
-    // in bounds; read_unaligned and a byte copy cope with any alignment, and every bit
-    // pattern is a valid GoCallEvent and Capture array (all plain integers).
-    let (call, captures) = unsafe {
-        std::ptr::copy_nonoverlapping(
-            bytes[AT..].as_ptr(),
-            captures.as_mut_ptr() as *mut u8,
-            std::mem::size_of::<[Capture; MAX_CAPTURES]>(),
-        );
-        (
-            std::ptr::read_unaligned(head.as_ptr() as *const GoCallEvent),
-            captures.assume_init(),
-        )
-    };
+    // SAFETY: the record is exactly a GoCaptureEvent (checked above), so the head is a
+    // whole GoCallEvent; read_unaligned copes with any alignment, and every bit pattern
+    // is a valid GoCallEvent (all plain integers).
+    let call = unsafe { std::ptr::read_unaligned(head.as_ptr() as *const GoCallEvent) };
     Some(Event {
         call,
-        captures: Some(captures),
+        captures: Some(CaptureBox::from_bytes(&bytes[AT..])?),
         stack: Vec::new(),
     })
 }

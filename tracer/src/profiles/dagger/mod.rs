@@ -196,7 +196,7 @@ pub struct DecoderSetup<'a> {
 
 /// Turns one line's raw probe hits into cache events.
 pub trait Decoder: Send {
-    fn decode(&mut self, t: Tracked, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError>;
+    fn decode(&mut self, t: &Tracked, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError>;
     /// The engine's cache object, once a probe has seen it (for the entry-count metric).
     fn cache_pointer(&self) -> Option<u64>;
     /// Calls whose memoized recipe digest differed from their lookup's, of those checked

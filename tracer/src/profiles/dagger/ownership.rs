@@ -636,7 +636,10 @@ impl OwnershipDecoder {
                 }
             }
         }
-        out.push(CacheEvent::Identity { call, identity: id });
+        out.push(CacheEvent::Identity {
+            call,
+            identity: Box::new(id),
+        });
         Ok(())
     }
 
@@ -787,11 +790,15 @@ impl OwnershipDecoder {
         Ok(())
     }
 
-    fn completed(&mut self, rec: CallRecord, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError> {
+    fn completed(
+        &mut self,
+        rec: &CallRecord,
+        out: &mut Vec<CacheEvent>,
+    ) -> Result<(), LayoutError> {
         let Some(role) = self.role(rec.probe_id) else {
             return Ok(());
         };
-        if self.filesync.completed(role, &rec, out) {
+        if self.filesync.completed(role, rec, out) {
             return Ok(());
         }
         let Some(kind) = self.frames.remove(rec.frame) else {
@@ -816,7 +823,7 @@ impl OwnershipDecoder {
                 let caps = &rec.ret_captures;
                 let line = self.design.line;
                 let mut error =
-                    call_error(&rec, self.slot.call_ret_error, self.design.recursive_error);
+                    call_error(rec, self.slot.call_ret_error, self.design.recursive_error);
                 let returned_result = word(caps, self.slot.call_ret_result).filter(|r| *r != 0);
                 let hit = match anchor {
                     // The body's only return after its lookup that neither waited nor
@@ -978,10 +985,10 @@ impl OwnershipDecoder {
 }
 
 impl Decoder for OwnershipDecoder {
-    fn decode(&mut self, t: Tracked, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError> {
+    fn decode(&mut self, t: &Tracked, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError> {
         match t {
             Tracked::Entered(f) => self.entered(f, out),
-            Tracked::Point { event, within } => self.point(event, within, out),
+            Tracked::Point { event, within } => self.point(event, *within, out),
             Tracked::Completed(rec) => self.completed(rec, out),
         }
     }

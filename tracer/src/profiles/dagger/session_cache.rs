@@ -525,11 +525,15 @@ impl SessionCacheDecoder {
         Ok(())
     }
 
-    fn completed(&mut self, rec: CallRecord, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError> {
+    fn completed(
+        &mut self,
+        rec: &CallRecord,
+        out: &mut Vec<CacheEvent>,
+    ) -> Result<(), LayoutError> {
         let Some(role) = self.role(rec.probe_id) else {
             return Ok(());
         };
-        if self.filesync.completed(role, &rec, out) {
+        if self.filesync.completed(role, rec, out) {
             return Ok(());
         }
         let Some(kind) = self.frames.remove(rec.frame) else {
@@ -557,8 +561,8 @@ impl SessionCacheDecoder {
             (Role::BaseCall, Kind::Base { top }) => {
                 if let (Some(top), true) = (top, returned) {
                     let differs =
-                        self.returned_differs(&rec, self.slot.base_digest, self.slot.base_returned);
-                    self.content_hit(&rec, top, self.slot.base_hit_flags, out);
+                        self.returned_differs(rec, self.slot.base_digest, self.slot.base_returned);
+                    self.content_hit(rec, top, self.slot.base_hit_flags, out);
                     if let Some(Kind::Top { differs: d, .. }) = self.frames.get_mut(top) {
                         *d = d.or(differs);
                     }
@@ -569,16 +573,16 @@ impl SessionCacheDecoder {
             // outcome is known only if it waited.
             (Role::BaseCall, Kind::Top { .. }) => {
                 if returned {
-                    self.content_hit(&rec, rec.frame, self.slot.base_hit_flags, out);
+                    self.content_hit(rec, rec.frame, self.slot.base_hit_flags, out);
                 }
-                let error = self.error(&rec, self.slot.base_error);
+                let error = self.error(rec, self.slot.base_error);
                 out.push(CacheEvent::CallEnded {
                     call: rec.frame,
                     end_ns: rec.end_ns,
                     status: rec.status,
                     error,
                     returned_id_differs: self.returned_differs(
-                        &rec,
+                        rec,
                         self.slot.base_digest,
                         self.slot.base_returned,
                     ),
@@ -596,7 +600,7 @@ impl SessionCacheDecoder {
                     path,
                 },
             ) => {
-                let mut error = self.error(&rec, self.slot.session_error);
+                let mut error = self.error(rec, self.slot.session_error);
                 // Only a call proven over (the goroutine went on) hit; one still open when
                 // tracing stopped may be running.
                 if self.light && !returned {
@@ -619,10 +623,10 @@ impl SessionCacheDecoder {
                 let ref_taken = returned && !do_not_cache && ret[0] != 0 && ret[2] == 0;
                 // The session layer returns the base call's result as it is.
                 if returned {
-                    self.content_hit(&rec, rec.frame, self.slot.session_hit_flags, out);
+                    self.content_hit(rec, rec.frame, self.slot.session_hit_flags, out);
                 }
                 let differs = differs.or(self.returned_differs(
-                    &rec,
+                    rec,
                     self.slot.session_digest,
                     self.slot.session_returned,
                 ));
@@ -718,10 +722,10 @@ impl SessionCacheDecoder {
 }
 
 impl Decoder for SessionCacheDecoder {
-    fn decode(&mut self, t: Tracked, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError> {
+    fn decode(&mut self, t: &Tracked, out: &mut Vec<CacheEvent>) -> Result<(), LayoutError> {
         match t {
             Tracked::Entered(f) => self.entered(f, out),
-            Tracked::Point { event, within } => self.point(event, within, out),
+            Tracked::Point { event, within } => self.point(event, *within, out),
             Tracked::Completed(rec) => self.completed(rec, out),
         }
     }
