@@ -53,7 +53,9 @@ fn plausible_size(s: &object::read::elf::ElfSection64<'_, '_, Endianness>) -> Re
         return Ok(());
     }
     let stated = c.uncompressed_size;
-    let most = (c.data.len() as u64).saturating_mul(MAX_RATIO).saturating_add(4096);
+    let most = (c.data.len() as u64)
+        .saturating_mul(MAX_RATIO)
+        .saturating_add(4096);
     if stated > most || stated > MAX_SECTION_BYTES {
         return Err(format!(
             "it says it inflates to {stated} bytes from {} (at most {} is possible)",

@@ -453,19 +453,28 @@ fn an_implausible_inflated_dwarf_size_is_refused_unread() {
     let mut data = std::fs::read(&b.full).unwrap();
     let (at, flags) = {
         let file = object::File::parse(&*data).unwrap();
-        let s = file.section_by_name(".debug_info").expect("DWARF in the full build");
+        let s = file
+            .section_by_name(".debug_info")
+            .expect("DWARF in the full build");
         (s.file_range().unwrap().0 as usize, s.flags())
     };
     let object::SectionFlags::Elf { sh_flags } = flags else {
         panic!("an ELF section");
     };
-    assert_ne!(sh_flags & u64::from(object::elf::SHF_COMPRESSED), 0, "Go compresses DWARF");
+    assert_ne!(
+        sh_flags & u64::from(object::elf::SHF_COMPRESSED),
+        0,
+        "Go compresses DWARF"
+    );
     // Elf64_Chdr: ch_type u32, ch_reserved u32, ch_size u64.
     data[at + 8..at + 16].copy_from_slice(&(4u64 << 30).to_le_bytes());
     let started = std::time::Instant::now();
     let bin = GoBinary::from_bytes(&b.full, data).unwrap();
     let problem = bin.dwarf_problem().expect("the DWARF problem is said");
-    assert!(problem.contains("inflates to 4294967296 bytes"), "{problem}");
+    assert!(
+        problem.contains("inflates to 4294967296 bytes"),
+        "{problem}"
+    );
     assert_eq!(bin.g_offsets().1, OffsetSource::Table);
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }

@@ -68,7 +68,8 @@ pub struct CacheCall {
     /// This call's id, unique in one run (for span ids: a call's record comes after
     /// the records of the calls nested in it).
     pub call: u64,
-    /// The call it is nested in, while that call is known (as `parent_digest`).
+    /// The call it is nested in, while that call is open (`--light` can end a parent
+    /// first; its digest stays in `parent_digest`).
     pub parent_call: Option<u64>,
     /// The outermost call of its nesting (itself when it has no parent).
     pub root_call: u64,
@@ -261,6 +262,9 @@ struct OpenCall {
     session: Option<SessionKey>,
     digest: Option<Text>,
     parent: Option<u64>,
+    /// The parent's digest when this call began: in `--light` a parent can end first
+    /// (its goroutine goes on before `fn`'s goroutine exits), and its record is gone.
+    parent_digest: Option<Text>,
     /// The outermost call of its nesting.
     root: u64,
     uncached: bool,
@@ -606,9 +610,9 @@ impl CacheModel {
                     let oc = self.exec_of.get(&(tgid, goid))?;
                     self.ongoing.get(oc)?.leader
                 });
-                let root = parent
-                    .and_then(|p| self.calls.get(&p))
-                    .map_or(call, |p| p.root);
+                let parent_open = parent.and_then(|p| self.calls.get(&p));
+                let root = parent_open.map_or(call, |p| p.root);
+                let parent_digest = parent_open.and_then(|p| p.digest.clone());
                 if let Some(key) = &session {
                     self.saw_session(key);
                     self.session(key).calls += 1;
@@ -623,6 +627,7 @@ impl CacheModel {
                         session,
                         digest,
                         parent,
+                        parent_digest,
                         root,
                         uncached,
                         looked_up: None,
@@ -1279,9 +1284,12 @@ impl CacheModel {
             self.done_waiting(w.ongoing, end_ns);
         }
         let parent_call = c.parent.filter(|p| self.calls.contains_key(p));
+        // The parent's digest as known now (it may have been learnt since), else as it
+        // was when this call began.
         let parent_digest = parent_call
             .and_then(|p| self.calls.get(&p))
-            .and_then(|p| p.digest.clone());
+            .and_then(|p| p.digest.clone())
+            .or(c.parent_digest);
         let hit_route = match outcome {
             Some(Outcome::Hit | Outcome::HitContent) => c.looked_up.and_then(|l| l.route),
             _ => None,
@@ -1384,6 +1392,37 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// In `--light` a call is closed only when its goroutine goes on: the miss on g1 can be
+    /// closed (g1's next call) before the call its `fn` made on g15, which ends when g15
+    /// exits. The later one still names the miss's digest as its parent's.
+    #[test]
+    fn a_nested_call_keeps_its_parents_digest_when_the_parent_ends_first() {
+        let out = run(vec![
+            began(1, 1, "xxh3:a", "s1"),
+            CacheEvent::Waited {
+                call: 1,
+                ongoing: 0xc,
+                joined: Some(false),
+                waiters: None,
+            },
+            CacheEvent::ExecStarted {
+                tgid: 1,
+                goid: 15,
+                ongoing: 0xc,
+                creator: Some(1),
+                digest: None,
+            },
+            began(2, 15, "xxh3:a", "s1"),
+            ended(1),
+            ended(2),
+        ]);
+        let c = calls(&out);
+        assert_eq!((c[0].call, c[1].call), (1, 2));
+        assert_eq!(c[1].parent_digest.as_deref(), Some("xxh3:a"));
+        // Its parent's record came first, so it is no longer named as a span parent.
+        assert_eq!((c[1].parent_call, c[1].root_call), (None, 1));
     }
 
     #[test]
