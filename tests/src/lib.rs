@@ -71,8 +71,27 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 pub fn private_copy(binary: &Path) -> PathBuf {
     let name = binary.file_name().expect("a file name");
     let copy = scratch_dir("bin").join(name);
-    std::fs::copy(binary, &copy).expect("copy the test program");
+    copy_executable(binary, &copy);
     copy
+}
+
+/// Copies an executable with `cp`, so the copy's write descriptor lives in that child only.
+/// Copied in this process, the descriptor (close-on-exec, but open until exec) is inherited
+/// by any child another test thread forks meanwhile, and exec of the copy then fails with
+/// "Text file busy" (seen in CI: metrics, 2026-12-03).
+pub fn copy_executable(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("run cp");
+    assert!(
+        status.success(),
+        "cp {} {}: {status}",
+        from.display(),
+        to.display()
+    );
 }
 
 pub fn tracer() -> Command {

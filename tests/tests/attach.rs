@@ -207,7 +207,7 @@ fn attach_by_executable_name_and_duration() {
     let dir = scratch_dir("exe");
     let name = format!("spin{}", std::process::id());
     let copy = dir.join(&name);
-    std::fs::copy(&bin, &copy).unwrap();
+    integration_tests::copy_executable(&bin, &copy);
     let _spinner = Spinner::start(&copy);
 
     let records = dir.join("records.jsonl");

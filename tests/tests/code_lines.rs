@@ -230,11 +230,10 @@ fn a_shifted_layout_stops_the_trace_instead_of_printing_garbage() {
 #[test]
 fn demo_runs_a_chosen_line_and_says_where_engines_come_from() {
     let dir = scratch_dir("demo-engines");
-    std::fs::copy(
-        stand_in("engine-l3", true, ""),
-        dir.join("dagger-engine-l3"),
-    )
-    .unwrap();
+    integration_tests::copy_executable(
+        &stand_in("engine-l3", true, ""),
+        &dir.join("dagger-engine-l3"),
+    );
     let out = run(tracer().env("TRACER_DEMO_DIR", &dir).args([
         "demo",
         "--code-line",

@@ -182,7 +182,7 @@ fn without_privileges() {
     let dir = std::env::temp_dir().join(format!("tracer-nopriv-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let copy = dir.join("funcs");
-    std::fs::copy(&bin, &copy).unwrap();
+    integration_tests::copy_executable(&bin, &copy);
     use std::os::unix::fs::PermissionsExt;
     for p in [&dir, &copy] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -69,7 +69,7 @@ fn follow_waits_for_the_target_and_reattaches_after_a_restart() {
     // A name of its own (as a restarted dev engine keeps its name), under 15 bytes.
     let name = format!("fol{}", std::process::id() % 1_000_000);
     let binary = dir.join(&name);
-    std::fs::copy(&built, &binary).expect("copy");
+    integration_tests::copy_executable(&built, &binary);
     let records = dir.join("records.jsonl");
 
     let follower = Follower::start(
@@ -155,7 +155,7 @@ fn cache_follow_traces_each_engine_incarnation() {
     let dir = scratch_dir("follow-cache");
     let name = format!("eng{}", std::process::id() % 1_000_000);
     let binary = dir.join(&name);
-    std::fs::copy(&built, &binary).expect("copy");
+    integration_tests::copy_executable(&built, &binary);
     let records = dir.join("records.jsonl");
 
     let follower = Follower::start(

@@ -179,7 +179,7 @@ fn trace_two_deep(chroot: bool) {
         let root = dir.join("root");
         let exe = root.join("usr/local/bin/dagger-engine");
         std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
-        std::fs::copy(&prog, &exe).unwrap();
+        integration_tests::copy_executable(&prog, &exe);
         (root, exe, PathBuf::from("/"))
     } else {
         (PathBuf::from("/"), prog.clone(), dir.clone())

@@ -75,7 +75,7 @@ impl Sandbox {
     /// A private copy (its own inode: uprobes belong to the file) of `file`, mode 0755.
     fn copy(&self, file: &Path, name: &str) -> PathBuf {
         let to = self.path(name);
-        std::fs::copy(file, &to).unwrap();
+        integration_tests::copy_executable(file, &to);
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
         to
     }

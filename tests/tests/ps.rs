@@ -110,7 +110,7 @@ fn record(procs: &[Value], pid: u32) -> &Value {
 
 fn copy_as(binary: &Path, dir: &str, name: &str) -> PathBuf {
     let copy = scratch_dir(dir).join(name);
-    std::fs::copy(binary, &copy).unwrap();
+    integration_tests::copy_executable(binary, &copy);
     copy
 }
 
