@@ -56,7 +56,7 @@ fn l1_light_reads_every_call_from_its_entry() {
     let s = summary(&t.records);
     assert_eq!(s["refs_followed"], false, "{what}: {s}");
     let roles = s["probe_hits"]["by_role"].as_object().unwrap();
-    for dropped in ["SessionCall return", "BaseCall", "Release"] {
+    for dropped in ["SessionCall return", "BaseCall", "Release", "Wait"] {
         assert!(
             !roles.contains_key(dropped),
             "{what}: {dropped} probed: {s}"
@@ -67,6 +67,8 @@ fn l1_light_reads_every_call_from_its_entry() {
     for o in ["uncached", "recursive", "miss", "join", "hit"] {
         assert!(outcomes.contains(&format!("\"{o}\"")), "{what}: no {o}");
     }
+    // Joins were read at their call of `wait`, misses from their execution's start.
+    assert!(roles.contains_key("LightJoin"), "{what}: {s}");
 }
 
 #[test]

@@ -12,7 +12,9 @@ use integration_tests::{
     KillOnDrop, SpawnRetrying,
     gobuild::{self, BuildOptions},
     host_pid_of, private_copy, read_json_lines, scratch_dir,
-    standins::{Traced, assert_l1_run, assert_ownership_run, trace},
+    standins::{
+        Traced, assert_calls, assert_clean_run, assert_l1_run, assert_ownership_run, trace,
+    },
     tracer, wait_for,
 };
 
@@ -44,6 +46,17 @@ fn l1_cell(what: &str, minor: u32, pie: bool, race: bool) {
     let bin = build(L1, minor, pie, race);
     let t = trace(&bin, "mixed", &[]);
     assert_l1_run(&t, &format!("engine-l1 {what}"));
+    // --light reads a miss from its execution's start (the creator in g.parentGoid) and a
+    // join at its call of `wait`: every build must give the same outcomes.
+    let what = format!("engine-l1 {what} --light");
+    let t = trace(&bin, "mixed", &["--light"]);
+    assert_clean_run(&t, &what, "L1", true);
+    assert_calls(
+        &t,
+        &what,
+        &["digest", "outcome", "session", "parent_digest"],
+        true,
+    );
 }
 
 #[test]

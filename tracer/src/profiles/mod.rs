@@ -349,11 +349,17 @@ pub fn plan(
     let mut plan = PlanSet::default();
     let mut roles = Vec::new();
     let parent_goid = binary.g_offsets().0.parent_goid;
+    let leaders_from_exec = light && leaders_from_exec(binary, profile, parent_goid);
     let mut at_callers = Vec::new();
     for (id, def) in profile.probes.iter().enumerate() {
         let id = id as u32;
         let name = def.full_name();
-        let keep = def.wanted(mode);
+        let keep = def.wanted(mode)
+            && match def.role {
+                Role::Wait if light => !leaders_from_exec,
+                Role::LightJoin => leaders_from_exec,
+                _ => true,
+            };
         let f = binary.functions().iter().find(|f| f.name == name);
         let Some(f) = f.filter(|_| keep) else {
             if keep
@@ -472,6 +478,29 @@ pub fn plan(
         add_returns_at_callers(binary, &mut plan, id, def, f)?;
     }
     Ok((plan, roles))
+}
+
+/// `--light` on L1/L2: whether `wait` can go unprobed (one trap less per miss). A joiner
+/// is then read at its call of `wait` (`Role::LightJoin`), and a first caller's miss from
+/// its execution's start, whose goroutine names its creator in `g.parentGoid` (Go 1.21+).
+/// Without that field or that call site, `wait` is probed as by default.
+fn leaders_from_exec(binary: &GoBinary, profile: &Profile, parent_goid: Option<u64>) -> bool {
+    let join_site_found = |def: &ProbeDef| {
+        let At::Site { site, .. } = def.at else {
+            return false;
+        };
+        let name = def.full_name();
+        binary
+            .functions()
+            .iter()
+            .find(|f| f.name == name)
+            .is_some_and(|f| dagger::code::find(binary, f, site).is_ok())
+    };
+    parent_goid.is_some()
+        && profile
+            .probes
+            .iter()
+            .any(|def| def.role == Role::LightJoin && join_site_found(def))
 }
 
 /// Entry, and returns read at the callers' first jump after each call; where a call

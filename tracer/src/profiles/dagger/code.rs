@@ -24,6 +24,9 @@ pub enum Site {
     /// Every direct `CALL` of this function except those of the lowest source line that
     /// calls it (e.g. the extra-digest lookups after the recipe digest's).
     CallsAfterFirstLine(&'static str),
+    /// The one direct `CALL` of this function from this source line of the probed
+    /// function (e.g. `wait` where a caller joins, not where the first caller waits).
+    CallOnLine(&'static str, u32),
     /// The one call of a func value: `MOV r, [RDX]` then `CALL r` (Go passes the closure
     /// context in RDX and calls through its first word).
     ClosureCall,
@@ -40,6 +43,7 @@ impl Site {
             Site::CallsAfterFirstLine(f) => {
                 format!("calls of {DAGGER}{f} after its first source line")
             }
+            Site::CallOnLine(f, line) => format!("the call of {DAGGER}{f} on line {line}"),
             Site::ClosureCall => "the call of its func value argument".into(),
             Site::GlobalErrorReturn => "the return of a package-level error".into(),
         }
@@ -80,6 +84,14 @@ pub fn find(binary: &GoBinary, f: &Function, site: Site) -> Result<Vec<u64>, Str
                 return Err("found none".into());
             }
             later
+        }
+        Site::CallOnLine(callee, line) => {
+            let target = callee_entry(callee)?;
+            let on_line = calls_to(&instrs, target)
+                .into_iter()
+                .filter(|&pc| binary.source_line(f, pc).is_some_and(|l| l.line == line))
+                .collect();
+            exactly_one(on_line)?
         }
         Site::ClosureCall => exactly_one(closure_calls(&instrs))?,
         Site::GlobalErrorReturn => {

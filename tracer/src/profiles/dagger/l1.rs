@@ -8,7 +8,8 @@ use super::{
     code::Site,
     error_text, filesync,
     session_cache::{
-        self, ContentKind, Design, WaitKind, light_recursive_probe, session_layer_probes,
+        self, ContentKind, Design, WaitKind, light_join_probe, light_recursive_probe,
+        session_layer_probes,
     },
 };
 use crate::profiles::{At, G_PARENT_GOID, Light, ProbeDef, string, word};
@@ -66,6 +67,9 @@ pub fn profile() -> Profile {
         .optional(),
         // --light: `return nil, ErrCacheRecursiveCall` (cache.go:921).
         light_recursive_probe(),
+        // --light: the join's call of `wait` (cache.go:1008); the first caller's miss comes from
+        // its execution's start, one trap less per miss.
+        light_join_probe(1008),
         // cache.go:1070 — res RDI (the in-flight sharedResult), isFirstCaller SIL.
         ProbeDef::new(Role::Wait, "dagql.(*cache).wait", At::EntryPoint),
         // cache.go:1032 — the goroutine running fn; closure [RDX+8] = res *sharedResult.
@@ -77,6 +81,9 @@ pub fn profile() -> Profile {
         .entry(&[
             word("ongoing", REG_RDX, &[8]),
             word("creator_goid", REG_G, &[G_PARENT_GOID]),
+            // The call key it runs (res *sharedResult; its callKey +24/+32): in --light it names the first caller's
+            // call, whose wait is not probed.
+            string("call_key", REG_RDX, &[8], 24),
         ]),
         // cache.go:312 — res RAX: refCount +208 (before the decrement), callKey +24/+32.
         ProbeDef::new(

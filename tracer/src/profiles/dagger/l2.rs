@@ -6,7 +6,8 @@ use tracer_common::{REG_G, REG_RDX, REG_RSP};
 use super::{
     CacheLocks, EntryMaps, LockAt, LockName, Profile, Role, error_text, filesync,
     session_cache::{
-        self, ContentKind, Design, WaitKind, light_recursive_probe, session_layer_probes,
+        self, ContentKind, Design, WaitKind, light_join_probe, light_recursive_probe,
+        session_layer_probes,
     },
 };
 use crate::profiles::{At, Cap, G_PARENT_GOID, Light, ProbeDef, string, word};
@@ -63,6 +64,9 @@ pub fn profile() -> Profile {
         .light(Light::EntryOnly),
         // --light: `return nil, ErrCacheRecursiveCall` in the base call (cache.go:608).
         light_recursive_probe(),
+        // --light: the join's call of `wait` (cache.go:716); the first caller's miss comes from
+        // its execution's start, one trap less per miss.
+        light_join_probe(716),
         // The base call (cache.go:564) and its lookup (lookupCacheForID, cache_egraph.go:401)
         // are not probed: the session layer passes DoNotCache through unchanged (no forced
         // retry on this branch) and returns the base result as it is, a call that neither
@@ -93,6 +97,9 @@ pub fn profile() -> Profile {
             word("ongoing", REG_RDX, &[8]),
             // The goroutine that started it, i.e. the call that missed.
             word("creator_goid", REG_G, &[G_PARENT_GOID]),
+            // The call key it runs (*ongoingCall; its callKey +0/+8): in --light it names the first caller's
+            // call, whose wait is not probed.
+            string("call_key", REG_RDX, &[8], 0),
         ]),
         // cache.go:257 — res RAX; refCount +184 (before the decrement), outputDigest +72.
         ProbeDef::new(

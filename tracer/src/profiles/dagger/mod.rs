@@ -75,6 +75,9 @@ pub enum Role {
     Hit,
     /// `wait`: a caller waits for an execution.
     Wait,
+    /// L1/L2 `--light`: the call of `wait` where a caller joins an execution; a first
+    /// caller's miss is then read from its execution's start (see `plan`).
+    LightJoin,
     /// The goroutine that runs `fn` for an execution.
     Exec,
     /// L1/L2 `(*sharedResult).release`.

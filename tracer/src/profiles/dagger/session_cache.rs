@@ -1,7 +1,10 @@
 //! Decoder of the SessionCache design (L1, L2): a per-session `SessionCache` in
 //! front of one base `*cache`; references are refcounts released by
 //! `(*sharedResult).release`. What differs between the two lines is a `Design`.
-use std::ops::Range;
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    ops::Range,
+};
 
 use tracer_common::ProbeKind;
 
@@ -59,6 +62,20 @@ pub(super) fn light_recursive_probe() -> ProbeDef {
     )
     .light(crate::profiles::Light::Only)
     .optional()
+}
+
+/// `--light`: the call of `wait` from the base call's join path (`line`). At the call
+/// the in-flight execution is in RDI, as at `wait`'s entry.
+pub(super) fn light_join_probe(line: u32) -> ProbeDef {
+    ProbeDef::new(
+        Role::LightJoin,
+        "dagql.(*cache).GetOrInitCall",
+        At::Site {
+            site: super::code::Site::CallOnLine("dagql.(*cache).wait", line),
+            frame: false,
+        },
+    )
+    .light(crate::profiles::Light::Only)
 }
 
 /// The probes of the session layer and server that L1 and L2 share (same functions,
@@ -119,6 +136,8 @@ struct LightPath {
     waited: bool,
     recursive: bool,
     content: bool,
+    /// It read TTL metadata: its execution may run under a storage-key digest (L2).
+    ttl: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -171,6 +190,7 @@ struct Slot {
     wait_ra: Option<usize>,
     exec_oc: Option<usize>,
     exec_creator: Option<usize>,
+    exec_call_key: Option<usize>,
     release_digest: Option<usize>,
     release_refcount: Option<usize>,
     init_session_id: Option<usize>,
@@ -193,6 +213,11 @@ pub struct SessionCacheDecoder {
     cache: Option<u64>,
     returns: super::ReturnCheck,
     light: bool,
+    /// `--light` without `wait` probes: a first caller's miss is read from its
+    /// execution's start, and its call found among these, the cache call (frame and
+    /// digest) each goroutine has open.
+    leaders_from_exec: bool,
+    open_calls: HashMap<(u32, u64), (u64, Option<Text>)>,
     texts: Texts,
 }
 
@@ -226,6 +251,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         wait_ra: slot(p, Role::Wait, "return_address", false),
         exec_oc: slot(p, Role::Exec, "ongoing", false),
         exec_creator: slot(p, Role::Exec, "creator_goid", false),
+        exec_call_key: slot(p, Role::Exec, "call_key", false),
         release_digest: slot(p, Role::Release, "digest", false),
         release_refcount: slot(p, Role::Release, "refcount", false),
         init_session_id: slot(p, Role::InitSession, "session_id", false),
@@ -246,6 +272,8 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         cache: None,
         returns: super::ReturnCheck::new(setup.call_return_sites),
         light: setup.light,
+        leaders_from_exec: setup.light && setup.roles.contains(&Some(Role::LightJoin)),
+        open_calls: HashMap::new(),
         texts: Texts::default(),
     }))
 }
@@ -311,6 +339,15 @@ impl SessionCacheDecoder {
                     word(&f.captures, self.slot.session_return_address),
                     self.bias,
                 );
+                let digest = self.texts.digest(
+                    line,
+                    "a call digest",
+                    cap(&f.captures, self.slot.session_digest),
+                )?;
+                if self.leaders_from_exec {
+                    self.open_calls
+                        .insert((f.tgid, f.goid), (f.frame, digest.clone()));
+                }
                 out.push(CacheEvent::CallBegan {
                     call: f.frame,
                     enclosing: self.enclosing(f.parent),
@@ -318,11 +355,7 @@ impl SessionCacheDecoder {
                     goid: f.goid,
                     start_ns: f.start_ns,
                     session: Some(SessionKey::Handle(sc)),
-                    digest: self.texts.digest(
-                        line,
-                        "a call digest",
-                        cap(&f.captures, self.slot.session_digest),
-                    )?,
+                    digest,
                     uncached: do_not_cache,
                 });
                 Kind::Top {
@@ -454,6 +487,17 @@ impl SessionCacheDecoder {
                 }
                 self.light_path(within, |p| p.waited = true);
             }
+            Role::LightJoin => {
+                if let Some(call) = self.top(within) {
+                    out.push(CacheEvent::Waited {
+                        call,
+                        ongoing: ev.regs[3],
+                        joined: Some(true),
+                        waiters: None,
+                    });
+                }
+                self.light_path(within, |p| p.waited = true);
+            }
             Role::LightUncached => {
                 if let Some(call) = self.top(within) {
                     out.push(CacheEvent::Uncached { call });
@@ -464,17 +508,59 @@ impl SessionCacheDecoder {
             }
             Role::LightRecursive => self.light_path(within, |p| p.recursive = true),
             Role::Exec => {
-                if let Some(oc) = word(caps, self.slot.exec_oc) {
-                    out.push(CacheEvent::ExecStarted {
-                        tgid: ev.tgid,
-                        goid: ev.goid,
-                        ongoing: oc,
-                        creator: word(caps, self.slot.exec_creator),
-                        digest: None,
+                let Some(oc) = word(caps, self.slot.exec_oc) else {
+                    return Ok(());
+                };
+                let digest = match self.slot.exec_call_key {
+                    Some(_) => self.texts.digest(
+                        line,
+                        "an execution's call key",
+                        cap(caps, self.slot.exec_call_key),
+                    )?,
+                    None => None,
+                };
+                let mut creator = word(caps, self.slot.exec_creator);
+                let mut leader = None;
+                if self.leaders_from_exec {
+                    // The creator's open call led this execution if it is for the same
+                    // key (L2 runs a call that read TTL metadata under a digest mixing in
+                    // its storage key). It is not if the creator went on first (its
+                    // context was cancelled before this goroutine ran): then the leader
+                    // is unknown, and the creator's later call must not be taken for it.
+                    let open = creator.and_then(|g| self.open_calls.get(&(ev.tgid, g)));
+                    let led = open.is_some_and(|(frame, d)| {
+                        let ttl = matches!(
+                            self.frames.get(*frame),
+                            Some(Kind::Top { path, .. }) if path.ttl
+                        );
+                        d.is_some() && (*d == digest || ttl)
                     });
+                    match open {
+                        Some((frame, _)) if led => leader = Some(*frame),
+                        _ => creator = None,
+                    }
+                }
+                out.push(CacheEvent::ExecStarted {
+                    tgid: ev.tgid,
+                    goid: ev.goid,
+                    ongoing: oc,
+                    creator,
+                    digest,
+                });
+                if let Some(call) = leader {
+                    out.push(CacheEvent::Waited {
+                        call,
+                        ongoing: oc,
+                        joined: Some(false),
+                        waiters: None,
+                    });
+                    if let Some(Kind::Top { path, .. }) = self.frames.get_mut(call) {
+                        path.waited = true;
+                    }
                 }
             }
             Role::DbRead | Role::DbWrite => {
+                self.light_path(within, |p| p.ttl = true);
                 if let Some(call) = self.top(within) {
                     let storage_key = (role == Role::DbWrite)
                         .then(|| text(cap(caps, self.slot.storage_key)))
@@ -539,6 +625,12 @@ impl SessionCacheDecoder {
         let Some(kind) = self.frames.remove(rec.frame) else {
             return Ok(());
         };
+        if let Some(goid) = rec.goid
+            && let Entry::Occupied(e) = self.open_calls.entry((rec.tgid, goid))
+            && e.get().0 == rec.frame
+        {
+            e.remove();
+        }
         let ret = rec.ret.unwrap_or_default();
         let returned = rec.status == CallStatus::Returned;
         match (role, kind) {
