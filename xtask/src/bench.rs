@@ -9,7 +9,7 @@
 //! the cost of each output sink (Perfetto, `--metrics`, `--otlp`) against `--json`.
 use std::{
     io::{BufRead, BufReader},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -52,6 +52,8 @@ pub struct Options {
     pub only: Vec<Part>,
     /// Engine benchmark: the code lines to measure (empty: all).
     pub lines: Vec<String>,
+    /// Engine benchmark: another tracer binary run in every mode too, in the same runs.
+    pub baseline: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy)]
@@ -80,6 +82,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         ref attach_probes,
         ref only,
         ref lines,
+        ref baseline,
     } = *opts;
     if runs == 0 {
         bail!("--runs must be at least 1");
@@ -89,7 +92,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         probe_overhead(calls, runs)?;
     }
     if selected(Part::Engine) {
-        engine_throughput(runs, session_calls, lines)?;
+        engine_throughput(runs, session_calls, lines, baseline.as_deref())?;
     }
     if selected(Part::Sched) {
         sched_overhead(sched_ops, runs)?;
@@ -533,7 +536,12 @@ const ENGINE_LINES: [(&str, &str); 4] = [
 /// tracer's own CPU per 1,000 calls. Once per session length: with sessions of 500
 /// calls, each session's release (and the ownership it drops) is part of the work; with
 /// one session, a cache call is measured alone.
-fn engine_throughput(runs: usize, session_calls: &[u32], lines: &[String]) -> anyhow::Result<()> {
+fn engine_throughput(
+    runs: usize,
+    session_calls: &[u32],
+    lines: &[String],
+    baseline: Option<&Path>,
+) -> anyhow::Result<()> {
     for wanted in lines {
         if !ENGINE_LINES
             .iter()
@@ -549,7 +557,7 @@ fn engine_throughput(runs: usize, session_calls: &[u32], lines: &[String]) -> an
         }
         let engine = build_go_program(program, true)?;
         for &n in session_calls {
-            tables.push(engine_line(line, &engine, runs, n)?);
+            tables.push(engine_line(line, &engine, runs, n, baseline)?);
         }
     }
     for t in tables {
@@ -571,14 +579,26 @@ fn engine_line(
     engine: &Path,
     runs: usize,
     session_calls: u32,
+    baseline: Option<&Path>,
 ) -> anyhow::Result<String> {
     // The cache call's returns are read in its callers; the same run with them read at
     // its RETs shows what that saves.
-    let modes: Vec<(&str, &[&str])> = vec![
+    let flags: [(&str, &[&str]); 3] = [
         ("tracer cache", &[]),
         ("tracer cache --light", &["--light"]),
         ("tracer cache --returns-at-ret", &["--returns-at-ret"]),
     ];
+    let mut modes: Vec<(String, PathBuf, &[&str])> = flags
+        .iter()
+        .map(|(label, f)| (label.to_string(), tracer_binary(), *f))
+        .collect();
+    if let Some(b) = baseline {
+        modes.extend(
+            flags
+                .iter()
+                .map(|(label, f)| (format!("baseline {label}"), b.to_path_buf(), *f)),
+        );
+    }
     let mut untraced = Vec::new();
     let mut untraced_cpu = Vec::new();
     let mut traced: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
@@ -596,11 +616,11 @@ fn engine_line(
         let run_u = engine_run(cmd)?;
         untraced.push(run_u.rate);
         untraced_cpu.push(run_u.cpu_per_call.context("no cpu_us from the engine")?);
-        for (i, (label, flags)) in modes.iter().enumerate() {
+        for (i, (label, tracer, flags)) in modes.iter().enumerate() {
             // Records to /dev/null: formatted as for any reader, but nobody (this
             // process, on the same two CPUs) reads them; the tracer's CPU comes from its
             // summary line on stderr.
-            let mut cmd = Command::new(tracer_binary());
+            let mut cmd = Command::new(tracer);
             cmd.args(["cache", "--json", "-o", "/dev/null"])
                 .args(*flags)
                 .arg("--")
@@ -649,7 +669,7 @@ fn engine_line(
         "",
         u_cpu / 1e3,
     );
-    for (i, (label, _)) in modes.iter().enumerate() {
+    for (i, (label, _, _)) in modes.iter().enumerate() {
         let t = median(&mut traced[i]);
         let t_cpu = median(&mut traced_cpu[i]);
         let c = median(&mut cpu_per_k[i]);

@@ -85,6 +85,11 @@ enum Cmd {
         /// all four).
         #[arg(long, value_delimiter = ',')]
         lines: Vec<String>,
+        /// Engine benchmark: also run every mode with this tracer binary (e.g. a build of
+        /// an earlier commit), interleaved in the same runs: a before/after comparison
+        /// under the same load.
+        #[arg(long)]
+        baseline: Option<std::path::PathBuf>,
     },
     /// Leave the tracer attached for minutes at the highest event rates and record its
     /// RSS over time (flat after warm-up is the goal).
@@ -135,6 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             attach_probes,
             only,
             lines,
+            baseline,
         } => {
             // Even the minimal setup installs Debian's Go 1.19 (entry119 part).
             setup::run(true)?;
@@ -147,6 +153,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 attach_probes,
                 only,
                 lines,
+                baseline,
             })
         }
         Cmd::Soak {

@@ -196,6 +196,9 @@ pub struct ProbeDef {
     /// at its `RET`s (single-stepped) when every call site allows it; the registers
     /// (capture numbers) its results are in, which must survive until there.
     pub results_in: Option<&'static [u8]>,
+    /// `--light` reads only this many of the entry captures (the first ones): the rest
+    /// serve what light mode does not report, and each costs a read per hit.
+    pub light_entry: Option<usize>,
 }
 
 impl ProbeDef {
@@ -210,6 +213,7 @@ impl ProbeDef {
             optional: false,
             explain_only: false,
             results_in: None,
+            light_entry: None,
         }
     }
 
@@ -244,6 +248,12 @@ impl ProbeDef {
 
     pub fn light(mut self, light: Light) -> ProbeDef {
         self.light = light;
+        self
+    }
+
+    /// `--light` reads only the first `n` entry captures.
+    pub fn light_entry(mut self, n: usize) -> ProbeDef {
+        self.light_entry = Some(n);
         self
     }
 
@@ -291,8 +301,12 @@ impl ProbeDef {
 
     /// The kernel-side spec of the entry (or point) probe, if it reads anything.
     /// `parent_goid` is the target's `g.parentGoid` offset, if it has one.
-    pub fn entry_spec(&self, parent_goid: Option<u64>) -> Option<ProbeSpec> {
-        let mut spec = Self::spec(&self.entry, self.uses_entry_regs(), false)?;
+    pub fn entry_spec(&self, parent_goid: Option<u64>, light: bool) -> Option<ProbeSpec> {
+        let caps = match self.light_entry {
+            Some(n) if light => &self.entry[..n.min(self.entry.len())],
+            _ => &self.entry[..],
+        };
+        let mut spec = Self::spec(caps, self.uses_entry_regs(), false)?;
         for c in spec.captures.iter_mut().take(spec.ncaptures as usize) {
             let n = c.nderefs as usize;
             if let Some(off) = c.derefs[..n].iter_mut().find(|o| **o == G_PARENT_GOID) {
@@ -387,21 +401,21 @@ pub fn plan(
             {
                 // Placed once every other probe is, so a return site is known to be free.
                 at_callers.push((id, def, f));
-                plan.spec(id, ProbeKind::FuncEntry, def.entry_spec(parent_goid));
+                plan.spec(id, ProbeKind::FuncEntry, def.entry_spec(parent_goid, light));
                 plan.spec(id, ProbeKind::FuncReturn, def.ret_spec());
             }
             At::Call | At::Frame => {
                 let entry_only =
                     matches!(def.at, At::Frame) || (light && def.light == Light::EntryOnly);
                 plan.add_call(binary, f, id, entry_only)?;
-                plan.spec(id, ProbeKind::FuncEntry, def.entry_spec(parent_goid));
+                plan.spec(id, ProbeKind::FuncEntry, def.entry_spec(parent_goid, light));
                 if !entry_only {
                     plan.spec(id, ProbeKind::FuncReturn, def.ret_spec());
                 }
             }
             At::EntryPoint => {
                 plan.add_entry_point(binary, f, id)?;
-                plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid));
+                plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid, light));
             }
             At::Line { file_suffix, line } => {
                 if plan.add_line_points(binary, f, file_suffix, line, id)? == 0 {
@@ -413,7 +427,7 @@ pub fn plan(
                     }
                     .into());
                 }
-                plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid));
+                plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid, light));
             }
             At::EntryOrCallers { package } => {
                 let entry = binary.probe_plan(f)?;
@@ -435,7 +449,7 @@ pub fn plan(
                         plan.add_point(binary, pc, id)?;
                     }
                 }
-                plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid));
+                plan.spec(id, ProbeKind::Point, def.entry_spec(parent_goid, light));
             }
             At::Site { site, frame } => {
                 let pcs = match dagger::code::find(binary, f, site) {
@@ -468,7 +482,7 @@ pub fn plan(
                 for pc in pcs {
                     plan.points.push(site_point(binary, pc, kind, id)?);
                 }
-                plan.spec(id, kind, def.entry_spec(parent_goid));
+                plan.spec(id, kind, def.entry_spec(parent_goid, light));
             }
         }
         roles.push(Some(def.role));

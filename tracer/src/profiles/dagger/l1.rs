@@ -46,7 +46,9 @@ pub fn profile() -> Profile {
         .returns_at_callers(&[RAX, RBX, RCX, RDI])
         // --light: its entry only (one trap per call); a call that neither waited nor was
         // uncached or refused hit. Errors, content hits and references are not seen.
-        .light(Light::EntryOnly),
+        .light(Light::EntryOnly)
+        // --light reads the digest only: the return address serves returns it does not read.
+        .light_entry(1),
         // cache.go:786 — same registers; R10B set here but not at the session layer = the
         // forced no-cache retry. Its entry only: what its RET would read, the session
         // layer's reads (one single-stepped RET per call instead of two).

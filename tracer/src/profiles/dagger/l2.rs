@@ -61,7 +61,9 @@ pub fn profile() -> Profile {
         .returns_at_callers(&[RAX, RBX, RCX, RDI])
         // --light: its entry only (one trap per call); a call that neither waited nor was
         // uncached or refused hit. Errors and references are not seen.
-        .light(Light::EntryOnly),
+        .light(Light::EntryOnly)
+        // --light reads the digest and the cache only: the return address serves returns it does not read.
+        .light_entry(2),
         // --light: `return nil, ErrCacheRecursiveCall` in the base call (cache.go:608).
         light_recursive_probe(),
         // --light: the join's call of `wait` (cache.go:716); the first caller's miss comes from

@@ -839,3 +839,184 @@ impl Decoder for SessionCacheDecoder {
         self.returns.count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::{CAPTURE_BYTES, Capture, EventHeader, GoCallEvent, MAX_CAPTURES, record};
+
+    use super::*;
+    use crate::{
+        probes::CaptureBox,
+        profiles::{Profile, dagger::LineSites},
+    };
+
+    struct NoSites;
+    impl LineSites for NoSites {
+        fn line_sites(&self, _: &str, _: &str, _: u32) -> anyhow::Result<Vec<Range<u64>>> {
+            Ok(Vec::new())
+        }
+    }
+
+    const A: &str = "xxh3:00000000000000aa";
+    const B: &str = "xxh3:00000000000000bb";
+
+    enum V {
+        Word(u64),
+        Str(&'static str),
+    }
+
+    fn captures(values: &[V]) -> Option<CaptureBox> {
+        let mut all = [Capture {
+            value: 0,
+            ok: 0,
+            nbytes: 0,
+            bytes: [0; CAPTURE_BYTES],
+        }; MAX_CAPTURES];
+        for (c, v) in all.iter_mut().zip(values) {
+            c.ok = 1;
+            match v {
+                V::Word(w) => c.value = *w,
+                V::Str(s) => {
+                    c.value = s.len() as u64;
+                    c.nbytes = s.len() as u32;
+                    c.bytes[..s.len()].copy_from_slice(s.as_bytes());
+                }
+            }
+        }
+        // SAFETY: Capture is plain integers and bytes (repr(C)); reading it as bytes is sound.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(all.as_ptr() as *const u8, std::mem::size_of_val(&all))
+        };
+        CaptureBox::from_bytes(bytes)
+    }
+
+    fn id_of(p: &Profile, role: Role) -> u32 {
+        p.probes.iter().position(|d| d.role == role).unwrap() as u32
+    }
+
+    fn call(p: &Profile, frame: u64, goid: u64, digest: &'static str) -> OpenFrame {
+        OpenFrame {
+            frame,
+            parent: None,
+            probe_id: id_of(p, Role::SessionCall),
+            tgid: 1,
+            goid,
+            depth: 100,
+            tid: 1,
+            start_ns: frame,
+            args: [0xc5, 0, 0, 0, 0, 0, 0, 0, 0],
+            captures: captures(&[V::Str(digest), V::Word(0xcac)]),
+        }
+    }
+
+    fn exec(p: &Profile, goid: u64, creator: u64, key: &'static str) -> Event {
+        let call = GoCallEvent {
+            header: EventHeader::new(record::CAPTURE, 0),
+            kind: ProbeKind::Point as u32,
+            probe_id: id_of(p, Role::Exec),
+            tgid: 1,
+            tid: 2,
+            ts_ns: 0,
+            goid,
+            stack_depth: 50,
+            regs: [0; 9],
+        };
+        Event {
+            call,
+            captures: captures(&[V::Word(0x0c0 + goid), V::Word(creator), V::Str(key)]),
+            stack: Vec::new(),
+        }
+    }
+
+    fn ended(rec_of: &OpenFrame) -> CallRecord {
+        CallRecord {
+            frame: rec_of.frame,
+            parent: None,
+            probe_id: rec_of.probe_id,
+            tgid: 1,
+            goid: Some(rec_of.goid),
+            tid: 1,
+            start_ns: Some(rec_of.start_ns),
+            end_ns: Some(rec_of.start_ns + 1),
+            args: None,
+            ret: None,
+            status: CallStatus::Unwound,
+            entry_captures: None,
+            ret_captures: None,
+        }
+    }
+
+    fn waits(out: &[CacheEvent]) -> Vec<(u64, Option<bool>)> {
+        out.iter()
+            .filter_map(|e| match e {
+                CacheEvent::Waited { call, joined, .. } => Some((*call, *joined)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn creators(out: &[CacheEvent]) -> Vec<Option<u64>> {
+        out.iter()
+            .filter_map(|e| match e {
+                CacheEvent::ExecStarted { creator, .. } => Some(*creator),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// --light without `wait` probes: an execution's start names the miss that leads it,
+    /// and one that starts after its creator went on is not taken for the creator's later
+    /// call.
+    #[test]
+    fn a_miss_is_read_from_its_executions_start_and_never_from_a_later_call() {
+        let p: &'static Profile = Box::leak(Box::new(super::super::l2::profile()));
+        let roles = p
+            .probes
+            .iter()
+            .map(|d| (d.role != Role::Wait).then_some(d.role))
+            .collect();
+        let setup = DecoderSetup {
+            sites: &NoSites,
+            profile: p,
+            roles,
+            light: true,
+            call_return_sites: None,
+        };
+        let mut d = (p.decoder)(&setup).unwrap();
+        let mut out = Vec::new();
+
+        // Goroutine 7's call of A misses: its execution starts on goroutine 20.
+        let first = call(p, 1, 7, A);
+        d.decode(&Tracked::Entered(&first), &mut out).unwrap();
+        let ev = exec(p, 20, 7, A);
+        d.decode(
+            &Tracked::Point {
+                event: &ev,
+                within: None,
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(creators(&out), [Some(7)]);
+        assert_eq!(waits(&out), [(1, Some(false))]);
+
+        // It went on to a call of B; then an execution of A created by goroutine 7
+        // starts (its first caller was cancelled before it ran): not B's.
+        out.clear();
+        d.decode(&Tracked::Completed(ended(&first)), &mut out)
+            .unwrap();
+        let second = call(p, 2, 7, B);
+        d.decode(&Tracked::Entered(&second), &mut out).unwrap();
+        let late = exec(p, 21, 7, A);
+        d.decode(
+            &Tracked::Point {
+                event: &late,
+                within: None,
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(creators(&out), [None]);
+        assert!(waits(&out).is_empty(), "{out:?}");
+    }
+}
