@@ -364,6 +364,13 @@ pub fn plan(
     let mut roles = Vec::new();
     let parent_goid = binary.g_offsets().0.parent_goid;
     let leaders_from_exec = light && leaders_from_exec(binary, profile, parent_goid);
+    if light && !leaders_from_exec && profile.probes.iter().any(|d| d.role == Role::LightJoin) {
+        plan.notes.push(
+            "--light probes `wait` on this build (it lacks g.parentGoid, Go 1.21+, or the \
+             join's call of `wait`): one trap more per miss"
+                .into(),
+        );
+    }
     let mut at_callers = Vec::new();
     for (id, def) in profile.probes.iter().enumerate() {
         let id = id as u32;
