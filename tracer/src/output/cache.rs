@@ -143,6 +143,19 @@ fn write_call_json(w: &mut Vec<u8>, c: &CacheCall, pid: u32) {
             None => w.extend_from_slice(b"null"),
         }
     }
+    /// One of the tracer's own words (an outcome, a route, a status): plain text, so
+    /// not looked at for bytes to escape.
+    fn word_(w: &mut Vec<u8>, key: &[u8], v: Option<&'static str>) {
+        w.extend_from_slice(key);
+        match v {
+            Some(v) => {
+                w.push(b'"');
+                w.extend_from_slice(v.as_bytes());
+                w.push(b'"');
+            }
+            None => w.extend_from_slice(b"null"),
+        }
+    }
     fn bool_(w: &mut Vec<u8>, key: &[u8], v: Option<bool>) {
         w.extend_from_slice(key);
         w.extend_from_slice(match v {
@@ -163,8 +176,8 @@ fn write_call_json(w: &mut Vec<u8>, c: &CacheCall, pid: u32) {
     u64_(w, key!("pid"), Some(u64::from(pid)));
     u64_(w, key!("goid"), Some(c.goid));
     str_(w, key!("digest"), c.digest.as_deref());
-    str_(w, key!("outcome"), c.outcome.map(Outcome::as_str));
-    str_(w, key!("hit_route"), c.hit_route.map(HitRoute::as_str));
+    word_(w, key!("outcome"), c.outcome.map(Outcome::as_str));
+    word_(w, key!("hit_route"), c.hit_route.map(HitRoute::as_str));
     str_(w, key!("engine_outcome"), c.engine_outcome.as_deref());
     str_(w, key!("engine_hit_route"), c.engine_hit_route.as_deref());
     bool_(w, key!("engine_disagrees"), Some(c.engine_disagrees));
@@ -185,7 +198,7 @@ fn write_call_json(w: &mut Vec<u8>, c: &CacheCall, pid: u32) {
         (true, true) => br#"{"db_read":true,"db_written":true}"#,
     });
     str_(w, key!("error"), c.error.as_deref());
-    str_(w, key!("status"), Some(c.status.as_str()));
+    word_(w, key!("status"), Some(c.status.as_str()));
     value(w, key!("identity"), c.identity.as_deref());
     value(w, key!("explain"), c.explain.as_deref());
     w.extend_from_slice(key!("engine_miss"));
