@@ -919,6 +919,7 @@ impl EventSink for CachePipeline {
         std::mem::take(&mut self.facts)
     }
 
+    #[inline]
     fn on_event(&mut self, ev: Event) {
         self.last_hit_ns = self.last_hit_ns.max(ev.call.ts_ns);
         self.hits.count(ev.call.probe_id, ev.call.kind);
