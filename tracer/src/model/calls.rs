@@ -235,7 +235,7 @@ impl CallTracker {
     /// Feeds one event; completed calls are passed to `out` in the order they are proven.
     pub fn on_event(&mut self, ev: Event, out: &mut impl FnMut(Tracked)) {
         self.stats.events += 1;
-        let call = ev.call;
+        let call = &ev.call;
         let Some(kind) = ProbeKind::from_u32(call.kind) else {
             self.stats.unknown_kind += 1;
             return;
