@@ -233,6 +233,7 @@ impl CallTracker {
     }
 
     /// Feeds one event; completed calls are passed to `out` in the order they are proven.
+    #[inline]
     pub fn on_event(&mut self, ev: Event, out: &mut impl FnMut(Tracked)) {
         self.stats.events += 1;
         let call = &ev.call;
