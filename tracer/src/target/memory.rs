@@ -141,27 +141,14 @@ impl Memory {
 /// non-PIE Go binary; for PIE, the start of the mapping of file offset 0 minus the lowest
 /// PT_LOAD address (Go links PIE at 0).
 pub fn load_bias(pid: u32, lowest_vaddr: u64) -> io::Result<u64> {
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))?;
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
-    for line in maps.lines() {
-        let mut f = line.split_whitespace();
-        let (Some(range), Some(_perms), Some(offset), Some(_dev), Some(_inode)) =
-            (f.next(), f.next(), f.next(), f.next(), f.next())
-        else {
-            continue;
-        };
-        let path: String = f.collect::<Vec<_>>().join(" ");
-        if std::path::Path::new(&path) != exe || u64::from_str_radix(offset, 16) != Ok(0) {
-            continue;
-        }
-        let start = range
-            .split('-')
-            .next()
-            .and_then(|s| u64::from_str_radix(s, 16).ok())
-            .ok_or_else(|| io::Error::other("bad /proc/PID/maps line"))?;
-        return Ok(start.wrapping_sub(lowest_vaddr & !0xfff));
-    }
-    Ok(0)
+    let process = procfs::process::Process::new(pid as i32).map_err(super::io_error)?;
+    let exe = process.exe().map_err(super::io_error)?;
+    let maps = process.maps().map_err(super::io_error)?;
+    let start = maps.iter().find_map(|m| match &m.pathname {
+        procfs::process::MMapPath::Path(path) if *path == exe && m.offset == 0 => Some(m.address.0),
+        _ => None,
+    });
+    Ok(start.map_or(0, |s| s.wrapping_sub(lowest_vaddr & !0xfff)))
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock of Go's `nanotime`, which `g.waitsince` uses.
@@ -173,4 +160,43 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: clock_gettime writes into the timespec we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dynamic loader's own bias for the main program and its lowest PT_LOAD address.
+    fn loader_view() -> (u64, u64) {
+        unsafe extern "C" fn first(
+            info: *mut libc::dl_phdr_info,
+            _size: usize,
+            data: *mut libc::c_void,
+        ) -> libc::c_int {
+            // SAFETY: the loader passes a valid info for the main program first, and
+            // `data` is the (u64, u64) the caller gave.
+            unsafe {
+                let info = &*info;
+                let phdrs = std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize);
+                let lowest = phdrs
+                    .iter()
+                    .filter(|p| p.p_type == libc::PT_LOAD)
+                    .map(|p| p.p_vaddr)
+                    .min()
+                    .unwrap_or(0);
+                *(data as *mut (u64, u64)) = (info.dlpi_addr, lowest);
+            }
+            1
+        }
+        let mut view = (0u64, 0u64);
+        // SAFETY: the callback writes only through the pointer to `view`.
+        unsafe { libc::dl_iterate_phdr(Some(first), &mut view as *mut _ as *mut libc::c_void) };
+        view
+    }
+
+    #[test]
+    fn the_load_bias_is_where_the_loader_put_this_program() {
+        let (bias, lowest) = loader_view();
+        assert_eq!(load_bias(std::process::id(), lowest).unwrap(), bias);
+    }
 }
