@@ -196,9 +196,10 @@ pub struct ProbeDef {
     /// at its `RET`s (single-stepped) when every call site allows it; the registers
     /// (capture numbers) its results are in, which must survive until there.
     pub results_in: Option<&'static [u8]>,
-    /// `--light` reads only this many of the entry captures (the first ones): the rest
-    /// serve what light mode does not report, and each costs a read per hit.
+    /// How many of the entry captures (the first ones) `--light` and the default mode
+    /// read: the rest serve what that mode does not report, and each costs a read per hit.
     pub light_entry: Option<usize>,
+    pub default_entry: Option<usize>,
 }
 
 impl ProbeDef {
@@ -214,6 +215,7 @@ impl ProbeDef {
             explain_only: false,
             results_in: None,
             light_entry: None,
+            default_entry: None,
         }
     }
 
@@ -254,6 +256,12 @@ impl ProbeDef {
     /// `--light` reads only the first `n` entry captures.
     pub fn light_entry(mut self, n: usize) -> ProbeDef {
         self.light_entry = Some(n);
+        self
+    }
+
+    /// The default mode reads only the first `n` entry captures (the rest serve `--light`).
+    pub fn default_entry(mut self, n: usize) -> ProbeDef {
+        self.default_entry = Some(n);
         self
     }
 
@@ -302,10 +310,12 @@ impl ProbeDef {
     /// The kernel-side spec of the entry (or point) probe, if it reads anything.
     /// `parent_goid` is the target's `g.parentGoid` offset, if it has one.
     pub fn entry_spec(&self, parent_goid: Option<u64>, light: bool) -> Option<ProbeSpec> {
-        let caps = match self.light_entry {
-            Some(n) if light => &self.entry[..n.min(self.entry.len())],
-            _ => &self.entry[..],
+        let read = if light {
+            self.light_entry
+        } else {
+            self.default_entry
         };
+        let caps = &self.entry[..read.unwrap_or(usize::MAX).min(self.entry.len())];
         let mut spec = Self::spec(caps, self.uses_entry_regs(), false)?;
         for c in spec.captures.iter_mut().take(spec.ncaptures as usize) {
             let n = c.nderefs as usize;

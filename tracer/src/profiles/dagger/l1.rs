@@ -47,7 +47,7 @@ pub fn profile() -> Profile {
         // --light: its entry only (one trap per call); a call that neither waited nor was
         // uncached or refused hit. Errors, content hits and references are not seen.
         .light(Light::EntryOnly)
-        // --light reads the digest only: the return address serves returns it does not read.
+        // --light reads the digest only (the return address serves the returns it skips).
         .light_entry(1),
         // cache.go:786 — same registers; R10B set here but not at the session layer = the
         // forced no-cache retry. Its entry only: what its RET would read, the session
@@ -83,10 +83,11 @@ pub fn profile() -> Profile {
         .entry(&[
             word("ongoing", REG_RDX, &[8]),
             word("creator_goid", REG_G, &[G_PARENT_GOID]),
-            // The call key it runs (res *sharedResult; its callKey +24/+32): in --light it names the first caller's
-            // call, whose wait is not probed.
+            // The call key it runs (res *sharedResult, callKey +24/+32): in --light, which does not
+            // probe `wait`, it names the first caller's call.
             string("call_key", REG_RDX, &[8], 24),
-        ]),
+        ])
+        .default_entry(2),
         // cache.go:312 — res RAX: refCount +208 (before the decrement), callKey +24/+32.
         ProbeDef::new(
             Role::Release,

@@ -62,7 +62,8 @@ pub fn profile() -> Profile {
         // --light: its entry only (one trap per call); a call that neither waited nor was
         // uncached or refused hit. Errors and references are not seen.
         .light(Light::EntryOnly)
-        // --light reads the digest and the cache only: the return address serves returns it does not read.
+        // --light reads the digest and the cache only (the return address serves the
+        // returns it skips).
         .light_entry(2),
         // --light: `return nil, ErrCacheRecursiveCall` in the base call (cache.go:608).
         light_recursive_probe(),
@@ -99,10 +100,11 @@ pub fn profile() -> Profile {
             word("ongoing", REG_RDX, &[8]),
             // The goroutine that started it, i.e. the call that missed.
             word("creator_goid", REG_G, &[G_PARENT_GOID]),
-            // The call key it runs (*ongoingCall; its callKey +0/+8): in --light it names the first caller's
-            // call, whose wait is not probed.
+            // The call key it runs (*ongoingCall, callKey +0/+8): in --light, which does not
+            // probe `wait`, it names the first caller's call.
             string("call_key", REG_RDX, &[8], 0),
-        ]),
+        ])
+        .default_entry(2),
         // cache.go:257 — res RAX; refCount +184 (before the decrement), outputDigest +72.
         ProbeDef::new(
             Role::Release,

@@ -468,31 +468,27 @@ impl SessionCacheDecoder {
                     });
                 }
             }
-            Role::Wait => {
-                let joined = match self.design.wait {
-                    WaitKind::CallSites { .. } => match self.site(word(caps, self.slot.wait_ra)) {
-                        Some(Site::Join) => Some(true),
-                        Some(Site::Fresh) => Some(false),
-                        _ => None,
-                    },
-                    WaitKind::FirstCallerArg { reg } => Some(ev.regs[reg] & 0xff == 0),
+            // A join's call of `wait` (--light) has the same registers as `wait`'s entry.
+            Role::Wait | Role::LightJoin => {
+                let joined = if role == Role::LightJoin {
+                    Some(true)
+                } else {
+                    match self.design.wait {
+                        WaitKind::CallSites { .. } => {
+                            match self.site(word(caps, self.slot.wait_ra)) {
+                                Some(Site::Join) => Some(true),
+                                Some(Site::Fresh) => Some(false),
+                                _ => None,
+                            }
+                        }
+                        WaitKind::FirstCallerArg { reg } => Some(ev.regs[reg] & 0xff == 0),
+                    }
                 };
                 if let Some(call) = self.top(within) {
                     out.push(CacheEvent::Waited {
                         call,
                         ongoing: ev.regs[3],
                         joined,
-                        waiters: None,
-                    });
-                }
-                self.light_path(within, |p| p.waited = true);
-            }
-            Role::LightJoin => {
-                if let Some(call) = self.top(within) {
-                    out.push(CacheEvent::Waited {
-                        call,
-                        ongoing: ev.regs[3],
-                        joined: Some(true),
                         waiters: None,
                     });
                 }
@@ -511,14 +507,11 @@ impl SessionCacheDecoder {
                 let Some(oc) = word(caps, self.slot.exec_oc) else {
                     return Ok(());
                 };
-                let digest = match self.slot.exec_call_key {
-                    Some(_) => self.texts.digest(
-                        line,
-                        "an execution's call key",
-                        cap(caps, self.slot.exec_call_key),
-                    )?,
-                    None => None,
-                };
+                let digest = self.texts.digest(
+                    line,
+                    "an execution's call key",
+                    cap(caps, self.slot.exec_call_key),
+                )?;
                 let mut creator = word(caps, self.slot.exec_creator);
                 let mut leader = None;
                 if self.leaders_from_exec {
