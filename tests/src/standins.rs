@@ -15,6 +15,19 @@ pub fn stand_in(program: &str, stripped: bool, tags: &str) -> PathBuf {
     gobuild::build_tagged(program, &tc, stripped, tags).unwrap()
 }
 
+/// `--light` reads goroutine exits from the engine's goroutine table while the engine
+/// runs: the stand-in stays a moment after its workload, as a server outlives its calls'
+/// goroutines, so that its last goroutines are seen gone (a call whose goroutine ends as
+/// the engine exits stays unfinished, which `light_tails_of_an_exiting_engine_stay_unfinished`
+/// covers).
+pub fn engine_linger(tracer_args: &[&str]) -> &'static [&'static str] {
+    if tracer_args.contains(&"--light") {
+        &["-linger", "600ms"]
+    } else {
+        &[]
+    }
+}
+
 pub struct Traced {
     pub status: Option<i32>,
     pub stderr: String,
@@ -40,6 +53,7 @@ pub fn trace_with(binary: &Path, scenario: &str, extra: &[&str], engine_extra: &
         .arg(&binary)
         .args(["-scenario", scenario, "-seed", "7", "-truth"])
         .arg(&truth)
+        .args(engine_linger(extra))
         .args(engine_extra));
     Traced {
         status: out.status.code(),

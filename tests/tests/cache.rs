@@ -52,7 +52,8 @@ fn trace_with(binary: &Path, scenario: &str, extra: &[&str]) -> Traced {
             "2s",
             "-truth",
         ])
-        .arg(&truth));
+        .arg(&truth)
+        .args(integration_tests::standins::engine_linger(extra)));
     Traced {
         status: out.status.code(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -69,6 +69,59 @@ fn l1_light_reads_every_call_from_its_entry() {
     }
     // Joins were read at their call of `wait`, misses from their execution's start.
     assert!(roles.contains_key("LightJoin"), "{what}: {s}");
+    // No exit probe: the goroutines that ended were read gone from the goroutine table.
+    assert!(!roles.contains_key("GoroutineExit"), "{what}: {s}");
+    assert!(
+        s["probe_hits"]["goroutine_exits_read"].as_u64().unwrap() > 0,
+        "{what}: {s}"
+    );
+}
+
+/// --light reads goroutine exits from the engine's goroutine table while the engine runs.
+/// An engine that exits right after its workload (no -linger) takes its last goroutines'
+/// ends with it: those calls stay unfinished with a null outcome, said in a note, and no
+/// call gets an outcome other than the engine's.
+#[test]
+fn light_tails_of_an_exiting_engine_stay_unfinished() {
+    let bin = integration_tests::private_copy(&stand_in("engine-l1", true, ""));
+    let dir = scratch_dir("light-tails");
+    let (records, truth) = (dir.join("records.jsonl"), dir.join("truth.jsonl"));
+    let out = run(tracer()
+        .args(["cache", "--light", "--json", "-o"])
+        .arg(&records)
+        .arg("--")
+        .arg(&bin)
+        .args(["-scenario", "mixed", "-seed", "7", "-truth"])
+        .arg(&truth));
+    let t = integration_tests::standins::Traced {
+        status: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        records: read_json_lines(&records),
+        truth: read_json_lines(&truth),
+    };
+    let what = "L1 light, engine exiting at once";
+    assert_eq!(t.status, Some(0), "{what}: {}", t.stderr);
+    let mut unfinished = 0;
+    for (w, g) in paired(&t, what) {
+        if g["status"] == "unfinished" {
+            assert!(g["outcome"].is_null(), "{what}: {g}");
+            unfinished += 1;
+        } else if w["outcome"] != "error" && w["outcome"] != "recursive" {
+            let want = if w["outcome"] == "hit_content" {
+                "hit"
+            } else {
+                w["outcome"].as_str().unwrap()
+            };
+            assert_eq!(g["outcome"], want, "{what}\n truth  {w}\n traced {g}");
+        }
+    }
+    // The main goroutine's last call at least is open when the engine exits.
+    assert!(unfinished > 0, "{what}");
+    assert!(
+        t.stderr.contains("could not be read (the engine exited?)"),
+        "{what}: {}",
+        t.stderr
+    );
 }
 
 #[test]

@@ -95,6 +95,46 @@ fn a_cache_recording_replays_exactly_what_the_live_run_printed() {
     );
 }
 
+/// `--light` reads goroutine exits from the engine's goroutine table while it runs (no
+/// exit probe): the recording keeps what was read where it was applied, so the replay ends
+/// the same calls at the same points, record for record.
+#[test]
+fn a_light_recording_replays_the_goroutine_exits_it_read() {
+    let dir = scratch_dir("replay-light");
+    let tc = gobuild::default_toolchain().unwrap();
+    let engine = integration_tests::private_copy(
+        &gobuild::build_tagged("engine-l1", &tc, true, "").unwrap(),
+    );
+    let (recording, live) = (dir.join("light.trace"), dir.join("live.jsonl"));
+    let out = run(tracer()
+        .args(["record", "-o"])
+        .arg(&recording)
+        .args(["cache", "--light", "--json", "-o"])
+        .arg(&live)
+        .arg("--")
+        .arg(&engine)
+        .args(["-scenario", "mixed", "-seed", "7", "-linger", "600ms"]));
+    assert_eq!(out.status.code(), Some(0), "live run");
+    let live_records = read_json_lines(&live);
+    let summary = of_kind(&live_records, "cache_summary")[0];
+    assert!(
+        summary["probe_hits"]["goroutine_exits_read"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{summary}"
+    );
+    assert!(of_kind(&live_records, "cache_call").len() > 100);
+
+    let out = replay_unprivileged(&[recording.to_str().unwrap(), "cache", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "replay as nobody");
+    let replayed = integration_tests::json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(replayed.len(), live_records.len(), "as many records");
+    for (i, (a, b)) in live_records.iter().zip(&replayed).enumerate() {
+        assert_eq!(a, b, "record {i} differs");
+    }
+}
+
 #[test]
 fn a_funcs_recording_replays_exactly_what_the_live_run_printed() {
     let dir = scratch_dir("replay-funcs");

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::{
     follow::{self, FollowArgs},
+    goroutine_exits::{self, ExitReader},
     goroutine_names::GoroutineNamer,
     target::{Resolved, TargetArgs},
     tracing::{EventSink, Started, Stop, start, trace_until_stop},
@@ -192,9 +193,9 @@ fn trace_once(
     }
     let mode = match (args.light, follows_refs(&job.roles)) {
         (false, _) => "",
-        (true, true) => ", light mode",
+        (true, true) => ", light mode (goroutine exits read from its goroutine table)",
         (true, false) => {
-            ", light mode (session references and ownership not followed: run without --light for them)"
+            ", light mode (session references and ownership not followed: run without --light for them; goroutine exits read from its goroutine table)"
         }
     };
     eprintln!(
@@ -223,6 +224,9 @@ fn trace_once(
         if reads_memory {
             pipeline.names = Some(GoroutineNamer::start(scope, &binary, pid));
         }
+        if args.light {
+            pipeline.exits = Some(ExitReader::start(scope, &binary, pid));
+        }
         let traced = runtime.block_on(trace_until_stop(
             &mut signals,
             &mut reader,
@@ -238,6 +242,32 @@ fn trace_once(
             && let Some(functions) = names.take(true)
         {
             pipeline.live_fact(CacheFact::GoroutineFunctions { functions });
+        }
+        // --light: the goroutines of the calls still open are read once more, all of them.
+        if let Some(mut exits) = pipeline.exits.take()
+            && traced.is_ok()
+        {
+            let open = pipeline.tracker.quiet_goroutines(u64::MAX, usize::MAX);
+            let asked = open.len();
+            let mut gone = 0;
+            let failed_before = exits.failed_reads;
+            for g in exits.last_reads(pipeline.bias, open) {
+                gone += g.goroutines.len();
+                pipeline.live_fact(CacheFact::GoroutinesGone {
+                    at_ns: g.at_ns,
+                    goroutines: g.goroutines,
+                });
+            }
+            if exits.reads == 0 && exits.failed_reads > 0 {
+                eprintln!(
+                    "tracer: warning: --light could not read the engine's goroutine table (its memory is not readable to the tracer?): calls whose goroutine ended stay unfinished, with a null outcome (hint: run without --light, which probes goroutine exits)"
+                );
+            } else if exits.failed_reads > failed_before && asked > gone {
+                eprintln!(
+                    "tracer: note: the goroutines of {} open calls could not be read (the engine exited?): in --light, which reads goroutine exits from the engine's goroutine table, a call whose goroutine ended as the engine exited stays unfinished",
+                    asked - gone
+                );
+            }
         }
         traced
     });
@@ -523,6 +553,8 @@ struct CachePipeline {
     hits: output::cache::ProbeHitCounts,
     /// Live: reads the engine's goroutines' first user functions (timeline or recording).
     names: Option<GoroutineNamer>,
+    /// Live, `--light`: reads which goroutines with open calls are gone (no exit probe).
+    exits: Option<ExitReader>,
     /// Live, `--record`: facts applied and not yet handed to the recording, and the cache
     /// size last handed (an unchanged size is not recorded again).
     recording: bool,
@@ -643,6 +675,7 @@ impl CachePipeline {
             entry_maps: None,
             hits: output::cache::ProbeHitCounts::new(&job.roles),
             names: None,
+            exits: None,
             recording: false,
             facts: Vec::new(),
             entries_recorded: None,
@@ -784,6 +817,16 @@ impl CachePipeline {
             (CacheFact::GoroutineFunctions { .. }, None) => Ok(()),
             (CacheFact::Lost { total, at_ns }, _) => {
                 self.lost_events_at(*total, *at_ns);
+                Ok(())
+            }
+            (CacheFact::GoroutinesGone { at_ns, goroutines }, _) => {
+                self.hits.exits_read += goroutines.len() as u64;
+                let stage = &mut self.stage;
+                for &(tgid, goid) in goroutines {
+                    self.tracker
+                        .goroutine_gone(tgid, goid, *at_ns, &mut |t| stage.feed(t));
+                }
+                self.emit();
                 Ok(())
             }
         };
@@ -949,6 +992,17 @@ impl EventSink for CachePipeline {
         self.sample_entries();
         if let Some(functions) = self.names.as_mut().and_then(|n| n.turn(self.bias)) {
             self.live_fact(CacheFact::GoroutineFunctions { functions });
+        }
+        let tracker = &self.tracker;
+        if let Some(gone) = self.exits.as_mut().and_then(|x| {
+            x.turn(self.bias, |before| {
+                tracker.quiet_goroutines(before, goroutine_exits::MAX_BATCH)
+            })
+        }) {
+            self.live_fact(CacheFact::GoroutinesGone {
+                at_ns: gone.at_ns,
+                goroutines: gone.goroutines,
+            });
         }
         if let Some(p) = self.perfetto.as_mut() {
             p.flush().context("cannot write the trace")?;

@@ -5,6 +5,7 @@ mod demo;
 mod diff;
 mod follow;
 mod funcs;
+mod goroutine_exits;
 mod goroutine_names;
 mod hang;
 mod inspect;

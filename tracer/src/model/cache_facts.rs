@@ -13,6 +13,12 @@ pub enum CacheFact {
     CacheEntries { at_ns: u64, entries: u64 },
     /// Goroutines' first user functions (goroutine id, function), as read.
     GoroutineFunctions { functions: Vec<(u64, String)> },
+    /// Goroutines (process, goroutine id) found gone in the engine's goroutine table at
+    /// `at_ns` (`--light`, which probes no exit): their open calls are over.
+    GoroutinesGone {
+        at_ns: u64,
+        goroutines: Vec<(u32, u64)>,
+    },
     /// The lost-event count rose to `total` (`recording::LostFact`, the same JSON): replay
     /// ends what was idle since, as the live run did.
     Lost { total: u64, at_ns: u64 },
@@ -45,6 +51,10 @@ mod tests {
             },
             CacheFact::GoroutineFunctions {
                 functions: vec![(7, "main.main".into()), (9, "pkg.(*T).serve".into())],
+            },
+            CacheFact::GoroutinesGone {
+                at_ns: 9,
+                goroutines: vec![(100, 7), (100, 12)],
             },
         ] {
             assert_eq!(CacheFact::from_json(&fact.to_json()), Ok(fact));

@@ -433,6 +433,50 @@ impl CallTracker {
         }
     }
 
+    /// A goroutine found gone while its exit was not probed (`--light` reads exits from
+    /// the engine's goroutine table): handled as its exit event would be, at `at_ns`.
+    pub fn goroutine_gone(
+        &mut self,
+        tgid: u32,
+        goid: u64,
+        at_ns: u64,
+        out: &mut impl FnMut(Tracked),
+    ) {
+        self.now_ns = self.now_ns.max(at_ns);
+        if let Some(stack) = self.stacks.remove(&(tgid, goid)) {
+            close_all(stack.frames, out);
+        }
+        let exit = Event::plain(tracer_common::GoCallEvent {
+            header: tracer_common::EventHeader::new(
+                tracer_common::record::CALL,
+                std::mem::size_of::<tracer_common::GoCallEvent>(),
+            ),
+            kind: ProbeKind::GoroutineExit as u32,
+            probe_id: crate::probes::plan::GOEXIT_PROBE_ID,
+            tgid,
+            tid: 0,
+            ts_ns: at_ns,
+            goid,
+            stack_depth: DEPTH_UNKNOWN,
+            regs: [0; GO_INT_REGS],
+        });
+        out(Tracked::Point {
+            event: &exit,
+            within: None,
+        });
+    }
+
+    /// Goroutines with open frames and no event since `before_ns`, at most `max`: those
+    /// whose end the goroutine table may prove.
+    pub fn quiet_goroutines(&self, before_ns: u64, max: usize) -> Vec<(u32, u64)> {
+        self.stacks
+            .iter()
+            .filter(|(_, s)| s.last_ns < before_ns)
+            .map(|(&key, _)| key)
+            .take(max)
+            .collect()
+    }
+
     /// Goroutines with open frames now.
     pub fn open_goroutines(&self) -> usize {
         self.stacks.len()
@@ -849,6 +893,44 @@ mod tests {
             });
         }
         assert_eq!(seen, ["entered", "completed", "exit"]);
+    }
+
+    /// `--light`: a goroutine found gone in the goroutine table ends like an exit event:
+    /// its frames unwound, then the exit passed on; only quiet goroutines are asked about.
+    #[test]
+    fn a_goroutine_found_gone_ends_as_its_exit_would() {
+        let mut t = CallTracker::new(false);
+        let mut seen = Vec::new();
+        let mut note = |t: Tracked| {
+            seen.push(match t {
+                Tracked::Entered(_) => ("entered".to_string(), 0),
+                Tracked::Completed(r) => (format!("{:?}", r.status), r.goid.unwrap()),
+                Tracked::Point { event, within } => {
+                    assert_eq!(within, None);
+                    assert_eq!(event.call.kind, GoroutineExit as u32);
+                    ("exit".to_string(), event.call.goid)
+                }
+            })
+        };
+        t.on_event(ev(FuncEntry, 1, 5, 100, 10, 0), &mut note);
+        t.on_event(ev(FuncEntry, 1, 6, 100, 30, 0), &mut note);
+        assert_eq!(t.quiet_goroutines(20, 10), [(10, 5)]);
+        let mut both = t.quiet_goroutines(31, 10);
+        both.sort_unstable();
+        assert_eq!(both, [(10, 5), (10, 6)]);
+        t.goroutine_gone(10, 5, 40, &mut note);
+        t.goroutine_gone(10, 9, 40, &mut note);
+        assert_eq!(t.quiet_goroutines(u64::MAX, 10), [(10, 6)]);
+        assert_eq!(
+            seen,
+            [
+                ("entered".to_string(), 0),
+                ("entered".to_string(), 0),
+                ("Unwound".to_string(), 5),
+                ("exit".to_string(), 5),
+                ("exit".to_string(), 9),
+            ]
+        );
     }
 
     #[test]

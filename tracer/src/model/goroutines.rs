@@ -296,6 +296,34 @@ impl<'b> Reader<'b> {
         Ok(found)
     }
 
+    /// Of `goids`, those no `g` in `runtime.allgs` holds with a live status: goroutines
+    /// that ended (ids are never reused). A goroutine's `g` is read after the goroutine
+    /// existed, so a torn read (a `g` reused between its two words) can only find a
+    /// goroutine gone that is gone: its own `g` is dead, or holds another id.
+    pub fn gone_goroutines(&self, mem: &dyn Mem, goids: &HashSet<u64>) -> anyhow::Result<Vec<u64>> {
+        let gs = self.all_gs(mem)?;
+        let at = |off: u64| -> Vec<u64> { gs.iter().map(|g| g.wrapping_add(off)).collect() };
+        let word = |w: Option<Vec<u8>>| -> Option<u64> {
+            Some(u64::from_le_bytes(w?.get(..8)?.try_into().ok()?))
+        };
+        // The status first: a `g` read dead, then its id, is dead for that id or its
+        // successor's (see above).
+        let statuses = mem.read_many(&at(self.off.atomicstatus), 8);
+        let ids = mem.read_many(&at(self.off.goid), 8);
+        let mut alive = HashSet::new();
+        for (status, id) in statuses.into_iter().zip(ids) {
+            let (Some(status), Some(id)) = (word(status), word(id)) else {
+                continue;
+            };
+            if goids.contains(&id) && !status_is_dead(status as u32) {
+                alive.insert(id);
+            }
+        }
+        let mut gone: Vec<u64> = goids.difference(&alive).copied().collect();
+        gone.sort_unstable();
+        Ok(gone)
+    }
+
     /// The `g` addresses in `runtime.allgs`.
     fn all_gs(&self, mem: &dyn Mem) -> anyhow::Result<Vec<u64>> {
         // Link-time address plus load bias: modular, like the bias itself.

@@ -544,6 +544,9 @@ pub struct ProbeHitCounts {
     goroutine_exits: u64,
     /// Hits of any other probe outside the profile's table.
     other: u64,
+    /// `--light`: goroutines whose end was read from the engine's goroutine table (no
+    /// trap: no exit probe is attached).
+    pub exits_read: u64,
 }
 
 impl ProbeHitCounts {
@@ -554,6 +557,7 @@ impl ProbeHitCounts {
             returns_by_probe: vec![0; roles.len()],
             goroutine_exits: 0,
             other: 0,
+            exits_read: 0,
         }
     }
 
@@ -609,6 +613,7 @@ impl ProbeHitCounts {
             total: self.total(),
             per_call: self.per_call(calls),
             by_role: self.by_role().into_iter().collect(),
+            goroutine_exits_read: self.exits_read,
         }
     }
 
@@ -621,8 +626,16 @@ impl ProbeHitCounts {
             .into_iter()
             .map(|(r, n)| format!("{r} {n}"))
             .collect();
+        let read = if self.exits_read > 0 {
+            format!(
+                "; goroutine exits read from the goroutine table (no trap): {}",
+                self.exits_read
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "probe hits: {}{per_call}: {}",
+            "probe hits: {}{per_call}: {}{read}",
             self.total(),
             roles.join(", ")
         )

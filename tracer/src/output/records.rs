@@ -411,6 +411,9 @@ pub struct ProbeHits {
     pub total: u64,
     pub per_call: Option<f64>,
     pub by_role: BTreeMap<String, u64>,
+    /// `--light`: goroutines whose end was read from the engine's goroutine table instead
+    /// of trapped (no exit probe is attached).
+    pub goroutine_exits_read: u64,
 }
 
 /// `--otlp`: what became of the spans (`dropped` is the sum of the three `dropped_*`).

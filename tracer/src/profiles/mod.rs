@@ -504,7 +504,11 @@ pub fn plan(
         }
         roles.push(Some(def.role));
     }
-    plan.add_goexit(binary)?;
+    // --light reads goroutine exits from the engine's goroutine table instead (one trap
+    // less per execution goroutine; see cli/goroutine_exits.rs).
+    if !light {
+        plan.add_goexit(binary)?;
+    }
     for (id, def, f) in at_callers {
         add_returns_at_callers(binary, &mut plan, id, def, f)?;
     }

@@ -33,6 +33,7 @@ func main() {
 		truthPath    = flag.String("truth", "", "write ground truth (JSON lines) to FILE")
 		startGate    = flag.String("start-gate", "", "print \"ready <pid>\" on stderr and wait until FILE exists before starting")
 		serve        = flag.Bool("serve", false, "after the workload, stay idle until SIGINT/SIGTERM")
+		linger       = flag.Duration("linger", 0, "after the workload, stay this long before exiting (as a server outlives its calls' goroutines)")
 		checkLayout  = flag.Bool("check-layout", false, "assert struct offsets and sizes, print them, exit non-zero on a mismatch")
 		verbose      = flag.Bool("v", false, "log session teardown")
 	)
@@ -119,6 +120,9 @@ func main() {
 
 	if *serve && ctx.Err() == nil {
 		<-ctx.Done()
+	}
+	if *linger > 0 {
+		time.Sleep(*linger)
 	}
 }
 

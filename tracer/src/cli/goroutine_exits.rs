@@ -1,0 +1,146 @@
+//! `--light` attaches no goroutine-exit probe: on lines that run each cache miss on a
+//! goroutine of its own it trapped once more per miss. A goroutine's last call is still
+//! proven over once the goroutine is gone, and that is now read from the engine's
+//! goroutine table (`runtime.allgs`) on a thread of its own: every [`READ_EVERY`], for the
+//! goroutines whose open calls have been quiet that long. The event loop hands over the
+//! ids and picks up the answers, never waiting for a read. A goroutine that ends while the
+//! engine exits cannot be read any more: its last call stays unfinished.
+use std::{
+    collections::HashSet,
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    gobin::GoBinary,
+    model::goroutines::Reader,
+    target::memory::{Memory, monotonic_ns},
+};
+
+/// Reads start at most this often; each reads two words per goroutine of the engine.
+pub const READ_EVERY: Duration = Duration::from_millis(50);
+/// Goroutines asked about in one read, at most (the rest at the next).
+pub const MAX_BATCH: usize = 4096;
+
+/// Goroutines found gone, as (process, goroutine id), and when the table was read
+/// (CLOCK_MONOTONIC, the events' clock).
+pub struct Gone {
+    pub at_ns: u64,
+    pub goroutines: Vec<(u32, u64)>,
+}
+
+pub struct ExitReader {
+    requests: mpsc::Sender<(u64, Vec<(u32, u64)>)>,
+    answers: mpsc::Receiver<Option<Gone>>,
+    in_flight: bool,
+    last_sent: Option<Instant>,
+    /// Reads that failed (the engine gone, its table unreadable), and that succeeded.
+    pub failed_reads: u64,
+    pub reads: u64,
+}
+
+impl ExitReader {
+    /// Starts the reading thread (it ends when the reader is dropped).
+    pub fn start<'scope, 'env: 'scope>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        binary: &'env GoBinary,
+        pid: u32,
+    ) -> ExitReader {
+        let (requests, asked) = mpsc::channel::<(u64, Vec<(u32, u64)>)>();
+        let (done, answers) = mpsc::channel();
+        scope.spawn(move || {
+            let mem = Memory::new(pid);
+            // Built at the first request: the load bias is known only once the target runs.
+            let mut reader: Option<Option<Reader>> = None;
+            for (bias, asked) in asked {
+                let reader = reader.get_or_insert_with(|| Reader::new(binary, bias).ok());
+                let goids: HashSet<u64> = asked.iter().map(|&(_, g)| g).collect();
+                let gone = reader.as_ref().and_then(|r| {
+                    let gone: HashSet<u64> =
+                        r.gone_goroutines(&mem, &goids).ok()?.into_iter().collect();
+                    Some(Gone {
+                        at_ns: monotonic_ns(),
+                        goroutines: asked
+                            .into_iter()
+                            .filter(|(_, g)| gone.contains(g))
+                            .collect(),
+                    })
+                });
+                if done.send(gone).is_err() {
+                    break;
+                }
+            }
+        });
+        ExitReader {
+            requests,
+            answers,
+            in_flight: false,
+            last_sent: None,
+            failed_reads: 0,
+            reads: 0,
+        }
+    }
+
+    /// Between drains: the goroutines found gone since the last call, if a read finished;
+    /// then, when one is due, the next read of those `quiet` names (given the time before
+    /// which a goroutine's last event makes it quiet). `bias`: the target's load bias.
+    pub fn turn(
+        &mut self,
+        bias: Option<u64>,
+        quiet: impl FnOnce(u64) -> Vec<(u32, u64)>,
+    ) -> Option<Gone> {
+        let gone = self.take(false);
+        let due = self.last_sent.is_none_or(|t| t.elapsed() >= READ_EVERY);
+        if let Some(bias) = bias
+            && !self.in_flight
+            && due
+        {
+            let before = monotonic_ns().saturating_sub(READ_EVERY.as_nanos() as u64);
+            let asked = quiet(before);
+            if !asked.is_empty() && self.requests.send((bias, asked)).is_ok() {
+                self.in_flight = true;
+            }
+            self.last_sent = Some(Instant::now());
+        }
+        gone
+    }
+
+    /// At the stop: waits for the read under way, then reads once more for `open` (every
+    /// goroutine with an open call), each answer as it comes.
+    pub fn last_reads(&mut self, bias: Option<u64>, open: Vec<(u32, u64)>) -> Vec<Gone> {
+        let mut found: Vec<Gone> = self.take(true).into_iter().collect();
+        if let Some(bias) = bias
+            && !open.is_empty()
+            && self.requests.send((bias, open)).is_ok()
+        {
+            self.in_flight = true;
+            found.extend(self.take(true));
+        }
+        found
+    }
+
+    fn take(&mut self, wait: bool) -> Option<Gone> {
+        if !self.in_flight {
+            return None;
+        }
+        let got = if wait {
+            self.answers.recv().ok()
+        } else {
+            match self.answers.try_recv() {
+                Ok(answer) => Some(answer),
+                Err(_) => return None,
+            }
+        };
+        self.in_flight = false;
+        match got.flatten() {
+            Some(gone) => {
+                self.reads += 1;
+                Some(gone).filter(|g| !g.goroutines.is_empty())
+            }
+            None => {
+                self.failed_reads += 1;
+                None
+            }
+        }
+    }
+}
