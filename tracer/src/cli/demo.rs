@@ -113,18 +113,24 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         engine.display(),
         args.scenario
     );
+    let mut command = vec![
+        engine.display().to_string(),
+        "-scenario".into(),
+        args.scenario,
+        "-duration".into(),
+        format!("{}s", args.seconds),
+    ];
+    // --light reads goroutine exits from the engine's goroutine table while it runs: the
+    // stand-in stays a moment after its workload so that its last goroutines are seen gone.
+    if args.light {
+        command.extend(["-linger".into(), "300ms".into()]);
+    }
     cache::run(CacheArgs {
         target: TargetArgs {
             pid: None,
             exe: None,
             inner: false,
-            command: vec![
-                engine.display().to_string(),
-                "-scenario".into(),
-                args.scenario,
-                "-duration".into(),
-                format!("{}s", args.seconds),
-            ],
+            command,
         },
         follow: Default::default(),
         json: args.json,
