@@ -50,6 +50,19 @@ fn record_cache(dir: &Path, json: bool) -> (PathBuf, PathBuf, String) {
     (recording, live, stderr)
 }
 
+/// `tracer replay REC cache --json`, unprivileged, prints the live run's records, record for
+/// record; returns the replay's output.
+fn assert_cache_replay_equals(recording: &Path, live_records: &[serde_json::Value]) -> Output {
+    let out = replay_unprivileged(&[recording.to_str().unwrap(), "cache", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "replay as nobody");
+    let replayed = integration_tests::json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(replayed.len(), live_records.len(), "as many records");
+    for (i, (a, b)) in live_records.iter().zip(&replayed).enumerate() {
+        assert_eq!(a, b, "record {i} differs");
+    }
+    out
+}
+
 /// The human summary block of a run's stderr (without replay's own rate line).
 fn summary_block(stderr: &str) -> &str {
     let at = stderr.find("--- cache summary").expect("a summary");
@@ -69,13 +82,7 @@ fn a_cache_recording_replays_exactly_what_the_live_run_printed() {
     assert!(calls > 500, "the scenario makes many calls: {calls}");
     assert_eq!(of_kind(&live_records, "cache_summary").len(), 1);
 
-    let out = replay_unprivileged(&[recording.to_str().unwrap(), "cache", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "replay as nobody");
-    let replayed = integration_tests::json_lines(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(replayed.len(), live_records.len(), "as many records");
-    for (i, (a, b)) in live_records.iter().zip(&replayed).enumerate() {
-        assert_eq!(a, b, "record {i} differs");
-    }
+    let out = assert_cache_replay_equals(&recording, &live_records);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.starts_with("tracer: replaying ") && stderr.contains("`tracer cache` of pid"),
@@ -126,13 +133,7 @@ fn a_light_recording_replays_the_goroutine_exits_it_read() {
     );
     assert!(of_kind(&live_records, "cache_call").len() > 100);
 
-    let out = replay_unprivileged(&[recording.to_str().unwrap(), "cache", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "replay as nobody");
-    let replayed = integration_tests::json_lines(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(replayed.len(), live_records.len(), "as many records");
-    for (i, (a, b)) in live_records.iter().zip(&replayed).enumerate() {
-        assert_eq!(a, b, "record {i} differs");
-    }
+    assert_cache_replay_equals(&recording, &live_records);
 }
 
 #[test]
