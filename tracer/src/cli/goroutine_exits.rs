@@ -1,7 +1,8 @@
 //! `--light` attaches no goroutine-exit probe: on lines that run each cache miss on a
 //! goroutine of its own it trapped once more per miss. A goroutine's last call is still
 //! proven over once the goroutine is gone, and that is now read from the engine's
-//! goroutine table (`runtime.allgs`) on a thread of its own: every [`READ_EVERY`], for the
+//! goroutine table (`runtime.allgs`) on a thread of its own: every [`READ_EVERY`] (or
+//! twenty times as long as a read took, on an engine with very many goroutines), for the
 //! goroutines whose open calls have been quiet that long. The event loop hands over the
 //! ids and picks up the answers, never waiting for a read. A goroutine that ends while the
 //! engine exits cannot be read any more: its last call stays unfinished.
@@ -19,6 +20,9 @@ use crate::{
 
 /// Reads start at most this often; each reads two words per goroutine of the engine.
 pub const READ_EVERY: Duration = Duration::from_millis(50);
+/// A read that took longer (an engine with very many goroutines) spaces the next one out
+/// to this many times its length, so reading stays a small share of the tracer's time.
+const SPACING: u32 = 20;
 /// Goroutines asked about in one read, at most (the rest at the next).
 pub const MAX_BATCH: usize = 4096;
 
@@ -31,9 +35,11 @@ pub struct Gone {
 
 pub struct ExitReader {
     requests: mpsc::Sender<(u64, Vec<(u32, u64)>)>,
-    answers: mpsc::Receiver<Option<Gone>>,
+    answers: mpsc::Receiver<(Option<Gone>, Duration)>,
     in_flight: bool,
     last_sent: Option<Instant>,
+    /// The wait between reads: [`READ_EVERY`], or longer after a long read.
+    every: Duration,
     /// Reads that failed (the engine gone, its table unreadable), and that succeeded.
     pub failed_reads: u64,
     pub reads: u64,
@@ -53,6 +59,7 @@ impl ExitReader {
             // Built at the first request: the load bias is known only once the target runs.
             let mut reader: Option<Option<Reader>> = None;
             for (bias, asked) in asked {
+                let started = Instant::now();
                 let reader = reader.get_or_insert_with(|| Reader::new(binary, bias).ok());
                 let goids: HashSet<u64> = asked.iter().map(|&(_, g)| g).collect();
                 let gone = reader.as_ref().and_then(|r| {
@@ -66,7 +73,7 @@ impl ExitReader {
                             .collect(),
                     })
                 });
-                if done.send(gone).is_err() {
+                if done.send((gone, started.elapsed())).is_err() {
                     break;
                 }
             }
@@ -76,6 +83,7 @@ impl ExitReader {
             answers,
             in_flight: false,
             last_sent: None,
+            every: READ_EVERY,
             failed_reads: 0,
             reads: 0,
         }
@@ -90,7 +98,7 @@ impl ExitReader {
         quiet: impl FnOnce(u64) -> Vec<(u32, u64)>,
     ) -> Option<Gone> {
         let gone = self.take(false);
-        let due = self.last_sent.is_none_or(|t| t.elapsed() >= READ_EVERY);
+        let due = self.last_sent.is_none_or(|t| t.elapsed() >= self.every);
         if let Some(bias) = bias
             && !self.in_flight
             && due
@@ -132,7 +140,11 @@ impl ExitReader {
             }
         };
         self.in_flight = false;
-        match got.flatten() {
+        let got = got.and_then(|(gone, took)| {
+            self.every = READ_EVERY.max(took * SPACING);
+            gone
+        });
+        match got {
             Some(gone) => {
                 self.reads += 1;
                 Some(gone).filter(|g| !g.goroutines.is_empty())
