@@ -53,8 +53,10 @@ const TAG_RING_DELTA: u8 = 5;
 const MAX_HEADER_BYTES: usize = 256 << 20;
 const MAX_BLOCK_BYTES: usize = 16 << 20;
 /// A block is written once this much is buffered, or when it is a second old: a killed
-/// tracer loses at most that.
-const BLOCK_BYTES: usize = 256 << 10;
+/// tracer, or a cut file, loses at most that. As differences (format 5) a cache record
+/// takes about 55 bytes, so this is about 1,200 of them (256 KiB of format 4 held about
+/// 580); a larger block gains little (its first record of each kind is kept whole).
+const BLOCK_BYTES: usize = 64 << 10;
 const BLOCK_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What was traced, and how to read it again.
