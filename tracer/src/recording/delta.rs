@@ -195,16 +195,19 @@ impl Decoder {
         while mask != 0 {
             let i = mask.trailing_zeros() as usize;
             mask &= mask - 1;
-            let n = item.get(at).map_or(0, |&n| usize::from(n));
-            let end = at + 1 + n;
-            // The eight bytes that end with the change's (there are always eight: the head
-            // is nine), shifted down to its n.
-            let Some(bytes) = item.get(end - 8..end).filter(|_| (1..=8).contains(&n)) else {
+            let Some(&n) = item.get(at) else {
                 return Err(misfit());
             };
-            let change = word(bytes) >> (64 - 8 * n);
+            let n = usize::from(n);
+            let end = at + 1 + n;
+            if n.wrapping_sub(1) >= 8 || end > item.len() {
+                return Err(misfit());
+            }
+            // The eight bytes that end with the change's (there are always eight: the head
+            // is nine), shifted down to its n.
+            let change = word(&item[end - 8..end]) >> (64 - 8 * n);
             at = end;
-            let old = &mut record[i * 8..i * 8 + 8];
+            let old = &mut record[(i % MAX_WORDS) * 8..][..8];
             old.copy_from_slice(&(word(old) ^ change).to_le_bytes());
         }
         if at != item.len() {
