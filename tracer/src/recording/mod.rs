@@ -7,12 +7,13 @@
 //! block holding whole items. An item is a tag byte, a u32 LE length and its bytes: the
 //! ring's records as the kernel delivered them, but with the bytes no reader looks at
 //! zeroed (`tracer_common::zero_unread`: the ring's leftovers past a captured string or a
-//! stack's frames); facts the live run learnt from outside its event stream (`hang
+//! stack's frames, a capture record's copy of the registers); facts the live run learnt from outside its event stream (`hang
 //! --watch`'s memory snapshots; each rise of the kernel's lost-event count in `cache` and
 //! `funcs`), at the point it applied them; and last what only the live run could know
 //! (lost events, the engine's memory at the end). Since format 5 most ring records are
-//! kept as their difference from the previous record of their kind (`delta`). Replay feeds
-//! the records to the same decoders and models as the live run, straight from each block.
+//! kept as their difference from the previous record of their kind in the block (`delta`).
+//! Replay feeds the records to the same decoders and models as the live run, straight from
+//! each block.
 mod delta;
 
 use std::{
