@@ -352,13 +352,17 @@ impl GoStackEvent {
 
 /// Zeroes the bytes of a ring record that no reader looks at: a capture's string bytes
 /// past what [`Capture::text`], [`Capture::pair`] and [`Capture::word_pair`] return (all of
-/// them when the capture was not read), and a stack's PCs past its frames. The kernel
-/// leaves there whatever an earlier record wrote at that place in the ring; a recording
-/// keeps zeros instead, which compress several times better. Records of another kind,
-/// size or layout version are left as they are.
+/// them when the capture was not read), a capture record's `more_regs` (the kernel's copy
+/// to read captures from; userspace reads the captures), and a stack's PCs past its
+/// frames. The kernel leaves in the first and last whatever an earlier record wrote at
+/// that place in the ring; a recording keeps zeros instead, which compress several times
+/// better, and registers that change at every hit would be stored at every hit. Records of
+/// another kind, size or layout version are left as they are.
 pub fn zero_unread(bytes: &mut [u8]) {
     use core::mem::{offset_of, size_of};
     if header_says(bytes, record::CAPTURE, size_of::<GoCaptureEvent>()) {
+        let regs = offset_of!(GoCaptureEvent, more_regs);
+        bytes[regs..regs + size_of::<[u64; SAVED_REGS - GO_INT_REGS]>()].fill(0);
         for i in 0..MAX_CAPTURES {
             let at = offset_of!(GoCaptureEvent, captures) + i * size_of::<Capture>();
             let word = |off: usize| {
@@ -674,7 +678,7 @@ mod tests {
         zero_unread(&mut bytes[..size]);
         let after = GoCaptureEvent::from_bytes(&bytes[..size]).expect("still a capture record");
         assert_eq!(after.call, ev.call);
-        assert_eq!(after.more_regs, ev.more_regs);
+        assert_eq!(after.more_regs, [0; SAVED_REGS - GO_INT_REGS]);
         let (c, was) = (&after.captures, &ev.captures);
         assert_eq!(c[0].text(), was[0].text());
         assert_eq!(c[1].pair(), was[1].pair());

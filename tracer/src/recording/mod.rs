@@ -7,11 +7,15 @@
 //! block holding whole items. An item is a tag byte, a u32 LE length and its bytes: the
 //! ring's records as the kernel delivered them, but with the bytes no reader looks at
 //! zeroed (`tracer_common::zero_unread`: the ring's leftovers past a captured string or a
-//! stack's frames); facts the live run learnt from outside its event stream (`hang
+//! stack's frames, a capture record's copy of the registers); facts the live run learnt from outside its event stream (`hang
 //! --watch`'s memory snapshots; each rise of the kernel's lost-event count in `cache` and
 //! `funcs`), at the point it applied them; and last what only the live run could know
-//! (lost events, the engine's memory at the end). Replay feeds the records to the same
-//! decoders and models as the live run, straight from each block.
+//! (lost events, the engine's memory at the end). Since format 5 most ring records are
+//! kept as their difference from the previous record of their kind in the block (`delta`).
+//! Replay feeds the records to the same decoders and models as the live run, straight from
+//! each block.
+mod delta;
+
 use std::{
     fs::File,
     io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write},
@@ -30,9 +34,10 @@ pub const MAGIC: [u8; 8] = *b"GOTRACE\n";
 /// (one LZ4 frame, a development format of 2026-12-02) is refused by name. Format 3 added
 /// live facts and `hang` jobs; format 4, `cache` facts (the cache's size over time,
 /// goroutines' functions) and lost-event facts in `cache` and `funcs` recordings (a format 3
-/// reader would call them damage). A format 2 or 3 file is a format 4 file without them,
-/// and is read.
-pub const FORMAT_VERSION: u32 = 4;
+/// reader would call them damage); format 5, ring records kept as their difference from the
+/// previous one of their kind (`delta`). A format 2, 3 or 4 file is a format 5 file without
+/// them, and is read.
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest format this tracer reads.
 pub const OLDEST_READ_VERSION: u32 = 2;
 
@@ -41,12 +46,18 @@ const TAG_RING_RECORD: u8 = 1;
 const TAG_END: u8 = 2;
 /// A fact of the live run (format 3), as JSON.
 const TAG_LIVE_FACT: u8 = 3;
+/// A ring record with the slot it fills, and one as its difference from its slot's record
+/// (format 5, see [`delta`]).
+const TAG_RING_KEPT: u8 = 4;
+const TAG_RING_DELTA: u8 = 5;
 /// Bounds on what a damaged file can make the reader allocate.
 const MAX_HEADER_BYTES: usize = 256 << 20;
 const MAX_BLOCK_BYTES: usize = 16 << 20;
 /// A block is written once this much is buffered, or when it is a second old: a killed
-/// tracer loses at most that.
-const BLOCK_BYTES: usize = 256 << 10;
+/// tracer, or a cut file, loses at most that. As differences (format 5) a cache record
+/// takes about 55 bytes, so this is about 1,200 of them (256 KiB of format 4 held about
+/// 580); a larger block gains little (its first record of each kind is kept whole).
+const BLOCK_BYTES: usize = 64 << 10;
 const BLOCK_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What was traced, and how to read it again.
@@ -213,6 +224,14 @@ pub struct Recorder {
     block: Vec<u8>,
     block_since: Option<std::time::Instant>,
     compressed: Vec<u8>,
+    /// Each record's kind's previous record in this block, and what stands for the record
+    /// being written.
+    delta: delta::Encoder,
+    record: Vec<u8>,
+    stored: Vec<u8>,
+    /// Whether records are written as differences (a format 4 file is written without, in
+    /// tests).
+    deltas: bool,
     pub events: u64,
     /// The first write error: recording stops there, tracing goes on, and the end says so.
     failed: Option<io::Error>,
@@ -262,6 +281,10 @@ impl PendingRecording {
             block: Vec::with_capacity(BLOCK_BYTES + 4096),
             block_since: None,
             compressed: Vec::new(),
+            delta: delta::Encoder::new(),
+            record: Vec::new(),
+            stored: Vec::new(),
+            deltas: true,
             events: 0,
             failed: None,
         })
@@ -275,8 +298,33 @@ impl Recorder {
 
     /// Appends one ring record as delivered, but for the bytes no reader looks at.
     pub fn ring_record(&mut self, bytes: &[u8]) {
-        self.item_then(TAG_RING_RECORD, bytes, tracer_common::zero_unread);
         self.events += 1;
+        if self.out.is_none() {
+            return;
+        }
+        if !self.deltas {
+            self.item_then(TAG_RING_RECORD, bytes, tracer_common::zero_unread);
+            return;
+        }
+        // The record's own copy, zeroed, then what stands for it in the block.
+        self.record.clear();
+        self.record.extend_from_slice(bytes);
+        tracer_common::zero_unread(&mut self.record);
+        let tag = match self.delta.encode(&self.record, &mut self.stored) {
+            delta::Stored::Plain => TAG_RING_RECORD,
+            delta::Stored::Kept => TAG_RING_KEPT,
+            delta::Stored::Delta => TAG_RING_DELTA,
+        };
+        let stored = std::mem::take(&mut self.stored);
+        self.item(tag, &stored);
+        self.stored = stored;
+    }
+
+    /// Writes ring records whole, as format 4 did (tests of reading format 4).
+    #[cfg(test)]
+    fn without_deltas(mut self) -> Recorder {
+        self.deltas = false;
+        self
     }
 
     /// Appends a fact the live run applied here, between the records around it.
@@ -330,6 +378,8 @@ impl Recorder {
             lz4_flex::block::get_maximum_output_size(self.block.len()),
             0,
         );
+        // The next block is read on its own: its records refer to none of this one.
+        self.delta.clear();
         let written = lz4_flex::block::compress_into(&self.block, &mut self.compressed)
             .map_err(io::Error::other)
             .and_then(|n| {
@@ -433,6 +483,8 @@ pub struct RecordingReader {
     /// The current block, and where its next item starts.
     block: Vec<u8>,
     at: usize,
+    /// The previous record of each kind in this block (format 5).
+    delta: delta::Decoder,
     pub events: u64,
 }
 
@@ -507,6 +559,7 @@ impl RecordingReader {
             compressed: Vec::new(),
             block: Vec::new(),
             at: 0,
+            delta: delta::Decoder::new(),
             events: 0,
         })
     }
@@ -533,6 +586,23 @@ impl RecordingReader {
             TAG_RING_RECORD => {
                 self.events += 1;
                 Ok(Item::RingRecord(&self.block[start..self.at]))
+            }
+            TAG_RING_KEPT | TAG_RING_DELTA if self.format >= 5 => {
+                self.events += 1;
+                let item = &self.block[start..self.at];
+                let record = if tag == TAG_RING_KEPT {
+                    self.delta.kept(item)
+                } else {
+                    self.delta.delta(item)
+                };
+                match record {
+                    Ok(record) => Ok(Item::RingRecord(record)),
+                    Err(why) => Err(RecordingError::Damaged {
+                        path: self.path.clone(),
+                        events: self.events,
+                        why,
+                    }),
+                }
             }
             TAG_LIVE_FACT if self.format >= 3 => Ok(Item::LiveFact(&self.block[start..self.at])),
             TAG_END => serde_json::from_slice(&self.block[start..self.at])
@@ -667,6 +737,7 @@ impl RecordingReader {
             Err(why) => return Err(self.damaged(why)),
         }
         self.at = 0;
+        self.delta.clear();
         Ok(())
     }
 
@@ -768,11 +839,16 @@ mod tests {
         (i % 1000 == 999).then(|| format!("{{\"after\":{i}}}").into_bytes())
     }
 
-    fn write(path: &Path, records: &[Vec<u8>], with_facts: bool) {
+    /// Writes a recording; `format` below 5 writes every ring record whole and puts that
+    /// format's number in the file.
+    fn write(path: &Path, records: &[Vec<u8>], with_facts: bool, format: u32) {
         let mut rec = PendingRecording::create(path)
             .unwrap()
             .start(&header())
             .unwrap();
+        if format < 5 {
+            rec = rec.without_deltas();
+        }
         for (i, r) in records.iter().enumerate() {
             rec.ring_record(r);
             if let Some(fact) = fact_after(i).filter(|_| with_facts) {
@@ -784,6 +860,38 @@ mod tests {
             ..End::default()
         })
         .unwrap();
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[8..12].copy_from_slice(&format.to_le_bytes());
+        std::fs::write(path, &bytes).unwrap();
+    }
+
+    /// Records of every shape: odd lengths and whole words, and bare call records of a few
+    /// probes whose time, goroutine and registers change (kept as differences).
+    fn records() -> Vec<Vec<u8>> {
+        (0..50_000u32)
+            .map(|i| {
+                if i % 3 != 0 {
+                    return i.to_le_bytes().repeat(1 + (i % 40) as usize);
+                }
+                let size = std::mem::size_of::<tracer_common::GoCallEvent>();
+                let call = tracer_common::GoCallEvent {
+                    header: tracer_common::EventHeader::new(tracer_common::record::CALL, size),
+                    kind: 1 + i % 2,
+                    probe_id: i % 7,
+                    tgid: 100,
+                    tid: 100 + i % 3,
+                    ts_ns: 1_000_000 + u64::from(i) * 977,
+                    goid: u64::from(i / 30),
+                    stack_depth: 0x2f0,
+                    regs: std::array::from_fn(|r| match r {
+                        0 => 0xc000_0000 + u64::from(i) * 64,
+                        1 => u64::from(i % 5),
+                        _ => r as u64,
+                    }),
+                };
+                call.as_bytes().to_vec()
+            })
+            .collect()
     }
 
     /// The ring records, the live facts (each with the number of records before it) and
@@ -806,10 +914,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rec-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("a.trace");
-        let records: Vec<Vec<u8>> = (0..50_000u32)
-            .map(|i| i.to_le_bytes().repeat(1 + (i % 40) as usize))
-            .collect();
-        write(&path, &records, true);
+        let records = records();
+        write(&path, &records, true, FORMAT_VERSION);
         let (back, facts, end) = read_all(&path).unwrap();
         assert_eq!(back, records);
         assert_eq!(end.lost_events, 3);
@@ -847,19 +953,34 @@ mod tests {
         std::fs::write(&cut, &flipped).unwrap();
         assert!(read_all(&cut).is_err());
 
-        // Format 2 (no live facts) is read; a live fact in it is damage, never guessed at.
-        let plain = dir.join("v2.trace");
-        write(&plain, &records[..5000], false);
-        let mut bytes = std::fs::read(&plain).unwrap();
-        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-        std::fs::write(&plain, &bytes).unwrap();
-        let (back, facts, _) = read_all(&plain).unwrap();
-        assert_eq!((back.len(), facts.len()), (5000, 0));
-        let mut v2 = whole.clone();
-        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
-        std::fs::write(&cut, &v2).unwrap();
+        // Format 4 (records whole) is read, to the same records, facts and end; it is
+        // larger.
+        let v4 = dir.join("v4.trace");
+        write(&v4, &records, true, 4);
+        let (back4, facts4, end4) = read_all(&v4).unwrap();
+        assert_eq!(
+            (back4, facts4, end4.lost_events),
+            (records.clone(), facts, 3)
+        );
+        assert!(std::fs::metadata(&v4).unwrap().len() > whole.len() as u64);
+        // A record as a difference in a format 4 file is damage, never guessed at.
+        let mut v4 = whole.clone();
+        v4[8..12].copy_from_slice(&4u32.to_le_bytes());
+        std::fs::write(&cut, &v4).unwrap();
         assert!(matches!(
             read_all(&cut).unwrap_err(),
+            RecordingError::Damaged { ref why, .. } if why.contains("unknown kind 4")
+        ));
+
+        // Format 2 (no live facts) is read; a live fact in it is damage, never guessed at.
+        let plain = dir.join("v2.trace");
+        write(&plain, &records[..5000], false, 2);
+        let (back, facts, _) = read_all(&plain).unwrap();
+        assert_eq!((back.len(), facts.len()), (5000, 0));
+        let v2 = dir.join("v2-facts.trace");
+        write(&v2, &records, true, 2);
+        assert!(matches!(
+            read_all(&v2).unwrap_err(),
             RecordingError::Damaged { ref why, .. } if why.contains("unknown kind 3")
         ));
 
