@@ -258,7 +258,7 @@ fn trace_once(
                     goroutines: g.goroutines,
                 });
             }
-            if exits.reads == 0 && exits.failed_reads > 0 {
+            if exits.reads_done == 0 && exits.failed_reads > 0 {
                 eprintln!(
                     "tracer: warning: --light could not read the engine's goroutine table (its memory is not readable to the tracer?): calls whose goroutine ended stay unfinished, with a null outcome (hint: run without --light, which probes goroutine exits)"
                 );

@@ -8,15 +8,11 @@
 //! engine exits cannot be read any more: its last call stays unfinished.
 use std::{
     collections::HashSet,
-    sync::mpsc,
     time::{Duration, Instant},
 };
 
-use crate::{
-    gobin::GoBinary,
-    model::goroutines::Reader,
-    target::memory::{Memory, monotonic_ns},
-};
+use super::reader_thread::ReaderThread;
+use crate::{gobin::GoBinary, target::memory::monotonic_ns};
 
 /// Reads start at most this often; each reads two words per goroutine of the engine.
 pub const READ_EVERY: Duration = Duration::from_millis(50);
@@ -33,16 +29,18 @@ pub struct Gone {
     pub goroutines: Vec<(u32, u64)>,
 }
 
+/// A read's goroutines found gone (None: the table could not be read), and how long the
+/// read took.
+type Answer = (Option<Gone>, Duration);
+
 pub struct ExitReader {
-    requests: mpsc::Sender<(u64, Vec<(u32, u64)>)>,
-    answers: mpsc::Receiver<(Option<Gone>, Duration)>,
-    in_flight: bool,
+    reads: ReaderThread<Vec<(u32, u64)>, Answer>,
     last_sent: Option<Instant>,
     /// The wait between reads: [`READ_EVERY`], or longer after a long read.
     every: Duration,
     /// Reads that failed (the engine gone, its table unreadable), and that succeeded.
     pub failed_reads: u64,
-    pub reads: u64,
+    pub reads_done: u64,
 }
 
 impl ExitReader {
@@ -52,19 +50,13 @@ impl ExitReader {
         binary: &'env GoBinary,
         pid: u32,
     ) -> ExitReader {
-        let (requests, asked) = mpsc::channel::<(u64, Vec<(u32, u64)>)>();
-        let (done, answers) = mpsc::channel();
-        scope.spawn(move || {
-            let mem = Memory::new(pid);
-            // Built at the first request: the load bias is known only once the target runs.
-            let mut reader: Option<Option<Reader>> = None;
-            for (bias, asked) in asked {
+        let reads =
+            ReaderThread::start(scope, binary, pid, |reader, mem, asked: Vec<(u32, u64)>| {
                 let started = Instant::now();
-                let reader = reader.get_or_insert_with(|| Reader::new(binary, bias).ok());
                 let goids: HashSet<u64> = asked.iter().map(|&(_, g)| g).collect();
-                let gone = reader.as_ref().and_then(|r| {
+                let gone = reader.and_then(|r| {
                     let gone: HashSet<u64> =
-                        r.gone_goroutines(&mem, &goids).ok()?.into_iter().collect();
+                        r.gone_goroutines(mem, &goids).ok()?.into_iter().collect();
                     Some(Gone {
                         at_ns: monotonic_ns(),
                         goroutines: asked
@@ -73,19 +65,14 @@ impl ExitReader {
                             .collect(),
                     })
                 });
-                if done.send((gone, started.elapsed())).is_err() {
-                    break;
-                }
-            }
-        });
+                (gone, started.elapsed())
+            });
         ExitReader {
-            requests,
-            answers,
-            in_flight: false,
+            reads,
             last_sent: None,
             every: READ_EVERY,
             failed_reads: 0,
-            reads: 0,
+            reads_done: 0,
         }
     }
 
@@ -100,13 +87,13 @@ impl ExitReader {
         let gone = self.take(false);
         let due = self.last_sent.is_none_or(|t| t.elapsed() >= self.every);
         if let Some(bias) = bias
-            && !self.in_flight
+            && !self.reads.busy()
             && due
         {
             let before = monotonic_ns().saturating_sub(READ_EVERY.as_nanos() as u64);
             let asked = quiet(before);
-            if !asked.is_empty() && self.requests.send((bias, asked)).is_ok() {
-                self.in_flight = true;
+            if !asked.is_empty() {
+                self.reads.ask(bias, asked);
             }
             self.last_sent = Some(Instant::now());
         }
@@ -119,34 +106,26 @@ impl ExitReader {
         let mut found: Vec<Gone> = self.take(true).into_iter().collect();
         if let Some(bias) = bias
             && !open.is_empty()
-            && self.requests.send((bias, open)).is_ok()
+            && self.reads.ask(bias, open)
         {
-            self.in_flight = true;
             found.extend(self.take(true));
         }
         found
     }
 
     fn take(&mut self, wait: bool) -> Option<Gone> {
-        if !self.in_flight {
+        if !self.reads.busy() {
             return None;
         }
-        let got = if wait {
-            self.answers.recv().ok()
-        } else {
-            match self.answers.try_recv() {
-                Ok(answer) => Some(answer),
-                Err(_) => return None,
-            }
+        let Some((gone, took)) = self.reads.answer(wait) else {
+            // Waited for, and the thread is gone.
+            self.failed_reads += u64::from(wait);
+            return None;
         };
-        self.in_flight = false;
-        let got = got.and_then(|(gone, took)| {
-            self.every = READ_EVERY.max(took * SPACING);
-            gone
-        });
-        match got {
+        self.every = READ_EVERY.max(took * SPACING);
+        match gone {
             Some(gone) => {
-                self.reads += 1;
+                self.reads_done += 1;
                 Some(gone).filter(|g| !g.goroutines.is_empty())
             }
             None => {

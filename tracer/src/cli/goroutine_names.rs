@@ -7,17 +7,15 @@
 //! bare `goroutine N`.
 use std::{
     collections::HashSet,
-    sync::mpsc,
     time::{Duration, Instant},
 };
 
 use rustc_hash::FxHashSet;
 
+use super::reader_thread::ReaderThread;
 use crate::{
-    gobin::GoBinary,
-    model::goroutines::{Goroutine, Reader},
-    output::perfetto::first_user_function,
-    target::memory::{Memory, monotonic_ns},
+    gobin::GoBinary, model::goroutines::Goroutine, output::perfetto::first_user_function,
+    target::memory::monotonic_ns,
 };
 
 /// Goroutine ids kept as already asked for; past this the set starts afresh (a goroutine
@@ -34,9 +32,7 @@ const READ_EVERY: Duration = Duration::from_millis(20);
 pub type Names = Vec<(u64, String)>;
 
 pub struct GoroutineNamer {
-    requests: mpsc::Sender<(u64, Vec<u64>)>,
-    answers: mpsc::Receiver<Names>,
-    in_flight: bool,
+    reads: ReaderThread<Vec<u64>, Names>,
     last_sent: Option<Instant>,
     asked: FxHashSet<u64>,
     pending: Vec<u64>,
@@ -51,32 +47,17 @@ impl GoroutineNamer {
         binary: &'env GoBinary,
         pid: u32,
     ) -> GoroutineNamer {
-        let (requests, asked) = mpsc::channel::<(u64, Vec<u64>)>();
-        let (done, answers) = mpsc::channel();
-        scope.spawn(move || {
-            let mem = Memory::new(pid);
-            // Built at the first request: the load bias is known only once the target runs.
-            let mut reader: Option<Option<Reader>> = None;
-            for (bias, goids) in asked {
-                let reader = reader.get_or_insert_with(|| Reader::new(binary, bias).ok());
-                let names = match reader.as_mut() {
-                    Some(r) => {
-                        let goids: HashSet<u64> = goids.into_iter().collect();
-                        r.goroutines_by_id(&mem, &goids, monotonic_ns())
-                            .map(|gs| gs.iter().filter_map(named).collect())
-                            .unwrap_or_default()
-                    }
-                    None => Vec::new(),
-                };
-                if done.send(names).is_err() {
-                    break;
-                }
-            }
+        let reads = ReaderThread::start(scope, binary, pid, |reader, mem, goids: Vec<u64>| {
+            let Some(r) = reader else {
+                return Vec::new();
+            };
+            let goids: HashSet<u64> = goids.into_iter().collect();
+            r.goroutines_by_id(mem, &goids, monotonic_ns())
+                .map(|gs| gs.iter().filter_map(named).collect())
+                .unwrap_or_default()
         });
         GoroutineNamer {
-            requests,
-            answers,
-            in_flight: false,
+            reads,
             last_sent: None,
             asked: FxHashSet::default(),
             pending: Vec::new(),
@@ -104,14 +85,13 @@ impl GoroutineNamer {
         let names = self.take(false);
         let due = self.last_sent.is_none_or(|t| t.elapsed() >= READ_EVERY);
         if let Some(bias) = bias
-            && !self.in_flight
+            && !self.reads.busy()
             && due
             && !self.pending.is_empty()
         {
             let n = self.pending.len().min(MAX_BATCH);
             let batch: Vec<u64> = self.pending.drain(..n).collect();
-            if self.requests.send((bias, batch)).is_ok() {
-                self.in_flight = true;
+            if self.reads.ask(bias, batch) {
                 self.last_sent = Some(Instant::now());
             }
         }
@@ -120,18 +100,7 @@ impl GoroutineNamer {
 
     /// The names of the read under way (at the stop: waits for it, one bounded read).
     pub fn take(&mut self, wait: bool) -> Option<Names> {
-        if !self.in_flight {
-            return None;
-        }
-        let got = if wait {
-            self.answers.recv().ok()
-        } else {
-            self.answers.try_recv().ok()
-        };
-        if got.is_some() || wait {
-            self.in_flight = false;
-        }
-        got.filter(|names| !names.is_empty())
+        self.reads.answer(wait).filter(|names| !names.is_empty())
     }
 }
 

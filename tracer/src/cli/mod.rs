@@ -11,6 +11,7 @@ mod hang;
 mod inspect;
 mod locks;
 mod ps;
+mod reader_thread;
 mod replay;
 mod target;
 mod tracing;

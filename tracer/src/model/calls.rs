@@ -251,17 +251,7 @@ impl CallTracker {
             self.heard_of(key);
         }
         match kind {
-            ProbeKind::GoroutineExit => {
-                if let Some(stack) = self.stacks.remove(&key) {
-                    close_all(stack.frames, out);
-                }
-                // Consumers keep per-goroutine state too (the cache model's goroutines
-                // running an execution): they hear of the exit after its calls ended.
-                out(Tracked::Point {
-                    event: &ev,
-                    within: None,
-                });
-            }
+            ProbeKind::GoroutineExit => self.exited(&ev, out),
             ProbeKind::Point => {
                 let within = self.stacks.get_mut(&key).and_then(|s| {
                     s.last_ns = s.last_ns.max(call.ts_ns);
@@ -443,9 +433,6 @@ impl CallTracker {
         out: &mut impl FnMut(Tracked),
     ) {
         self.now_ns = self.now_ns.max(at_ns);
-        if let Some(stack) = self.stacks.remove(&(tgid, goid)) {
-            close_all(stack.frames, out);
-        }
         let exit = Event::plain(tracer_common::GoCallEvent {
             header: tracer_common::EventHeader::new(
                 tracer_common::record::CALL,
@@ -460,8 +447,18 @@ impl CallTracker {
             stack_depth: DEPTH_UNKNOWN,
             regs: [0; GO_INT_REGS],
         });
+        self.exited(&exit, out);
+    }
+
+    /// A goroutine's exit (`ev`): its open frames are unwound, then the exit is passed on.
+    fn exited(&mut self, ev: &Event, out: &mut impl FnMut(Tracked)) {
+        if let Some(stack) = self.stacks.remove(&(ev.call.tgid, ev.call.goid)) {
+            close_all(stack.frames, out);
+        }
+        // Consumers keep per-goroutine state too (the cache model's goroutines running an
+        // execution): they hear of the exit after its calls ended.
         out(Tracked::Point {
-            event: &exit,
+            event: ev,
             within: None,
         });
     }

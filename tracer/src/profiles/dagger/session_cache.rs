@@ -981,15 +981,14 @@ mod tests {
         // Goroutine 7's call of A misses: its execution starts on goroutine 20.
         let first = call(p, 1, 7, A);
         d.decode(&Tracked::Entered(&first), &mut out).unwrap();
-        let ev = exec(p, 20, 7, A);
-        d.decode(
-            &Tracked::Point {
-                event: &ev,
+        let started = |d: &mut Box<dyn Decoder>, ev: &Event, out: &mut Vec<CacheEvent>| {
+            let point = Tracked::Point {
+                event: ev,
                 within: None,
-            },
-            &mut out,
-        )
-        .unwrap();
+            };
+            d.decode(&point, out).unwrap()
+        };
+        started(&mut d, &exec(p, 20, 7, A), &mut out);
         assert_eq!(creators(&out), [Some(7)]);
         assert_eq!(waits(&out), [(1, Some(false))]);
 
@@ -1000,15 +999,7 @@ mod tests {
             .unwrap();
         let second = call(p, 2, 7, B);
         d.decode(&Tracked::Entered(&second), &mut out).unwrap();
-        let late = exec(p, 21, 7, A);
-        d.decode(
-            &Tracked::Point {
-                event: &late,
-                within: None,
-            },
-            &mut out,
-        )
-        .unwrap();
+        started(&mut d, &exec(p, 21, 7, A), &mut out);
         assert_eq!(creators(&out), [None]);
         assert!(waits(&out).is_empty(), "{out:?}");
     }
