@@ -1239,16 +1239,17 @@ impl CacheModel {
         let Some(cutoff) = self.now_ns.checked_sub(FINISHED_KEPT_NS) else {
             return;
         };
-        let before = self.ongoing.len();
         let exec_of = &mut self.exec_of;
+        let ongoing_at = &mut self.ongoing_at;
         self.ongoing.retain(|&key, o| {
             let old = o.finished && o.waiting == 0 && o.finished_ns < cutoff;
+            // Only its own address can still name it: one lookup, not a pass over
+            // every address (this runs four times a second).
+            if old && ongoing_at.get(&o.addr) == Some(&key) {
+                ongoing_at.remove(&o.addr);
+            }
             kept(exec_of, key, o, !old)
         });
-        if self.ongoing.len() != before {
-            let ongoing = &self.ongoing;
-            self.ongoing_at.retain(|_, key| ongoing.contains_key(key));
-        }
     }
 
     /// A goroutine leaves `exec_of` when it exits; one whose exit was lost would stay.
