@@ -304,8 +304,9 @@ struct Ongoing {
     addr: u64,
     /// The call that started it.
     leader: Option<u64>,
-    /// The goroutine running `fn`.
+    /// The goroutine running `fn`, and its process.
     exec: Option<u64>,
+    exec_tgid: u32,
     /// Calls that waited on it so far, and those still waiting.
     waiters: u32,
     waiting: u32,
@@ -339,8 +340,12 @@ const MAX_NAMES: usize = 1 << 16;
 const MAX_ONGOING: usize = 1 << 16;
 /// How long (event time) a finished execution is kept for a joiner that took it before it
 /// finished and reaches its `wait` late: far longer than any descheduling, and short enough
-/// that the table holds seconds of executions rather than up to the bound.
-const FINISHED_KEPT_NS: u64 = 10 * 1_000_000_000;
+/// that the tables stay small (an engine finishes thousands of executions a second, and
+/// each lookup in a large table misses the CPU cache). A joiner later than that still
+/// joins; only its record's executor and waiter count are then unknown.
+const FINISHED_KEPT_NS: u64 = 1_000_000_000;
+/// Finished executions are swept this often (event time), so none stays much longer.
+const FINISHED_SWEEP_EVERY_NS: u64 = FINISHED_KEPT_NS / 4;
 /// Sessions dropped as idle that are remembered, to count those heard of again.
 const IDLE_DROPPED_REMEMBERED: usize = 4096;
 
@@ -493,8 +498,29 @@ pub struct CacheModel {
     /// When a loss of events was last noticed (0: never).
     lost_at_ns: u64,
     next_idle_sweep_ns: u64,
+    /// When finished executions are next swept.
+    next_finished_sweep_ns: u64,
     /// Sessions last dropped as idle (value unused).
     idle_dropped: Option<LruMap<SessionKey, ()>>,
+}
+
+/// Execution `key` is being forgotten: its goroutine leaves `exec_of` with it (in
+/// `--light` goroutine exits are not seen, and a call nested there could no longer find
+/// its parent through a forgotten execution anyway).
+fn forget_exec_goroutine(exec_of: &mut HashMap<(u32, u64), u64>, key: u64, o: &Ongoing) {
+    if let Some(g) = o.exec
+        && exec_of.get(&(o.exec_tgid, g)) == Some(&key)
+    {
+        exec_of.remove(&(o.exec_tgid, g));
+    }
+}
+
+/// `retain`'s answer `keep` for execution `key`, its goroutine forgotten with it if not.
+fn kept(exec_of: &mut HashMap<(u32, u64), u64>, key: u64, o: &Ongoing, keep: bool) -> bool {
+    if !keep {
+        forget_exec_goroutine(exec_of, key, o);
+    }
+    keep
 }
 
 impl CacheModel {
@@ -522,6 +548,7 @@ impl CacheModel {
             now_ns: 0,
             lost_at_ns: 0,
             next_idle_sweep_ns: 0,
+            next_finished_sweep_ns: 0,
             idle_dropped: None,
         }
     }
@@ -588,8 +615,10 @@ impl CacheModel {
         };
         if let Some(t) = at {
             self.now_ns = self.now_ns.max(t);
-            if self.now_ns >= self.next_idle_sweep_ns {
+            if self.now_ns >= self.next_finished_sweep_ns {
                 self.forget_old_finished_executions();
+            }
+            if self.now_ns >= self.next_idle_sweep_ns {
                 self.drop_idle_sessions();
             }
         }
@@ -800,6 +829,7 @@ impl CacheModel {
                     return;
                 };
                 o.exec = Some(goid);
+                o.exec_tgid = tgid;
                 if leader.is_some() {
                     o.leader = leader;
                 }
@@ -1162,6 +1192,7 @@ impl CacheModel {
                 Some(o) if !is_another(o) => return key,
                 // The one it replaces is forgotten once nobody waits on it.
                 Some(o) if o.waiting == 0 => {
+                    forget_exec_goroutine(&mut self.exec_of, key, o);
                     self.ongoing.remove(&key);
                 }
                 _ => {}
@@ -1188,10 +1219,13 @@ impl CacheModel {
         }
         // Finished ones go first, uncounted: nothing is lost with them but a late
         // joiner's executor.
-        self.ongoing.retain(|_, o| !o.finished);
+        let exec_of = &mut self.exec_of;
+        self.ongoing
+            .retain(|&key, o| kept(exec_of, key, o, !o.finished));
         if self.ongoing.len() > MAX_ONGOING {
             let before = self.ongoing.len();
-            self.ongoing.retain(|_, o| o.waiting > 0);
+            self.ongoing
+                .retain(|&key, o| kept(exec_of, key, o, o.waiting > 0));
             self.evictions.ongoing += (before - self.ongoing.len()) as u64;
         }
         let ongoing = &self.ongoing;
@@ -1201,16 +1235,21 @@ impl CacheModel {
     /// Finished executions older than [`FINISHED_KEPT_NS`] are forgotten (uncounted: no
     /// call waits on them, and a joiner that late is not expected).
     fn forget_old_finished_executions(&mut self) {
+        self.next_finished_sweep_ns = self.now_ns.saturating_add(FINISHED_SWEEP_EVERY_NS);
         let Some(cutoff) = self.now_ns.checked_sub(FINISHED_KEPT_NS) else {
             return;
         };
-        let before = self.ongoing.len();
-        self.ongoing
-            .retain(|_, o| !(o.finished && o.waiting == 0 && o.finished_ns < cutoff));
-        if self.ongoing.len() != before {
-            let ongoing = &self.ongoing;
-            self.ongoing_at.retain(|_, key| ongoing.contains_key(key));
-        }
+        let exec_of = &mut self.exec_of;
+        let ongoing_at = &mut self.ongoing_at;
+        self.ongoing.retain(|&key, o| {
+            let old = o.finished && o.waiting == 0 && o.finished_ns < cutoff;
+            // Only its own address can still name it: one lookup, not a pass over
+            // every address (this runs four times a second).
+            if old && ongoing_at.get(&o.addr) == Some(&key) {
+                ongoing_at.remove(&o.addr);
+            }
+            kept(exec_of, key, o, !old)
+        });
     }
 
     /// A goroutine leaves `exec_of` when it exits; one whose exit was lost would stay.
@@ -1232,6 +1271,7 @@ impl CacheModel {
                 o.finished = true;
                 // Kept while it is the one at its address (see `Ongoing::finished`).
                 if self.ongoing_at.get(&o.addr) != Some(&oc) {
+                    forget_exec_goroutine(&mut self.exec_of, oc, o);
                     self.ongoing.remove(&oc);
                 }
             }
@@ -1546,11 +1586,15 @@ mod tests {
             }
         }
         assert_eq!(model.ongoing.len(), 100, "kept until the address is reused");
-        // 30 s later (event time) a call begins: the sweep forgets the finished ones.
+        assert_eq!(model.exec_of.len(), 100);
+        // 30 s later (event time) a call begins: the sweep forgets the finished ones, and
+        // their goroutines with them (their exits are not seen in --light).
         feed(&mut model, began(3_000_000_000, 7, "xxh3:b", "s1"));
         assert_eq!(model.ongoing.len(), 1, "the one still waited on stays");
         assert_eq!(model.ongoing_at.len(), 1);
         assert!(model.ongoing.values().all(|o| o.waiting == 1));
+        assert_eq!(model.exec_of.len(), 1);
+        assert!(model.exec_of.contains_key(&(1, 1099)));
     }
 
     /// The engine's `ongoingCall` of a finished execution can be freed and its address

@@ -19,7 +19,7 @@ mod session_cache;
 
 use std::ops::Range;
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use tracer_common::Capture;
 
@@ -714,12 +714,14 @@ fn check_digest(line: &str, what: &'static str, d: &str) -> Result<(), LayoutErr
 
 /// Digests, session ids and the engine's words already read, by their captured bytes.
 /// Most cache calls repeat a digest and a session seen before: each is checked and copied
-/// once, then shared. Bounded: a table that fills up is emptied and starts again.
+/// once, then shared. Bounded: a table that fills up is emptied and starts again. A kept
+/// text is the captured bytes themselves, so it is its own key: a lookup reads the table
+/// and the text, no copy of the bytes beside it.
 #[derive(Default)]
 struct Texts {
-    digests: HashMap<Box<[u8]>, Text>,
-    sessions: HashMap<Box<[u8]>, Text>,
-    words: HashMap<Box<[u8]>, Text>,
+    digests: HashSet<Text>,
+    sessions: HashSet<Text>,
+    words: HashSet<Text>,
 }
 
 /// Texts each table of [`Texts`] keeps (about a megabyte at most).
@@ -762,28 +764,29 @@ impl Texts {
 
     /// One string of a captured pair (the engine's own words), if it is text.
     fn word(&mut self, bytes: &[u8]) -> Option<Text> {
-        if let Some(t) = self.words.get(bytes) {
+        let s = std::str::from_utf8(bytes).ok()?;
+        if let Some(t) = self.words.get(s) {
             return Some(t.clone());
         }
-        let s = std::str::from_utf8(bytes)
-            .ok()
-            .filter(|s| !s.is_empty() && !has_control(s))?;
+        if s.is_empty() || has_control(s) {
+            return None;
+        }
         let t = Text::from(s);
-        Self::keep(&mut self.words, bytes, &t);
+        Self::keep(&mut self.words, &t);
         Some(t)
     }
 
-    fn keep(table: &mut HashMap<Box<[u8]>, Text>, bytes: &[u8], t: &Text) {
+    fn keep(table: &mut HashSet<Text>, t: &Text) {
         if table.len() >= MAX_TEXTS {
             table.clear();
         }
-        table.insert(bytes.into(), t.clone());
+        table.insert(t.clone());
     }
 
     /// The text of capture `c` from `table`, or read by `read` (and kept when whole: a
     /// cut one, marked "...", is read again each time).
     fn shared(
-        table: &mut HashMap<Box<[u8]>, Text>,
+        table: &mut HashSet<Text>,
         c: Option<&Capture>,
         read: impl FnOnce(&Capture) -> Result<String, LayoutError>,
     ) -> Result<Option<Text>, LayoutError> {
@@ -792,12 +795,17 @@ impl Texts {
             return Ok(None);
         };
         let whole = !c.truncated();
-        if whole && let Some(t) = table.get(bytes) {
+        // Bytes that are not UTF-8 were never kept: `read` says what they are.
+        if whole
+            && let Ok(s) = std::str::from_utf8(bytes)
+            && let Some(t) = table.get(s)
+        {
             return Ok(Some(t.clone()));
         }
         let t = Text::from(read(c)?);
+        // Whole, the text is the bytes (`text` adds "..." only to a cut one).
         if whole {
-            Self::keep(table, bytes, &t);
+            Self::keep(table, &t);
         }
         Ok(Some(t))
     }
