@@ -1,7 +1,9 @@
 //! filesync's change cache, the same file (`engine/filesync/change_cache.go`) in every
 //! code line (engine-l3-l4.md §2): its probes and their decoding, shared by every
 //! line's decoder.
-use std::{collections::HashMap, ops::Range};
+use std::ops::Range;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use tracer_common::REG_RSP;
 
@@ -97,7 +99,7 @@ impl Filesync {
         Ok(Filesync {
             sites,
             bias: 0,
-            open: HashMap::new(),
+            open: HashMap::default(),
             get_path: slot(p, Role::ChangeGetOrInit, "path", false),
             wait_return: slot(p, Role::ChangeWait, "return_address", false),
             release_path: slot(p, Role::ChangeRelease, "path", false),

@@ -2,10 +2,11 @@
 //! front of one base `*cache`; references are refcounts released by
 //! `(*sharedResult).release`. What differs between the two lines is a `Design`.
 use std::{
-    collections::{HashMap, hash_map::Entry},
+    collections::hash_map::Entry,
     ops::Range,
 };
 
+use rustc_hash::FxHashMap as HashMap;
 use tracer_common::ProbeKind;
 
 use super::{
@@ -273,7 +274,7 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         returns: super::ReturnCheck::new(setup.call_return_sites),
         light: setup.light,
         leaders_from_exec: setup.light && setup.roles.contains(&Some(Role::LightJoin)),
-        open_calls: HashMap::new(),
+        open_calls: HashMap::default(),
         texts: Texts::default(),
     }))
 }
