@@ -312,22 +312,36 @@ fn demo_runs_a_chosen_line_and_says_where_engines_come_from() {
 
 #[test]
 fn the_cache_entry_metric_is_read_from_the_running_engine() {
-    for program in ["engine-l3", "engine-l4"] {
+    // (stand-in, scenario, tracer flags, entries left): L3/L4's anomalies and L2's leak
+    // leave results owned; L1's mixed scenario releases every session (0 entries, which
+    // must still be read, not null). --light learns L1/L2's cache from the sessions'
+    // start and end, not from each call.
+    for (program, scenario, flags, left) in [
+        ("engine-l3", "anomalies", &[][..], true),
+        ("engine-l4", "anomalies", &[][..], true),
+        ("engine", "leak", &[][..], true),
+        ("engine", "leak", &["--light"][..], true),
+        ("engine-l1", "mixed", &[][..], false),
+        ("engine-l1", "mixed", &["--light"][..], false),
+    ] {
+        let what = format!("{program} {scenario} {flags:?}");
         let bin = integration_tests::private_copy(&stand_in(program, true, ""));
         let dir = scratch_dir("metric");
         let records = dir.join("records.jsonl");
         let truth = dir.join("truth.jsonl");
-        // The anomalies scenario leaves results owned, then the engine idles (-serve):
-        // its Size() is non-zero while the tracer reads it at the end of --duration.
-        // The spawned engine outlives the tracer (--duration): output goes to files, not
-        // pipes the engine would hold open.
+        // The engine idles after its workload (-serve): its Size() is what the workload
+        // left while the tracer reads it at the end of --duration. The spawned engine
+        // outlives the tracer (--duration): output goes to files, not pipes the engine
+        // would hold open.
         let log = dir.join("tracer.log");
         let status = tracer()
-            .args(["cache", "--json", "--duration", "4", "-o"])
+            .args(["cache", "--json", "--duration", "4"])
+            .args(flags)
+            .arg("-o")
             .arg(&records)
             .arg("--")
             .arg(&bin)
-            .args(["-scenario", "anomalies", "-serve", "-truth"])
+            .args(["-scenario", scenario, "-serve", "-truth"])
             .arg(&truth)
             .stdout(std::fs::File::create(dir.join("engine.out")).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -343,16 +357,16 @@ fn the_cache_entry_metric_is_read_from_the_running_engine() {
                 .status();
         }
         let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(status.success(), "{program}: {stderr}");
+        assert!(status.success(), "{what}: {stderr}");
         let truth = read_json_lines(&truth);
         let end = of_kind(&truth, "end");
-        assert_eq!(end.len(), 1, "{program}: the workload finished");
+        assert_eq!(end.len(), 1, "{what}: the workload finished");
         let want = &end[0]["cache_entries"];
-        assert!(want.as_u64().unwrap() > 0, "{program}: entries left");
+        assert_eq!(want.as_u64().unwrap() > 0, left, "{what}: entries left");
         assert_eq!(
             summary(&records)["metrics"]["dagger_dagql_cache_entries"],
             *want,
-            "{program}"
+            "{what}: {stderr}"
         );
     }
 }

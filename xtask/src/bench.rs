@@ -38,6 +38,9 @@ pub enum Part {
     /// The output sinks (Perfetto, `--metrics`, `--otlp` to a local receiver) against
     /// `--json` on the L4 stand-in: engine throughput and tracer CPU per 1,000 calls.
     Sinks,
+    /// The engine benchmark within one engine run: `tracer cache` attached and detached
+    /// in turn, each traced stretch against the untraced ones around it.
+    EnginePaired,
 }
 
 /// What `cargo xtask bench` measures and how much.
@@ -108,6 +111,9 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     }
     if selected(Part::Sinks) {
         sink_cost(runs)?;
+    }
+    if selected(Part::EnginePaired) {
+        crate::bench_paired::engine_paired(runs, session_calls, lines)?;
     }
     Ok(())
 }
@@ -473,7 +479,7 @@ fn probe_overhead(calls: u64, runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -524,7 +530,7 @@ fn measure(config: Config, program: &std::path::Path, calls: u64) -> anyhow::Res
 }
 
 /// The stand-in engines of every code line.
-const ENGINE_LINES: [(&str, &str); 4] = [
+pub(crate) const ENGINE_LINES: [(&str, &str); 4] = [
     ("L1 (v0.20.x)", "engine-l1"),
     ("L2 (egraph branch)", "engine"),
     ("L3 (v0.21.x)", "engine-l3"),
@@ -566,7 +572,7 @@ fn engine_throughput(
     Ok(())
 }
 
-fn session_label(session_calls: u32) -> String {
+pub(crate) fn session_label(session_calls: u32) -> String {
     if session_calls == 0 {
         "one session".into()
     } else {
@@ -705,7 +711,7 @@ struct EngineRun {
 
 /// Probe hits per cache call from the summary line
 /// `probe hits: 206472 (2.14 per cache call): LightCall 96627, ...`.
-fn probe_hits_per_call(line: &str) -> Option<f64> {
+pub(crate) fn probe_hits_per_call(line: &str) -> Option<f64> {
     let rest = line.strip_prefix("probe hits: ")?;
     let inner = rest.split_once('(')?.1.split_once(" per cache call)")?.0;
     inner.parse().ok()
@@ -780,7 +786,7 @@ fn engine_rate_with_output(mut cmd: Command) -> anyhow::Result<(f64, Option<f64>
 
 /// The tracer's CPU per 1,000 calls in ns, from its summary line
 /// `tracer CPU: 740.62ms (12.27ms per 1,000 calls)`.
-fn cpu_per_thousand_calls(line: &str) -> Option<f64> {
+pub(crate) fn cpu_per_thousand_calls(line: &str) -> Option<f64> {
     let rest = line.split("tracer CPU: ").nth(1)?;
     let inner = rest.split_once('(')?.1.strip_suffix(" per 1,000 calls)")?;
     let (number, scale) = [("ns", 1.0), ("us", 1e3), ("ms", 1e6), ("s", 1e9)]

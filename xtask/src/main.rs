@@ -3,6 +3,7 @@
 //! `cargo xtask demo` and `cargo xtask test` are the README's two commands; both
 //! provision what is missing first, idempotently, saying what they install.
 mod bench;
+mod bench_paired;
 mod dist;
 mod fuzz;
 mod setup;

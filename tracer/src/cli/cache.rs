@@ -258,7 +258,11 @@ fn trace_once(
                     goroutines: g.goroutines,
                 });
             }
-            if exits.reads_done == 0 && exits.failed_reads > 0 {
+            // Reads that failed because the engine is gone are the note's case, not a
+            // table the tracer cannot read (reads are only made while calls are open, so
+            // a short run may make none before the engine exits).
+            let engine_gone = !crate::target::is_alive(pid);
+            if exits.reads_done == 0 && exits.failed_reads > 0 && !engine_gone {
                 eprintln!(
                     "tracer: warning: --light could not read the engine's goroutine table (its memory is not readable to the tracer?): calls whose goroutine ended stay unfinished, with a null outcome (hint: run without --light, which probes goroutine exits)"
                 );

@@ -62,9 +62,9 @@ pub fn profile() -> Profile {
         // --light: its entry only (one trap per call); a call that neither waited nor was
         // uncached or refused hit. Errors and references are not seen.
         .light(Light::EntryOnly)
-        // --light reads the digest and the cache only (the return address serves the
-        // returns it skips).
-        .light_entry(2),
+        // --light reads the digest only (the return address serves the returns it skips;
+        // the cache comes from the session's start or end).
+        .light_entry(1),
         // --light: `return nil, ErrCacheRecursiveCall` in the base call (cache.go:608).
         light_recursive_probe(),
         // --light: the join's call of `wait` (cache.go:716); the first caller's miss comes from

@@ -1,10 +1,7 @@
 //! Decoder of the SessionCache design (L1, L2): a per-session `SessionCache` in
 //! front of one base `*cache`; references are refcounts released by
 //! `(*sharedResult).release`. What differs between the two lines is a `Design`.
-use std::{
-    collections::hash_map::Entry,
-    ops::Range,
-};
+use std::{collections::hash_map::Entry, ops::Range};
 
 use rustc_hash::FxHashMap as HashMap;
 use tracer_common::ProbeKind;
@@ -116,6 +113,9 @@ pub(super) fn session_layer_probes() -> Vec<ProbeDef> {
         .ret(&[
             at_entry(string("session_id", RCX, &[], 0)),
             at_entry(word_cap("session_cache", RCX, &[280])),
+            // SessionCache.cache's data word (+8): the one base `*cache` whose maps the
+            // entry metric reads, learnt once a session instead of at every call.
+            at_entry(word_cap("base_cache", RCX, &[280, 8])),
         ]),
         // sess RDI.
         ProbeDef::new(
@@ -126,6 +126,7 @@ pub(super) fn session_layer_probes() -> Vec<ProbeDef> {
         .entry(&[
             string("session_id", RDI, &[], 0),
             word_cap("session_cache", RDI, &[280]),
+            word_cap("base_cache", RDI, &[280, 8]),
         ]),
     ]
 }
@@ -197,8 +198,10 @@ struct Slot {
     init_session_id: Option<usize>,
     init_ret_session_id: Option<usize>,
     init_ret_session_cache: Option<usize>,
+    init_ret_base_cache: Option<usize>,
     remove_session_id: Option<usize>,
     remove_session_cache: Option<usize>,
+    remove_base_cache: Option<usize>,
     storage_key: Option<usize>,
 }
 
@@ -258,8 +261,10 @@ pub fn build(setup: &DecoderSetup, design: &'static Design) -> anyhow::Result<Bo
         init_session_id: slot(p, Role::InitSession, "session_id", false),
         init_ret_session_id: slot(p, Role::InitSession, "session_id", true),
         init_ret_session_cache: slot(p, Role::InitSession, "session_cache", true),
+        init_ret_base_cache: slot(p, Role::InitSession, "base_cache", true),
         remove_session_id: slot(p, Role::RemoveSession, "session_id", false),
         remove_session_cache: slot(p, Role::RemoveSession, "session_cache", false),
+        remove_base_cache: slot(p, Role::RemoveSession, "base_cache", false),
         storage_key: slot(p, Role::DbWrite, "storage_key", false),
     };
     Ok(Box::new(SessionCacheDecoder {
@@ -593,6 +598,9 @@ impl SessionCacheDecoder {
                 });
             }
             Role::RemoveSession => {
+                if let Some(cache) = word(caps, self.slot.remove_base_cache) {
+                    self.cache.get_or_insert(cache);
+                }
                 if let Some(sc) = word(caps, self.slot.remove_session_cache) {
                     out.push(CacheEvent::SessionRemoved {
                         key: SessionKey::Handle(sc),
@@ -740,6 +748,9 @@ impl SessionCacheDecoder {
             }
             (Role::InitSession, _) if returned => {
                 let caps = &rec.ret_captures;
+                if let Some(cache) = word(caps, self.slot.init_ret_base_cache) {
+                    self.cache.get_or_insert(cache);
+                }
                 let sc = word(caps, self.slot.init_ret_session_cache);
                 let id = text(cap(caps, self.slot.init_ret_session_id)).map(Text::from);
                 if let (Some(sc), Some(id)) = (sc, id) {

@@ -34,6 +34,7 @@ func main() {
 		startGate    = flag.String("start-gate", "", "print \"ready <pid>\" on stderr and wait until FILE exists before starting")
 		serve        = flag.Bool("serve", false, "after the workload, stay idle until SIGINT/SIGTERM")
 		linger       = flag.Duration("linger", 0, "after the workload, stay this long before exiting (as a server outlives its calls' goroutines)")
+		progress     = flag.Duration("progress", 0, "print calls made and CPU used so far on stderr this often (0: never)")
 		checkLayout  = flag.Bool("check-layout", false, "assert struct offsets and sizes, print them, exit non-zero on a mismatch")
 		verbose      = flag.Bool("v", false, "log session teardown")
 	)
@@ -93,6 +94,9 @@ func main() {
 	// (rounds end at their end); highrate workers watch ctx directly
 	start := time.Now()
 	cpuStart := cpuNow()
+	if *progress > 0 {
+		go reportProgress(e, start, cpuStart, *progress)
+	}
 	deadline := start.Add(dur)
 	for round := 0; ; round++ {
 		sc.round(e, roundCtx(ctx, sc.name), round, deadline)
