@@ -548,19 +548,8 @@ fn engine_throughput(
     lines: &[String],
     baseline: Option<&Path>,
 ) -> anyhow::Result<()> {
-    for wanted in lines {
-        if !ENGINE_LINES
-            .iter()
-            .any(|(l, _)| l.starts_with(&format!("{wanted} ")))
-        {
-            bail!("--lines: no code line {wanted} (L1, L2, L3 or L4)");
-        }
-    }
     let mut tables = Vec::new();
-    for (line, program) in ENGINE_LINES {
-        if !lines.is_empty() && !lines.iter().any(|l| line.starts_with(&format!("{l} "))) {
-            continue;
-        }
+    for (line, program) in selected_lines(lines)? {
         let engine = build_go_program(program, true)?;
         for &n in session_calls {
             tables.push(engine_line(line, &engine, runs, n, baseline)?);
@@ -570,6 +559,26 @@ fn engine_throughput(
         println!("{t}");
     }
     Ok(())
+}
+
+/// The code lines `--lines` names (all when empty), as (label, stand-in program).
+pub(crate) fn selected_lines(
+    lines: &[String],
+) -> anyhow::Result<Vec<(&'static str, &'static str)>> {
+    for wanted in lines {
+        if !ENGINE_LINES
+            .iter()
+            .any(|(l, _)| l.starts_with(&format!("{wanted} ")))
+        {
+            bail!("--lines: no code line {wanted} (L1, L2, L3 or L4)");
+        }
+    }
+    Ok(ENGINE_LINES
+        .into_iter()
+        .filter(|(line, _)| {
+            lines.is_empty() || lines.iter().any(|l| line.starts_with(&format!("{l} ")))
+        })
+        .collect())
 }
 
 pub(crate) fn session_label(session_calls: u32) -> String {

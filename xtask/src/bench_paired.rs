@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context, bail};
 
 use crate::{
-    bench::{ENGINE_LINES, cpu_per_thousand_calls, median, probe_hits_per_call, session_label},
+    bench::{cpu_per_thousand_calls, median, probe_hits_per_call, selected_lines, session_label},
     build_go_program, tracer_binary,
 };
 
@@ -64,10 +64,7 @@ struct Pair {
 
 pub fn engine_paired(runs: usize, session_calls: &[u32], lines: &[String]) -> anyhow::Result<()> {
     let mut tables = Vec::new();
-    for (line, program) in ENGINE_LINES {
-        if !lines.is_empty() && !lines.iter().any(|l| line.starts_with(&format!("{l} "))) {
-            continue;
-        }
+    for (line, program) in selected_lines(lines)? {
         let engine = build_go_program(program, true)?;
         for &n in session_calls {
             tables.push(paired_line(line, &engine, runs, n)?);
