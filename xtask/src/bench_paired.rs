@@ -27,8 +27,8 @@ const TRACED_SECS: u64 = 3;
 const MARGIN: Duration = Duration::from_millis(300);
 /// The engine reports its calls and CPU this often.
 const PROGRESS_EVERY: &str = "100ms";
-/// How long a tracer may take to attach.
-const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the engine may take to print its first progress line.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The modes compared, as (label, `tracer cache` flags).
 const MODES: [(&str, &[&str]); 2] = [
@@ -130,7 +130,7 @@ fn run_stretches(
     // The workload's start, and a first untraced stretch.
     let started = Instant::now();
     while samples.lock().expect("samples").is_empty() {
-        if started.elapsed() > ATTACH_TIMEOUT {
+        if started.elapsed() > START_TIMEOUT {
             bail!("the engine printed no progress");
         }
         thread::sleep(Duration::from_millis(50));
