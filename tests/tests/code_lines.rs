@@ -124,7 +124,8 @@ fn light_tails_of_an_exiting_engine_stay_unfinished() {
     );
     // An engine that exited is not a goroutine table the tracer cannot read.
     assert!(
-        !t.stderr.contains("could not read the engine's goroutine table"),
+        !t.stderr
+            .contains("could not read the engine's goroutine table"),
         "{what}: {}",
         t.stderr
     );
